@@ -1,0 +1,62 @@
+import { Command, CommanderError } from 'commander';
+import { MeshdError } from '../errors';
+import { redactString } from '../log';
+import { EXIT, exitCodeFor } from './exit';
+import { version } from './version';
+
+/**
+ * The command tree. Each group module registers its commands and loads its heavy
+ * dependencies lazily inside the action, so `meshd --help` stays fast.
+ */
+const GROUPS: Array<() => { register(program: Command): void }> = [
+  () => require('./mesh'),
+  () => require('./transform'),
+  () => require('./ledger'),
+  () => require('./run'),
+  () => require('./certs'),
+  () => require('./config'),
+  () => require('./sim'),
+  () => require('./demo'),
+];
+
+export function buildProgram(): Command {
+  const program = new Command('meshd')
+    .description('MESH mailbox daemon and CLI: send, receive, track and transform NHS MESH messages')
+    .version(version, '-V, --version')
+    .option('-c, --config <file>', 'config file (default: $MESHD_CONFIG, then ./config/meshd.yaml)')
+    .option('-m, --mailbox <id>', 'mailbox to act for (default: the only mailbox in the config)')
+    .option('--json', 'machine-readable output on stdout')
+    .option('--log-level <level>', 'error | warn | info | debug')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const load of GROUPS) load().register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version end in a "successful" CommanderError.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    return reportError(err, program.opts().json === true);
+  }
+}
+
+/** Prints an error for a person (stderr) or a program (stdout JSON) and picks the exit code. */
+export function reportError(err: unknown, json: boolean): number {
+  const e = err instanceof MeshdError ? err : undefined;
+  const message = redactString(err instanceof Error ? err.message : String(err));
+  const code = exitCodeFor(e?.kind);
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: e?.code ?? 'FAILED', message, hint: e?.hint } }) + '\n');
+  }
+  process.stderr.write(`meshd: ${message}\n`);
+  if (e?.hint) process.stderr.write(`  what to do: ${e.hint}\n`);
+  if (!e && process.env.MESHD_DEBUG && err instanceof Error && err.stack) process.stderr.write(redactString(err.stack) + '\n');
+  return code;
+}
