@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, MeshdError } from '../errors';
+import type { ConfigProblem } from './problems';
+import { validateConfig } from './validate';
+import type { MailboxConfig, MeshdConfig } from './types';
+
+export type { Environment, MailboxConfig, MeshdConfig, RouteConfig, TlsConfig, TransferConfig, RetryConfig } from './types';
+export type { ConfigProblem } from './problems';
+export { parseSize } from './size';
+export { ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
+
+/** Every problem in a config file, one line each; `key` is the file path. */
+export class ConfigInvalidError extends ConfigError {
+  constructor(
+    readonly file: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      file,
+      `${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` + problems.map((p) => `  - ${p.key}: ${p.message}`).join('\n'),
+      'fix the keys listed and run `meshd config check`',
+    );
+  }
+}
+
+/** Reads, validates and resolves a config file. Throws ConfigError listing every problem. */
+export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<MeshdConfig> {
+  const configPath = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(configPath, code === 'ENOENT' ? 'config file does not exist' : `cannot read config file (${code ?? 'error'})`, 'pass --config <file> or set $MESHD_CONFIG');
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const YAML = require('yaml') as typeof import('yaml');
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text, { uniqueKeys: true });
+  } catch (err) {
+    const pos = (err as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    throw new ConfigError(configPath, `not valid YAML${where}: ${firstLine((err as Error).message)}`, 'fix the YAML syntax');
+  }
+  const { config, problems } = validateConfig(raw, { configPath, configDir: dirname(configPath), env });
+  if (problems.list.length > 0) throw new ConfigInvalidError(configPath, problems.list);
+  return config;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}
+
+/** --config, then $MESHD_CONFIG, then ./config/meshd.yaml; the error says which were tried. */
+export function findConfigPath(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  const tried: string[] = [];
+  if (explicit) {
+    const p = resolve(cwd, explicit);
+    if (existsSync(p)) return p;
+    throw new ConfigError('--config', `${p} does not exist`, 'check the path given to --config');
+  }
+  if (env.MESHD_CONFIG) {
+    const p = resolve(cwd, env.MESHD_CONFIG);
+    if (existsSync(p)) return p;
+    throw new ConfigError('$MESHD_CONFIG', `${p} does not exist`, 'fix MESHD_CONFIG or pass --config <file>');
+  }
+  tried.push('--config (not given)', '$MESHD_CONFIG (not set)');
+  const fallback = resolve(cwd, 'config', 'meshd.yaml');
+  if (existsSync(fallback)) return fallback;
+  tried.push(fallback);
+  throw new ConfigError('config', `no config file found; tried ${tried.join(', ')}`, 'pass --config <file>, set $MESHD_CONFIG, or create ./config/meshd.yaml (see config/local.yaml)');
+}
+
+/** The mailbox to act for: the one named, or the only one. */
+export function selectMailbox(config: MeshdConfig, id?: string): MailboxConfig {
+  if (id) {
+    const mb = config.mailboxes.find((m) => m.id === id.toUpperCase());
+    if (!mb) throw new ConfigError('mailboxes', `mailbox ${id.toUpperCase()} is not in ${config.configPath}`, `use one of: ${config.mailboxes.map((m) => m.id).join(', ')}`);
+    return mb;
+  }
+  if (config.mailboxes.length === 1) return config.mailboxes[0];
+  throw new MeshdError(
+    'MAILBOX_REQUIRED',
+    `the config has ${config.mailboxes.length} mailboxes; choose one`,
+    `pass --mailbox with one of: ${config.mailboxes.map((m) => m.id).join(', ')}`,
+    'usage',
+  );
+}

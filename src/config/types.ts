@@ -1,0 +1,96 @@
+/**
+ * The fully resolved configuration (config-schema contract): secrets are strings, paths are
+ * absolute, sizes are byte counts and every default is filled in. Produced only by loadConfig.
+ */
+
+export type Environment = 'local' | 'int' | 'dep' | 'live';
+export type LogLevelSetting = 'error' | 'warn' | 'info' | 'debug';
+
+export interface TransformPair {
+  from: string;
+  to: string;
+}
+
+export interface RouteConfig {
+  direction: 'in' | 'out';
+  /** out: glob on the file name dropped in out/. */
+  match?: string;
+  /** out: recipient mailbox. */
+  to?: string;
+  /** in: optional sender mailbox filter. */
+  from?: string;
+  workflow: string;
+  subject?: string;
+  transform?: TransformPair;
+}
+
+export interface MailboxConfig {
+  /** Upper case, as MESH requires in the token. */
+  id: string;
+  password: string;
+  /** Absolute; holds in/ out/ sent/ failed/ temp/. */
+  folder: string;
+  controlFiles: boolean;
+  routes: RouteConfig[];
+}
+
+export interface TlsConfig {
+  /** Absolute paths to PEM files; absent only for a plain-http local simulator. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface TransferConfig {
+  chunkSize: number;
+  compress: boolean;
+  maxMessageBytes: number;
+  timeoutSeconds: number;
+}
+
+export interface RetryConfig {
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  maxTotalMs: number;
+}
+
+export interface ScheduleConfig {
+  poll: string;
+  outboundScan: string;
+  tracking: string;
+  handshake: string;
+  settleSeconds: number;
+}
+
+export interface LedgerConfig {
+  payloadRetentionDays: number;
+  rowRetentionDays: number;
+  ambiguousSend: 'review' | 'resend';
+}
+
+export interface HealthConfig {
+  /** 0 = off. */
+  port: number;
+  host: string;
+}
+
+export interface MeshdConfig {
+  /** Absolute path of the file this came from, and its directory. */
+  configPath: string;
+  configDir: string;
+  environment: Environment;
+  /** Base URL without a trailing slash, e.g. https://msg.intspineservices.nhs.uk */
+  url: string;
+  sharedKey: string;
+  tls: TlsConfig;
+  proxy?: string;
+  dataDir: string;
+  transfer: TransferConfig;
+  retry: RetryConfig;
+  schedule: ScheduleConfig;
+  ledger: LedgerConfig;
+  health: HealthConfig;
+  log: { level: LogLevelSetting; format: 'auto' | 'json' | 'text' };
+  mailboxes: MailboxConfig[];
+}

@@ -1,0 +1,305 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { minIntervalMinutes } from './cron';
+import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
+import { isObject, keyOf, Problems } from './problems';
+import { resolveSecret } from './secrets';
+import { parseSize } from './size';
+import type { Environment, MailboxConfig, MeshdConfig, RouteConfig } from './types';
+
+/**
+ * Validates the parsed YAML against the config contract (prompts/config-schema.md),
+ * applying defaults and presets. Every problem is recorded; nothing throws here.
+ */
+
+interface Ctx {
+  problems: Problems;
+  configDir: string;
+  environment: Environment;
+  env: NodeJS.ProcessEnv;
+}
+
+const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'retry', 'schedule', 'ledger', 'health', 'log', 'mailboxes'];
+const ENVIRONMENTS: Environment[] = ['local', 'int', 'dep', 'live'];
+const MAILBOX_ID = /^[A-Za-z0-9_-]{1,100}$/;
+
+function section(ctx: Ctx, key: string, value: unknown, allowed: string[]): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value)) {
+    ctx.problems.add(key, 'must be a mapping');
+    return {};
+  }
+  for (const k of Object.keys(value)) {
+    if (!allowed.includes(k)) ctx.problems.add(keyOf(key, k), `unknown key (expected one of ${allowed.join(', ')})`);
+  }
+  return value;
+}
+
+function int(ctx: Ctx, key: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    ctx.problems.add(key, `must be an integer from ${min} to ${max}`);
+    return fallback;
+  }
+  return value;
+}
+
+function bool(ctx: Ctx, key: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'boolean') {
+    ctx.problems.add(key, 'must be true or false');
+    return fallback;
+  }
+  return value;
+}
+
+function str(ctx: Ctx, key: string, value: unknown, required: boolean): string | undefined {
+  if (value === undefined || value === null) {
+    if (required) ctx.problems.add(key, 'is required');
+    return undefined;
+  }
+  if (typeof value !== 'string' || !value.trim()) return ctx.problems.add(key, 'must be a non-empty string');
+  return value;
+}
+
+function oneOf<T extends string>(ctx: Ctx, key: string, value: unknown, options: readonly T[], fallback: T): T {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string' || !options.includes(value as T)) {
+    ctx.problems.add(key, `must be one of ${options.join(', ')}`);
+    return fallback;
+  }
+  return value as T;
+}
+
+function size(ctx: Ctx, key: string, value: unknown, fallback: number, min: number, max: number, why = ''): number {
+  if (value === undefined || value === null) return fallback;
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.problems.add(key, 'must be a byte count: an integer, or a number with KiB, MiB or GiB (e.g. 20MiB)');
+    return fallback;
+  }
+  if (bytes < min || bytes > max) {
+    ctx.problems.add(key, `must be from ${min} to ${max} bytes${why}`);
+    return fallback;
+  }
+  return bytes;
+}
+
+function path(ctx: Ctx, key: string, value: unknown, opts: { required: boolean; mustExist: boolean; fallback?: string }): string | undefined {
+  const raw = str(ctx, key, value, opts.required && opts.fallback === undefined) ?? opts.fallback;
+  if (raw === undefined) return undefined;
+  const abs = isAbsolute(raw) ? raw : resolve(ctx.configDir, raw);
+  if (opts.mustExist && !existsSync(abs)) return ctx.problems.add(key, `file ${abs} does not exist`);
+  return abs;
+}
+
+function cron(ctx: Ctx, key: string, value: unknown, fallback: string, minMinutes: number): string {
+  const expr = str(ctx, key, value, false);
+  if (expr === undefined) return fallback;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { validate } = require('node-cron') as { validate(e: string): boolean };
+  if (!validate(expr)) {
+    ctx.problems.add(key, `"${expr}" is not a valid cron expression (e.g. "*/5 * * * *")`);
+    return fallback;
+  }
+  if (minMinutes > 0) {
+    const every = minIntervalMinutes(expr);
+    if (every === undefined || every < minMinutes) {
+      ctx.problems.add(key, `MESH must not be polled more often than every ${minMinutes} minutes outside environment: local`);
+    }
+  }
+  return expr;
+}
+
+function url(ctx: Ctx, key: string, value: unknown, allowHttp: boolean, fallback?: string): string | undefined {
+  const raw = value === undefined || value === null ? fallback : str(ctx, key, value, true);
+  if (raw === undefined) return ctx.problems.add(key, 'is required with environment: local');
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return ctx.problems.add(key, `"${raw}" is not a URL`);
+  }
+  if (u.protocol === 'http:' && !allowHttp) return ctx.problems.add(key, 'plain http:// is allowed only with environment: local; use https://');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return ctx.problems.add(key, 'must start with https://');
+  if (u.username || u.password) return ctx.problems.add(key, 'must not contain credentials');
+  return raw.replace(/\/+$/, '');
+}
+
+function route(ctx: Ctx, key: string, value: unknown): RouteConfig | undefined {
+  const r = section(ctx, key, value, ['direction', 'match', 'to', 'from', 'workflow', 'subject', 'transform']);
+  if (!isObject(value)) {
+    if (value === undefined || value === null) ctx.problems.add(key, 'must be a mapping');
+    return undefined;
+  }
+  const direction = oneOf(ctx, keyOf(key, 'direction'), r.direction ?? '', ['in', 'out'] as const, 'out');
+  const workflow = str(ctx, keyOf(key, 'workflow'), r.workflow, true);
+  const out: RouteConfig = { direction, workflow: workflow ?? '' };
+  if (direction === 'out') {
+    out.match = str(ctx, keyOf(key, 'match'), r.match, true);
+    const to = str(ctx, keyOf(key, 'to'), r.to, true);
+    if (to && !MAILBOX_ID.test(to)) ctx.problems.add(keyOf(key, 'to'), 'must be a mailbox id (letters, digits, - and _)');
+    out.to = to?.toUpperCase();
+    out.subject = str(ctx, keyOf(key, 'subject'), r.subject, false);
+    if (r.from !== undefined) ctx.problems.add(keyOf(key, 'from'), 'applies only to direction: in');
+  } else {
+    const from = str(ctx, keyOf(key, 'from'), r.from, false);
+    if (from && !MAILBOX_ID.test(from)) ctx.problems.add(keyOf(key, 'from'), 'must be a mailbox id (letters, digits, - and _)');
+    out.from = from?.toUpperCase();
+    for (const k of ['match', 'to', 'subject']) if (r[k] !== undefined) ctx.problems.add(keyOf(key, k), 'applies only to direction: out');
+  }
+  if (r.transform !== undefined) {
+    const tk = keyOf(key, 'transform');
+    const t = section(ctx, tk, r.transform, ['from', 'to']);
+    const from = str(ctx, keyOf(tk, 'from'), t.from, true);
+    const to = str(ctx, keyOf(tk, 'to'), t.to, true);
+    for (const [k, v] of [['from', from], ['to', to]] as const) {
+      if (v !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(v)) ctx.problems.add(keyOf(tk, k), 'must be a format name such as csv, fhir-r4, hl7v2');
+    }
+    if (from && to) out.transform = { from, to };
+  }
+  return out;
+}
+
+function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefined {
+  if (!isObject(value)) return ctx.problems.add(key, 'must be a mapping with id, password, folder');
+  const m = section(ctx, key, value, ['id', 'password', 'folder', 'controlFiles', 'routes']);
+  const id = str(ctx, keyOf(key, 'id'), m.id, true);
+  if (id !== undefined && !MAILBOX_ID.test(id)) ctx.problems.add(keyOf(key, 'id'), 'must be a mailbox id (letters, digits, - and _; no spaces)');
+  const upper = (id ?? 'MAILBOX').toUpperCase();
+  const password = resolveSecret(ctx.problems, keyOf(key, 'password'), m.password, ctx);
+  const folder = path(ctx, keyOf(key, 'folder'), m.folder, { required: false, mustExist: false, fallback: `./mailboxes/${upper}` });
+  const controlFiles = bool(ctx, keyOf(key, 'controlFiles'), m.controlFiles, true);
+  const routes: RouteConfig[] = [];
+  if (m.routes !== undefined && m.routes !== null) {
+    if (!Array.isArray(m.routes)) ctx.problems.add(keyOf(key, 'routes'), 'must be a list');
+    else m.routes.forEach((r, i) => {
+      const parsed = route(ctx, keyOf(keyOf(key, 'routes'), i), r);
+      if (parsed) routes.push(parsed);
+    });
+  }
+  return { id: upper, password: password ?? '', folder: folder ?? '', controlFiles, routes };
+}
+
+/** Validates `raw` (parsed YAML); returns the config and the problems found. */
+export function validateConfig(
+  raw: unknown,
+  where: { configPath: string; configDir: string; env?: NodeJS.ProcessEnv },
+): { config: MeshdConfig; problems: Problems } {
+  const problems = new Problems();
+  const ctx: Ctx = { problems, configDir: where.configDir, environment: 'local', env: where.env ?? process.env };
+  if (!isObject(raw)) problems.add('', 'the file must contain a YAML mapping (environment:, sharedKey:, mailboxes: ...)');
+  const top = isObject(raw) ? section(ctx, '', raw, TOP_KEYS) : {};
+
+  if (top.environment === undefined) problems.add('environment', `is required (one of ${ENVIRONMENTS.join(', ')})`);
+  const environment = oneOf(ctx, 'environment', top.environment, ENVIRONMENTS, 'local');
+  ctx.environment = top.environment === undefined ? 'int' : environment; // unknown env: treat secrets strictly
+  const isLocal = environment === 'local' && top.environment !== undefined;
+
+  const baseUrl = url(ctx, 'url', top.url, isLocal, environment === 'local' ? undefined : ENVIRONMENT_URL[environment]);
+  const sharedKey = resolveSecret(problems, 'sharedKey', top.sharedKey, ctx);
+
+  const t = section(ctx, 'tls', top.tls, ['ca', 'cert', 'key']);
+  const needTls = !baseUrl || baseUrl.startsWith('https:');
+  if (needTls && (top.tls === undefined || top.tls === null)) problems.add('tls', 'is required for https:// (ca, cert, key)');
+  const tls = {
+    ca: path(ctx, 'tls.ca', t.ca, { required: needTls && top.tls != null, mustExist: true }),
+    cert: path(ctx, 'tls.cert', t.cert, { required: needTls && top.tls != null, mustExist: true }),
+    key: path(ctx, 'tls.key', t.key, { required: needTls && top.tls != null, mustExist: true }),
+  };
+
+  let proxy: string | undefined;
+  if (top.proxy !== undefined && top.proxy !== null) {
+    const p = str(ctx, 'proxy', top.proxy, false);
+    if (p) {
+      try {
+        const u = new URL(p);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.add('proxy', 'must be an http:// or https:// proxy URL');
+        else proxy = p;
+      } catch {
+        problems.add('proxy', `"${p}" is not a URL`);
+      }
+    }
+  }
+
+  const dataDir = path(ctx, 'dataDir', top.dataDir, { required: false, mustExist: false, fallback: './var' }) ?? '';
+
+  const tr = section(ctx, 'transfer', top.transfer, ['chunkSize', 'compress', 'maxMessageBytes', 'timeoutSeconds']);
+  const D = DEFAULTS;
+  const transfer = {
+    chunkSize: size(ctx, 'transfer.chunkSize', tr.chunkSize, D.transfer.chunkSize, 1, MAX_CHUNK_SIZE, ' (every request body must stay under 100 MB, and gzip can grow a chunk)'),
+    compress: bool(ctx, 'transfer.compress', tr.compress, D.transfer.compress),
+    maxMessageBytes: size(ctx, 'transfer.maxMessageBytes', tr.maxMessageBytes, D.transfer.maxMessageBytes, 1, Number.MAX_SAFE_INTEGER),
+    timeoutSeconds: int(ctx, 'transfer.timeoutSeconds', tr.timeoutSeconds, D.transfer.timeoutSeconds, 1, 86_400),
+  };
+
+  const re = section(ctx, 'retry', top.retry, ['attempts', 'initialDelayMs', 'maxDelayMs', 'maxTotalMs']);
+  const retry = {
+    attempts: int(ctx, 'retry.attempts', re.attempts, D.retry.attempts, 1, 100),
+    initialDelayMs: int(ctx, 'retry.initialDelayMs', re.initialDelayMs, D.retry.initialDelayMs, 0, 3_600_000),
+    maxDelayMs: int(ctx, 'retry.maxDelayMs', re.maxDelayMs, D.retry.maxDelayMs, 0, 3_600_000),
+    maxTotalMs: int(ctx, 'retry.maxTotalMs', re.maxTotalMs, D.retry.maxTotalMs, 0, 86_400_000),
+  };
+  if (retry.maxDelayMs < retry.initialDelayMs) problems.add('retry.maxDelayMs', 'must not be less than retry.initialDelayMs');
+
+  const sc = section(ctx, 'schedule', top.schedule, ['poll', 'outboundScan', 'tracking', 'handshake', 'settleSeconds']);
+  const schedule = {
+    poll: cron(ctx, 'schedule.poll', sc.poll, D.schedule.poll, isLocal ? 0 : 5),
+    outboundScan: cron(ctx, 'schedule.outboundScan', sc.outboundScan, D.schedule.outboundScan, 0),
+    tracking: cron(ctx, 'schedule.tracking', sc.tracking, D.schedule.tracking, 0),
+    handshake: cron(ctx, 'schedule.handshake', sc.handshake, D.schedule.handshake, 0),
+    settleSeconds: int(ctx, 'schedule.settleSeconds', sc.settleSeconds, D.schedule.settleSeconds, 0, 3600),
+  };
+
+  const le = section(ctx, 'ledger', top.ledger, ['payloadRetentionDays', 'rowRetentionDays', 'ambiguousSend']);
+  const ledger = {
+    payloadRetentionDays: int(ctx, 'ledger.payloadRetentionDays', le.payloadRetentionDays, D.ledger.payloadRetentionDays, 0, 36_500),
+    rowRetentionDays: int(ctx, 'ledger.rowRetentionDays', le.rowRetentionDays, D.ledger.rowRetentionDays, 0, 36_500),
+    ambiguousSend: oneOf(ctx, 'ledger.ambiguousSend', le.ambiguousSend, ['review', 'resend'] as const, D.ledger.ambiguousSend),
+  };
+
+  const he = section(ctx, 'health', top.health, ['port', 'host']);
+  const health = {
+    port: int(ctx, 'health.port', he.port, D.health.port, 0, 65_535),
+    host: str(ctx, 'health.host', he.host, false) ?? D.health.host,
+  };
+
+  const lo = section(ctx, 'log', top.log, ['level', 'format']);
+  const log = {
+    level: oneOf(ctx, 'log.level', lo.level, ['error', 'warn', 'info', 'debug'] as const, D.log.level),
+    format: oneOf(ctx, 'log.format', lo.format, ['auto', 'json', 'text'] as const, D.log.format),
+  };
+
+  const mailboxes: MailboxConfig[] = [];
+  if (!Array.isArray(top.mailboxes) || top.mailboxes.length === 0) {
+    if (isObject(raw)) problems.add('mailboxes', 'must be a list with at least one mailbox');
+  } else {
+    const seen = new Set<string>();
+    top.mailboxes.forEach((m, i) => {
+      const mb = mailbox(ctx, keyOf('mailboxes', i), m);
+      if (!mb) return;
+      if (seen.has(mb.id)) problems.add(keyOf(keyOf('mailboxes', i), 'id'), `duplicate mailbox ${mb.id}`);
+      seen.add(mb.id);
+      mailboxes.push(mb);
+    });
+  }
+
+  const config: MeshdConfig = {
+    configPath: where.configPath,
+    configDir: where.configDir,
+    environment,
+    url: baseUrl ?? '',
+    sharedKey: sharedKey ?? '',
+    tls,
+    proxy,
+    dataDir,
+    transfer,
+    retry,
+    schedule,
+    ledger,
+    health,
+    log,
+    mailboxes,
+  };
+  return { config, problems };
+}

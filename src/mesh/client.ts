@@ -1,0 +1,632 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat, truncate } from 'node:fs/promises';
+import * as os from 'node:os';
+import { Readable, Transform, pipeline as pipelineCb } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { request, type Dispatcher } from 'undici';
+import { InputError } from '../errors';
+import { silentLogger, type Logger } from '../log';
+import { planChunks } from './chunks';
+import {
+  MeshAmbiguousError,
+  MeshError,
+  MeshRejectedError,
+  MeshTlsError,
+  MeshTransientError,
+  MessageTooLargeError,
+  errorForStatus,
+  parseRetryAfter,
+  tlsFailureOf,
+} from './errors';
+import { header, metaFromHeaders, type MessageMeta, type RawHeaders } from './meta';
+import { ACCEPT_V2, API_PREFIX, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, type TrackingV2 } from './protocol';
+import { RetryPolicy, type RetryHooks, type RetrySettings, type RetryVerdict } from './retry';
+import { meshToken } from './token';
+import { checkClientCertificate, createDispatcher, type TlsMaterial, type TransportState } from './transport';
+
+/**
+ * One small client for one mailbox: one short method per MESH endpoint. Transport, token,
+ * retries and error typing are set up once here (mesh-api.md; ARCHITECTURE §3).
+ */
+
+export interface MeshClientOptions {
+  baseUrl: string;
+  mailboxId: string;
+  password: string;
+  sharedKey: string;
+  /** PEM contents (not paths). */
+  tls?: TlsMaterial;
+  proxy?: string;
+  timeoutMs?: number;
+  retry?: Partial<RetrySettings>;
+  /** Clock for tokens and the retry budget; sleep for backoff. Injected by tests. */
+  clock?: () => Date;
+  sleep?: RetryHooks['sleep'];
+  random?: RetryHooks['random'];
+  /** Nonce source; tests pass a constant one to prove MESH refuses a replayed token. */
+  nonce?: () => string;
+  chunkSize?: number;
+  compress?: boolean;
+  /** Cap on a received message's decompressed size. */
+  maxMessageBytes?: number;
+  clientVersion?: string;
+  logger?: Logger;
+  /** Use a ready dispatcher instead of building one (tests, shared pools). */
+  dispatcher?: Dispatcher;
+}
+
+export interface SendOptions {
+  to: string;
+  workflowId: string;
+  subject?: string;
+  localId?: string;
+  fileName?: string;
+  /** MIME type of the whole message (mex-Content-Type). */
+  contentType?: string;
+  partnerId?: string;
+  checksum?: string;
+  /** The payload is itself a compressed file (pass-through flag, not transport gzip). */
+  contentCompressed?: boolean;
+  contentEncrypted?: boolean;
+  chunkSize?: number;
+  compress?: boolean;
+  /** Called as soon as MESH has given the message id, before chunk 2: record it durably. */
+  onMessageId?: (messageId: string, totalChunks: number) => void | Promise<void>;
+  /** Called after each chunk (1..N) is accepted. */
+  onChunkSent?: (chunk: number, totalChunks: number) => void | Promise<void>;
+  /** Upload only chunks nextChunk..N of a message MESH already has chunk 1.. of. */
+  resume?: { messageId: string; nextChunk: number };
+}
+
+export interface SendResult {
+  messageId: string;
+  chunks: number;
+  /** Raw (uncompressed) bytes of the message. */
+  bytes: number;
+}
+
+export interface DownloadResult {
+  meta: MessageMeta;
+  /** Decompressed bytes written. */
+  bytes: number;
+}
+
+export interface LookupResult {
+  mailboxId: string;
+  mailboxName?: string;
+}
+
+/** Network errors that prove the request never reached the server, so even a first POST may be retried. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const RETRY_STATUS = new Set([425, 429, 502, 503, 504]);
+/** Statuses by which MESH says it did not take a first POST. */
+const REFUSED_STATUS = new Set([425, 429, 503]);
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+type RetryMode = 'idempotent' | 'first-post' | 'none';
+
+interface CallSpec {
+  method: Dispatcher.HttpMethod;
+  /** Path below the base URL, or an absolute URL (links.next). */
+  path: string;
+  what: string;
+  headers?: Record<string, string>;
+  /** Builds a fresh body for each attempt. */
+  body?: () => Readable | string;
+  auth?: boolean;
+  retry: RetryMode;
+  /** Success statuses; the response body is returned unread. */
+  ok: number[];
+  /** Gives the response to `consume` inside the retry loop (downloads re-run on failure). */
+  consume?: (res: Dispatcher.ResponseData) => Promise<unknown>;
+}
+
+function readVersion(): string {
+  try {
+    // dist/src/mesh → package root
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../../package.json') as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export class MeshClient {
+  readonly mailboxId: string;
+  readonly baseUrl: string;
+  private readonly opts: MeshClientOptions;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly state: TransportState = { handshakes: 0, responses: 0 };
+  private readonly clock: () => Date;
+  private readonly log: Logger;
+
+  constructor(opts: MeshClientOptions) {
+    this.opts = opts;
+    this.mailboxId = opts.mailboxId.toUpperCase();
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.clock = opts.clock ?? (() => new Date());
+    this.log = opts.logger ?? silentLogger;
+    if (this.baseUrl.startsWith('https:')) checkClientCertificate(opts.tls?.cert, opts.tls?.key, this.clock());
+    this.ownsDispatcher = !opts.dispatcher;
+    this.dispatcher = opts.dispatcher ?? createDispatcher(opts.tls ?? {}, opts.proxy, this.state);
+    this.retryPolicy = new RetryPolicy(opts.retry, { now: () => this.clock().getTime(), sleep: opts.sleep, random: opts.random });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  private mb(): string {
+    return `${API_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
+  }
+
+  private token(): string {
+    return meshToken({
+      mailboxId: this.mailboxId,
+      password: this.opts.password,
+      sharedKey: this.opts.sharedKey,
+      nonce: this.opts.nonce?.(),
+      now: this.clock(),
+    });
+  }
+
+  // ---- endpoints -------------------------------------------------------------------------
+
+  /** Validates the mailbox; MESH wants this once a day with client/OS details. */
+  async handshake(): Promise<void> {
+    const res = await this.call({
+      method: 'POST',
+      path: this.mb(),
+      what: 'handshake',
+      retry: 'idempotent',
+      ok: [200],
+      headers: {
+        [H.clientVersion]: this.opts.clientVersion ?? `meshd==${readVersion()}`,
+        [H.osName]: os.type(),
+        [H.osVersion]: os.release(),
+        [H.osArchitecture]: os.arch(),
+      },
+    });
+    await drain(res);
+  }
+
+  /** Liveness of the MESH service (not in the public spec; no auth). */
+  async ping(): Promise<unknown> {
+    const res = await this.call({ method: 'GET', path: `${API_PREFIX}/_ping`, what: 'ping', retry: 'idempotent', ok: [200], auth: false });
+    return readJson(res, 'ping');
+  }
+
+  /** Every waiting message id, following v2 `links.next` across all pages. */
+  async listInbox(opts: { workflowFilter?: string; maxResults?: number } = {}): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const page of this.inboxPages(opts)) ids.push(...page);
+    return ids;
+  }
+
+  /** Inbox pages one at a time, so a caller can work through a large backlog as it goes. */
+  async *inboxPages(opts: { workflowFilter?: string; maxResults?: number } = {}): AsyncGenerator<string[]> {
+    const q = new URLSearchParams();
+    if (opts.maxResults !== undefined) {
+      if (opts.maxResults < INBOX_PAGE_MIN || opts.maxResults > INBOX_PAGE_MAX) {
+        throw new InputError('MESH_BAD_PAGE_SIZE', `maxResults must be ${INBOX_PAGE_MIN}..${INBOX_PAGE_MAX}`);
+      }
+      q.set('max_results', String(opts.maxResults));
+    }
+    if (opts.workflowFilter) q.set('workflow_filter', opts.workflowFilter);
+    let next: string | undefined = `${this.mb()}/inbox${q.size ? `?${q}` : ''}`;
+    const seen = new Set<string>();
+    while (next) {
+      if (seen.has(next)) throw new MeshRejectedError('inbox paging looped: MESH returned the same next link twice');
+      seen.add(next);
+      const res = await this.call({ method: 'GET', path: next, what: 'list inbox', retry: 'idempotent', ok: [200] });
+      const body = (await readJson(res, 'list inbox')) as { messages?: unknown; links?: { next?: unknown } };
+      const messages = Array.isArray(body?.messages) ? body.messages.filter((m): m is string => typeof m === 'string') : [];
+      yield messages;
+      // links.next is relative and opaque; an empty filtered page may still have a next (mesh-api.md §5).
+      next = typeof body?.links?.next === 'string' && body.links.next ? body.links.next : undefined;
+    }
+  }
+
+  /** Metadata of one inbox message without its body (HEAD). */
+  async messageMetadata(messageId: string): Promise<MessageMeta> {
+    const res = await this.call({ method: 'HEAD', path: `${this.mb()}/inbox/${encodeURIComponent(messageId)}`, what: `metadata of ${messageId}`, retry: 'idempotent', ok: [200] });
+    await drain(res);
+    return metaFromHeaders(res.headers as RawHeaders, messageId);
+  }
+
+  /**
+   * Streams a message (all chunks, each gunzipped on its own) into `destPath`, never holding a
+   * chunk in memory; aborts with MessageTooLargeError past `maxBytes` decompressed.
+   */
+  async download(messageId: string, destPath: string, opts: { maxBytes?: number } = {}): Promise<DownloadResult> {
+    const limit = opts.maxBytes ?? this.opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    const base = `${this.mb()}/inbox/${encodeURIComponent(messageId)}`;
+    let meta: MessageMeta | undefined;
+    let written = 0;
+    let total = 1;
+    for (let n = 1; n <= total; n++) {
+      const offset = written;
+      await this.call({
+        method: 'GET',
+        path: n === 1 ? base : `${base}/${n}`,
+        what: n === 1 ? `download ${messageId}` : `download ${messageId} chunk ${n}`,
+        retry: 'idempotent',
+        ok: [200, 206],
+        headers: { 'accept-encoding': 'gzip' },
+        consume: async (res) => {
+          // A retried chunk starts again from where the previous chunk ended.
+          await truncate(destPath, offset).catch(() => undefined);
+          const headers = res.headers as RawHeaders;
+          if (n === 1) {
+            meta = metaFromHeaders(headers, messageId);
+            total = Math.max(1, meta.totalChunks);
+            if (res.statusCode === 206 && meta.totalChunks <= 1) {
+              throw new MeshRejectedError(`download ${messageId}: 206 without a usable mex-Chunk-Range`, { status: 206 });
+            }
+          }
+          const gz = /\bgzip\b/i.test(header(headers, 'content-encoding') ?? '');
+          const counter = byteLimit(offset, limit);
+          const sink = createWriteStream(destPath, { flags: offset === 0 ? 'w' : 'r+', start: offset });
+          try {
+            if (gz) await pipeline(res.body, createGunzip(), counter.stream, sink);
+            else await pipeline(res.body, counter.stream, sink);
+          } catch (err) {
+            if (err instanceof MeshError) throw err;
+            throw this.networkError(err, `download ${messageId} chunk ${n}`);
+          }
+          written = counter.total();
+        },
+      });
+    }
+    return { meta: meta!, bytes: written };
+  }
+
+  /** Tells MESH the message is safely stored; it then leaves the inbox for good. */
+  async acknowledge(messageId: string): Promise<void> {
+    const res = await this.call({
+      method: 'PUT',
+      path: `${this.mb()}/inbox/${encodeURIComponent(messageId)}/status/acknowledged`,
+      what: `acknowledge ${messageId}`,
+      retry: 'idempotent',
+      ok: [200],
+    });
+    await drain(res);
+  }
+
+  /** Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte range. */
+  async sendFile(path: string, opts: SendOptions): Promise<SendResult> {
+    const size = (await stat(path)).size;
+    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 }) }, opts);
+  }
+
+  /** Sends bytes already in memory (small messages such as business ACKs). */
+  async sendBytes(data: Buffer, opts: SendOptions): Promise<SendResult> {
+    return this.sendSource({ size: data.length, open: (start, end) => Readable.from([data.subarray(start, end)]) }, opts);
+  }
+
+  private async sendSource(src: { size: number; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
+    if (src.size === 0) throw new InputError('MESH_EMPTY_MESSAGE', 'cannot send an empty message (MESH refuses it with code 02)');
+    if (src.size > MAX_MESSAGE_BYTES) throw new InputError('MESH_MESSAGE_TOO_LARGE', `message is ${src.size} bytes; MESH allows at most ${MAX_MESSAGE_BYTES}`);
+    const chunkSize = opts.chunkSize ?? this.opts.chunkSize ?? 20 * 1024 * 1024;
+    const compress = opts.compress ?? this.opts.compress ?? true;
+    const spans = planChunks(src.size, chunkSize);
+    const total = spans.length;
+    const common: Record<string, string> = {
+      // For chunked messages Content-Type is octet-stream; mex-Content-Type carries the real one.
+      'content-type': total === 1 && opts.contentType ? opts.contentType : 'application/octet-stream',
+    };
+    if (compress) common['content-encoding'] = 'gzip';
+    const body = (i: number) => () => {
+      const s = spans[i];
+      const raw = src.open(s.start, s.end);
+      if (!compress) return raw;
+      const gz = createGzip({ level: 6 });
+      pipelineCb(raw, gz, () => undefined);
+      return gz;
+    };
+    const lengthHeader = (i: number): Record<string, string> => (compress ? {} : { 'content-length': String(spans[i].end - spans[i].start) });
+
+    let messageId: string;
+    let next: number;
+    if (opts.resume) {
+      messageId = opts.resume.messageId;
+      next = opts.resume.nextChunk;
+      if (!Number.isInteger(next) || next < 2 || next > total + 1) {
+        throw new InputError('MESH_BAD_RESUME', `cannot resume at chunk ${next} of ${total}`, 'resume with the same chunk size and compression as the first attempt');
+      }
+    } else {
+      const headers: Record<string, string> = { ...common, ...lengthHeader(0), ...sendHeaders(opts), [H.chunkRange]: `1:${total}` };
+      const res = await this.call({ method: 'POST', path: `${this.mb()}/outbox`, what: 'send', retry: 'first-post', ok: [202, 200], headers, body: body(0) });
+      // MESH took the message (202): from here on, any doubt about the id is ambiguous, never a resend.
+      const parsed = (await readJson(res, 'send').catch(() => null)) as { message_id?: unknown; messageID?: unknown } | null;
+      const id = parsed?.message_id ?? parsed?.messageID;
+      if (typeof id !== 'string' || !id) {
+        throw new MeshAmbiguousError('send: MESH accepted the message but returned no message id', { status: res.statusCode });
+      }
+      messageId = id;
+      await opts.onMessageId?.(messageId, total);
+      await opts.onChunkSent?.(1, total);
+      next = 2;
+    }
+
+    for (let n = next; n <= total; n++) {
+      const headers = { ...common, ...lengthHeader(n - 1), [H.chunkRange]: `${n}:${total}` };
+      try {
+        const res = await this.call({
+          method: 'POST',
+          path: `${this.mb()}/outbox/${encodeURIComponent(messageId)}/${n}`,
+          what: `send chunk ${n} of ${total}`,
+          retry: 'idempotent',
+          ok: [202, 200],
+          headers,
+          body: body(n - 1),
+        });
+        await drain(res);
+      } catch (err) {
+        // 423: MESH already has the whole message (e.g. our earlier attempt did land). Check, don't guess.
+        if (err instanceof MeshError && err.status === 423 && (await this.isComplete(messageId))) {
+          this.log.info('MESH_CHUNK_ALREADY_COMPLETE', 'MESH already holds the complete message', { messageId, chunk: n });
+          for (let m = n; m <= total; m++) await opts.onChunkSent?.(m, total);
+          break;
+        }
+        throw err;
+      }
+      await opts.onChunkSent?.(n, total);
+    }
+    return { messageId, chunks: total, bytes: src.size };
+  }
+
+  private async isComplete(messageId: string): Promise<boolean> {
+    try {
+      const t = await this.track(messageId);
+      return t.status === 'accepted' || t.status === 'acknowledged';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Status of a message we sent (sender only; do not poll often). */
+  async track(messageId: string): Promise<TrackingV2> {
+    const res = await this.call({
+      method: 'GET',
+      path: `${this.mb()}/outbox/tracking?messageID=${encodeURIComponent(messageId)}`,
+      what: `track ${messageId}`,
+      retry: 'idempotent',
+      ok: [200],
+    });
+    const body = (await readJson(res, 'track')) as Record<string, unknown>;
+    // v1 used camelCase and capitalised status words; normalise to v2.
+    if (body && typeof body.status === 'string') body.status = body.status.toLowerCase();
+    if (body && body.message_id === undefined && typeof body.messageId === 'string') body.message_id = body.messageId;
+    return body as unknown as TrackingV2;
+  }
+
+  /** Mailboxes for an ODS code and workflow; may be several. */
+  async lookupEndpoint(odsCode: string, workflowId: string): Promise<LookupResult[]> {
+    const res = await this.call({
+      method: 'GET',
+      path: `${API_PREFIX}/endpointlookup/${encodeURIComponent(odsCode)}/${encodeURIComponent(workflowId)}`,
+      what: 'endpoint lookup',
+      retry: 'idempotent',
+      ok: [200],
+    });
+    return lookupResults(await readJson(res, 'endpoint lookup'));
+  }
+
+  /** Every mailbox that receives a workflow. */
+  async workflowSearch(workflowId: string): Promise<LookupResult[]> {
+    const res = await this.call({
+      method: 'GET',
+      path: `${API_PREFIX}/workflowsearch/${encodeURIComponent(workflowId)}`,
+      what: 'workflow search',
+      retry: 'idempotent',
+      ok: [200],
+    });
+    return lookupResults(await readJson(res, 'workflow search'));
+  }
+
+  // ---- HTTP core ---------------------------------------------------------------------------
+
+  private async call(spec: CallSpec): Promise<Dispatcher.ResponseData> {
+    const once = async (): Promise<Dispatcher.ResponseData> => {
+      const url = new URL(spec.path, this.baseUrl + '/');
+      const headers: Record<string, string> = { accept: ACCEPT_V2, ...spec.headers };
+      // A fresh token for every attempt: MESH refuses a repeated one.
+      if (spec.auth !== false) headers.authorization = this.token();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          method: spec.method,
+          headers,
+          body: spec.body?.(),
+          dispatcher: this.dispatcher,
+          headersTimeout: this.opts.timeoutMs ?? 600_000,
+          bodyTimeout: this.opts.timeoutMs ?? 600_000,
+        });
+      } catch (err) {
+        throw await this.diagnose(err, spec.what);
+      }
+      this.state.responses++;
+      if (!spec.ok.includes(res.statusCode)) {
+        const text = await readLimited(res, ERROR_BODY_LIMIT);
+        const retryAfter = parseRetryAfter(res.headers['retry-after'], this.clock().getTime());
+        throw errorForStatus(res.statusCode, text, spec.what, retryAfter);
+      }
+      if (spec.consume) {
+        try {
+          await spec.consume(res);
+        } finally {
+          await drain(res);
+        }
+      }
+      return res;
+    };
+    const classify = spec.retry === 'first-post' ? classifyFirstPost : spec.retry === 'idempotent' ? classifyIdempotent : () => ({ retry: false }) as RetryVerdict;
+    try {
+      return await this.retryPolicy.run(once, classify, (err, n, delay) => {
+        this.log.warn('MESH_RETRY', `${spec.what} failed; retrying`, { attempt: n, delayMs: delay, error: (err as Error).message, status: (err as MeshError).status });
+      });
+    } catch (err) {
+      if (spec.retry === 'first-post' && err instanceof MeshTransientError && !isDefiniteRefusal(err)) {
+        throw new MeshAmbiguousError(`send: outcome unknown (${err.message}); MESH may have stored the message`, { status: err.status, cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Turns a transport error into a typed one, telling TLS failures apart from network ones. */
+  private async diagnose(err: unknown, what: string): Promise<MeshError> {
+    if (err instanceof MeshError) return err;
+    const tls = tlsFailureOf(err) ?? tlsFailureOf((err as { cause?: unknown })?.cause);
+    if (tls) return new MeshTlsError(tls.failure, { nodeCode: tls.nodeCode, cause: err });
+    // Under TLS 1.3 a refused client certificate shows as a reset right after the handshake.
+    // If no response has ever come back, probe once on a fresh connection to tell.
+    if (isReset(err) && this.state.handshakes > 0 && this.state.responses === 0 && (await this.probeRefused())) {
+      return new MeshTlsError('client-refused', { nodeCode: 'connection closed after TLS handshake', cause: err });
+    }
+    return this.networkError(err, what);
+  }
+
+  private networkError(err: unknown, what: string): MeshError {
+    if (err instanceof MeshError) return err;
+    const code = errCode(err);
+    return new MeshTransientError(`${what}: network error${code ? ` ${code}` : ''}`, { cause: err });
+  }
+
+  private async probeRefused(): Promise<boolean> {
+    try {
+      const res = await request(new URL(`${API_PREFIX}/_ping`, this.baseUrl + '/'), {
+        method: 'GET',
+        headers: { accept: ACCEPT_V2, connection: 'close' },
+        dispatcher: this.dispatcher,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+      await drain(res);
+      this.state.responses++;
+      return false;
+    } catch (err) {
+      return isReset(err) || tlsFailureOf(err)?.failure === 'client-refused';
+    }
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+function errCode(err: unknown): string | undefined {
+  const c = (err as { code?: unknown })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+function isReset(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || /other side closed/i.test(String((err as Error)?.message));
+}
+
+function isDefiniteRefusal(err: MeshTransientError): boolean {
+  if (err.status !== undefined) return REFUSED_STATUS.has(err.status);
+  const code = errCode(err.cause);
+  return code !== undefined && NOT_SENT.has(code);
+}
+
+function classifyIdempotent(err: unknown): RetryVerdict {
+  if (!(err instanceof MeshTransientError)) return { retry: false };
+  if (err.status !== undefined && !RETRY_STATUS.has(err.status)) return { retry: false };
+  return { retry: true, retryAfterMs: err.retryAfterMs };
+}
+
+/** The first POST /outbox is retried only when MESH (or the network) proves it was not taken. */
+function classifyFirstPost(err: unknown): RetryVerdict {
+  if (!(err instanceof MeshTransientError) || !isDefiniteRefusal(err)) return { retry: false };
+  return { retry: true, retryAfterMs: err.retryAfterMs };
+}
+
+function sendHeaders(o: SendOptions): Record<string, string> {
+  const h: Record<string, string | undefined> = {
+    [H.to]: o.to,
+    [H.workflowId]: o.workflowId,
+    [H.subject]: o.subject,
+    [H.localId]: o.localId,
+    [H.fileName]: o.fileName,
+    [H.contentType]: o.contentType,
+    [H.partnerId]: o.partnerId,
+    [H.contentChecksum]: o.checksum,
+    [H.contentCompressed]: o.contentCompressed === undefined ? undefined : o.contentCompressed ? 'Y' : 'N',
+    [H.contentEncrypted]: o.contentEncrypted === undefined ? undefined : o.contentEncrypted ? 'Y' : 'N',
+  };
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h)) {
+    if (value === undefined) continue;
+    // eslint-disable-next-line no-control-regex -- MESH refuses control characters in mex-* values (code 06)
+    if (/[\x00-\x1f\x7f]/.test(value)) throw new InputError('MESH_BAD_HEADER', `${name} contains control characters`);
+    const max = HEADER_MAX_LENGTH[name];
+    if (max !== undefined && value.length > max) throw new InputError('MESH_BAD_HEADER', `${name} is longer than ${max} characters`);
+    out[name] = value;
+  }
+  if (!o.to) throw new InputError('MESH_BAD_HEADER', 'a recipient mailbox (--to) is required');
+  if (!o.workflowId) throw new InputError('MESH_BAD_HEADER', 'a workflow id (--workflow) is required');
+  return out;
+}
+
+function lookupResults(body: unknown): LookupResult[] {
+  const results = (body as { results?: unknown })?.results;
+  if (!Array.isArray(results)) return [];
+  return results
+    .map((r: Record<string, unknown>) => ({
+      mailboxId: String(r.mailbox_id ?? r.address ?? ''),
+      mailboxName: typeof r.mailbox_name === 'string' ? r.mailbox_name : typeof r.description === 'string' ? r.description : undefined,
+    }))
+    .filter((r) => r.mailboxId);
+}
+
+async function drain(res: Dispatcher.ResponseData): Promise<void> {
+  try {
+    await res.body.dump({ limit: 1024 * 1024 });
+  } catch {
+    // The connection is discarded; nothing else to do.
+  }
+}
+
+async function readLimited(res: Dispatcher.ResponseData, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res.body) {
+      const b = chunk as Buffer;
+      if (size < limit) parts.push(b.subarray(0, limit - size));
+      size += b.length;
+    }
+  } catch {
+    // A broken error body still yields the status.
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** JSON of a success response; an empty body (v2 handshake, ack) is null. Non-JSON never crashes. */
+async function readJson(res: Dispatcher.ResponseData, what: string): Promise<unknown> {
+  const text = await readLimited(res, 16 * 1024 * 1024);
+  if (!text.trim()) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new MeshTransientError(`${what}: MESH answered ${res.statusCode} with a body that is not JSON`, { status: res.statusCode });
+  }
+}
+
+/** Counts bytes through a stream and fails once the running total passes the limit. */
+function byteLimit(start: number, limit: number): { stream: Transform; total(): number } {
+  let total = start;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      if (total > limit) cb(new MessageTooLargeError(limit));
+      else cb(null, chunk);
+    },
+  });
+  return { stream, total: () => total };
+}
+
+export const _internal = { classifyFirstPost, classifyIdempotent, sendHeaders };

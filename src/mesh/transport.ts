@@ -1,0 +1,59 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { Agent, ProxyAgent, buildConnector, type Dispatcher } from 'undici';
+import { MeshTlsError } from './errors';
+
+/**
+ * The HTTPS dispatcher: mTLS with TLS >= 1.2, keep-alive, host-name verification on, and
+ * optionally an HTTP CONNECT proxy that carries the same client certificate.
+ */
+
+export interface TlsMaterial {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+export interface TransportState {
+  /** TLS handshakes completed; with `responses` it tells a refused client cert from other resets. */
+  handshakes: number;
+  responses: number;
+}
+
+export function createDispatcher(tls: TlsMaterial, proxy: string | undefined, state: TransportState): Dispatcher {
+  const tlsOptions = { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, rejectUnauthorized: true };
+  if (proxy) {
+    return new ProxyAgent({ uri: proxy, requestTls: tlsOptions, keepAliveTimeout: 30_000 });
+  }
+  const base = buildConnector(tlsOptions);
+  const connect: buildConnector.connector = (opts, cb) =>
+    base(opts, (err, socket) => {
+      if (!err && opts.protocol === 'https:') state.handshakes++;
+      // buildConnector's callback signature is a union; forward it unchanged.
+      (cb as (e: Error | null, s: unknown) => void)(err, socket);
+    });
+  return new Agent({ connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 300_000 });
+}
+
+/**
+ * Checks our own certificate before connecting: an expired certificate or a key that does not
+ * match fails later as an opaque handshake error, so say so plainly now.
+ */
+export function checkClientCertificate(cert: string | Buffer | undefined, key: string | Buffer | undefined, now: Date): void {
+  if (!cert || !key) return;
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    throw new MeshTlsError('other', { nodeCode: 'tls.cert is not a PEM certificate', cause: err });
+  }
+  if (now.getTime() > Date.parse(x509.validTo) || now.getTime() < Date.parse(x509.validFrom)) {
+    throw new MeshTlsError('client-expired', { nodeCode: `valid ${x509.validFrom} to ${x509.validTo}` });
+  }
+  let matches = false;
+  try {
+    matches = x509.checkPrivateKey(createPrivateKey(key));
+  } catch (err) {
+    throw new MeshTlsError('other', { nodeCode: 'tls.key is not a readable PEM private key', cause: err });
+  }
+  if (!matches) throw new MeshTlsError('key-mismatch');
+}
