@@ -1,0 +1,191 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MailboxConfig, MeshdConfig } from '../config/types';
+import { MeshdError, type ErrorKind } from '../errors';
+import { ledgerPath, openLedger, type LedgerStore } from '../ledger';
+import type { Logger } from '../log';
+import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
+import { prepareFolders } from '../transfer/folders';
+import { receiveCycle } from '../transfer/inbound';
+import { sendCycle } from '../transfer/outbound';
+import { trackingCycle } from '../transfer/tracking';
+
+/**
+ * The daemon's work for a set of mailboxes: one cycle = handshake if due, send, receive,
+ * follow-up. `meshd run --once` runs one; `meshd run` schedules the stages with node-cron
+ * (src/daemon/service.ts). One stage failing for one mailbox is logged and recorded in
+ * mailbox_status; it never stops the others.
+ */
+
+const HANDSHAKE_EVERY_MS = 24 * 3_600_000;
+
+export interface DaemonOptions {
+  log: Logger;
+  now?: () => Date;
+  /** Builds the MESH connection for a mailbox (the real client by default; tests may pass others). */
+  meshFor: (mailbox: MailboxConfig) => MeshPort;
+  /** Converts payloads for routes that ask for it. */
+  transform?: TransformFn;
+}
+
+export interface CycleReport {
+  mailbox: string;
+  handshake?: boolean;
+  claimed: number;
+  sent: number;
+  listed: number;
+  delivered: number;
+  acknowledged: number;
+  tracked: number;
+  errors: Array<{ stage: string; code: string; kind?: ErrorKind; message: string }>;
+}
+
+export type Stage = 'handshake' | 'send' | 'receive' | 'tracking';
+
+export class Daemon {
+  readonly ledger: LedgerStore;
+  private readonly contexts: MailboxContext[] = [];
+  private stopRequested = false;
+  /** Stages in flight, so a scheduled stage never overlaps itself and shutdown can wait. */
+  private readonly running = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    readonly config: MeshdConfig,
+    private readonly options: DaemonOptions,
+  ) {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    this.ledger = openLedger(ledgerPath(config.dataDir));
+  }
+
+  static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(config, options);
+    try {
+      for (const mailbox of config.mailboxes) {
+        const folders = await prepareFolders(mailbox.folder);
+        const spool = join(config.dataDir, 'spool', mailbox.id);
+        mkdirSync(spool, { recursive: true, mode: 0o700 });
+        d.contexts.push({
+          config,
+          mailbox,
+          folders,
+          spool,
+          ledger: d.ledger,
+          mesh: options.meshFor(mailbox),
+          log: options.log.child({ mailbox: mailbox.id }),
+          now: options.now ?? (() => new Date()),
+          stopping: () => d.stopRequested,
+          transform: options.transform ?? defaultTransform(d.ledger),
+        });
+      }
+    } catch (err) {
+      d.ledger.close();
+      throw err;
+    }
+    return d;
+  }
+
+  get mailboxes(): MailboxContext[] {
+    return this.contexts;
+  }
+
+  get stopping(): boolean {
+    return this.stopRequested;
+  }
+
+  /** Runs one stage for one mailbox unless it is already running; errors are recorded, not thrown. */
+  async runStage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
+    const key = `${ctx.mailbox.id}:${stage}`;
+    if (this.stopRequested || this.running.has(key)) return;
+    const work = this.stage(ctx, stage, report).catch((err) => {
+      const e = err instanceof MeshdError ? err : undefined;
+      const code = e?.code ?? 'STAGE_FAILED';
+      report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
+      if (stage === 'receive') {
+        this.ledger.setMailboxStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
+      }
+      const level = e?.kind === 'auth' || e?.kind === 'config' ? 'error' : 'warn';
+      ctx.log[level]('STAGE_FAILED', `${stage} failed: ${(err as Error).message}`, { stage, code, hint: e?.hint });
+    });
+    this.running.set(key, work);
+    try {
+      await work;
+    } finally {
+      this.running.delete(key);
+    }
+  }
+
+  private async stage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
+    const { ledger, mailbox } = ctx;
+    switch (stage) {
+      case 'handshake': {
+        await ctx.mesh.handshake();
+        ledger.setMailboxStatus(mailbox.id, { lastHandshakeAt: ctx.now() });
+        ctx.log.info('HANDSHAKE_OK', 'handshake with MESH succeeded');
+        if (report) report.handshake = true;
+        return;
+      }
+      case 'send': {
+        const r = await sendCycle(ctx);
+        if (report) {
+          report.claimed += r.claimed;
+          report.sent += r.sent;
+        }
+        return;
+      }
+      case 'receive': {
+        const started = Date.now();
+        const r = await receiveCycle(ctx);
+        ledger.setMailboxStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
+        ctx.log.info('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
+        if (report) {
+          report.listed += r.listed;
+          report.delivered += r.delivered;
+          report.acknowledged += r.acknowledged;
+        }
+        return;
+      }
+      case 'tracking': {
+        const r = await trackingCycle(ctx);
+        ledger.setMailboxStatus(mailbox.id, { lastTrackingAt: ctx.now() });
+        if (report) report.tracked += r.checked;
+        return;
+      }
+    }
+  }
+
+  handshakeDue(ctx: MailboxContext): boolean {
+    const last = this.ledger.mailboxStatus(ctx.mailbox.id)?.lastHandshakeAt;
+    return !last || ctx.now().getTime() - Date.parse(last) >= HANDSHAKE_EVERY_MS;
+  }
+
+  /** One full cycle for every mailbox: handshake if due, send, receive, follow-up. */
+  async runOnce(): Promise<CycleReport[]> {
+    const reports: CycleReport[] = [];
+    for (const ctx of this.contexts) {
+      const report: CycleReport = { mailbox: ctx.mailbox.id, claimed: 0, sent: 0, listed: 0, delivered: 0, acknowledged: 0, tracked: 0, errors: [] };
+      reports.push(report);
+      if (this.handshakeDue(ctx)) await this.runStage(ctx, 'handshake', report);
+      await this.runStage(ctx, 'send', report);
+      await this.runStage(ctx, 'receive', report);
+      await this.runStage(ctx, 'tracking', report);
+    }
+    return reports;
+  }
+
+  /** Stop taking new work; wait (up to `graceMs`) for stages in flight to checkpoint; close the ledger. */
+  async stop(graceMs = 25_000): Promise<void> {
+    this.stopRequested = true;
+    const inFlight = Promise.allSettled([...this.running.values()]);
+    await Promise.race([inFlight, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.ledger.close();
+  }
+}
+
+/** Transforms through the registry, lazily loaded (it pulls in the FHIR definitions). */
+function defaultTransform(_ledger: LedgerStore): TransformFn {
+  return async (input, from, to) => {
+    const { convert } = await import('../transform/convert');
+    const result = await convert(input, { from, to });
+    return result as Awaited<ReturnType<TransformFn>>;
+  };
+}

@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { certificateStatus } from '../certs';
+import { findConfigPath, loadConfig } from '../config';
+import type { MeshdConfig } from '../config/types';
+import { MeshdError } from '../errors';
+import { createLogger, type Logger, type LogLevel } from '../log';
+import { planOutbound } from '../transfer/outbound';
+import { meshPortFor } from '../transfer/mesh-port';
+import { EXIT, exitCodeFor } from '../cli/exit';
+import { Daemon } from './daemon';
+import { acquireInstanceLock } from './lock';
+import { startService } from './service';
+
+interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  logLevel?: string;
+}
+
+/** Refuses to start with an expired client certificate; warns from 30 days out. */
+export function checkClientCertificate(config: MeshdConfig, log: Logger, now = new Date()): void {
+  if (!config.tls.cert) return;
+  const status = certificateStatus(readFileSync(config.tls.cert), now);
+  if (status.expired) {
+    throw new MeshdError(
+      'CERT_EXPIRED',
+      `the client certificate ${config.tls.cert} expired on ${status.notAfter.toISOString()}`,
+      'request a new certificate (meshd certs csr) and install it before starting meshd',
+      'auth',
+    );
+  }
+  if (status.expiresSoon) {
+    log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
+  }
+}
+
+export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRun?: boolean }): Promise<number> {
+  const config = await loadConfig(findConfigPath(g.config));
+  const log = createLogger({
+    level: (g.logLevel as LogLevel | undefined) ?? config.log.level,
+    format: config.log.format === 'auto' ? undefined : config.log.format,
+  });
+  const print = (result: unknown, text: string) => process.stdout.write((g.json ? JSON.stringify(result) : text) + '\n');
+
+  if (opts.dryRun) {
+    const daemon = await Daemon.open(config, { log, meshFor: () => noMesh() });
+    try {
+      const plans = [];
+      for (const ctx of daemon.mailboxes) plans.push({ mailbox: ctx.mailbox.id, outbound: await planOutbound(ctx) });
+      print(
+        { dryRun: true, mailboxes: plans },
+        plans
+          .map((p) => [`${p.mailbox}: ${p.outbound.length} file(s) would be sent`, ...p.outbound.map((o) => `  ${o.file} → ${o.to ?? '?'} ${o.workflow ?? ''}${o.transform ? ` (${o.transform})` : ''}${o.problem ? `  PROBLEM: ${o.problem}` : ''}`)].join('\n'))
+          .join('\n'),
+      );
+    } finally {
+      await daemon.stop(0);
+    }
+    return EXIT.OK;
+  }
+
+  checkClientCertificate(config, log);
+  const lock = acquireInstanceLock(config.dataDir);
+  const ports = new Map<string, ReturnType<typeof meshPortFor>>();
+  try {
+    const daemon = await Daemon.open(config, {
+      log,
+      meshFor: (mailbox) => {
+        const port = meshPortFor(config, mailbox.id, log.child({ mailbox: mailbox.id }));
+        ports.set(mailbox.id, port);
+        return port;
+      },
+    });
+    if (opts.once) {
+      let reports;
+      try {
+        reports = await daemon.runOnce();
+      } finally {
+        await daemon.stop();
+      }
+      const errors = reports.flatMap((r) => r.errors);
+      print(
+        { mailboxes: reports },
+        reports
+          .map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`)
+          .join('\n'),
+      );
+      return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
+    }
+    const service = startService(daemon, log);
+    await service.done;
+    return EXIT.OK;
+  } finally {
+    for (const p of ports.values()) await p.close().catch(() => undefined);
+    lock.release();
+  }
+}
+
+function noMesh(): never & ReturnType<typeof meshPortFor> {
+  const refuse = async () => {
+    throw new MeshdError('DRY_RUN', 'dry run: no MESH calls are made');
+  };
+  return { handshake: refuse, listInbox: refuse, download: refuse, acknowledge: refuse, send: refuse, track: refuse, close: async () => undefined } as never;
+}

@@ -1,0 +1,97 @@
+import type { MailboxConfig, MeshdConfig } from '../config/types';
+import type { LedgerStore } from '../ledger';
+import type { Logger } from '../log';
+import type { MailboxFolders } from './folders';
+
+/** Metadata of a received message, from its mex-* headers. */
+export interface InboundMeta {
+  messageId: string;
+  messageType: 'DATA' | 'REPORT';
+  from?: string;
+  to?: string;
+  workflowId?: string;
+  subject?: string;
+  localId?: string;
+  fileName?: string;
+  contentType?: string;
+  checksum?: string;
+  partnerId?: string;
+  compressed?: boolean;
+  encrypted?: boolean;
+  statusCode?: string;
+  statusEvent?: string;
+  statusDescription?: string;
+  statusSuccess?: string;
+  statusTimestamp?: string;
+  linkedMessageId?: string;
+}
+
+export interface SendHeaders {
+  to: string;
+  workflowId: string;
+  subject?: string;
+  localId?: string;
+  fileName?: string;
+  contentType?: string;
+  checksum?: string;
+  /** Must stay the same across a resume, so it is stored on the ledger row. */
+  chunkSize?: number;
+  compress?: boolean;
+}
+
+export interface SendProgress {
+  /** Called the moment MESH returns the message id (before chunk 2). */
+  onMessageId(messageId: string, totalChunks: number): void;
+  /** Called after each chunk n (1-based) is accepted. May throw to stop between chunks. */
+  onChunk(chunk: number, totalChunks: number): void;
+}
+
+/**
+ * What the pipelines need from MESH. The real implementation wraps src/mesh's client
+ * (src/transfer/mesh-port.ts); keeping this seam narrow keeps the pipelines readable.
+ */
+export interface MeshPort {
+  handshake(): Promise<void>;
+  /** Every waiting message id, all pages. */
+  listInbox(): Promise<string[]>;
+  /** Streams message `id` (all chunks, gunzipped) into `destPath`; aborts past maxBytes. */
+  download(id: string, destPath: string): Promise<{ meta: InboundMeta; bytes: number; chunks: number }>;
+  acknowledge(id: string): Promise<void>;
+  /** Uploads `payloadPath`; with `resume`, only the chunks after resume.chunksDone. */
+  send(
+    payloadPath: string,
+    headers: SendHeaders,
+    progress: SendProgress,
+    resume?: { messageId: string; chunksDone: number },
+  ): Promise<{ messageId: string; chunks: number; bytes: number }>;
+  track(messageId: string): Promise<{ status: string; statusCode?: string; description?: string }>;
+}
+
+export type TransformFn = (
+  input: Buffer,
+  from: string,
+  to: string,
+) => Promise<{ output: Buffer; errors: Array<{ code: string; message?: number; position?: string; field?: string; text: string }>; notes: unknown[]; messageCount: number }>;
+
+/** Everything a pipeline step needs for one mailbox. */
+export interface MailboxContext {
+  config: MeshdConfig;
+  mailbox: MailboxConfig;
+  folders: MailboxFolders;
+  /** dataDir/spool/<MAILBOX>: payloads meshd has taken responsibility for. */
+  spool: string;
+  ledger: LedgerStore;
+  mesh: MeshPort;
+  log: Logger;
+  now: () => Date;
+  /** True once shutdown was asked for: finish the step in hand, take nothing new. */
+  stopping: () => boolean;
+  transform: TransformFn;
+}
+
+/** Thrown between chunks when shutdown was asked for; the ledger already has the checkpoint. */
+export class StopRequested extends Error {
+  constructor() {
+    super('stop requested');
+  }
+}

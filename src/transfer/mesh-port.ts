@@ -1,0 +1,58 @@
+import type { MeshdConfig } from '../config/types';
+import type { Logger } from '../log';
+import { meshClientFor, type MeshClient } from '../mesh';
+import type { MeshPort } from './context';
+
+/** The pipelines' view of MESH, backed by the real client for one mailbox. */
+export function clientPort(client: MeshClient): MeshPort & { close(): Promise<void> } {
+  return {
+    handshake: () => client.handshake(),
+    listInbox: () => client.listInbox(),
+    async download(id, destPath) {
+      const { meta, bytes } = await client.download(id, destPath);
+      return {
+        bytes,
+        chunks: meta.totalChunks,
+        meta: {
+          messageId: meta.messageId,
+          messageType: meta.messageType,
+          from: meta.from,
+          to: meta.to,
+          workflowId: meta.workflowId,
+          subject: meta.subject,
+          localId: meta.localId,
+          fileName: meta.fileName,
+          contentType: meta.contentType,
+          checksum: meta.contentChecksum,
+          partnerId: meta.partnerId,
+          compressed: meta.contentCompressed,
+          encrypted: meta.contentEncrypted,
+          statusCode: meta.statusCode,
+          statusEvent: meta.statusEvent,
+          statusDescription: meta.statusDescription,
+          statusSuccess: meta.statusSuccess,
+          statusTimestamp: meta.statusTimestamp,
+          linkedMessageId: meta.linkedMessageId,
+        },
+      };
+    },
+    acknowledge: (id) => client.acknowledge(id),
+    async send(payloadPath, headers, progress, resume) {
+      return client.sendFile(payloadPath, {
+        ...headers,
+        onMessageId: (id, total) => progress.onMessageId(id, total),
+        onChunkSent: (n, total) => progress.onChunk(n, total),
+        resume: resume ? { messageId: resume.messageId, nextChunk: resume.chunksDone + 1 } : undefined,
+      });
+    },
+    async track(id) {
+      const t = await client.track(id);
+      return { status: t.status, statusCode: t.status_code ?? undefined, description: t.status_description ?? undefined };
+    },
+    close: () => client.close(),
+  };
+}
+
+export function meshPortFor(config: MeshdConfig, mailboxId: string, log: Logger): MeshPort & { close(): Promise<void> } {
+  return clientPort(meshClientFor(config, mailboxId, { logger: log }));
+}
