@@ -1,0 +1,39 @@
+/** The ledger: SQLite store of every message, its state and its history. See docs/ledger.md. */
+export {
+  MessageState,
+  type Direction,
+  DIRECTIONS,
+  TRANSITIONS,
+  INITIAL_STATES,
+  SETTLED_STATES,
+  PAYLOAD_PURGE_STATES,
+  ALL_STATES,
+  isMessageState,
+  statesFor,
+  canTransition,
+  predecessors,
+} from './states';
+export type {
+  Instant,
+  MessageType,
+  MessageRow,
+  MessagePatch,
+  NewMessage,
+  EventRow,
+  EventInput,
+  TransitionOptions,
+  AppointmentEventRecord,
+  AppointmentRecord,
+  AppointmentInput,
+  MailboxStatus,
+  MailboxStatusPatch,
+  ListFilter,
+  PurgeOptions,
+  PurgeResult,
+  LedgerStore,
+} from './types';
+export { SqliteLedger, openLedger, ledgerPath, type LedgerOptions } from './sqlite-ledger';
+export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
+export { BUSY_TIMEOUT_MS } from './open';
+export { retryMessage, resolveReview, type ResolveAs } from './operator';
+export { parseSince, parseAge } from './periods';

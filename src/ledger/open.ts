@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { MeshdError } from '../errors';
+import { runMigrations } from './schema';
+
+/** How long a writer waits for another process's lock before failing (the daemon and a CLI command may overlap). */
+export const BUSY_TIMEOUT_MS = 5000;
+
+const PRIVATE = 0o600;
+
+export interface OpenOptions {
+  /** Create the file if missing (default true). Read-only CLI commands pass false so `sudo meshd status` never leaves a root-owned ledger behind. */
+  create?: boolean;
+}
+
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
+function corrupt(file: string, detail: string, cause?: unknown): MeshdError {
+  return new MeshdError(
+    'LEDGER_CORRUPT',
+    `ledger ${file} failed its integrity check (${detail}); meshd will not use it`,
+    'stop meshd, move the file aside and restore the latest copy made by `meshd ledger backup`',
+    'failure',
+    { cause },
+  );
+}
+
+/** Tightens a file we own to 0600 (ledger rows name peers and file paths). */
+function makePrivate(file: string): void {
+  try {
+    const st = fs.statSync(file);
+    if ((st.mode & 0o077) !== 0) fs.chmodSync(file, PRIVATE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * Opens (creating if allowed) the ledger database: 0600 file, WAL, synchronous=FULL, integrity
+ * check, migrations. Any failure closes the handle and throws a MeshdError naming the file.
+ */
+export function openDatabase(file: string, opts: OpenOptions = {}): Database.Database {
+  const exists = fs.existsSync(file);
+  if (!exists) {
+    if (opts.create === false) {
+      throw new MeshdError('LEDGER_MISSING', `no ledger at ${file}`, 'check dataDir in the config; the daemon creates the ledger on first run');
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Create the file ourselves so it is 0600 from the first byte; SQLite gives -wal/-shm the same mode.
+    try {
+      fs.closeSync(fs.openSync(file, 'wx', PRIVATE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ledgerOpenFailed(file, err);
+    }
+  }
+  makePrivate(file);
+
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { fileMustExist: true });
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL');
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss. A lost commit here could mean a
+    // message sent twice or acknowledged but never written, so every commit is fsync'd.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    const check = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
+    if (check.length !== 1 || check[0].integrity_check !== 'ok') {
+      throw corrupt(file, check.slice(0, 3).map((r) => r.integrity_check).join('; '));
+    }
+    runMigrations(db, file);
+    for (const suffix of ['-wal', '-shm']) makePrivate(file + suffix);
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof MeshdError) throw err;
+    if (isCorruption(err)) throw corrupt(file, (err as Error).message, err);
+    throw ledgerOpenFailed(file, err);
+  }
+}
+
+function ledgerOpenFailed(file: string, err: unknown): MeshdError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new MeshdError(
+    'LEDGER_OPEN_FAILED',
+    `cannot open ledger ${file}: ${reason}`,
+    'check that the file and its directory exist and belong to the user meshd runs as (mode 0600)',
+    'failure',
+    { cause: err },
+  );
+}

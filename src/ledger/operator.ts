@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import { MeshdError } from '../errors';
+import { MessageState } from './states';
+import type { LedgerStore, MessageRow } from './types';
+
+/** What a sysadmin may do to a row by hand (`meshd ledger retry|resolve`). Every action is a recorded event. */
+
+const RETRYABLE_OUT: readonly MessageState[] = [MessageState.Failed, MessageState.Undeliverable];
+const RETRYABLE_IN: readonly MessageState[] = [MessageState.Quarantined];
+
+function refused(row: MessageRow, what: string, hint: string): MeshdError {
+  return new MeshdError('LEDGER_CONFLICT', `message ${row.id} (${row.direction}, ${row.state}) ${what}`, hint);
+}
+
+/**
+ * Puts a failed/undeliverable outbound row back to `queued` (attempts reset), or a quarantined inbound
+ * row back to `receiving` so the receive pipeline reprocesses the kept payload. The payload must still exist.
+ */
+export function retryMessage(store: LedgerStore, id: number, opts: { payloadExists?: (file: string) => boolean; note?: string } = {}): MessageRow {
+  const exists = opts.payloadExists ?? ((file: string) => fs.existsSync(file));
+  const row = store.get(id);
+  if (!row) throw new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
+  const retryable = row.direction === 'out' ? RETRYABLE_OUT : RETRYABLE_IN;
+  if (!retryable.includes(row.state)) {
+    const hint =
+      row.state === MessageState.NeedsReview
+        ? 'a needs_review row is settled with `meshd ledger resolve <id> --as sent|failed --note …` first'
+        : `only ${retryable.join(' or ')} ${row.direction === 'out' ? 'outbound' : 'inbound'} rows can be retried`;
+    throw refused(row, 'cannot be retried', hint);
+  }
+  if (!row.payloadPath || !exists(row.payloadPath)) {
+    throw refused(row, 'has no payload left to retry with', 'the payload was purged or moved; send the file again from out/');
+  }
+  const to = row.direction === 'out' ? MessageState.Queued : MessageState.Receiving;
+  const patch =
+    row.direction === 'out'
+      ? // A resend is a new MESH message: the old id stays in the event below.
+        { attempts: 0, nextAttemptAt: null, errorCode: null, errorText: null, chunksDone: 0, messageId: null }
+      : { attempts: 0, nextAttemptAt: null, errorCode: null, errorText: null };
+  return store.transition(id, to, {
+    from: [row.state],
+    patch,
+    event: { type: 'operator_retry', detail: { previousErrorCode: row.errorCode, previousMessageId: row.messageId, note: opts.note } },
+  });
+}
+
+export type ResolveAs = 'sent' | 'failed';
+
+/** Settles a needs_review row after a person has checked with MESH or the recipient. */
+export function resolveReview(store: LedgerStore, id: number, as: ResolveAs, note: string, messageId?: string): MessageRow {
+  const row = store.get(id);
+  if (!row) throw new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
+  if (row.state !== MessageState.NeedsReview) {
+    throw refused(row, 'is not waiting for review', 'only needs_review rows are resolved; use `meshd ledger retry` for failed rows');
+  }
+  if (!note.trim()) throw new MeshdError('LEDGER_NOTE_REQUIRED', 'a resolution needs a --note saying what was checked', undefined, 'usage');
+  if (messageId !== undefined && as !== 'sent') {
+    throw new MeshdError('LEDGER_BAD_RESOLUTION', '--message-id only makes sense with --as sent', undefined, 'usage');
+  }
+  const patch =
+    as === 'sent'
+      ? { ...(messageId ? { messageId } : {}), errorCode: null, errorText: null }
+      : { errorCode: 'RESOLVED_FAILED', errorText: 'resolved as failed by an operator' };
+  return store.transition(id, as === 'sent' ? MessageState.Sent : MessageState.Failed, {
+    from: [MessageState.NeedsReview],
+    patch,
+    event: { type: 'operator_resolve', detail: { as, note, messageId } },
+  });
+}

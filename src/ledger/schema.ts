@@ -1,0 +1,151 @@
+import type Database from 'better-sqlite3';
+import { MeshdError } from '../errors';
+
+/**
+ * Forward-only schema migrations. Each runs in its own transaction together with the
+ * schema_version row that records it. A shipped migration is never edited: append a new one.
+ */
+export interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE messages (
+        id                INTEGER PRIMARY KEY,
+        direction         TEXT    NOT NULL CHECK (direction IN ('out', 'in')),
+        mailbox           TEXT    NOT NULL,
+        peer              TEXT,
+        workflow_id       TEXT,
+        message_id        TEXT,
+        local_id          TEXT,
+        subject           TEXT,
+        message_type      TEXT    NOT NULL DEFAULT 'DATA' CHECK (message_type IN ('DATA', 'REPORT')),
+        file_name         TEXT,
+        payload_path      TEXT,
+        ctl_path          TEXT,
+        size_bytes        INTEGER,
+        sha256            TEXT,
+        chunk_size        INTEGER,
+        chunks_total      INTEGER,
+        chunks_done       INTEGER NOT NULL DEFAULT 0,
+        compress          INTEGER NOT NULL DEFAULT 0 CHECK (compress IN (0, 1)),
+        transform         TEXT,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   TEXT,
+        error_code        TEXT,
+        error_text        TEXT,
+        linked_message_id TEXT,
+        report_code       TEXT,
+        -- Checked against the transition table in code; a CHECK here would force a table rebuild per new state.
+        state             TEXT    NOT NULL,
+        created_at        TEXT    NOT NULL,
+        updated_at        TEXT    NOT NULL,
+        acknowledged_at   TEXT
+      ) STRICT;
+
+      -- One row per MESH message per mailbox and direction: a re-listed inbox message is found, never duplicated.
+      CREATE UNIQUE INDEX messages_mailbox_direction_message_id
+        ON messages (mailbox, direction, message_id) WHERE message_id IS NOT NULL;
+      -- findByRef / REPORT linking look a MESH id up without knowing the mailbox.
+      CREATE INDEX messages_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
+      -- due(), claim() and countsByState() scan one mailbox's rows in a few states, in due order.
+      CREATE INDEX messages_work ON messages (mailbox, direction, state, next_attempt_at);
+      -- purge selects settled rows by age.
+      CREATE INDEX messages_state_updated ON messages (state, updated_at);
+      -- list --since and export read a time window.
+      CREATE INDEX messages_created ON messages (created_at);
+
+      CREATE TABLE events (
+        id             INTEGER PRIMARY KEY,
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        at             TEXT    NOT NULL,
+        type           TEXT    NOT NULL,
+        from_state     TEXT,
+        to_state       TEXT,
+        detail         TEXT CHECK (detail IS NULL OR json_valid(detail))
+      ) STRICT;
+
+      -- show <id> reads one message's history in order; purge deletes it.
+      CREATE INDEX events_message ON events (message_row_id, id);
+
+      -- Set to 1 only inside the purge transaction (other connections never see it): the one path allowed to delete events.
+      CREATE TABLE purge_guard (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        active INTEGER NOT NULL CHECK (active IN (0, 1))
+      ) STRICT;
+      INSERT INTO purge_guard (id, active) VALUES (1, 0);
+
+      -- The audit trail is append-only: enforced in the database so no code path, present or future, can rewrite it.
+      CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+      BEGIN
+        SELECT RAISE(ABORT, 'events are append-only');
+      END;
+      CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+      WHEN (SELECT active FROM purge_guard WHERE id = 1) IS NOT 1
+      BEGIN
+        SELECT RAISE(ABORT, 'events are append-only (only retention purge deletes them)');
+      END;
+
+      CREATE TABLE appointments (
+        appointment_key TEXT    NOT NULL,
+        direction       TEXT    NOT NULL CHECK (direction IN ('out', 'in')),
+        event_kind      TEXT    NOT NULL,
+        trigger_event   TEXT,
+        start_at        TEXT,
+        status          TEXT,
+        at              TEXT    NOT NULL,
+        message_row_id  INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+        PRIMARY KEY (appointment_key, direction)
+      ) STRICT;
+
+      -- purge drops appointment memories older than row retention.
+      CREATE INDEX appointments_at ON appointments (at);
+
+      CREATE TABLE mailbox_status (
+        mailbox           TEXT PRIMARY KEY,
+        last_poll_at      TEXT,
+        last_poll_ok      INTEGER CHECK (last_poll_ok IN (0, 1)),
+        last_poll_error   TEXT,
+        last_handshake_at TEXT,
+        last_tracking_at  TEXT
+      ) STRICT;
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** Applies pending migrations; refuses a database written by a newer meshd. Returns the schema version. */
+export function runMigrations(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): number {
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+  ) STRICT`);
+  const readVersion = db.prepare('SELECT MAX(version) AS v FROM schema_version');
+  const versionNow = (): number => (readVersion.get() as { v: number | null }).v ?? 0;
+  let current = versionNow();
+  if (current > latest) {
+    throw new MeshdError(
+      'LEDGER_TOO_NEW',
+      `ledger ${file} has schema version ${current}; this meshd understands up to ${latest}`,
+      'run the newer meshd that wrote it, or restore a backup taken by this version',
+    );
+  }
+  const recordVersion = db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)');
+  for (const migration of migrations) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      // Re-read under the write lock: another process may have migrated since we looked.
+      if (versionNow() >= migration.version) return;
+      db.exec(migration.sql);
+      recordVersion.run(migration.version, new Date().toISOString());
+    }).immediate();
+    current = migration.version;
+  }
+  return current;
+}

@@ -1,0 +1,501 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import { MeshdError } from '../errors';
+import {
+  MAILBOX_STATUS_COLUMNS,
+  MESSAGE_COLUMNS,
+  PATCHABLE_FIELDS,
+  appointmentEventFromSql,
+  eventFromSql,
+  mailboxStatusFromSql,
+  messageFromSql,
+  patchColumns,
+  toSql,
+} from './columns';
+import { openDatabase, type OpenOptions } from './open';
+import {
+  type Direction,
+  INITIAL_STATES,
+  MessageState,
+  PAYLOAD_PURGE_STATES,
+  SETTLED_STATES,
+  canTransition,
+  predecessors,
+} from './states';
+import type {
+  AppointmentInput,
+  AppointmentRecord,
+  EventInput,
+  EventRow,
+  LedgerStore,
+  ListFilter,
+  MailboxStatus,
+  MailboxStatusPatch,
+  MessagePatch,
+  MessageRow,
+  NewMessage,
+  PurgeOptions,
+  PurgeResult,
+  TransitionOptions,
+} from './types';
+
+type Row = Record<string, unknown>;
+type Statement = Database.Statement;
+
+const DEFAULT_LIST_LIMIT = 100;
+/** Purge works in batches so the daemon never waits long for the write lock. */
+const PURGE_BATCH = 500;
+const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
+
+export interface LedgerOptions extends OpenOptions {
+  /** Injectable clock for stamps (tests). */
+  now?: () => Date;
+}
+
+function conflict(message: string, hint?: string): MeshdError {
+  return new MeshdError('LEDGER_CONFLICT', message, hint);
+}
+
+function notFound(id: number | string): MeshdError {
+  return new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/** The SQLite ledger. One instance owns one connection; hot statements are prepared once, named after their method. */
+export class SqliteLedger implements LedgerStore {
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private readonly updateStatements = new Map<string, Statement>();
+  private readonly statusStatements = new Map<string, Statement>();
+
+  private readonly stmtInsertMessage: Statement;
+  private readonly stmtGet: Statement;
+  private readonly stmtFindByMessageId: Statement;
+  private readonly stmtFindByMessageIdAnyMailbox: Statement;
+  private readonly stmtInsertEvent: Statement;
+  private readonly stmtEvents: Statement;
+  private readonly stmtDue: Statement;
+  private readonly stmtClaim: Statement;
+  private readonly stmtCountsByState: Statement;
+  private readonly stmtOldest: Statement;
+  private readonly stmtGetAppointment: Statement;
+  private readonly stmtRecordAppointment: Statement;
+  private readonly stmtMailboxStatus: Statement;
+
+  private readonly transitionTx: (id: number, to: MessageState, opts: TransitionOptions) => MessageRow;
+  private readonly claimTx: (...args: Parameters<SqliteLedger['claimRows']>) => MessageRow[];
+
+  constructor(readonly file: string, opts: LedgerOptions = {}) {
+    this.now = opts.now ?? (() => new Date());
+    this.db = openDatabase(file, opts);
+    const db = this.db;
+    const cols = Object.values(MESSAGE_COLUMNS).filter((c) => c !== 'id');
+    this.stmtInsertMessage = db.prepare(
+      `INSERT INTO messages (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')}) RETURNING *`,
+    );
+    this.stmtGet = db.prepare('SELECT * FROM messages WHERE id = ?');
+    this.stmtFindByMessageId = db.prepare('SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND message_id = ?');
+    this.stmtFindByMessageIdAnyMailbox = db.prepare('SELECT * FROM messages WHERE message_id = ? ORDER BY id LIMIT 1');
+    this.stmtInsertEvent = db.prepare(
+      'INSERT INTO events (message_row_id, at, type, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.stmtEvents = db.prepare('SELECT * FROM events WHERE message_row_id = ? ORDER BY id');
+    const due = `mailbox = @mailbox AND direction = @direction AND state IN (SELECT value FROM json_each(@states))
+      AND (next_attempt_at IS NULL OR next_attempt_at <= @now)`;
+    this.stmtDue = db.prepare(`SELECT * FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit`);
+    // The claim is one UPDATE … RETURNING: the state guard in the outer WHERE means two workers never take the same row.
+    this.stmtClaim = db.prepare(
+      `UPDATE messages SET state = @to, updated_at = @at
+       WHERE id IN (SELECT id FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit)
+         AND state IN (SELECT value FROM json_each(@states))
+       RETURNING *`,
+    );
+    this.stmtCountsByState = db.prepare(
+      `SELECT state, COUNT(*) AS n FROM messages
+       WHERE (@mailbox IS NULL OR mailbox = @mailbox) AND (@direction IS NULL OR direction = @direction)
+       GROUP BY state`,
+    );
+    this.stmtOldest = db.prepare(
+      `SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND state IN (SELECT value FROM json_each(?))
+       ORDER BY created_at, id LIMIT 1`,
+    );
+    this.stmtGetAppointment = db.prepare('SELECT * FROM appointments WHERE appointment_key = ?');
+    // Out-of-order replays never regress the record: only a newer (or equal) event replaces it.
+    this.stmtRecordAppointment = db.prepare(
+      `INSERT INTO appointments (appointment_key, direction, event_kind, trigger_event, start_at, status, at, message_row_id)
+       VALUES (@key, @direction, @event_kind, @trigger_event, @start_at, @status, @at, @message_row_id)
+       ON CONFLICT (appointment_key, direction) DO UPDATE SET
+         event_kind = excluded.event_kind, trigger_event = excluded.trigger_event, start_at = excluded.start_at,
+         status = excluded.status, at = excluded.at, message_row_id = excluded.message_row_id
+       WHERE excluded.at >= appointments.at`,
+    );
+    this.stmtMailboxStatus = db.prepare('SELECT * FROM mailbox_status WHERE mailbox = ?');
+
+    this.transitionTx = db.transaction((id: number, to: MessageState, o: TransitionOptions) => this.transitionRow(id, to, o)).immediate;
+    this.claimTx = db.transaction((...args: Parameters<SqliteLedger['claimRows']>) => this.claimRows(...args)).immediate;
+  }
+
+  private stamp(): string {
+    return this.now().toISOString();
+  }
+
+  private insertEvent(id: number, at: string, type: string, from: MessageState | null, to: MessageState | null, detail?: object): void {
+    this.stmtInsertEvent.run(id, at, type, from, to, detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  insertMessage(row: NewMessage, event?: EventInput): MessageRow {
+    if (!INITIAL_STATES[row.direction]?.includes(row.state)) {
+      throw new MeshdError(
+        'LEDGER_INVALID_STATE',
+        `a new ${row.direction} row cannot start in state ${row.state}`,
+        `start in one of: ${(INITIAL_STATES[row.direction] ?? []).join(', ')}`,
+      );
+    }
+    const { direction, mailbox, state, ...patch } = row;
+    const values: Record<string, unknown> = {};
+    for (const c of Object.values(MESSAGE_COLUMNS)) values[c] = null;
+    for (const [col, value] of patchColumns(patch, PATCHABLE_FIELDS, MESSAGE_COLUMNS)) values[col] = value;
+    const at = this.stamp();
+    Object.assign(values, { direction, mailbox, state, created_at: at, updated_at: at });
+    values.message_type ??= 'DATA';
+    values.chunks_done ??= 0;
+    values.compress ??= 0;
+    values.attempts ??= 0;
+    delete values.id;
+    return this.transaction(() => {
+      let inserted: Row;
+      try {
+        inserted = this.stmtInsertMessage.get(values) as Row;
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new MeshdError('LEDGER_DUPLICATE', `mailbox ${mailbox} already has a ${direction} row for MESH message ${String(values.message_id)}`, undefined, 'failure', { cause: err });
+        }
+        throw err;
+      }
+      const created = messageFromSql(inserted);
+      this.insertEvent(created.id, at, event?.type ?? 'created', null, state, event?.detail);
+      return created;
+    });
+  }
+
+  transition(id: number, to: MessageState, opts: TransitionOptions = {}): MessageRow {
+    return this.transitionTx(id, to, opts);
+  }
+
+  private transitionRow(id: number, to: MessageState, opts: TransitionOptions): MessageRow {
+    const current = this.get(id);
+    if (!current) throw notFound(id);
+    if (opts.from && !opts.from.includes(current.state)) {
+      throw conflict(`message ${id} is ${current.state}, not ${opts.from.join(' or ')}; it was not moved to ${to}`);
+    }
+    if (!canTransition(current.direction, current.state, to)) {
+      const legal = predecessors(current.direction, to);
+      throw conflict(
+        `message ${id} (${current.direction}) cannot move from ${current.state} to ${to}`,
+        legal.length ? `only ${legal.join(', ')} rows can move to ${to}` : `no ${current.direction} row can move to ${to}`,
+      );
+    }
+    const at = this.stamp();
+    const patch: MessagePatch = { ...opts.patch };
+    if (to === MessageState.Acknowledged && patch.acknowledgedAt === undefined) patch.acknowledgedAt = at;
+    const updated = this.updateRow(id, patch, at, { from: current.state, to });
+    // Unreachable under the immediate transaction's lock; kept as a guard should the isolation ever change.
+    if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
+    this.insertEvent(id, at, opts.event?.type ?? 'transition', current.state, to, opts.event?.detail);
+    return updated;
+  }
+
+  claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[] {
+    if (!canTransition(direction, from, to)) throw conflict(`${direction} rows cannot move from ${from} to ${to}`);
+    return this.claimTx(mailbox, direction, from, to, now, limit, event);
+  }
+
+  private claimRows(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[] {
+    const at = this.stamp();
+    const rows = (
+      this.stmtClaim.all({ mailbox, direction, states: JSON.stringify([from]), now: now.toISOString(), limit, to, at }) as Row[]
+    )
+      .map(messageFromSql)
+      .sort((a, b) => a.id - b.id);
+    for (const row of rows) this.insertEvent(row.id, at, event?.type ?? 'claimed', from, to, event?.detail);
+    return rows;
+  }
+
+  update(id: number, patch: MessagePatch, event?: EventInput): MessageRow {
+    return this.transaction(() => {
+      const at = this.stamp();
+      const updated = this.updateRow(id, patch, at);
+      if (!updated) throw notFound(id);
+      if (event) this.insertEvent(id, at, event.type, null, null, event.detail);
+      return updated;
+    });
+  }
+
+  /** UPDATE … RETURNING with the patch's columns; statements are cached per column set. */
+  private updateRow(id: number, patch: MessagePatch, at: string, move?: { from: MessageState; to: MessageState }): MessageRow | undefined {
+    const pairs = patchColumns(patch, PATCHABLE_FIELDS, MESSAGE_COLUMNS);
+    const key = pairs.map(([c]) => c).join(',') + (move ? '|move' : '');
+    let stmt = this.updateStatements.get(key);
+    if (!stmt) {
+      const sets = pairs.map(([c]) => `${c} = @${c}`);
+      sets.push('updated_at = @updated_at');
+      if (move) sets.push('state = @to');
+      stmt = this.db.prepare(`UPDATE messages SET ${sets.join(', ')} WHERE id = @id${move ? ' AND state = @from' : ''} RETURNING *`);
+      this.updateStatements.set(key, stmt);
+    }
+    const params: Record<string, unknown> = Object.fromEntries(pairs);
+    params.id = id;
+    params.updated_at = at;
+    if (move) Object.assign(params, move);
+    let row: Row | undefined;
+    try {
+      row = stmt.get(params) as Row | undefined;
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        throw new MeshdError('LEDGER_DUPLICATE', `another row of this mailbox and direction already has MESH message id ${String(params.message_id)}`, undefined, 'failure', { cause: err });
+      }
+      throw err;
+    }
+    return row ? messageFromSql(row) : undefined;
+  }
+
+  recordEvent(id: number, type: string, detail?: object): void {
+    if (!this.stmtGet.get(id)) throw notFound(id);
+    this.insertEvent(id, this.stamp(), type, null, null, detail);
+  }
+
+  get(id: number): MessageRow | undefined {
+    const row = this.stmtGet.get(id) as Row | undefined;
+    return row ? messageFromSql(row) : undefined;
+  }
+
+  findByMessageId(mailbox: string, direction: Direction, messageId: string): MessageRow | undefined {
+    const row = this.stmtFindByMessageId.get(mailbox, direction, messageId) as Row | undefined;
+    return row ? messageFromSql(row) : undefined;
+  }
+
+  findByRef(ref: string): MessageRow | undefined {
+    const trimmed = ref.trim();
+    if (/^\d{1,15}$/.test(trimmed)) {
+      const byId = this.get(Number(trimmed));
+      if (byId) return byId;
+    }
+    const row = this.stmtFindByMessageIdAnyMailbox.get(trimmed) as Row | undefined;
+    return row ? messageFromSql(row) : undefined;
+  }
+
+  private where(filter: Omit<ListFilter, 'limit'>): { sql: string; params: Record<string, unknown> } {
+    const clauses: string[] = [];
+    const params: Record<string, unknown> = {};
+    const add = (clause: string, name: string, value: unknown) => {
+      clauses.push(clause);
+      params[name] = value;
+    };
+    if (filter.state) add('state = @state', 'state', filter.state);
+    if (filter.direction) add('direction = @direction', 'direction', filter.direction);
+    if (filter.mailbox) add('mailbox = @mailbox', 'mailbox', filter.mailbox);
+    if (filter.workflow) add('workflow_id = @workflow', 'workflow', filter.workflow);
+    if (filter.since) add('created_at >= @since', 'since', toSql(filter.since));
+    return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+  }
+
+  list(filter: ListFilter = {}): MessageRow[] {
+    const { sql, params } = this.where(filter);
+    const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+    const rows = this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id DESC LIMIT @limit`).all({ ...params, limit }) as Row[];
+    return rows.map(messageFromSql);
+  }
+
+  *iterate(filter: Omit<ListFilter, 'limit'> = {}): IterableIterator<MessageRow> {
+    const { sql, params } = this.where(filter);
+    for (const row of this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id`).iterate(params)) {
+      yield messageFromSql(row as Row);
+    }
+  }
+
+  events(id: number): EventRow[] {
+    return (this.stmtEvents.all(id) as Row[]).map(eventFromSql);
+  }
+
+  countsByState(mailbox?: string, direction?: Direction): Partial<Record<MessageState, number>> {
+    const out: Partial<Record<MessageState, number>> = {};
+    const rows = this.stmtCountsByState.all({ mailbox: mailbox ?? null, direction: direction ?? null }) as Array<{ state: MessageState; n: number }>;
+    for (const r of rows) out[r.state] = r.n;
+    return out;
+  }
+
+  oldest(mailbox: string, direction: Direction, states: MessageState[]): MessageRow | undefined {
+    const row = this.stmtOldest.get(mailbox, direction, JSON.stringify(states)) as Row | undefined;
+    return row ? messageFromSql(row) : undefined;
+  }
+
+  due(mailbox: string, direction: Direction, states: MessageState[], now: Date, limit: number): MessageRow[] {
+    const rows = this.stmtDue.all({ mailbox, direction, states: JSON.stringify(states), now: now.toISOString(), limit }) as Row[];
+    return rows.map(messageFromSql);
+  }
+
+  getAppointment(key: string): AppointmentRecord | undefined {
+    const rows = this.stmtGetAppointment.all(key) as Row[];
+    if (rows.length === 0) return undefined;
+    const record: AppointmentRecord = { key };
+    for (const r of rows) {
+      if (r.direction === 'out') record.lastSent = appointmentEventFromSql(r);
+      else record.lastReceived = appointmentEventFromSql(r);
+    }
+    return record;
+  }
+
+  recordAppointment(key: string, direction: Direction, rec: AppointmentInput): void {
+    this.stmtRecordAppointment.run({
+      key,
+      direction,
+      event_kind: rec.eventKind,
+      trigger_event: toSql(rec.trigger),
+      start_at: toSql(rec.startAt),
+      status: toSql(rec.status),
+      at: toSql(rec.at ?? this.now()),
+      message_row_id: toSql(rec.messageRowId),
+    });
+  }
+
+  mailboxStatus(mailbox: string): MailboxStatus | undefined {
+    const row = this.stmtMailboxStatus.get(mailbox) as Row | undefined;
+    return row ? mailboxStatusFromSql(row) : undefined;
+  }
+
+  setMailboxStatus(mailbox: string, patch: MailboxStatusPatch): void {
+    const pairs = patchColumns(patch, MAILBOX_STATUS_FIELDS, MAILBOX_STATUS_COLUMNS);
+    const key = pairs.map(([c]) => c).join(',');
+    let stmt = this.statusStatements.get(key);
+    if (!stmt) {
+      const cols = pairs.map(([c]) => c);
+      const update = cols.length ? `DO UPDATE SET ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}` : 'DO NOTHING';
+      stmt = this.db.prepare(
+        `INSERT INTO mailbox_status (mailbox${cols.map((c) => ', ' + c).join('')}) VALUES (@mailbox${cols.map((c) => ', @' + c).join('')})
+         ON CONFLICT (mailbox) ${update}`,
+      );
+      this.statusStatements.set(key, stmt);
+    }
+    stmt.run({ mailbox, ...Object.fromEntries(pairs) });
+  }
+
+  /** Groups writes into one commit (one fsync): nested calls join the outer transaction. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  purge(opts: PurgeOptions): PurgeResult {
+    const cutoff = opts.olderThan.toISOString();
+    const at = opts.now.toISOString();
+    const payloads: string[] = [];
+    const payloadStates = JSON.stringify(PAYLOAD_PURGE_STATES);
+
+    // 1. Payload copies the daemon no longer needs: forget them here, the caller deletes the files.
+    const selectPayloads = this.db.prepare(
+      `SELECT id, payload_path, ctl_path FROM messages
+       WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND updated_at < @cutoff
+         AND state IN (SELECT value FROM json_each(@states, '$.' || direction))
+       ORDER BY id LIMIT ${PURGE_BATCH}`,
+    );
+    const clearPayload = this.db.prepare('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
+    for (;;) {
+      const batch = this.transaction(() => {
+        const rows = selectPayloads.all({ cutoff, states: payloadStates }) as Array<{ id: number; payload_path: string | null; ctl_path: string | null }>;
+        for (const r of rows) {
+          clearPayload.run(r.id);
+          this.insertEvent(r.id, at, 'payload_purged', null, null);
+          for (const p of [r.payload_path, r.ctl_path]) if (p) payloads.push(p);
+        }
+        return rows.length;
+      });
+      if (batch < PURGE_BATCH) break;
+    }
+    if (opts.payloadsOnly) return { rows: 0, payloads };
+
+    // 2. Settled rows and their events. Rows still in play are never selected.
+    const selectRows = this.db.prepare(
+      `SELECT id, direction, state, payload_path, ctl_path FROM messages
+       WHERE state IN (SELECT value FROM json_each(@settled)) AND updated_at < @cutoff
+       ORDER BY id LIMIT ${PURGE_BATCH}`,
+    );
+    const setGuard = this.db.prepare('UPDATE purge_guard SET active = ? WHERE id = 1');
+    const deleteEvents = this.db.prepare('DELETE FROM events WHERE message_row_id IN (SELECT value FROM json_each(?))');
+    const deleteMessages = this.db.prepare('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))');
+    let rows = 0;
+    for (;;) {
+      const batch = this.transaction(() => {
+        const found = selectRows.all({ settled: JSON.stringify(SETTLED_STATES), cutoff }) as Array<{
+          id: number;
+          direction: Direction;
+          state: MessageState;
+          payload_path: string | null;
+          ctl_path: string | null;
+        }>;
+        if (found.length === 0) return 0;
+        for (const r of found) {
+          // Only payloads that are ours (see PAYLOAD_PURGE_STATES); in/ files belong to the receiving application.
+          if (PAYLOAD_PURGE_STATES[r.direction].includes(r.state)) {
+            for (const p of [r.payload_path, r.ctl_path]) if (p) payloads.push(p);
+          }
+        }
+        const ids = JSON.stringify(found.map((r) => r.id));
+        setGuard.run(1);
+        deleteEvents.run(ids);
+        deleteMessages.run(ids);
+        setGuard.run(0);
+        return found.length;
+      });
+      rows += batch;
+      if (batch < PURGE_BATCH) break;
+    }
+    this.db.prepare('DELETE FROM appointments WHERE at < ?').run(cutoff);
+    return { rows, payloads };
+  }
+
+  /** SQLite online backup into a 0600 temp file, then an atomic rename over `file`. */
+  async backup(file: string): Promise<void> {
+    const target = path.resolve(file);
+    if (target === path.resolve(this.file)) throw new MeshdError('LEDGER_BACKUP_FAILED', 'the backup file cannot be the ledger itself', 'choose another path');
+    const tmp = `${target}.${process.pid}.tmp`;
+    try {
+      fs.rmSync(tmp, { force: true });
+      fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
+      await this.db.backup(tmp);
+      fs.chmodSync(tmp, 0o600);
+      const fd = fs.openSync(tmp, 'r+');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw new MeshdError(
+        'LEDGER_BACKUP_FAILED',
+        `backup to ${target} failed: ${err instanceof Error ? err.message : String(err)}`,
+        'check that the directory exists and is writable, and that there is free space',
+        'failure',
+        { cause: err },
+      );
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Opens (creating and migrating if needed) the ledger at `file`. */
+export function openLedger(file: string, opts: LedgerOptions = {}): SqliteLedger {
+  return new SqliteLedger(file, opts);
+}
+
+/** Where the ledger lives under the configured data directory. */
+export function ledgerPath(dataDir: string): string {
+  return path.join(dataDir, 'meshd.db');
+}

@@ -1,0 +1,104 @@
+/**
+ * The closed set of message states and the only moves allowed between them.
+ * JSON output, the database and docs/ledger.md all use these names.
+ */
+
+export const MessageState = {
+  // outbound
+  /** Intent recorded; the file is being moved out of out/ into the spool. */
+  Claiming: 'claiming',
+  /** Payload is in the spool, waiting for (another) upload attempt. */
+  Queued: 'queued',
+  /** Claimed by a sender; message_id is recorded once the first POST is accepted, then chunks advance. */
+  Uploading: 'uploading',
+  /** The first POST's outcome is unknown: payload kept, never resent without a person deciding. */
+  NeedsReview: 'needs_review',
+  /** Every chunk accepted by MESH. */
+  Sent: 'sent',
+  /** Outbound: the recipient acknowledged (tracking). Inbound: we acknowledged to MESH. */
+  Acknowledged: 'acknowledged',
+  /** A REPORT or tracking said the message will not be delivered. */
+  Undeliverable: 'undeliverable',
+  /** Refused by MESH, invalid input, transform failure, or resolved as failed; payload in failed/. */
+  Failed: 'failed',
+  // inbound
+  /** Listed in the inbox; download (or reprocessing) in progress. */
+  Receiving: 'receiving',
+  /** Durably written to in/, not yet acknowledged to MESH. */
+  Delivered: 'delivered',
+  /** Payload unusable (transform failure, size cap): kept in failed/ with its reason. */
+  Quarantined: 'quarantined',
+} as const;
+export type MessageState = (typeof MessageState)[keyof typeof MessageState];
+
+export type Direction = 'out' | 'in';
+export const DIRECTIONS: readonly Direction[] = ['out', 'in'];
+
+const S = MessageState;
+
+/** Legal moves per direction: from → allowed targets. Anything not listed is refused. */
+export const TRANSITIONS: Readonly<Record<Direction, Readonly<Partial<Record<MessageState, readonly MessageState[]>>>>> = {
+  out: {
+    [S.Claiming]: [S.Queued, S.Failed],
+    // queued → sent: a single-chunk message is complete when its first POST is accepted.
+    [S.Queued]: [S.Uploading, S.Sent, S.NeedsReview, S.Failed],
+    // uploading → queued: a failure known to have happened before MESH saw the message (retry later).
+    [S.Uploading]: [S.Sent, S.NeedsReview, S.Failed, S.Queued],
+    // Only a person (meshd ledger resolve) or the `resend` policy moves a row out of review.
+    [S.NeedsReview]: [S.Sent, S.Failed, S.Queued],
+    [S.Sent]: [S.Acknowledged, S.Undeliverable],
+    [S.Undeliverable]: [S.Queued],
+    [S.Failed]: [S.Queued],
+  },
+  in: {
+    [S.Receiving]: [S.Delivered, S.Quarantined],
+    [S.Delivered]: [S.Acknowledged],
+    // quarantined → receiving: an operator retry reprocesses the kept payload.
+    [S.Quarantined]: [S.Receiving],
+  },
+};
+
+/** States a new row may start in. */
+export const INITIAL_STATES: Readonly<Record<Direction, readonly MessageState[]>> = {
+  out: [S.Claiming, S.Queued, S.Failed],
+  // REPORTs are stored already delivered; a payload refused before download starts quarantined.
+  in: [S.Receiving, S.Delivered, S.Quarantined],
+};
+
+/** States in which nothing automatic will move the row again: rows may be purged by age. */
+export const SETTLED_STATES: readonly MessageState[] = [S.Acknowledged, S.Undeliverable, S.Failed, S.Quarantined];
+
+/**
+ * Rows whose payload copy (sent/ or failed/) the daemon no longer needs, so retention may delete it.
+ * Inbound delivered/acknowledged payloads live in in/ and belong to the receiving application: never ours to delete.
+ */
+export const PAYLOAD_PURGE_STATES: Readonly<Record<Direction, readonly MessageState[]>> = {
+  out: [S.Sent, S.Acknowledged, S.Undeliverable, S.Failed],
+  in: [S.Quarantined],
+};
+
+export const ALL_STATES: readonly MessageState[] = Object.values(MessageState);
+
+export function isMessageState(value: unknown): value is MessageState {
+  return typeof value === 'string' && (ALL_STATES as readonly string[]).includes(value);
+}
+
+/** States that belong to a direction (acknowledged belongs to both). */
+export function statesFor(direction: Direction): MessageState[] {
+  const table = TRANSITIONS[direction];
+  const set = new Set<MessageState>(INITIAL_STATES[direction]);
+  for (const [from, tos] of Object.entries(table)) {
+    set.add(from as MessageState);
+    for (const to of tos ?? []) set.add(to);
+  }
+  return ALL_STATES.filter((s) => set.has(s));
+}
+
+export function canTransition(direction: Direction, from: MessageState, to: MessageState): boolean {
+  return TRANSITIONS[direction][from]?.includes(to) ?? false;
+}
+
+/** The states a row of this direction may be in to move to `to`. */
+export function predecessors(direction: Direction, to: MessageState): MessageState[] {
+  return ALL_STATES.filter((from) => canTransition(direction, from, to));
+}

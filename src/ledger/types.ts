@@ -1,0 +1,179 @@
+import type { Direction, MessageState } from './states';
+
+/** Times are ISO-8601 UTC strings (`2026-11-24T10:00:00.000Z`): sortable, exact, and readable in the sqlite3 shell. */
+export type Instant = string;
+
+export type MessageType = 'DATA' | 'REPORT';
+
+/** One message in one direction, as stored. JSON output uses these names. */
+export interface MessageRow {
+  id: number;
+  direction: Direction;
+  mailbox: string;
+  /** Recipient for outbound, sender for inbound. */
+  peer: string | null;
+  workflowId: string | null;
+  /** The MESH message id; null until MESH has given one. */
+  messageId: string | null;
+  localId: string | null;
+  subject: string | null;
+  messageType: MessageType;
+  /** The original file name. */
+  fileName: string | null;
+  /** Where the payload is now: spool, in/, failed/ or sent/. Null once purged. */
+  payloadPath: string | null;
+  ctlPath: string | null;
+  sizeBytes: number | null;
+  sha256: string | null;
+  chunkSize: number | null;
+  chunksTotal: number | null;
+  chunksDone: number;
+  compress: boolean;
+  /** e.g. "csv>fhir-r4". */
+  transform: string | null;
+  attempts: number;
+  /** When the next attempt is due; null means now. */
+  nextAttemptAt: Instant | null;
+  errorCode: string | null;
+  errorText: string | null;
+  /** REPORT rows: the message the report is about. */
+  linkedMessageId: string | null;
+  reportCode: string | null;
+  state: MessageState;
+  createdAt: Instant;
+  updatedAt: Instant;
+  acknowledgedAt: Instant | null;
+}
+
+/** Time fields accept a Date or an ISO string on the way in. */
+type Writable<T> = { [K in keyof T]: T[K] extends Instant | null ? T[K] | Date : T[K] };
+
+/** Fields a caller may change without a state change (id, direction, mailbox, state and stamps are the store's). */
+export type MessagePatch = Partial<
+  Writable<Omit<MessageRow, 'id' | 'direction' | 'mailbox' | 'state' | 'createdAt' | 'updatedAt'>>
+>;
+
+export type NewMessage = MessagePatch & {
+  direction: Direction;
+  mailbox: string;
+  state: MessageState;
+};
+
+export interface EventRow {
+  id: number;
+  messageRowId: number;
+  at: Instant;
+  type: string;
+  fromState: MessageState | null;
+  toState: MessageState | null;
+  /** Free-form detail; never patient identifiers or secrets. */
+  detail: Record<string, unknown> | null;
+}
+
+export interface EventInput {
+  type: string;
+  detail?: object;
+}
+
+export interface TransitionOptions {
+  /** Refuse (LEDGER_CONFLICT) unless the row is currently in one of these states. */
+  from?: MessageState[];
+  patch?: MessagePatch;
+  event?: EventInput;
+}
+
+/** The kind of appointment event last exchanged for one appointment key, per direction. */
+export interface AppointmentEventRecord {
+  /** Canonical event kind: booked, rescheduled, cancelled, … */
+  eventKind: string;
+  /** HL7 trigger or FHIR equivalent, e.g. S12. */
+  trigger: string | null;
+  startAt: Instant | null;
+  status: string | null;
+  at: Instant;
+  messageRowId: number | null;
+}
+
+export interface AppointmentRecord {
+  key: string;
+  lastSent?: AppointmentEventRecord;
+  lastReceived?: AppointmentEventRecord;
+}
+
+export type AppointmentInput = Omit<AppointmentEventRecord, 'at' | 'trigger' | 'startAt' | 'status' | 'messageRowId'> &
+  Partial<Writable<Pick<AppointmentEventRecord, 'at' | 'trigger' | 'startAt' | 'status' | 'messageRowId'>>>;
+
+export interface MailboxStatus {
+  mailbox: string;
+  lastPollAt: Instant | null;
+  lastPollOk: boolean | null;
+  lastPollError: string | null;
+  lastHandshakeAt: Instant | null;
+  lastTrackingAt: Instant | null;
+}
+
+export type MailboxStatusPatch = Partial<Writable<Omit<MailboxStatus, 'mailbox'>>>;
+
+export interface ListFilter {
+  state?: MessageState;
+  direction?: Direction;
+  mailbox?: string;
+  workflow?: string;
+  /** Rows created at or after this instant. */
+  since?: Date;
+  /** Default 100. */
+  limit?: number;
+}
+
+export interface PurgeOptions {
+  /** Rows (and payloads) last updated before this instant are candidates. */
+  olderThan: Date;
+  /** Only drop payload copies; keep rows and events. */
+  payloadsOnly: boolean;
+  now: Date;
+}
+
+export interface PurgeResult {
+  /** Rows deleted (with their events). */
+  rows: number;
+  /** Files the caller should delete; the store has already forgotten them. */
+  payloads: string[];
+}
+
+/**
+ * The ledger as the pipelines and CLI see it. SqliteLedger implements it; another database
+ * (PostgreSQL for several daemon hosts) can implement it later.
+ */
+export interface LedgerStore {
+  insertMessage(row: NewMessage, event?: EventInput): MessageRow;
+  /** Atomic state change; LEDGER_CONFLICT if the move is illegal or the row is not in `from`. */
+  transition(id: number, to: MessageState, opts?: TransitionOptions): MessageRow;
+  /**
+   * Claims up to `limit` due rows in one statement (UPDATE … RETURNING): two workers never get the same row.
+   * Due = in state `from` with next_attempt_at null or <= now.
+   */
+  claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[];
+  /** Changes fields without a state change (chunk progress, next attempt). */
+  update(id: number, patch: MessagePatch, event?: EventInput): MessageRow;
+  recordEvent(id: number, type: string, detail?: object): void;
+  get(id: number): MessageRow | undefined;
+  findByMessageId(mailbox: string, direction: Direction, messageId: string): MessageRow | undefined;
+  /** A numeric row id, else a MESH message id (first row if both directions hold it). */
+  findByRef(ref: string): MessageRow | undefined;
+  list(filter: ListFilter): MessageRow[];
+  /** Every row matching the filter (no limit), oldest first, without holding them all in memory. */
+  iterate(filter: Omit<ListFilter, 'limit'>): IterableIterator<MessageRow>;
+  events(id: number): EventRow[];
+  countsByState(mailbox?: string, direction?: Direction): Partial<Record<MessageState, number>>;
+  /** The oldest row (by created_at) in one of these states, for "oldest waiting". */
+  oldest(mailbox: string, direction: Direction, states: MessageState[]): MessageRow | undefined;
+  due(mailbox: string, direction: Direction, states: MessageState[], now: Date, limit: number): MessageRow[];
+  getAppointment(key: string): AppointmentRecord | undefined;
+  recordAppointment(key: string, direction: Direction, rec: AppointmentInput): void;
+  mailboxStatus(mailbox: string): MailboxStatus | undefined;
+  setMailboxStatus(mailbox: string, patch: MailboxStatusPatch): void;
+  transaction<T>(fn: () => T): T;
+  purge(opts: PurgeOptions): PurgeResult;
+  backup(file: string): Promise<void>;
+  close(): void;
+}
