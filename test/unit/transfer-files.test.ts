@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { globToRegExp, isInProgressName, prepareFolders } from '../../src/transfer/folders';
+import { freeName, safeFileName, writeFileAtomic } from '../../src/transfer/fsutil';
+import { inboundFileName } from '../../src/transfer/inbound';
+
+describe('mailbox folders and file names', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'meshd-files-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('never lets a MESH file name or id choose a path', () => {
+    for (const hostile of ['../../x', 'a/b', '/etc/passwd', '..', '.hidden', 'a\\b', 'nul\u0000byte', '\u001b[31mred']) {
+      const name = safeFileName(hostile, 'fallback');
+      expect(name, hostile).not.to.match(/[/\\\u0000-\u001f]/);
+      expect(name.startsWith('.'), hostile).to.equal(false);
+    }
+    expect(inboundFileName('../../etc/cron.d/x')).to.equal('_.._etc_cron.d_x.dat');
+    expect(inboundFileName('20261124100000123456_ABCDEF')).to.equal('20261124100000123456_ABCDEF.dat');
+  });
+
+  it('matches route globs on file names', () => {
+    expect(globToRegExp('*.csv').test('patients.csv')).to.equal(true);
+    expect(globToRegExp('*.csv').test('patients.csv.tmp')).to.equal(false);
+    expect(globToRegExp('adt_??.hl7').test('adt_01.hl7')).to.equal(true);
+    expect(globToRegExp('[!x]*.txt').test('a.txt')).to.equal(true);
+    expect(globToRegExp('[!x]*.txt').test('x.txt')).to.equal(false);
+    expect(globToRegExp('a.b').test('axb')).to.equal(false);
+  });
+
+  it('ignores files still being written', () => {
+    for (const n of ['.upload', 'x.tmp', 'x.part', 'x.csv~', 'x.filepart']) expect(isInProgressName(n), n).to.equal(true);
+    expect(isInProgressName('x.csv')).to.equal(false);
+  });
+
+  it('creates in/ out/ sent/ failed/ temp/ and keeps an existing upper-case layout', async () => {
+    const lower = await prepareFolders(join(dir, 'a'));
+    expect(readdirSync(join(dir, 'a')).sort()).to.deep.equal(['failed', 'in', 'out', 'sent', 'temp']);
+    expect(lower.out).to.equal(join(dir, 'a', 'out'));
+    await prepareFolders(join(dir, 'b'));
+    rmSync(join(dir, 'b', 'out'), { recursive: true });
+    rmSync(join(dir, 'b', 'in'), { recursive: true });
+    for (const n of ['OUT', 'IN']) mkdirSync(join(dir, 'b', n));
+    const upper = await prepareFolders(join(dir, 'b'));
+    expect(upper.out).to.equal(join(dir, 'b', 'OUT'));
+    expect(upper.in).to.equal(join(dir, 'b', 'IN'));
+  });
+
+  it('writes atomically and picks free names without overwriting', async () => {
+    const target = join(dir, 'x.dat');
+    await writeFileAtomic(target, 'one');
+    expect(readFileSync(target, 'utf8')).to.equal('one');
+    expect(readdirSync(dir)).to.deep.equal(['x.dat']); // no temp file left behind
+    writeFileSync(join(dir, 'x.1.dat'), '');
+    expect(await freeName(dir, 'x.dat')).to.equal('x.2.dat');
+    expect(await freeName(dir, 'y.dat')).to.equal('y.dat');
+  });
+});
