@@ -1,0 +1,132 @@
+import type { TransformIssue } from '../format';
+
+/**
+ * Turns a payload into individual ER7 messages (mapping.md §9.4, §9.5, §9.13): strips a
+ * UTF-8 BOM and MLLP framing, accepts CR, LF or CRLF, unwraps FHS/BHS…BTS/FTS batches and
+ * back-to-back messages, and decodes each message's bytes by its own MSH-18.
+ * Output messages use CR between segments.
+ */
+
+export interface RawMessage {
+  /** Zero-based message index within the payload. */
+  index: number;
+  /** Decoded text, segments separated by CR. */
+  text: string;
+  /** The character set used to decode it. */
+  charset: 'ascii' | 'latin1' | 'utf8';
+}
+
+export interface SplitResult {
+  messages: RawMessage[];
+  /** How many MSH-started messages the payload holds (decodable or not). */
+  messageCount: number;
+  /** Messages that could not be decoded (they still count, with their index). */
+  errors: TransformIssue[];
+  notes: TransformIssue[];
+}
+
+const BOM = '\u00EF\u00BB\u00BF'; // UTF-8 BOM bytes seen through a Latin-1 view
+// MLLP start (VT, 0x0B) and end (FS, 0x1C) bytes.
+const MLLP_START = String.fromCharCode(0x0b);
+const MLLP_END = String.fromCharCode(0x1c);
+
+function stripLeading(s: string): string {
+  let i = 0;
+  while (i < s.length && (s.charCodeAt(i) <= 0x20)) i++;
+  return s.slice(i);
+}
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** MSH-18 names (HL7 table 0211 and variants seen) → how to decode. */
+function charsetFor(msh18: string): RawMessage['charset'] | 'guess' | undefined {
+  const v = msh18.trim().toUpperCase();
+  if (v === '') return 'guess';
+  if (v === 'ASCII' || v === 'US-ASCII') return 'ascii';
+  if (v === '8859/1' || v === 'ISO-8859-1' || v === 'ISO_8859-1' || v === 'LATIN1' || v === '8859/15' || v === 'WINDOWS-1252' || v === 'CP1252') return 'latin1';
+  if (v === 'UNICODE UTF-8' || v === 'UTF-8' || v === 'UTF8' || v === 'UNICODE') return 'utf8';
+  return undefined;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7e && s.charCodeAt(i) !== 0x7f) return false;
+  return true;
+}
+
+export function splitMessages(input: Buffer): SplitResult {
+  const errors: TransformIssue[] = [];
+  const notes: TransformIssue[] = [];
+  // Latin-1 is byte-for-byte: split first, decode each message by its own MSH-18 after.
+  const text = input.toString('latin1').split(MLLP_START).join('').split(MLLP_END).join('').replace(/\r\n|\n/g, '\r');
+  const lines = text.split('\r');
+  const chunks: string[][] = [];
+  let current: string[] | undefined;
+  let batchCount = 0;
+  let strays = 0;
+  for (let raw of lines) {
+    if (raw.startsWith(BOM)) raw = raw.slice(BOM.length);
+    const line = stripLeading(raw);
+    if (line.trim() === '') continue;
+    const tag = line.slice(0, 3);
+    if (tag === 'MSH') {
+      current = [line];
+      chunks.push(current);
+      batchCount++;
+      continue;
+    }
+    if (tag === 'FHS' || tag === 'FTS') {
+      current = undefined;
+      continue;
+    }
+    if (tag === 'BHS') {
+      current = undefined;
+      batchCount = 0;
+      continue;
+    }
+    if (tag === 'BTS') {
+      const declared = Number(line.split(line[3] ?? '|')[1]);
+      if (Number.isInteger(declared) && declared > 0 && declared !== batchCount) {
+        notes.push({ code: 'HL7_BATCH_COUNT', position: 'BTS-1', field: 'batch', text: `BTS-1 declares ${declared} messages but the batch holds ${batchCount}` });
+      }
+      current = undefined;
+      continue;
+    }
+    if (current) current.push(line);
+    else strays++;
+  }
+  if (strays > 0) {
+    notes.push({ code: 'HL7_STRAY_SEGMENTS', text: `${strays} segment(s) outside any message were ignored (no MSH before them)` });
+  }
+
+  const messages: RawMessage[] = [];
+  chunks.forEach((segs, index) => {
+    const latin = segs.join('\r');
+    const fieldSep = latin[3] ?? '|';
+    const msh18 = segs[0].split(fieldSep)[17] ?? '';
+    const cs = charsetFor(msh18);
+    if (cs === undefined) {
+      errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 names a character set meshd cannot decode (supported: ASCII, 8859/1, UNICODE UTF-8)' });
+      return;
+    }
+    if (cs === 'latin1') {
+      messages.push({ index, text: latin, charset: 'latin1' });
+      return;
+    }
+    if (isAscii(latin)) {
+      messages.push({ index, text: latin, charset: 'ascii' });
+      return;
+    }
+    try {
+      const utf8 = UTF8.decode(Buffer.from(latin, 'latin1'));
+      if (cs === 'ascii') notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says ASCII but the message has non-ASCII bytes; read as UTF-8' });
+      messages.push({ index, text: utf8, charset: 'utf8' });
+    } catch {
+      if (cs === 'utf8') {
+        errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says UTF-8 but the bytes are not valid UTF-8' });
+        return;
+      }
+      notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'non-ASCII bytes without a usable MSH-18; read as 8859/1' });
+      messages.push({ index, text: latin, charset: 'latin1' });
+    }
+  });
+  return { messages, messageCount: chunks.length, errors, notes };
+}

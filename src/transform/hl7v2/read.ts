@@ -1,0 +1,452 @@
+import type { ReadContext, ReadResult } from '../format';
+import {
+  CLEARED,
+  SYSTEMS,
+  localSystem,
+  type Appointment,
+  type AppointmentEventKind,
+  type AppointmentStatus,
+  type CanonicalRecord,
+  type Code,
+  type CodedText,
+  type Identifier,
+  type Instant,
+  type LocationParticipant,
+  type MessageInfo,
+  type ParticipationStatus,
+  type PractitionerParticipant,
+  type RegistrationEventKind,
+} from '../model';
+import { addMinutes } from '../time';
+import { parseDtm } from './datetime';
+import { splitMessages } from './input';
+import { Issues, issue } from './issues';
+import { Hl7Message, type Segment, position } from './message';
+import { readIdentifiers, readPatient, readXcn } from './read-patient';
+
+/** ER7 bytes → canonical records (mapping.md §4, §5). One bad message never stops the others. */
+
+/** Marker for SCH-6 values meshd wrote as a required default (not a real reason). */
+export const DEFAULT_REASON_SYSTEM = 'MESHD';
+
+const ADT_EVENTS: Record<string, RegistrationEventKind> = {
+  A04: 'register',
+  A28: 'register',
+  A08: 'update',
+  A31: 'update',
+  A34: 'merge',
+  A36: 'merge',
+  A39: 'merge',
+  A40: 'merge',
+  A29: 'delete-person',
+};
+
+const SIU_EVENTS: Record<string, AppointmentEventKind> = {
+  S12: 'book',
+  S13: 'reschedule',
+  S14: 'modify',
+  S15: 'cancel',
+  S16: 'discontinue',
+  S17: 'delete',
+  S18: 'modify',
+  S19: 'modify',
+  S20: 'modify',
+  S21: 'modify',
+  S22: 'modify',
+  S26: 'noshow',
+};
+
+const FILLER_STATUS: Record<string, AppointmentStatus> = {
+  PENDING: 'pending',
+  WAITLIST: 'waitlist',
+  BOOKED: 'booked',
+  STARTED: 'checked-in',
+  COMPLETE: 'fulfilled',
+  CANCELLED: 'cancelled',
+  DELETED: 'entered-in-error',
+  NOSHOW: 'noshow',
+};
+
+const PARTICIPANT_STATUS: Record<string, ParticipationStatus> = {
+  BOOKED: 'accepted',
+  PENDING: 'tentative',
+  WAITLIST: 'tentative',
+  CANCELLED: 'declined',
+  DELETED: 'declined',
+  NOSHOW: 'declined',
+};
+
+const V2_0276 = new Set(['CHECKUP', 'EMERGENCY', 'FOLLOWUP', 'ROUTINE', 'WALKIN']);
+const CANCEL_REASONS = new Set([
+  'pat', 'pat-crs', 'pat-cpp', 'pat-dec', 'pat-fb', 'pat-lt', 'pat-mt', 'pat-mv', 'pat-preg', 'pat-swl', 'pat-ucp', 'prov', 'prov-pers', 'prov-dch',
+  'prov-edu', 'prov-hosp', 'prov-labs', 'prov-mri', 'prov-onc', 'maint', 'meds-inc', 'other', 'oth-cms', 'oth-err', 'oth-fin', 'oth-iv', 'oth-int',
+  'oth-mu', 'oth-room', 'oth-oerr', 'oth-swie', 'oth-weath',
+]);
+
+export function readHl7v2(input: Buffer, _ctx?: ReadContext): ReadResult {
+  const split = splitMessages(input);
+  const result: ReadResult = { records: [], errors: [...split.errors], notes: [...split.notes], messageCount: split.messageCount };
+  if (split.messageCount === 0) {
+    result.errors.push(issue('HL7_NO_MESSAGE', undefined, undefined, undefined, 'no MSH segment found: the input is not HL7 v2 ER7'));
+    return result;
+  }
+  for (const raw of split.messages) {
+    const issues = new Issues(raw.index);
+    let records: CanonicalRecord[] = [];
+    try {
+      records = readMessage(raw.text, issues);
+    } catch {
+      // Defensive: a reader bug must quarantine the one message, not crash the batch.
+      issues.error('HL7_UNREADABLE', undefined, undefined, 'message could not be read (internal reader error); quarantine it and report the sample');
+    }
+    result.notes.push(...issues.notes);
+    if (issues.errors.length) {
+      result.errors.push(...issues.errors);
+      continue;
+    }
+    for (const record of records) result.records.push({ record, message: raw.index });
+  }
+  result.errors.sort((a, b) => (a.message ?? -1) - (b.message ?? -1));
+  return result;
+}
+
+function readMessage(text: string, issues: Issues): CanonicalRecord[] {
+  const parsed = Hl7Message.parse(text);
+  if (!(parsed instanceof Hl7Message)) {
+    issues.error('HL7_BAD_MESSAGE', 'MSH', undefined, `message ${parsed.problem}`);
+    return [];
+  }
+  const msg = parsed;
+  const msh = msg.segments[0];
+  const type = msg.get(msh, { field: 9, comp: 1 }).toUpperCase();
+  const trigger = msg.get(msh, { field: 9, comp: 2 }).toUpperCase();
+  if (!type || !trigger) {
+    issues.error('HL7_MISSING_FIELD', 'MSH-9', 'message.type', 'MSH-9 message type and trigger event are required');
+    return [];
+  }
+  const info = readMessageInfo(msg, msh, `${type}^${trigger}`, issues);
+  if (type === 'ADT') return readAdt(msg, trigger, info, issues);
+  if (type === 'SIU') return readSiu(msg, trigger, info, issues);
+  issues.error('HL7_UNSUPPORTED_MESSAGE', 'MSH-9', 'message.type', `message type ${type} is not supported (ADT and SIU are)`);
+  return [];
+}
+
+function instantAt(msg: Hl7Message, seg: Segment | undefined, field: number, comp: number, name: string, issues: Issues, required = false): Instant | undefined {
+  if (!seg) return undefined;
+  const v = msg.get(seg, { field, comp });
+  if (!v || v === '""') return undefined;
+  const t = parseDtm(v);
+  if (t.ok) return t.instant;
+  const pos = position(seg.name, field, undefined, comp > 1 ? comp : undefined);
+  if (required || t.problem !== 'invalid') issues.error(t.problem === 'invalid' ? 'HL7_BAD_DATE' : 'HL7_TIME_AMBIGUOUS', pos, name, `${pos} ${t.text}`);
+  else issues.note('HL7_BAD_DATE', pos, name, `${pos} ${t.text}; ignored`);
+  return undefined;
+}
+
+function readMessageInfo(msg: Hl7Message, msh: Segment, sourceEvent: string, issues: Issues): MessageInfo {
+  const info: MessageInfo = { sourceEvent };
+  const senderApp = msg.get(msh, { field: 3 });
+  const senderOrg = msg.get(msh, { field: 4 });
+  const receiverApp = msg.get(msh, { field: 5 });
+  const receiverOrg = msg.get(msh, { field: 6 });
+  if (senderApp || senderOrg) info.sender = { ...(senderApp && { application: senderApp }), ...(senderOrg && { organization: senderOrg }) };
+  if (receiverApp || receiverOrg) info.receiver = { ...(receiverApp && { application: receiverApp }), ...(receiverOrg && { organization: receiverOrg }) };
+  const id = msg.get(msh, { field: 10 });
+  if (id) info.messageId = id;
+  // A bad MSH-7 is only noted: it does not change what the message says.
+  const sent = msg.get(msh, { field: 7 });
+  if (sent) {
+    const t = parseDtm(sent);
+    if (t.ok) info.sentAt = t.instant;
+    else issues.note('HL7_BAD_DATE', 'MSH-7', 'message.sentAt', `MSH-7 ${t.text}; ignored`);
+  }
+  const evn = msg.first('EVN');
+  if (evn) {
+    const recorded = msg.get(evn, { field: 2 });
+    if (recorded) {
+      const t = parseDtm(recorded);
+      if (t.ok) info.recordedAt = t.instant;
+      else issues.note('HL7_BAD_DATE', 'EVN-2', 'message.recordedAt', `EVN-2 ${t.text}; ignored`);
+    }
+  }
+  return info;
+}
+
+// ------------------------------------------------------------------ ADT
+
+function readAdt(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Issues): CanonicalRecord[] {
+  let event = ADT_EVENTS[trigger];
+  if (!event) {
+    event = 'update';
+    issues.note('HL7_EVENT_AS_UPDATE', 'MSH-9.2', 'event', `ADT ${trigger} carries no registration change of its own; its patient data is read as an update`);
+  }
+  const pids = msg.all('PID');
+  if (pids.length === 0) {
+    issues.error('HL7_MISSING_SEGMENT', 'PID', 'patient', 'ADT message has no PID segment');
+    return [];
+  }
+  if (event !== 'merge') {
+    const pid = pids[0];
+    const pd1 = nextBefore(msg, pid, 'PD1', ['PID']);
+    const patient = readPatient(msg, pid, pd1, issues);
+    if (!patient) return [];
+    if (!patient.nhsNumber && patient.identifiers.length === 0) {
+      issues.error('HL7_MISSING_FIELD', 'PID-3', 'patient.identifiers', 'PID-3 holds no usable identifier');
+      return [];
+    }
+    return [{ kind: 'registration', event, message: info, patient }];
+  }
+  // Merges: each PID/MRG pair is one merge (ADT_A39 repeats the pair).
+  const records: CanonicalRecord[] = [];
+  for (const pid of pids) {
+    const pd1 = nextBefore(msg, pid, 'PD1', ['PID']);
+    const mrg = nextBefore(msg, pid, 'MRG', ['PID']);
+    if (!mrg) {
+      issues.error('HL7_MISSING_SEGMENT', `PID#${pid.index}`, 'patient.mergedFrom', 'merge has a PID without its MRG segment');
+      continue;
+    }
+    const patient = readPatient(msg, pid, pd1, issues);
+    if (!patient) continue;
+    const old = readIdentifiers(msg, mrg, 1, issues);
+    if (old.bad) continue;
+    const mergedFrom: Identifier[] = [...(old.nhsNumber ? [{ system: SYSTEMS.nhsNumber, value: old.nhsNumber }] : []), ...old.identifiers];
+    if (mergedFrom.length === 0) {
+      issues.error('HL7_MISSING_FIELD', 'MRG-1', 'patient.mergedFrom', 'MRG-1 holds no prior identifier');
+      continue;
+    }
+    patient.mergedFrom = mergedFrom;
+    records.push({ kind: 'registration', event: 'merge', message: info, patient });
+  }
+  return issues.errors.length ? [] : records;
+}
+
+/** The first `name` segment after `from`, stopping at any of `stop`. */
+function nextBefore(msg: Hl7Message, from: Segment, name: string, stop: string[]): Segment | undefined {
+  for (let i = from.index + 1; i < msg.segments.length; i++) {
+    const s = msg.segments[i];
+    if (s.name === name) return s;
+    if (stop.includes(s.name)) return undefined;
+  }
+  return undefined;
+}
+
+// ------------------------------------------------------------------ SIU
+
+function codedText(msg: Hl7Message, rep: string, defaultSystem: (code: string, system: string) => string): CodedText | undefined {
+  const code = msg.leaf(rep, 1);
+  const text = msg.leaf(rep, 2);
+  const system = msg.leaf(rep, 3);
+  if (!code && !text) return undefined;
+  const out: CodedText = {};
+  if (code) {
+    const c: Code = { system: defaultSystem(code, system), code };
+    if (text) c.display = text;
+    out.coding = [c];
+  } else out.text = text;
+  return out;
+}
+
+function ceSystem(_code: string, system: string): string {
+  return localSystem(system || undefined);
+}
+
+function appointmentIdentifier(msg: Hl7Message, seg: Segment, field: number, type: 'PLAC' | 'FILL'): Identifier | undefined {
+  const rep = msg.reps(seg, field)[0];
+  if (!rep) return undefined;
+  const value = msg.leaf(rep, 1);
+  if (!value || value === '""') return undefined;
+  const ns = msg.leaf(rep, 2);
+  const universal = msg.leaf(rep, 3);
+  const isUri = universal !== '' && msg.leaf(rep, 4).toUpperCase() === 'URI';
+  const id: Identifier = { system: isUri ? universal : localSystem(ns || undefined), value, type };
+  if (ns) id.assigner = ns;
+  return id;
+}
+
+function durationMinutes(amount: string, units: string): number | undefined {
+  const n = Number(amount);
+  if (!amount || !Number.isFinite(n) || n <= 0) return undefined;
+  const u = units.trim().toLowerCase();
+  if (u === '' || u === 'min' || u === 'mins' || u === 'minutes' || u === 'm') return n;
+  if (u === 's' || u === 'sec' || u === 'secs' || u === 'seconds') return n / 60;
+  if (u === 'h' || u === 'hr' || u === 'hrs' || u === 'hours') return n * 60;
+  if (u === 'd' || u === 'day' || u === 'days') return n * 1440;
+  return undefined;
+}
+
+function statusFor(trigger: string, fillerStatus: string): AppointmentStatus {
+  const mapped = FILLER_STATUS[fillerStatus.toUpperCase()];
+  switch (trigger) {
+    case 'S15':
+    case 'S16':
+      return 'cancelled';
+    case 'S17':
+      return 'entered-in-error';
+    case 'S26':
+      return 'noshow';
+  }
+  return mapped ?? 'booked';
+}
+
+function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Issues): CanonicalRecord[] {
+  const event = SIU_EVENTS[trigger];
+  if (!event) {
+    issues.error('HL7_UNSUPPORTED_EVENT', 'MSH-9.2', 'event', `SIU ${trigger} is not an appointment event meshd carries (S12–S22, S26 are)`);
+    return [];
+  }
+  if (trigger >= 'S18' && trigger <= 'S22') {
+    issues.note('HL7_EVENT_AS_MODIFY', 'MSH-9.2', 'event', `SIU ${trigger} changes one resource; read as a modification of the whole appointment`);
+  }
+  const sch = msg.first('SCH');
+  if (!sch) {
+    issues.error('HL7_MISSING_SEGMENT', 'SCH', 'appointment', 'SIU message has no SCH segment');
+    return [];
+  }
+  const fillerStatus = msg.get(sch, { field: 25 });
+  const appt: Appointment = { status: statusFor(trigger, fillerStatus) };
+  const placer = appointmentIdentifier(msg, sch, 1, 'PLAC');
+  const filler = appointmentIdentifier(msg, sch, 2, 'FILL');
+  if (placer) appt.placerId = placer;
+  if (filler) appt.fillerId = filler;
+  if (!placer && !filler) {
+    issues.error('HL7_MISSING_FIELD', 'SCH-2', 'appointment.fillerId', 'neither SCH-1 (placer) nor SCH-2 (filler) appointment id is valued; the appointment cannot be identified');
+    return [];
+  }
+  if (fillerStatus && fillerStatus !== '""') appt.fillerStatus = fillerStatus;
+
+  // Event reason: a cancellation reason only on cancel/discontinue/no-show triggers.
+  if (event === 'cancel' || event === 'discontinue' || event === 'noshow') {
+    if (msg.fieldCleared(sch, 6)) appt.cancellationReason = CLEARED;
+    else {
+      const rep = msg.reps(sch, 6)[0];
+      if (rep && msg.leaf(rep, 3) !== DEFAULT_REASON_SYSTEM) {
+        const r = codedText(msg, rep, (code, system) => (CANCEL_REASONS.has(code) && !system ? SYSTEMS.cancellationReason : ceSystem(code, system)));
+        if (r) appt.cancellationReason = r;
+      }
+    }
+  }
+
+  if (msg.fieldCleared(sch, 7)) appt.appointmentType = CLEARED;
+  else {
+    const rep = msg.reps(sch, 7)[0];
+    const t = rep ? codedText(msg, rep, (code, system) => ((system === '' || system.toUpperCase() === 'HL70276') && V2_0276.has(code.toUpperCase()) ? SYSTEMS.appointmentReason : ceSystem(code, system))) : undefined;
+    if (t) appt.appointmentType = t;
+  }
+
+  if (msg.fieldCleared(sch, 9)) appt.minutesDuration = CLEARED;
+  else {
+    const amount = msg.get(sch, { field: 9 });
+    if (amount) {
+      const mins = durationMinutes(amount, msg.get(sch, { field: 10 }));
+      if (mins === undefined) issues.note('HL7_UNKNOWN_CODE', 'SCH-10', 'appointment.minutesDuration', 'duration units not understood (s, min, h, d are); duration ignored');
+      else if (!Number.isInteger(mins)) {
+        appt.minutesDuration = Math.ceil(mins);
+        issues.note('HL7_ROUNDED', 'SCH-9', 'appointment.minutesDuration', 'duration is not a whole number of minutes; rounded up');
+      } else appt.minutesDuration = mins;
+    }
+  }
+
+  // Start/end: TQ1-7/8 (2.5+), SCH-11.4/.5 (2.4), then AIS-4 / AIL-6.
+  const tq1 = msg.first('TQ1');
+  const ais = msg.first('AIS');
+  const ail = msg.first('AIL');
+  const start =
+    instantAt(msg, tq1, 7, 1, 'appointment.start', issues, true) ??
+    instantAt(msg, sch, 11, 4, 'appointment.start', issues, true) ??
+    instantAt(msg, ais, 4, 1, 'appointment.start', issues, true) ??
+    instantAt(msg, ail, 6, 1, 'appointment.start', issues, true);
+  const end = instantAt(msg, tq1, 8, 1, 'appointment.end', issues, true) ?? instantAt(msg, sch, 11, 5, 'appointment.end', issues, true);
+  if (issues.errors.length) return [];
+  if (start) appt.start = start;
+  if (end) appt.end = end;
+  else if (start && typeof appt.minutesDuration === 'number') appt.end = addMinutes(start, appt.minutesDuration);
+
+  const comment = schNotes(msg, sch);
+  if (comment !== undefined) appt.comment = comment;
+
+  // Resource groups: every RGS group's AIS/AIL/AIP adds to the one appointment.
+  const serviceTypes: CodedText[] = [];
+  const locations: LocationParticipant[] = [];
+  const practitioners: PractitionerParticipant[] = [];
+  let droppedAig = false;
+  for (const seg of msg.segments) {
+    if (seg.name === 'AIS') {
+      const rep = msg.reps(seg, 3)[0];
+      const s = rep ? codedText(msg, rep, ceSystem) : undefined;
+      if (s) serviceTypes.push(s);
+    } else if (seg.name === 'AIL') {
+      const l = readLocation(msg, seg);
+      if (l) locations.push(l);
+    } else if (seg.name === 'AIP') {
+      const rep = msg.reps(seg, 3)[0];
+      const p = rep ? readXcn(msg, rep) : undefined;
+      if (!p) continue;
+      const pp: PractitionerParticipant = p;
+      const roleRep = msg.reps(seg, 4)[0];
+      const role = roleRep ? codedText(msg, roleRep, ceSystem) : undefined;
+      if (role) pp.role = role;
+      const st = PARTICIPANT_STATUS[msg.get(seg, { field: 12 }).toUpperCase()];
+      if (st) pp.status = st;
+      practitioners.push(pp);
+    } else if (seg.name === 'AIG') droppedAig = true;
+  }
+  if (serviceTypes.length) appt.serviceTypes = serviceTypes;
+  if (locations.length) appt.locations = locations;
+  if (practitioners.length) appt.practitioners = practitioners;
+  if (droppedAig) issues.note('FIELD_DROPPED', 'AIG', 'appointment', 'general resources (AIG: equipment, devices) are not carried by the canonical model');
+
+  const pv1 = msg.first('PV1');
+  const service = pv1 ? msg.tri(pv1, { field: 10 }) : undefined;
+  if (service === CLEARED) appt.specialty = CLEARED;
+  else if (typeof service === 'string') {
+    appt.specialty = { coding: [{ system: /^\d{3}$/.test(service) ? SYSTEMS.practiceSetting : localSystem('PV1-10'), code: service }] };
+  }
+
+  const record: CanonicalRecord = { kind: 'appointment', event, message: info, appointment: appt };
+  const pid = msg.first('PID');
+  if (pid) {
+    const patient = readPatient(msg, pid, nextBefore(msg, pid, 'PD1', ['RGS', 'PID']), issues);
+    if (!patient) return [];
+    record.patient = patient;
+  }
+  return [record];
+}
+
+/** NTEs between SCH and the patient/resource groups are the appointment comment. */
+function schNotes(msg: Hl7Message, sch: Segment): string | CLEARED_T | undefined {
+  const lines: string[] = [];
+  for (let i = sch.index + 1; i < msg.segments.length; i++) {
+    const s = msg.segments[i];
+    if (s.name === 'TQ1' || s.name === 'TQ2') continue;
+    if (s.name !== 'NTE') break;
+    if (msg.fieldCleared(s, 3)) return CLEARED;
+    const text = msg.reps(s, 3).map((r) => msg.leaf(r)).join('\n');
+    if (text) lines.push(text);
+  }
+  return lines.length ? lines.join('\n') : undefined;
+}
+type CLEARED_T = typeof CLEARED;
+
+function readLocation(msg: Hl7Message, seg: Segment): LocationParticipant | undefined {
+  const rep = msg.reps(seg, 3)[0];
+  if (!rep) return undefined;
+  const pointOfCare = msg.leaf(rep, 1);
+  const room = msg.leaf(rep, 2);
+  const facility = msg.leaf(rep, 4, 1);
+  const description = msg.leaf(rep, 9);
+  const loc: LocationParticipant = { identifiers: [] };
+  if (pointOfCare) loc.identifiers.push({ system: localSystem('location'), value: pointOfCare });
+  // PL.4 facility carries the ODS site code by HL7 UK agreement; anything else is a name.
+  if (facility && /^[A-Z0-9]{3,6}$/.test(facility)) loc.identifiers.push({ system: SYSTEMS.odsSite, value: facility });
+  const name = description || room || (facility && !/^[A-Z0-9]{3,6}$/.test(facility) ? facility : '');
+  if (name) loc.name = name;
+  const typeRep = msg.reps(seg, 4)[0];
+  if (typeRep && msg.leaf(typeRep, 1)) {
+    const code = msg.leaf(typeRep, 1);
+    const display = msg.leaf(typeRep, 2);
+    loc.type = { system: localSystem(msg.leaf(typeRep, 3) || undefined), code, ...(display && { display }) };
+  }
+  const st = PARTICIPANT_STATUS[msg.get(seg, { field: 12 }).toUpperCase()];
+  if (st) loc.status = st;
+  return loc.identifiers.length || loc.name ? loc : undefined;
+}

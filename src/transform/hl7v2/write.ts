@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto';
+import type { AppointmentHistory, TransformIssue, WriteContext, WriteResult } from '../format';
+import {
+  SYSTEMS,
+  appointmentKey,
+  isCleared,
+  localAuthority,
+  triValue,
+  type AppointmentEvent,
+  type CanonicalRecord,
+  type CodedText,
+  type Identifier,
+  type Instant,
+  type LocationParticipant,
+  type ParticipationStatus,
+  type PatientRegistration,
+} from '../model';
+import { instantFromDate } from '../time';
+import { formatDtm } from './datetime';
+import { issue } from './issues';
+import { DEFAULT_REASON_SYSTEM } from './read';
+import { comps, cx, e, fill, patientSegments, segment, tri, xcn } from './write-patient';
+
+/**
+ * Canonical records → HL7 v2.4 ER7, HL7 UK style (mapping.md §6). One message per record,
+ * except consecutive merges of one source message, which share one A40 (PID/MRG pairs).
+ */
+
+export interface TriggerChoice {
+  trigger: string;
+  fillerStatus: string;
+}
+
+const FILLER_STATUS: Record<string, string> = {
+  proposed: 'Pending',
+  pending: 'Pending',
+  waitlist: 'Waitlist',
+  booked: 'Booked',
+  arrived: 'Started',
+  'checked-in': 'Started',
+  fulfilled: 'Complete',
+  cancelled: 'Cancelled',
+  noshow: 'Noshow',
+  'entered-in-error': 'Deleted',
+};
+
+/** SCH-6 is required; when there is no real reason we send these, marked with system MESHD. */
+const DEFAULT_REASON: Record<string, string> = {
+  S12: 'BOOK^New booking',
+  S13: 'RESCHED^Rescheduled',
+  S14: 'MODIFY^Modified',
+  S15: 'CANCEL^Cancelled',
+  S16: 'DISCON^Discontinued',
+  S17: 'DELETE^Entered in error',
+  S26: 'NOSHOW^Did not attend',
+};
+
+const PARTICIPANT_STATUS: Record<ParticipationStatus, string> = { accepted: 'Booked', tentative: 'Pending', declined: 'Cancelled', 'needs-action': 'Pending' };
+
+/**
+ * Picks the SIU trigger (mapping.md §6): the event kind and status first, then, for book and
+ * modify, the ledger's previous state. Without a previous state, book → S12 and modify → S14.
+ */
+export function selectTrigger(ev: AppointmentEvent, previous?: AppointmentHistory): TriggerChoice | { error: string } {
+  const status = ev.appointment.status;
+  const filler = FILLER_STATUS[status] ?? 'Booked';
+  if (ev.event === 'reminder') return { error: 'a reminder has no SIU trigger event; send reminders as notify-csv' };
+  if (ev.event === 'discontinue') return { trigger: 'S16', fillerStatus: 'Discontinued' };
+  if (ev.event === 'cancel' || status === 'cancelled') return { trigger: 'S15', fillerStatus: 'Cancelled' };
+  if (ev.event === 'delete' || status === 'entered-in-error') return { trigger: 'S17', fillerStatus: 'Deleted' };
+  if (ev.event === 'noshow' || status === 'noshow') return { trigger: 'S26', fillerStatus: 'Noshow' };
+  if (ev.event === 'reschedule') return { trigger: 'S13', fillerStatus: filler };
+  if (!previous) return { trigger: ev.event === 'book' ? 'S12' : 'S14', fillerStatus: filler };
+  // A booking after a cancellation or deletion is a new booking for the receiver.
+  if (ev.event === 'book' && ['cancel', 'delete', 'discontinue'].includes(previous.lastEvent)) return { trigger: 'S12', fillerStatus: filler };
+  const start = triValue(ev.appointment.start);
+  if (start && previous.start && Date.parse(previous.start) !== Date.parse(start.utc)) return { trigger: 'S13', fillerStatus: filler };
+  return { trigger: 'S14', fillerStatus: filler };
+}
+
+function ei(id: Identifier | undefined): string {
+  if (!id) return '';
+  const local = localAuthority(id.system);
+  if (local !== undefined || id.system.startsWith('urn:meshd:local:')) return comps(e(id.value), e(id.assigner ?? local ?? ''));
+  // A real URL system survives as EI.3 universal id with type URI.
+  return comps(e(id.value), e(id.assigner ?? ''), e(id.system), 'URI');
+}
+
+function ce(c: CodedText | undefined, systemName: (system: string) => string = (s) => localAuthority(s) ?? ''): string {
+  if (!c) return '';
+  const coding = c.coding?.[0];
+  if (!coding) return comps('', e(c.text));
+  return comps(e(coding.code), e(coding.display ?? c.text), e(systemName(coding.system)));
+}
+
+function codeSystemName(system: string): string {
+  if (system === SYSTEMS.appointmentReason) return 'HL70276';
+  if (system === SYSTEMS.cancellationReason) return '';
+  return localAuthority(system) ?? '';
+}
+
+function pl(l: LocationParticipant): string {
+  const poc = l.identifiers.find((i) => i.system.startsWith('urn:meshd:local:'))?.value;
+  const site = l.identifiers.find((i) => i.system === SYSTEMS.odsSite)?.value;
+  return comps(e(poc), '', '', e(site), '', '', '', '', e(l.name));
+}
+
+function messageId(record: CanonicalRecord, index: number): string {
+  if (record.message.messageId) return record.message.messageId;
+  return 'M' + createHash('sha1').update(JSON.stringify(record)).update(String(index)).digest('hex').slice(0, 19);
+}
+
+function msh(record: CanonicalRecord, type: string, index: number, now: Instant, ctx: WriteContext): string {
+  const m = record.message;
+  const opt = ctx.options ?? {};
+  const f: string[] = [];
+  f[2] = '^~\\&';
+  f[3] = e(String(opt.sendingApplication ?? m.sender?.application ?? ''));
+  f[4] = e(String(opt.sendingFacility ?? m.sender?.organization ?? ''));
+  f[5] = e(String(opt.receivingApplication ?? m.receiver?.application ?? ''));
+  f[6] = e(String(opt.receivingFacility ?? m.receiver?.organization ?? ''));
+  f[7] = formatDtm(m.sentAt ?? now, opt.offsets === 'always');
+  f[9] = type;
+  f[10] = e(messageId(record, index));
+  f[11] = String(opt.processingId ?? 'P');
+  f[12] = '2.4';
+  // MSH-1 is the field separator itself: the join below supplies it.
+  return 'MSH|' + fill(f, 18).slice(1).join('|').replace(/\|+$/, '');
+}
+
+function finish(lines: string[]): string {
+  const text = lines.join('\r');
+  // HL7 UK: printable ASCII unless agreed; name UTF-8 in MSH-18 when we need it.
+  if (/^[\x20-\x7e\r]*$/.test(text)) return text + '\r';
+  const [first, ...rest] = lines;
+  const f = first.split('|');
+  while (f.length < 18) f.push('');
+  f[17] = 'UNICODE UTF-8';
+  return [f.join('|'), ...rest].join('\r') + '\r';
+}
+
+const ADT: Record<string, { trigger: string; structure: string }> = {
+  register: { trigger: 'A28', structure: 'ADT_A05' },
+  update: { trigger: 'A31', structure: 'ADT_A05' },
+  merge: { trigger: 'A40', structure: 'ADT_A39' },
+  'delete-person': { trigger: 'A29', structure: 'ADT_A21' },
+};
+
+function writeAdt(group: PatientRegistration[], index: number, now: Instant, ctx: WriteContext, notes: TransformIssue[]): string {
+  const first = group[0];
+  const { trigger, structure } = ADT[first.event];
+  const offsets = ctx.options?.offsets === 'always';
+  const lines = [msh(first, `ADT^${trigger}^${structure}`, index, now, ctx)];
+  lines.push(segment('EVN', [trigger, formatDtm(first.message.recordedAt ?? first.message.sentAt ?? now, offsets)]));
+  const note = (field: string, text: string) => notes.push(issue('FIELD_NOT_CARRIED', index, 'PD1-12', field, text));
+  for (const r of group) {
+    lines.push(...patientSegments(r.patient, note));
+    if (r.event === 'merge') {
+      const old = (r.patient.mergedFrom ?? []).map(cx).join('~');
+      lines.push(segment('MRG', [old]));
+    }
+  }
+  if (first.event !== 'merge') lines.push('PV1|1|N');
+  return finish(lines);
+}
+
+function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, now: Instant, ctx: WriteContext): string {
+  const a = ev.appointment;
+  const offsets = ctx.options?.offsets === 'always';
+  const dtm = (i: Instant) => formatDtm(i, offsets);
+  const t = choice.trigger;
+  const lines = [msh(ev, `SIU^${t}^SIU_S12`, index, now, ctx)];
+  const start = triValue(a.start);
+  const end = triValue(a.end);
+  const dur = triValue(a.minutesDuration);
+  const s: string[] = [];
+  s[1] = ei(a.placerId);
+  s[2] = ei(a.fillerId);
+  const realReason = (t === 'S15' || t === 'S16' || t === 'S26') && a.cancellationReason !== undefined;
+  s[6] = realReason ? tri(a.cancellationReason, (r) => ce(r, codeSystemName)) : `${DEFAULT_REASON[t]}^${DEFAULT_REASON_SYSTEM}`;
+  s[7] = tri(a.appointmentType, (c) => ce(c, codeSystemName));
+  s[9] = tri(a.minutesDuration, String);
+  s[10] = dur !== undefined ? 'min' : '';
+  s[11] = start || end ? comps('', '', dur !== undefined ? `M${dur}` : '', start ? dtm(start) : '', end ? dtm(end) : '') : '';
+  const contact = a.practitioners?.[0] ? xcn(a.practitioners[0]) : typeof ctx.options?.serviceUser === 'string' ? ctx.options.serviceUser : '';
+  s[16] = contact;
+  s[20] = contact;
+  s[25] = choice.fillerStatus;
+  lines.push(segment('SCH', fill(s, 25)));
+  if (isCleared(a.comment)) lines.push('NTE|1||""');
+  else if (typeof a.comment === 'string') a.comment.split('\n').forEach((line, i) => lines.push(segment('NTE', [String(i + 1), '', e(line)])));
+  if (ev.patient) {
+    lines.push(...patientSegments(ev.patient, () => undefined));
+  }
+  if (a.specialty !== undefined) lines.push(segment('PV1', ['1', 'O', ...Array(7).fill(''), tri(a.specialty, (sp) => e(sp.coding?.[0]?.code ?? sp.text ?? ''))]));
+  lines.push('RGS|1|A');
+  const timing = (startField: number, durField: number): string[] => {
+    const f: string[] = [];
+    if (start) f[startField] = dtm(start);
+    if (dur !== undefined) {
+      f[durField] = String(dur);
+      f[durField + 1] = 'min';
+    }
+    return f;
+  };
+  (a.serviceTypes ?? []).forEach((st, i) => {
+    const f = timing(4, 7);
+    f[1] = String(i + 1);
+    f[2] = 'A';
+    f[3] = ce(st);
+    f[10] = choice.fillerStatus;
+    lines.push(segment('AIS', fill(f, 10)));
+  });
+  (a.locations ?? []).forEach((l, i) => {
+    const f = timing(6, 9);
+    f[1] = String(i + 1);
+    f[2] = 'A';
+    f[3] = pl(l);
+    f[4] = l.type ? comps(e(l.type.code), e(l.type.display), e(localAuthority(l.type.system) ?? '')) : '';
+    f[12] = l.status ? PARTICIPANT_STATUS[l.status] : '';
+    lines.push(segment('AIL', fill(f, 12)));
+  });
+  (a.practitioners ?? []).forEach((p, i) => {
+    const f = timing(6, 9);
+    f[1] = String(i + 1);
+    f[2] = 'A';
+    f[3] = xcn(p);
+    f[4] = ce(p.role);
+    f[12] = p.status ? PARTICIPANT_STATUS[p.status] : '';
+    lines.push(segment('AIP', fill(f, 12)));
+  });
+  return finish(lines);
+}
+
+export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): WriteResult {
+  const result: WriteResult = { output: Buffer.alloc(0), errors: [], notes: [], appointments: [] };
+  const now = instantFromDate(ctx.now ? ctx.now() : new Date());
+  const messages: string[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    if (r.kind === 'registration') {
+      const p = r.patient;
+      if (!triValue(p.nhsNumber) && p.identifiers.length === 0) {
+        result.errors.push(issue('HL7_MISSING_FIELD', i, 'PID-3', 'patient.identifiers', 'patient has neither an NHS number nor a local identifier; PID-3 is required'));
+        continue;
+      }
+      const group = [r];
+      // Consecutive merges from one source message share one A40.
+      while (r.event === 'merge' && r.message.messageId) {
+        const next = records[i + 1];
+        if (next?.kind !== 'registration' || next.event !== 'merge' || next.message.messageId !== r.message.messageId) break;
+        group.push(next);
+        i++;
+      }
+      messages.push(writeAdt(group, i, now, ctx, result.notes));
+      continue;
+    }
+    const a = r.appointment;
+    if (!a.fillerId && !a.placerId) {
+      result.errors.push(issue('HL7_MISSING_FIELD', i, 'SCH-2', 'appointment.fillerId', 'appointment has neither a filler nor a placer id; SIU cannot identify it'));
+      continue;
+    }
+    const key = appointmentKey(r);
+    const choice = selectTrigger(r, key ? ctx.previousAppointment?.(key) : undefined);
+    if ('error' in choice) {
+      result.errors.push(issue('HL7_NO_TRIGGER', i, 'MSH-9', 'event', choice.error));
+      continue;
+    }
+    if (!triValue(a.start)) result.notes.push(issue('HL7_MISSING_FIELD', i, 'SCH-11', 'appointment.start', 'appointment has no start; SCH-11 (required in v2.4) left empty'));
+    messages.push(writeSiu(r, choice, i, now, ctx));
+    const start = triValue(a.start);
+    result.appointments.push({ key: key ?? '', event: r.event, ...(start && { start: start.utc }), status: a.status, trigger: choice.trigger });
+  }
+  let text = messages.join('');
+  if (ctx.options?.batch === true || ctx.options?.batch === 'true') {
+    const stamp = formatDtm(now);
+    text = `FHS|^~\\&|||||${stamp}\rBHS|^~\\&|||||${stamp}\r${text}BTS|${messages.length}\rFTS|1\r`;
+  }
+  result.output = Buffer.from(text, 'utf8');
+  return result;
+}
