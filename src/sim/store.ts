@@ -1,0 +1,266 @@
+import { mkdir, readFile, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { MessageType, TrackingStatus } from '../mesh/protocol';
+import { MessageIdFactory } from './ids';
+import { writeAtomic } from './pki';
+
+/**
+ * Message metadata in memory (persisted as JSON so a restarted simulator keeps its messages);
+ * bodies on disk, one file per chunk exactly as received, under `<dir>/store/<id>/<n>`.
+ */
+
+export interface SimMessage {
+  id: string;
+  type: MessageType;
+  /** '' for REPORTs: they come from the central system mailbox. */
+  sender: string;
+  recipient: string;
+  workflowId: string;
+  status: TrackingStatus;
+  /** Total chunks N (0 for a REPORT). */
+  chunks: number;
+  chunksReceived: number;
+  /** Bytes stored, as received (compressed if sent with Content-Encoding: gzip). */
+  bytes: number;
+  contentEncoding?: 'gzip';
+  localId?: string;
+  subject?: string;
+  fileName?: string;
+  partnerId?: string;
+  checksum?: string;
+  compressed?: string;
+  encrypted?: string;
+  /** mex-Content-Type as sent (survives chunking). */
+  contentType?: string;
+  /** The first request's HTTP Content-Type. */
+  httpContentType?: string;
+  createdAt: string;
+  acceptedAt?: string;
+  acknowledgedAt?: string;
+  acknowledgedBy?: string;
+  statusCode?: string;
+  statusEvent?: string;
+  statusDescription?: string;
+  statusTimestamp?: string;
+  linkedMessageId?: string;
+  /** REPORTs only: the intended recipient of the original message (sent as mex-To). */
+  reportTo?: string;
+}
+
+interface StoredMessage extends SimMessage {
+  seq: number;
+  received: number[];
+  chunkEncoding: Record<number, 'gzip' | 'identity'>;
+}
+
+interface StateFile {
+  version: 1;
+  seq: number;
+  clockOffsetMs: number;
+  messages: StoredMessage[];
+}
+
+export type NewMessage = Omit<SimMessage, 'id' | 'chunksReceived' | 'bytes' | 'createdAt'>;
+
+export class MessageStore {
+  private readonly byId = new Map<string, StoredMessage>();
+  private readonly ids = new MessageIdFactory();
+  private seq = 0;
+  private dirty = false;
+  private flushing: Promise<void> | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** chunk uploads in progress, `id:n`, so two concurrent uploads of one chunk cannot both land. */
+  private readonly inflight = new Set<string>();
+  clockOffsetMs = 0;
+
+  constructor(private readonly dir: string) {}
+
+  get bodiesDir(): string {
+    return join(this.dir, 'store');
+  }
+
+  private get stateFile(): string {
+    return join(this.dir, 'state.json');
+  }
+
+  async load(): Promise<void> {
+    await mkdir(this.bodiesDir, { recursive: true });
+    let state: StateFile | undefined;
+    try {
+      state = JSON.parse(await readFile(this.stateFile, 'utf8')) as StateFile;
+    } catch {
+      return; // no state yet, or unreadable: start empty
+    }
+    if (state?.version !== 1 || !Array.isArray(state.messages)) return;
+    this.seq = state.seq;
+    this.clockOffsetMs = state.clockOffsetMs ?? 0;
+    for (const m of state.messages) this.byId.set(m.id, m);
+  }
+
+  newId(now: Date): string {
+    let id = this.ids.next(now);
+    while (this.byId.has(id)) id = this.ids.next(now);
+    return id;
+  }
+
+  create(fields: NewMessage, now: Date, id = this.newId(now)): SimMessage {
+    const message: StoredMessage = {
+      ...fields,
+      id,
+      chunksReceived: 0,
+      bytes: 0,
+      createdAt: now.toISOString(),
+      seq: ++this.seq,
+      received: [],
+      chunkEncoding: {},
+    };
+    this.byId.set(id, message);
+    this.changed();
+    return message;
+  }
+
+  get(id: string): SimMessage | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Messages a mailbox can list: accepted, oldest first. */
+  inbox(mailbox: string): SimMessage[] {
+    return [...this.byId.values()].filter((m) => m.recipient === mailbox && m.status === 'accepted').sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Opaque position of a message in inbox order (for continue_from). */
+  positionOf(id: string): number | undefined {
+    return this.byId.get(id)?.seq;
+  }
+
+  seqOf(message: SimMessage): number {
+    return (message as StoredMessage).seq;
+  }
+
+  /** Live messages in a given status (internal objects: do not hand out). */
+  inStatus(status: TrackingStatus): SimMessage[] {
+    return [...this.byId.values()].filter((m) => m.status === status);
+  }
+
+  all(): SimMessage[] {
+    return [...this.byId.values()].sort((a, b) => a.seq - b.seq).map(publicView);
+  }
+
+  hasChunk(id: string, n: number): boolean {
+    return this.byId.get(id)?.received.includes(n) ?? false;
+  }
+
+  chunkEncoding(id: string, n: number): 'gzip' | 'identity' | undefined {
+    return this.byId.get(id)?.chunkEncoding[n];
+  }
+
+  chunkPath(id: string, n: number): string {
+    return join(this.bodiesDir, id, String(n));
+  }
+
+  async chunkDir(id: string): Promise<string> {
+    const d = join(this.bodiesDir, id);
+    await mkdir(d, { recursive: true });
+    return d;
+  }
+
+  /** Claims the right to upload chunk n; false if it is already stored or being uploaded. */
+  claimChunk(id: string, n: number): boolean {
+    const key = `${id}:${n}`;
+    if (this.inflight.has(key) || this.hasChunk(id, n)) return false;
+    this.inflight.add(key);
+    return true;
+  }
+
+  releaseChunk(id: string, n: number): void {
+    this.inflight.delete(`${id}:${n}`);
+  }
+
+  /** Records a stored chunk; when the last one lands the message is accepted (listed). */
+  addChunk(id: string, n: number, bytes: number, encoding: 'gzip' | 'identity', now: Date): SimMessage {
+    const m = this.mustGet(id);
+    m.received.push(n);
+    m.chunkEncoding[n] = encoding;
+    m.chunksReceived = m.received.length;
+    m.bytes += bytes;
+    if (m.chunksReceived >= m.chunks && m.status === 'uploading') {
+      m.status = 'accepted';
+      m.acceptedAt = now.toISOString();
+      setDelivered(m, now);
+    }
+    this.releaseChunk(id, n);
+    this.changed();
+    return m;
+  }
+
+  update(id: string, patch: Partial<SimMessage>): SimMessage {
+    const m = this.mustGet(id);
+    Object.assign(m, patch);
+    this.changed();
+    return m;
+  }
+
+  async reset(): Promise<void> {
+    this.byId.clear();
+    this.inflight.clear();
+    this.seq = 0;
+    this.clockOffsetMs = 0;
+    await rm(this.bodiesDir, { recursive: true, force: true });
+    await mkdir(this.bodiesDir, { recursive: true });
+    this.changed();
+    await this.flush();
+  }
+
+  async removeBodies(id: string): Promise<void> {
+    await rm(join(this.bodiesDir, id), { recursive: true, force: true });
+  }
+
+  async discard(path: string): Promise<void> {
+    await unlink(path).catch(() => undefined);
+  }
+
+  changed(): void {
+    this.dirty = true;
+    if (!this.flushTimer) {
+      // Coalesce bursts (paging tests store hundreds of messages) into one write.
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        void this.flush();
+      }, 50);
+      this.flushTimer.unref();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    while (this.flushing) await this.flushing;
+    if (!this.dirty) return;
+    this.dirty = false;
+    const state: StateFile = { version: 1, seq: this.seq, clockOffsetMs: this.clockOffsetMs, messages: [...this.byId.values()] };
+    this.flushing = writeAtomic(this.stateFile, JSON.stringify(state), 0o600).finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  private mustGet(id: string): StoredMessage {
+    const m = this.byId.get(id);
+    if (!m) throw new Error(`no message ${id}`);
+    return m;
+  }
+}
+
+export function setDelivered(m: SimMessage, now: Date): void {
+  m.statusCode = '00';
+  m.statusEvent = 'TRANSFER';
+  m.statusDescription = 'Transferred to recipient mailbox';
+  m.statusTimestamp = now.toISOString();
+}
+
+function publicView(m: SimMessage): SimMessage {
+  const { seq: _seq, received: _received, chunkEncoding: _enc, ...rest } = m as StoredMessage;
+  return { ...rest };
+}
