@@ -14,3 +14,4 @@ export {
 } from './status';
 export { CSR_NEXT_STEPS, createCsr, type CsrRequest, type CsrResult } from './csr';
 export { importPkcs12, jksError, keystoreKind, keytoolCommand, readPkcs12, type ImportResult, type Keystore, type KeystoreKind } from './keystore';
+export { checkPrivateMode, checkTlsFiles, groupOrOtherBits, type Finding } from './check';

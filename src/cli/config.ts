@@ -1,4 +1,278 @@
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { Finding, checkPrivateMode as CheckPrivateMode } from '../certs';
+import type { MeshdConfig } from '../config';
+import { EXIT } from './exit';
 
-/** Registers this group's commands. Filled in by the issue that owns the group. */
-export function register(_program: Command): void {}
+/**
+ * `meshd config check [--connect]`: everything that can be wrong before the daemon starts,
+ * one line per problem naming the key. Offline by default; --connect adds TLS, the server's
+ * clock and an authenticated handshake per mailbox.
+ */
+
+interface CheckOptions {
+  connect?: boolean;
+}
+
+interface GlobalOpts {
+  config?: string;
+  mailbox?: string;
+  json?: boolean;
+}
+
+export interface ConnectResult {
+  mailbox: string;
+  tls: boolean;
+  handshake: boolean;
+  /** Server Date minus local time, in seconds; absent when the server sent no Date. */
+  clockSkewSeconds?: number;
+}
+
+export interface CheckReport {
+  configPath?: string;
+  environment?: string;
+  mailboxes: string[];
+  findings: Finding[];
+  connect: ConnectResult[];
+}
+
+/** MESH refuses tokens more than 2 hours from its clock; warn well before that. */
+const SKEW_ERROR_MS = 2 * 60 * 60 * 1000;
+const SKEW_WARN_MS = 5 * 60 * 1000;
+const MAILBOX_SUBFOLDERS = ['in', 'out', 'sent', 'failed', 'temp'];
+
+export function register(program: Command): void {
+  const config = program.command('config').description('configuration: validate the config file and its surroundings');
+  config
+    .command('check')
+    .description('validate the config, secrets, file permissions, paths and certificates; --connect also tests MESH')
+    .option('--connect', 'also connect: TLS, server clock skew and a handshake for each mailbox')
+    .action(async (opts: CheckOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOpts;
+      const report = await checkConfig(g.config, { connect: opts.connect === true, mailbox: g.mailbox });
+      const { redactString } = await import('../log');
+      for (const f of report.findings) {
+        f.message = redactString(f.message);
+        if (f.hint) f.hint = redactString(f.hint);
+      }
+      const errors = report.findings.filter((f) => f.severity === 'error').length;
+      if (g.json) {
+        process.stdout.write(JSON.stringify({ ok: errors === 0, ...report }, null, 2) + '\n');
+      } else {
+        printReport(report, errors);
+      }
+      process.exitCode = errors > 0 ? EXIT.CONFIG : EXIT.OK;
+    });
+}
+
+function printReport(report: CheckReport, errors: number): void {
+  const out = (s: string) => process.stdout.write(s + '\n');
+  if (report.configPath) out(`config: ${report.configPath}${report.environment ? ` (environment: ${report.environment})` : ''}`);
+  for (const f of report.findings) {
+    out(`${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.key}: ${f.message}`);
+    if (f.hint) out(`        what to do: ${f.hint}`);
+  }
+  for (const c of report.connect) {
+    const skew = c.clockSkewSeconds === undefined ? '' : `, clock skew ${c.clockSkewSeconds}s`;
+    out(`connect ${c.mailbox}: TLS ${c.tls ? 'ok' : 'FAILED'}, handshake ${c.handshake ? 'ok' : 'FAILED'}${skew}`);
+  }
+  const warnings = report.findings.length - errors;
+  out(errors === 0 ? `OK${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}` : `${errors} problem${errors === 1 ? '' : 's'}${warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : ''}`);
+}
+
+/** Runs every check; never throws for a problem in the config (problems are findings). */
+export async function checkConfig(explicitPath: string | undefined, opts: { connect?: boolean; mailbox?: string; now?: Date } = {}): Promise<CheckReport> {
+  const { findConfigPath, loadConfig } = await import('../config');
+  const { checkTlsFiles, checkPrivateMode } = await import('../certs');
+  const report: CheckReport = { mailboxes: [], findings: [], connect: [] };
+  const now = opts.now ?? new Date();
+  let path: string;
+  try {
+    path = findConfigPath(explicitPath);
+  } catch (err) {
+    report.findings.push(findingOf(err, 'config'));
+    return report;
+  }
+  report.configPath = path;
+  let config: MeshdConfig;
+  try {
+    config = await loadConfig(path);
+  } catch (err) {
+    const problems = (err as { problems?: Array<{ key: string; message: string }> }).problems;
+    if (problems) for (const p of problems) report.findings.push({ severity: 'error', key: p.key, message: p.message });
+    else report.findings.push(findingOf(err, 'config'));
+    // The key file is the most sensitive thing here: check it even when the rest is broken.
+    report.findings.push(...(await rawTlsFindings(path, now)));
+    return report;
+  }
+  report.environment = config.environment;
+  report.mailboxes = config.mailboxes.map((m) => m.id);
+  report.findings.push(...checkTlsFiles(config.tls, now));
+  report.findings.push(...(await secretFileFindings(path)));
+  report.findings.push(...checkDataDir(config.dataDir, checkPrivateMode));
+  config.mailboxes.forEach((m, i) => report.findings.push(...checkMailboxFolder(`mailboxes[${i}].folder`, m.folder)));
+  if (opts.connect) {
+    const targets = opts.mailbox ? config.mailboxes.filter((m) => m.id === opts.mailbox?.toUpperCase()) : config.mailboxes;
+    if (targets.length === 0) report.findings.push({ severity: 'error', key: 'mailboxes', message: `mailbox ${opts.mailbox} is not in the config` });
+    for (const m of targets) report.connect.push(await connectCheck(config, m.id, report.findings));
+  }
+  return report;
+}
+
+function findingOf(err: unknown, fallbackKey: string): Finding {
+  const e = err as { key?: string; message?: string; hint?: string };
+  const key = e.key ?? fallbackKey;
+  // ConfigError prefixes the key to its message; don't say it twice.
+  const message = String(e.message ?? err).replace(new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), '');
+  return { severity: 'error', key, message, hint: e.hint };
+}
+
+/** Reads the YAML without validation, for the checks that still make sense in a broken config. */
+async function rawYaml(path: string): Promise<Record<string, unknown> | undefined> {
+  const YAML = await import('yaml');
+  try {
+    const raw = YAML.parse(readFileSync(path, 'utf8'));
+    return raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function rawTlsFindings(configPath: string, now: Date): Promise<Finding[]> {
+  const { checkTlsFiles } = await import('../certs');
+  const raw = await rawYaml(configPath);
+  const tls = raw?.tls as Record<string, unknown> | undefined;
+  if (!tls || typeof tls !== 'object') return [];
+  const abs = (v: unknown) => (typeof v === 'string' && v ? resolve(dirname(configPath), v) : undefined);
+  const files = { ca: abs(tls.ca), cert: abs(tls.cert), key: abs(tls.key) };
+  // Missing files were already reported by the loader.
+  for (const k of ['ca', 'cert', 'key'] as const) if (files[k] && !existsSync(files[k] as string)) files[k] = undefined;
+  return checkTlsFiles(files, now);
+}
+
+/** `{ file: PATH }` secrets (shared key, passwords) must be private like the key. */
+async function secretFileFindings(configPath: string): Promise<Finding[]> {
+  const { checkPrivateMode } = await import('../certs');
+  const raw = await rawYaml(configPath);
+  if (!raw) return [];
+  const refs: Array<[string, unknown]> = [['sharedKey', raw.sharedKey]];
+  if (Array.isArray(raw.mailboxes)) raw.mailboxes.forEach((m, i) => refs.push([`mailboxes[${i}].password`, (m as Record<string, unknown> | null)?.password]));
+  const findings: Finding[] = [];
+  for (const [key, ref] of refs) {
+    const file = ref && typeof ref === 'object' ? (ref as Record<string, unknown>).file : undefined;
+    if (typeof file !== 'string' || !file) continue;
+    const f = checkPrivateMode(`${key}.file`, isAbsolute(file) ? file : resolve(dirname(configPath), file), 'secret file');
+    if (f) findings.push(f);
+  }
+  return findings;
+}
+
+/** Nearest existing ancestor may create the missing folder. */
+function creatable(path: string): boolean {
+  let dir = path;
+  while (!existsSync(dir)) {
+    const up = dirname(dir);
+    if (up === dir) return false;
+    dir = up;
+  }
+  return isWritableDir(dir);
+}
+
+function isWritableDir(p: string): boolean {
+  try {
+    accessSync(p, constants.W_OK | constants.X_OK);
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function checkDataDir(dataDir: string, checkPrivateMode: typeof CheckPrivateMode): Finding[] {
+  const findings: Finding[] = [];
+  if (!existsSync(dataDir)) {
+    if (!creatable(dataDir)) findings.push({ severity: 'error', key: 'dataDir', message: `${dataDir} does not exist and cannot be created`, hint: `mkdir -m 700 -p ${dataDir} as meshd's user` });
+    return findings;
+  }
+  if (!statSync(dataDir).isDirectory()) return [{ severity: 'error', key: 'dataDir', message: `${dataDir} is not a directory` }];
+  try {
+    accessSync(dataDir, constants.W_OK | constants.X_OK);
+  } catch {
+    findings.push({ severity: 'error', key: 'dataDir', message: `${dataDir} is not writable`, hint: `chown it to meshd's user, mode 700` });
+  }
+  const dirMode = checkPrivateMode('dataDir', dataDir, 'ledger directory', true);
+  if (dirMode) findings.push(dirMode);
+  for (const name of ['meshd.db', 'meshd.db-wal', 'meshd.db-shm']) {
+    const f = checkPrivateMode('dataDir', join(dataDir, name), 'ledger file');
+    if (f) findings.push(f);
+  }
+  return findings;
+}
+
+function checkMailboxFolder(key: string, folder: string): Finding[] {
+  if (!existsSync(folder)) {
+    return creatable(folder)
+      ? [{ severity: 'warning', key, message: `${folder} does not exist yet`, hint: `create it with its in/ out/ sent/ failed/ temp/ folders, group-writable for the applications that use it` }]
+      : [{ severity: 'error', key, message: `${folder} does not exist and cannot be created`, hint: `create it and make it writable by meshd's user (systemd: ReadWritePaths=)` }];
+  }
+  if (!isWritableDir(folder)) return [{ severity: 'error', key, message: `${folder} is not a writable folder`, hint: `make it writable by meshd's user (systemd: ReadWritePaths=${folder})` }];
+  const findings: Finding[] = [];
+  for (const sub of MAILBOX_SUBFOLDERS) {
+    const p = join(folder, sub);
+    if (existsSync(p) && !isWritableDir(p)) findings.push({ severity: 'error', key, message: `${p} is not a writable folder`, hint: `make it writable by meshd's user` });
+  }
+  return findings;
+}
+
+/** TLS to the MESH host with the configured certificate, the server's clock, then a handshake. */
+async function connectCheck(config: MeshdConfig, mailboxId: string, findings: Finding[]): Promise<ConnectResult> {
+  const result: ConnectResult = { mailbox: mailboxId, tls: false, handshake: false };
+  const key = `mailboxes[${config.mailboxes.findIndex((m) => m.id === mailboxId)}]`;
+  const probe = await probeServer(config);
+  if (probe.error) {
+    findings.push({ severity: 'error', key: 'url', message: `cannot reach ${config.url} over TLS for ${mailboxId}: ${probe.error}`, hint: 'check url/environment, tls.ca, tls.cert, tls.key, proxy, and that this host may reach MESH (firewall, UK IP)' });
+    return result;
+  }
+  result.tls = true;
+  if (probe.skewMs !== undefined) {
+    result.clockSkewSeconds = Math.round(probe.skewMs / 1000);
+    const abs = Math.abs(probe.skewMs);
+    if (abs > SKEW_ERROR_MS) findings.push({ severity: 'error', key, message: `this machine's clock is ${result.clockSkewSeconds}s away from MESH's; tokens beyond ±2 h are refused`, hint: 'fix the system clock (NTP: timedatectl set-ntp true)' });
+    else if (abs > SKEW_WARN_MS) findings.push({ severity: 'warning', key, message: `this machine's clock is ${result.clockSkewSeconds}s away from MESH's`, hint: 'enable NTP (timedatectl set-ntp true)' });
+  }
+  const { meshClientFor } = await import('../mesh');
+  const client = meshClientFor(config, mailboxId, { retry: { attempts: 1 } });
+  try {
+    await client.handshake();
+    result.handshake = true;
+  } catch (err) {
+    const e = err as { code?: string; message?: string; hint?: string };
+    findings.push({ severity: 'error', key, message: `handshake for ${mailboxId} failed: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, hint: e.hint });
+  } finally {
+    await client.close();
+  }
+  return result;
+}
+
+/** One unauthenticated GET (MESH's _ping) to prove TLS works and read the server's Date. */
+async function probeServer(config: MeshdConfig): Promise<{ skewMs?: number; error?: string }> {
+  const undici = await import('undici');
+  const read = (p?: string) => (p ? readFileSync(p) : undefined);
+  const tls = { ca: read(config.tls.ca), cert: read(config.tls.cert), key: read(config.tls.key), minVersion: 'TLSv1.2' as const };
+  const dispatcher = config.proxy ? new undici.ProxyAgent({ uri: config.proxy, requestTls: tls }) : new undici.Agent({ connect: tls });
+  const sent = Date.now();
+  try {
+    const res = await undici.request(`${config.url}/messageexchange/_ping`, { method: 'GET', dispatcher, headersTimeout: 15_000, bodyTimeout: 15_000 });
+    const received = Date.now();
+    await res.body.dump();
+    const date = res.headers.date;
+    const serverMs = typeof date === 'string' ? Date.parse(date) : NaN;
+    // Date has one-second resolution; compare with the middle of the round trip.
+    return Number.isNaN(serverMs) ? {} : { skewMs: serverMs - (sent + received) / 2 };
+  } catch (err) {
+    const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+    return { error: [e.code, e.message, e.cause?.code, e.cause?.message].filter(Boolean).join(': ') };
+  } finally {
+    await dispatcher.close();
+  }
+}
