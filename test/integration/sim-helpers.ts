@@ -61,7 +61,7 @@ export class SimHarness {
   private agent(key: string, cert?: { cert: string; key: string }): Agent {
     let agent = this.agents.get(key);
     if (!agent) {
-      agent = new Agent({ ca: this.ca, ...(cert ?? {}), keepAlive: false, maxCachedSessions: 0 });
+      agent = new Agent({ ca: this.ca, ...(cert ?? {}), keepAlive: true });
       this.agents.set(key, agent);
     }
     return agent;
