@@ -1,4 +1,333 @@
 import type { Command } from 'commander';
+import type { MeshdConfig } from '../config/types';
+import type { Direction, EventRow, LedgerStore, MessageRow, MessageState, SqliteLedger } from '../ledger';
+import { MeshdError } from '../errors';
 
-/** Registers this group's commands. Filled in by the issue that owns the group. */
-export function register(_program: Command): void {}
+/**
+ * `meshd status` and `meshd ledger …`: what a sysadmin reads and does to the ledger.
+ * Heavy modules (config, better-sqlite3) load inside the actions so `meshd --help` stays fast.
+ */
+
+interface LedgerCli {
+  config: MeshdConfig;
+  /** --mailbox as a filter (upper-cased, checked against the config); absent = every mailbox. */
+  mailbox?: string;
+  json: boolean;
+  ledger: SqliteLedger;
+  print(result: unknown, text: string | string[]): void;
+}
+
+function usage(message: string, hint?: string): MeshdError {
+  return new MeshdError('USAGE', message, hint, 'usage');
+}
+
+/**
+ * Loads the config and opens the existing ledger. Not cliContext(): these commands span every
+ * mailbox, so --mailbox is an optional filter rather than a required choice.
+ */
+async function openCli(cmd: Command): Promise<LedgerCli> {
+  const g = cmd.optsWithGlobals() as { config?: string; mailbox?: string; json?: boolean };
+  const { findConfigPath, loadConfig } = await import('../config');
+  const { openLedger, ledgerPath } = await import('../ledger');
+  const config = await loadConfig(findConfigPath(g.config));
+  let mailbox: string | undefined;
+  if (g.mailbox) {
+    mailbox = g.mailbox.toUpperCase();
+    if (!config.mailboxes.some((m) => m.id === mailbox)) {
+      throw usage(`mailbox ${mailbox} is not in ${config.configPath}`, `use one of: ${config.mailboxes.map((m) => m.id).join(', ')}`);
+    }
+  }
+  const json = g.json === true;
+  // create: false, so that `sudo meshd status` on a fresh host never leaves a root-owned ledger behind.
+  const ledger = openLedger(ledgerPath(config.dataDir), { create: false });
+  const print = (result: unknown, text: string | string[]) => {
+    const out = json ? JSON.stringify(result) : Array.isArray(text) ? text.join('\n') : text;
+    if (out) process.stdout.write(out + '\n');
+  };
+  return { config, mailbox, json, ledger, print };
+}
+
+async function withLedger(cmd: Command, fn: (c: LedgerCli) => Promise<void> | void): Promise<void> {
+  const c = await openCli(cmd);
+  try {
+    await fn(c);
+  } finally {
+    c.ledger.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Text formatting for people
+
+function when(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const ms = now - Date.parse(iso);
+  const short = iso.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  if (ms < 0) return short;
+  const ago = ms < 90_000 ? `${Math.round(ms / 1000)}s` : ms < 5_400_000 ? `${Math.round(ms / 60_000)}m` : ms < 172_800_000 ? `${Math.round(ms / 3_600_000)}h` : `${Math.round(ms / 86_400_000)}d`;
+  return `${short} (${ago} ago)`;
+}
+
+function counts(c: Partial<Record<MessageState, number>>): string {
+  const parts = Object.entries(c).map(([s, n]) => `${s} ${n}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+function cut(text: string | null, max: number): string {
+  if (!text) return '-';
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}
+
+function brief(row: MessageRow | undefined): { id: number; state: MessageState; createdAt: string; messageId: string | null } | null {
+  return row ? { id: row.id, state: row.state, createdAt: row.createdAt, messageId: row.messageId } : null;
+}
+
+// ---------------------------------------------------------------------------------------
+// meshd status
+
+const WAITING_TO_SEND: MessageState[] = ['claiming', 'queued', 'uploading', 'needs_review'];
+
+function mailboxReport(ledger: LedgerStore, mailbox: string) {
+  const status = ledger.mailboxStatus(mailbox);
+  return {
+    mailbox,
+    lastPoll: status?.lastPollAt ? { at: status.lastPollAt, ok: status.lastPollOk, error: status.lastPollError } : null,
+    lastHandshakeAt: status?.lastHandshakeAt ?? null,
+    lastTrackingAt: status?.lastTrackingAt ?? null,
+    counts: { out: ledger.countsByState(mailbox, 'out'), in: ledger.countsByState(mailbox, 'in') },
+    oldestWaitingToSend: brief(ledger.oldest(mailbox, 'out', WAITING_TO_SEND)),
+    oldestSentUnacknowledged: brief(ledger.oldest(mailbox, 'out', ['sent'])),
+    oldestDeliveredUnacknowledged: brief(ledger.oldest(mailbox, 'in', ['delivered'])),
+  };
+}
+
+function statusText(r: ReturnType<typeof mailboxReport>): string[] {
+  const poll = r.lastPoll ? `${when(r.lastPoll.at)} ${r.lastPoll.ok ? 'ok' : `FAILED: ${r.lastPoll.error ?? 'unknown error'}`}` : 'never';
+  const old = (b: ReturnType<typeof brief>) => (b ? `#${b.id} ${b.state} since ${when(b.createdAt)}` : 'none');
+  const rows: Array<[string, string]> = [
+    ['last poll', poll],
+    ['last handshake', when(r.lastHandshakeAt)],
+    ['last tracking run', when(r.lastTrackingAt)],
+    ['outbound', counts(r.counts.out)],
+    ['inbound', counts(r.counts.in)],
+    ['oldest waiting to send', old(r.oldestWaitingToSend)],
+    ['oldest sent, not acked', old(r.oldestSentUnacknowledged)],
+    ['oldest received, not acked', old(r.oldestDeliveredUnacknowledged)],
+  ];
+  const lines = [r.mailbox, ...rows.map(([k, v]) => `  ${k.padEnd(28)}${v}`)];
+  const review = r.counts.out.needs_review ?? 0;
+  if (review > 0) lines.push(`  ATTENTION: ${review} message(s) need review: meshd ledger list --state needs_review (docs/ledger.md)`);
+  const failed = (r.counts.out.failed ?? 0) + (r.counts.out.undeliverable ?? 0) + (r.counts.in.quarantined ?? 0);
+  if (failed > 0) lines.push(`  ${failed} failed/undeliverable/quarantined: meshd ledger list --state failed|undeliverable|quarantined`);
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------
+// Argument parsing
+
+async function parseFilter(opts: { state?: string; direction?: string; workflow?: string; since?: string; limit?: string }, mailbox?: string) {
+  const { isMessageState, parseSince, ALL_STATES } = await import('../ledger');
+  if (opts.state !== undefined && !isMessageState(opts.state)) throw usage(`--state ${opts.state} is not a ledger state`, `use one of: ${ALL_STATES.join(', ')}`);
+  if (opts.direction !== undefined && opts.direction !== 'in' && opts.direction !== 'out') throw usage('--direction must be in or out');
+  let limit: number | undefined;
+  if (opts.limit !== undefined) {
+    if (!/^\d{1,7}$/.test(opts.limit) || Number(opts.limit) < 1) throw usage('--limit must be a positive whole number');
+    limit = Number(opts.limit);
+  }
+  return {
+    state: opts.state as MessageState | undefined,
+    direction: opts.direction as Direction | undefined,
+    mailbox,
+    workflow: opts.workflow,
+    since: opts.since !== undefined ? parseSince(opts.since, new Date()) : undefined,
+    limit,
+  };
+}
+
+function findRow(ledger: LedgerStore, ref: string): MessageRow {
+  const row = ledger.findByRef(ref);
+  if (!row) throw new MeshdError('LEDGER_NOT_FOUND', `no ledger row or MESH message ${ref}`, 'list rows with `meshd ledger list`');
+  return row;
+}
+
+function showText(row: MessageRow, events: EventRow[]): string[] {
+  const lines = Object.entries(row).map(([k, v]) => `${k.padEnd(16)} ${v === null ? '-' : String(v)}`);
+  lines.push('', 'history:');
+  for (const e of events) {
+    const move = e.fromState || e.toState ? ` ${e.fromState ?? '·'} → ${e.toState ?? '·'}` : '';
+    lines.push(`  ${e.at}  ${e.type}${move}${e.detail ? '  ' + JSON.stringify(e.detail) : ''}`);
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------
+// Registration
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('per mailbox: last poll and handshake, counts by state, oldest waiting and unacknowledged messages')
+    .action(async (_opts: unknown, cmd: Command) => {
+      await withLedger(cmd, ({ config, mailbox, ledger, print }) => {
+        const reports = config.mailboxes.filter((m) => !mailbox || m.id === mailbox).map((m) => mailboxReport(ledger, m.id));
+        print({ mailboxes: reports }, reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r))));
+      });
+    });
+
+  const group = program.command('ledger').description('read and repair the message ledger (see docs/ledger.md)');
+
+  group
+    .command('list')
+    .description('list messages, newest first')
+    .option('--state <state>', 'only rows in this state (e.g. needs_review, failed, queued)')
+    .option('--direction <in|out>', 'only inbound or outbound rows')
+    .option('--workflow <id>', 'only this workflow id')
+    .option('--since <when>', 'created since an age (7d, 12h) or a date (2026-11-01)')
+    .option('--limit <n>', 'at most n rows (default 100)')
+    .action(async (opts: Record<string, string | undefined>, cmd: Command) => {
+      await withLedger(cmd, async ({ mailbox, ledger, print }) => {
+        const rows = ledger.list(await parseFilter(opts, mailbox));
+        const text = rows.length
+          ? table(
+              ['ID', 'DIR', 'MAILBOX', 'STATE', 'PEER', 'WORKFLOW', 'MESSAGE ID', 'FILE', 'UPDATED', 'ERROR'],
+              rows.map((r) => [
+                String(r.id),
+                r.direction,
+                r.mailbox,
+                r.state,
+                r.peer ?? '-',
+                r.workflowId ?? '-',
+                r.messageId ?? '-',
+                cut(r.fileName, 32),
+                r.updatedAt.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z'),
+                r.errorCode ? cut(`${r.errorCode}: ${r.errorText ?? ''}`, 60) : '-',
+              ]),
+            )
+          : ['no messages match'];
+        print({ messages: rows }, text);
+      });
+    });
+
+  group
+    .command('show')
+    .description('one message with its full history')
+    .argument('<ref>', 'ledger row id or MESH message id')
+    .action(async (ref: string, _opts: unknown, cmd: Command) => {
+      await withLedger(cmd, ({ ledger, print }) => {
+        const row = findRow(ledger, ref);
+        const events = ledger.events(row.id);
+        print({ message: row, events }, showText(row, events));
+      });
+    });
+
+  group
+    .command('retry')
+    .description('send a failed or undeliverable message again, or reprocess a quarantined one (payload must still exist)')
+    .argument('<id>', 'ledger row id or MESH message id')
+    .option('--note <text>', 'why, kept in the history')
+    .action(async (ref: string, opts: { note?: string }, cmd: Command) => {
+      const { retryMessage } = await import('../ledger');
+      await withLedger(cmd, ({ ledger, print }) => {
+        const row = retryMessage(ledger, findRow(ledger, ref).id, { note: opts.note });
+        const next = row.direction === 'out' ? 'the daemon sends it on its next outbound run' : 'the daemon reprocesses it on its next poll';
+        print({ message: row }, `message ${row.id} is ${row.state} again; ${next}`);
+      });
+    });
+
+  group
+    .command('resolve')
+    .description('settle a needs_review message after checking with MESH or the recipient')
+    .argument('<id>', 'ledger row id')
+    .requiredOption('--as <outcome>', 'sent (MESH has it) or failed (it never arrived)')
+    .requiredOption('--note <text>', 'what was checked, kept in the history')
+    .option('--message-id <id>', 'the MESH message id, if known (with --as sent)')
+    .action(async (ref: string, opts: { as: string; note: string; messageId?: string }, cmd: Command) => {
+      if (opts.as !== 'sent' && opts.as !== 'failed') throw usage('--as must be sent or failed');
+      const { resolveReview } = await import('../ledger');
+      await withLedger(cmd, ({ ledger, print }) => {
+        const row = resolveReview(ledger, findRow(ledger, ref).id, opts.as as 'sent' | 'failed', opts.note, opts.messageId);
+        const after = row.state === 'failed' ? '; `meshd ledger retry` sends it again if wanted' : '';
+        print({ message: row }, `message ${row.id} resolved as ${row.state}${after}`);
+      });
+    });
+
+  group
+    .command('purge')
+    .description('delete old payload copies and settled rows (default: ledger.payloadRetentionDays / rowRetentionDays)')
+    .option('--older-than <age>', 'purge what was last updated before this age, e.g. 30d')
+    .option('--payloads-only', 'only delete payload copies; keep rows and history')
+    .action(async (opts: { olderThan?: string; payloadsOnly?: boolean }, cmd: Command) => {
+      const { parseAge } = await import('../ledger');
+      const fs = await import('node:fs');
+      await withLedger(cmd, ({ config, ledger, print }) => {
+        const now = new Date();
+        const day = 86_400_000;
+        const payloadsOnly = opts.payloadsOnly === true;
+        const result = { rows: 0, payloads: [] as string[] };
+        if (opts.olderThan !== undefined) {
+          const r = ledger.purge({ olderThan: new Date(now.getTime() - parseAge(opts.olderThan, '--older-than')), payloadsOnly, now });
+          Object.assign(result, r);
+        } else {
+          const p = ledger.purge({ olderThan: new Date(now.getTime() - config.ledger.payloadRetentionDays * day), payloadsOnly: true, now });
+          result.payloads.push(...p.payloads);
+          if (!payloadsOnly) {
+            const r = ledger.purge({ olderThan: new Date(now.getTime() - config.ledger.rowRetentionDays * day), payloadsOnly: false, now });
+            result.rows = r.rows;
+            result.payloads.push(...r.payloads);
+          }
+        }
+        let deleted = 0;
+        let missing = 0;
+        const failures: Array<{ file: string; error: string }> = [];
+        for (const file of result.payloads) {
+          try {
+            fs.unlinkSync(file);
+            deleted++;
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === 'ENOENT') missing++;
+            else failures.push({ file, error: code ?? (err as Error).message });
+          }
+        }
+        const text = [`purged ${result.rows} row(s); deleted ${deleted} payload file(s)${missing ? `, ${missing} already gone` : ''}`];
+        for (const f of failures) text.push(`  could not delete ${f.file}: ${f.error}`);
+        print({ rows: result.rows, payloadsDeleted: deleted, payloadsMissing: missing, failures }, text);
+        if (failures.length) process.exitCode = 1;
+      });
+    });
+
+  group
+    .command('export')
+    .description('write rows to stdout as CSV or JSON (oldest first)')
+    .requiredOption('--format <csv|json>', 'csv or json')
+    .option('--since <when>', 'created since an age (7d) or a date (2026-11-01)')
+    .action(async (opts: { format: string; since?: string }, cmd: Command) => {
+      if (opts.format !== 'csv' && opts.format !== 'json') throw usage('--format must be csv or json');
+      const { exportRows } = await import('../ledger/export');
+      await withLedger(cmd, async ({ mailbox, ledger }) => {
+        const filter = await parseFilter({ since: opts.since }, mailbox);
+        await exportRows(ledger.iterate({ since: filter.since, mailbox }), opts.format as 'csv' | 'json', process.stdout);
+      });
+    });
+
+  group
+    .command('backup')
+    .description('online copy of the ledger to a file (mode 0600), safe while the daemon runs')
+    .argument('<file>', 'where to write the copy (replaced atomically if it exists)')
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      await withLedger(cmd, async ({ ledger, print }) => {
+        const target = path.resolve(file);
+        await ledger.backup(target);
+        const bytes = fs.statSync(target).size;
+        print({ backup: target, bytes }, `ledger copied to ${target} (${bytes} bytes)`);
+      });
+    });
+}
