@@ -9,6 +9,7 @@ import { prepareFolders } from '../transfer/folders';
 import { receiveCycle } from '../transfer/inbound';
 import { sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
+import { withCrashHook } from './crash-hook';
 
 /**
  * The daemon's work for a set of mailboxes: one cycle = handshake if due, send, receive,
@@ -54,7 +55,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = openLedger(ledgerPath(config.dataDir));
+    this.ledger = withCrashHook(openLedger(ledgerPath(config.dataDir)));
   }
 
   static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {

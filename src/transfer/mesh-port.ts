@@ -53,6 +53,6 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
   };
 }
 
-export function meshPortFor(config: MeshdConfig, mailboxId: string, log: Logger): MeshPort & { close(): Promise<void> } {
-  return clientPort(meshClientFor(config, mailboxId, { logger: log }));
+export function meshPortFor(config: MeshdConfig, mailboxId: string, log: Logger, clock?: () => Date): MeshPort & { close(): Promise<void> } {
+  return clientPort(meshClientFor(config, mailboxId, { logger: log, clock }));
 }

@@ -21,8 +21,11 @@ import { mapLimit } from './pool';
 const POST_IN_FLIGHT = 'POST_IN_FLIGHT';
 /** .ctl files alone in out/ longer than this are quarantined (their .dat never came). */
 const ORPHAN_CTL_GRACE_MS = 5 * 60_000;
-/** Rows uploaded per group commit. */
-const UPLOAD_BATCH = 64;
+/**
+ * Rows uploaded per group commit. Small on purpose: if meshd dies mid-group, every first POST
+ * of the group has an unknown outcome and is parked for review, so the group bounds that.
+ */
+const UPLOAD_BATCH = 8;
 
 export interface Candidate {
   /** The data file's name in out/. */

@@ -1,0 +1,216 @@
+import { expect } from 'chai';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { meshClientFor } from '../../src/mesh';
+import { parseControlFile } from '../../src/transfer/ctl';
+import { controlFile, dropFile, RECEIVER, SENDER, sha256, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
+
+describe('daemon pipelines (real simulator over mTLS, real SQLite)', function () {
+  this.timeout(60_000);
+  let env: DaemonEnv;
+
+  beforeEach(async () => {
+    env = await startDaemonEnv({
+      mailbox: {
+        [SENDER]: { routes: [{ direction: 'out', match: '*.csv', to: RECEIVER, workflow: 'TEST_WORKFLOW', subject: 'routed' }] },
+      },
+    });
+  });
+  afterEach(async () => env.close());
+
+  async function cycle(mailbox: string, now?: () => Date) {
+    const d = await env.daemon(mailbox, { now });
+    try {
+      return (await d.runOnce())[0];
+    } finally {
+      await d.stop();
+    }
+  }
+
+  it('sends a .dat/.ctl pair and a routed file, and the receiver gets each once with its control file', async () => {
+    const out = env.folder(SENDER, 'out');
+    const pair = Buffer.from('pair payload\n'.repeat(100));
+    dropFile(out, 'batch1.dat', pair);
+    dropFile(out, 'batch1.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW', '<Subject>first</Subject><LocalId>batch-1</LocalId>'));
+    const routed = Buffer.from('nhs_number,event\n9990000018,register\n');
+    dropFile(out, 'list.csv', routed);
+
+    const sent = await cycle(SENDER);
+    expect(sent).to.include({ claimed: 2, sent: 2 });
+    expect(readdirSync(out)).to.deep.equal([]);
+    const sentDir = env.folder(SENDER, 'sent');
+    expect(readdirSync(sentDir).sort()).to.deep.equal(['batch1.ctl', 'batch1.dat', 'list.csv', 'list.csv.ctl']);
+    const sentCtl = parseControlFile(readFileSync(join(sentDir, 'batch1.ctl')));
+    expect(sentCtl.dtsId).to.match(/^\d{20}_[0-9A-F]{6}$/);
+    expect(sentCtl.statusRecords.at(-1)).to.include({ event: 'TRANSFER', status: 'SUCCESS', statusCode: '00' });
+
+    const got = await cycle(RECEIVER);
+    expect(got).to.include({ delivered: 2, acknowledged: 2 });
+    const inDir = env.folder(RECEIVER, 'in');
+    const dats = readdirSync(inDir).filter((n) => n.endsWith('.dat'));
+    expect(dats).to.have.length(2);
+    const hashes = dats.map((n) => sha256(readFileSync(join(inDir, n)))).sort();
+    expect(hashes).to.deep.equal([sha256(pair), sha256(routed)].sort());
+    const ctl = parseControlFile(readFileSync(join(inDir, `${sentCtl.dtsId}.ctl`)));
+    expect(ctl).to.include({ fromDts: SENDER, workflowId: 'TEST_WORKFLOW', subject: 'first', localId: 'batch-1', dtsId: sentCtl.dtsId });
+
+    // A second poll finds nothing: acknowledged messages are gone and nothing is written twice.
+    const again = await cycle(RECEIVER);
+    expect(again).to.include({ listed: 0, delivered: 0 });
+    expect(readdirSync(inDir).filter((n) => n.endsWith('.dat'))).to.have.length(2);
+    expect(readdirSync(env.folder(RECEIVER, 'temp'))).to.deep.equal([]);
+  });
+
+  it('sends a chunked message and it arrives byte-identical', async () => {
+    const big = Buffer.alloc(64 * 1024 * 3 + 123);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+    dropFile(env.folder(SENDER, 'out'), 'big.dat', big);
+    dropFile(env.folder(SENDER, 'out'), 'big.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    const d = await env.daemon(SENDER);
+    const row = d.ledger.list({ direction: 'out' })[0];
+    await d.stop();
+    expect(row).to.include({ state: 'sent', chunksTotal: 4, chunksDone: 4 });
+    expect(env.sim.messages().find((m) => m.id === row.messageId)).to.include({ chunks: 4, chunksReceived: 4 });
+    await cycle(RECEIVER);
+    expect(sha256(readFileSync(join(env.folder(RECEIVER, 'in'), `${row.messageId}.dat`)))).to.equal(sha256(big));
+  });
+
+  it('follows a REPORT to undeliverable, and writes the report as a .ctl only', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'r.dat', 'x');
+    dropFile(env.folder(SENDER, 'out'), 'r.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    let d = await env.daemon(SENDER);
+    const sent = d.ledger.list({ direction: 'out' })[0];
+    await d.stop();
+    const reportId = await env.sim.injectReport({ mailbox: SENDER, code: '14', description: 'Message not collected by recipient after 5 days', linkedMessageId: sent.messageId!, workflowId: 'TEST_WORKFLOW' });
+    await cycle(SENDER);
+    d = await env.daemon(SENDER);
+    expect(d.ledger.get(sent.id)).to.include({ state: 'undeliverable', reportCode: '14' });
+    const report = d.ledger.findByMessageId(SENDER, 'in', reportId)!;
+    expect(report).to.include({ messageType: 'REPORT', state: 'acknowledged', linkedMessageId: sent.messageId });
+    await d.stop();
+    const inDir = env.folder(SENDER, 'in');
+    expect(readdirSync(inDir)).to.deep.equal([`${reportId}.ctl`]);
+    expect(parseControlFile(readFileSync(join(inDir, `${reportId}.ctl`)))).to.include({ messageType: 'Report', dtsId: sent.messageId });
+  });
+
+  it('moves a sent message to undeliverable when MESH expires it unread (REPORT code 14)', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'e.dat', 'expiring');
+    dropFile(env.folder(SENDER, 'out'), 'e.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    await env.sim.advanceClock(6 * 86_400_000);
+    // Our clock moves with the simulator's, or MESH would refuse the tokens as stale.
+    await cycle(SENDER, () => new Date(Date.now() + 6 * 86_400_000));
+    const d = await env.daemon(SENDER);
+    const row = d.ledger.list({ direction: 'out' })[0];
+    await d.stop();
+    expect(row).to.include({ state: 'undeliverable', reportCode: '14' });
+  });
+
+  it('tracks sent messages sparingly to acknowledged', async () => {
+    dropFile(env.folder(SENDER, 'out'), 't.dat', 'tracked');
+    dropFile(env.folder(SENDER, 'out'), 't.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    await cycle(RECEIVER);
+    // Not yet due (tracking waits 10 minutes after sending): no call, still sent.
+    let report = await cycle(SENDER);
+    expect(report.tracked).to.equal(0);
+    report = await cycle(SENDER, () => new Date(Date.now() + 11 * 60_000));
+    expect(report.tracked).to.equal(1);
+    const d = await env.daemon(SENDER);
+    expect(d.ledger.list({ direction: 'out' })[0].state).to.equal('acknowledged');
+    await d.stop();
+  });
+
+  it('quarantines bad outbound input with a reason and keeps going', async () => {
+    const out = env.folder(SENDER, 'out');
+    dropFile(out, 'bad.dat', 'data');
+    dropFile(out, 'bad.ctl', '<DTSControl><To_DTS>X26ABC2</DTSControl>');
+    dropFile(out, 'noto.dat', 'data');
+    dropFile(out, 'noto.ctl', '<DTSControl><WorkflowId>TEST_WORKFLOW</WorkflowId></DTSControl>');
+    dropFile(out, 'empty.csv', '');
+    dropFile(out, 'lonely.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'), 10 * 60_000);
+    dropFile(out, 'unrouted.txt', 'no route for me');
+    dropFile(out, 'good.dat', 'good');
+    dropFile(out, 'good.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    const report = await cycle(SENDER);
+    expect(report.sent).to.equal(1);
+    expect(readdirSync(out)).to.deep.equal(['unrouted.txt']);
+    const failed = readdirSync(env.folder(SENDER, 'failed')).sort();
+    expect(failed).to.include.members(['bad.ctl', 'bad.dat', 'bad.dat.reason', 'noto.dat.reason', 'empty.csv', 'empty.csv.reason', 'lonely.ctl', 'lonely.ctl.reason']);
+    expect(readFileSync(join(env.folder(SENDER, 'failed'), 'bad.dat.reason'), 'utf8')).to.match(/^CTL_INVALID: .*not well-formed/);
+    expect(readFileSync(join(env.folder(SENDER, 'failed'), 'empty.csv.reason'), 'utf8')).to.match(/^EMPTY_FILE/);
+    const d = await env.daemon(SENDER);
+    const rows = d.ledger.list({ direction: 'out', state: 'failed' });
+    await d.stop();
+    expect(rows.map((r) => r.errorCode).sort()).to.deep.equal(['CTL_INVALID', 'CTL_INVALID', 'CTL_WITHOUT_DAT', 'EMPTY_FILE']);
+  });
+
+  it('finishes a claim interrupted after the ledger row, and fails one whose file vanished', async () => {
+    const d = await env.daemon(SENDER);
+    const ctx = d.mailboxes[0];
+    const path = dropFile(env.folder(SENDER, 'out'), 'half.csv', 'half-claimed');
+    const a = d.ledger.insertMessage({ direction: 'out', mailbox: SENDER, state: 'claiming', peer: RECEIVER, workflowId: 'TEST_WORKFLOW', fileName: 'half.csv', payloadPath: path });
+    const b = d.ledger.insertMessage({ direction: 'out', mailbox: SENDER, state: 'claiming', peer: RECEIVER, workflowId: 'TEST_WORKFLOW', fileName: 'gone.csv', payloadPath: join(env.folder(SENDER, 'out'), 'gone.csv') });
+    const { recoverOutbound } = await import('../../src/transfer/outbound');
+    await recoverOutbound(ctx);
+    expect(d.ledger.get(a.id)).to.include({ state: 'queued' });
+    expect(existsSync(path)).to.equal(false);
+    expect(d.ledger.get(b.id)).to.include({ state: 'failed', errorCode: 'FILE_VANISHED' });
+    await d.stop();
+  });
+
+  it('parks a send whose first POST had an unknown outcome in needs_review, payload kept', async () => {
+    env.sim.setFaults('send:reset-after-accept=1', 7);
+    dropFile(env.folder(SENDER, 'out'), 'amb.dat', 'ambiguous');
+    dropFile(env.folder(SENDER, 'out'), 'amb.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    env.sim.setFaults(undefined);
+    const d = await env.daemon(SENDER);
+    const row = d.ledger.list({ direction: 'out' })[0];
+    expect(row).to.include({ state: 'needs_review' });
+    expect(readFileSync(row.payloadPath!, 'utf8')).to.equal('ambiguous');
+    // Another cycle never resends it blindly.
+    await d.runOnce();
+    await d.stop();
+    expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(1);
+  });
+
+  it('never names a file after mex-FileName, however hostile', async () => {
+    const cfg = await env.config(SENDER);
+    const client = meshClientFor(cfg);
+    for (const fileName of ['../../escape.dat', 'a/b.dat']) await client.sendBytes(Buffer.from(fileName), { to: RECEIVER, workflowId: 'TEST_WORKFLOW', fileName });
+    await client.close();
+    await cycle(RECEIVER);
+    const d = await env.daemon(RECEIVER);
+    const rows = d.ledger.list({ direction: 'in' });
+    await d.stop();
+    expect(rows.map((r) => r.fileName).sort()).to.deep.equal(['../../escape.dat', 'a/b.dat']);
+    for (const r of rows) expect(r.payloadPath).to.equal(join(env.folder(RECEIVER, 'in'), `${r.messageId}.dat`));
+    expect(existsSync(join(env.sim.dir, 'mailboxes', 'escape.dat'))).to.equal(false);
+    expect(readdirSync(join(env.sim.dir, 'mailboxes')).sort()).to.deep.equal([RECEIVER, SENDER].sort());
+  });
+
+  it('leaves a message unacknowledged in MESH when in/ cannot be written, and delivers it later', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'w.dat', 'write me');
+    dropFile(env.folder(SENDER, 'out'), 'w.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    const msg = env.sim.messages().find((m) => m.sender === SENDER)!;
+    // A directory squatting on the target name makes the write fail (works as root too, unlike chmod).
+    const inDir = env.folder(RECEIVER, 'in');
+    mkdirSync(join(inDir, `${msg.id}.dat`), { recursive: true });
+    const r1 = await cycle(RECEIVER);
+    expect(r1.delivered).to.equal(0);
+    expect(env.sim.messages().find((m) => m.id === msg.id)!.status).to.equal('accepted'); // still waiting in MESH
+    const d = await env.daemon(RECEIVER);
+    expect(d.ledger.findByMessageId(RECEIVER, 'in', msg.id)).to.include({ state: 'receiving', errorCode: 'IN_WRITE_FAILED' });
+    await d.stop();
+    expect(readdirSync(env.folder(RECEIVER, 'temp'))).to.deep.equal([]);
+    rmdirSync(join(inDir, `${msg.id}.dat`));
+    const r2 = await cycle(RECEIVER);
+    expect(r2.delivered).to.equal(1);
+    expect(readFileSync(join(inDir, `${msg.id}.dat`), 'utf8')).to.equal('write me');
+    expect(env.sim.messages().find((m) => m.id === msg.id)!.status).to.equal('acknowledged');
+  });
+});

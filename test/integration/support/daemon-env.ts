@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { loadConfig } from '../../../src/config';
+import type { MeshdConfig } from '../../../src/config/types';
+import { Daemon } from '../../../src/daemon/daemon';
+import { silentLogger } from '../../../src/log';
+import { startSimulator, type Simulator } from '../../../src/sim';
+import { meshPortFor } from '../../../src/transfer/mesh-port';
+
+/** Repo root from dist/test/integration/support. */
+export const ROOT = resolve(__dirname, '..', '..', '..', '..');
+export const MESHD = join(ROOT, 'bin', 'meshd.js');
+
+export const SENDER = 'X26ABC1';
+export const RECEIVER = 'X26ABC2';
+
+export interface DaemonEnv {
+  dir: string;
+  sim: Simulator;
+  /** Config files with test tweaks (routes, settle 0, small chunks), per mailbox. */
+  configPath: Record<string, string>;
+  folder(mailbox: string, sub: 'in' | 'out' | 'sent' | 'failed' | 'temp'): string;
+  config(mailbox: string): Promise<MeshdConfig>;
+  /** An in-process daemon for one mailbox (close it with daemon.stop()). */
+  daemon(mailbox: string, opts?: { now?: () => Date }): Promise<Daemon>;
+  close(): Promise<void>;
+}
+
+export interface EnvOptions {
+  chunkSize?: number;
+  faults?: string;
+  seed?: number;
+  /** Extra keys merged into each mailbox entry. */
+  mailbox?: Record<string, Record<string, unknown>>;
+  /** Extra top-level keys merged into each config. */
+  top?: Record<string, unknown>;
+}
+
+export async function startDaemonEnv(opts: EnvOptions = {}): Promise<DaemonEnv> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-daemon-'));
+  const sim = await startSimulator({ dir: join(dir, 'sim'), faults: opts.faults, seed: opts.seed ?? 1 });
+  const configPath: Record<string, string> = {};
+  for (const mb of [SENDER, RECEIVER]) {
+    const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
+    doc.transfer = { ...(doc.transfer ?? {}), chunkSize: opts.chunkSize ?? 64 * 1024 };
+    doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
+    doc.retry = { attempts: 4, initialDelayMs: 10, maxDelayMs: 50, maxTotalMs: 5000 };
+    Object.assign(doc, opts.top ?? {});
+    Object.assign(doc.mailboxes[0], opts.mailbox?.[mb] ?? {});
+    configPath[mb] = join(dir, `${mb}.yaml`);
+    writeFileSync(configPath[mb], stringify(doc));
+  }
+  const folder = (mb: string, sub: string) => join(sim.dir, 'mailboxes', mb, sub);
+  const config = (mb: string) => loadConfig(configPath[mb]);
+  return {
+    dir,
+    sim,
+    configPath,
+    folder,
+    config,
+    async daemon(mb, o = {}) {
+      const cfg = await config(mb);
+      return Daemon.open(cfg, { log: silentLogger, now: o.now, meshFor: (m) => meshPortFor(cfg, m.id, silentLogger, o.now) });
+    },
+    async close() {
+      await sim.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes a file into out/ with an mtime in the past, as if it had been there a while. */
+export function dropFile(dir: string, name: string, content: string | Buffer, ageMs = 60_000): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  const t = new Date(Date.now() - ageMs);
+  utimesSync(path, t, t);
+  return path;
+}
+
+export function controlFile(to: string, workflow: string, extra = ''): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<DTSControl><MessageType>Data</MessageType><To_DTS>${to}</To_DTS><WorkflowId>${workflow}</WorkflowId>${extra}</DTSControl>\n`;
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the meshd CLI as a child process. `killAfterMs` sends SIGKILL after that long. */
+export function runMeshd(args: string[], opts: { env?: NodeJS.ProcessEnv; killAfterMs?: number; signalAfterMs?: [NodeJS.Signals, number] } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [MESHD, ...args], { env: { ...process.env, MESHD_LOG_FORMAT: 'json', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timers: NodeJS.Timeout[] = [];
+    if (opts.killAfterMs !== undefined) timers.push(setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs));
+    if (opts.signalAfterMs) timers.push(setTimeout(() => child.kill(opts.signalAfterMs![0]), opts.signalAfterMs[1]));
+    child.on('exit', (code, signal) => {
+      timers.forEach(clearTimeout);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
