@@ -60,6 +60,12 @@ export function formatDtm(inst: Instant, withOffset = false): string {
     s += String(v).padStart(2, '0');
   }
   if (p.millisecond !== undefined) s += '.' + String(p.millisecond).padStart(3, '0');
-  if (inst.offset && (withOffset || !inst.assumedZone)) s += inst.offset.replace(':', '');
+  if (inst.offset && (withOffset || !inst.assumedZone || !readsBackTheSame(inst))) s += inst.offset.replace(':', '');
   return s;
+}
+
+/** An offset-less UK time must resolve to the same instant (not in the autumn overlap). */
+function readsBackTheSame(inst: Instant): boolean {
+  const r = makeInstant(partsOf(inst));
+  return r.ok && r.instant.utc === inst.utc;
 }
