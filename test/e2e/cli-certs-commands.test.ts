@@ -1,0 +1,113 @@
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import forge from 'node-forge';
+
+const BIN = join(__dirname, '..', '..', '..', 'bin', 'meshd.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function meshd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_CONFIG: '', ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** A self-signed client certificate valid for `days` from now, and its key. */
+function makeCert(cn: string, days: number): { certPem: string; keyPem: string; cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()) as forge.pki.rsa.PrivateKey;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.serialNumber = '01';
+  cert.validity.notBefore = new Date(Date.now() - 86_400_000);
+  cert.validity.notAfter = new Date(Date.now() + days * 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: cn }]);
+  cert.setIssuer([{ name: 'commonName', value: cn }]);
+  cert.sign(key, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert, key };
+}
+
+describe('meshd certs (CLI as a process)', function () {
+  this.timeout(30000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshd-cli-certs-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('csr writes a 0600 key and a CN-only CSR, prints the next steps, and refuses to overwrite', async () => {
+    const r = await meshd(['--mailbox', 'X26ABC1', 'certs', 'csr', '--ods', 'X26', '--out', dir]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('CN=X26ABC1.X26.api.mesh-client.nhs.uk');
+    expect(r.stdout).to.include('itoc.supportdesk@nhs.net').and.include('ssd.nationalservicedesk@nhs.net');
+    expect(statSync(join(dir, 'X26ABC1.key')).mode & 0o777).to.equal(0o600);
+    const csr = forge.pki.certificationRequestFromPem(readFileSync(join(dir, 'X26ABC1.csr'), 'utf8'));
+    expect(csr.subject.attributes).to.have.length(1);
+    const before = readFileSync(join(dir, 'X26ABC1.key'), 'utf8');
+    const again = await meshd(['--mailbox', 'X26ABC1', 'certs', 'csr', '--ods', 'X26', '--out', dir]);
+    expect(again.code).to.equal(2);
+    expect(again.stderr).to.include('already exists');
+    expect(readFileSync(join(dir, 'X26ABC1.key'), 'utf8')).to.equal(before);
+  });
+
+  it('inspect --json reports validity, fingerprint and whether the key matches', async () => {
+    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 20);
+    const other = makeCert('X26ABC2.X26.api.mesh-client.nhs.uk', 20);
+    writeFileSync(join(dir, 'client.crt'), c.certPem);
+    writeFileSync(join(dir, 'client.key'), c.keyPem, { mode: 0o600 });
+    writeFileSync(join(dir, 'other.key'), other.keyPem, { mode: 0o600 });
+    const ok = await meshd(['--json', 'certs', 'inspect', join(dir, 'client.crt'), '--key', join(dir, 'client.key')]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    const info = JSON.parse(ok.stdout);
+    expect(info).to.include({ subject: 'CN=X26ABC1.X26.api.mesh-client.nhs.uk', expired: false, expiresSoon: true, keyMatches: true, daysLeft: 19 });
+    expect(info.fingerprintSha256).to.match(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    const bad = await meshd(['certs', 'inspect', join(dir, 'client.crt'), '--key', join(dir, 'other.key')]);
+    expect(bad.code).to.equal(1);
+    expect(bad.stdout).to.include('key matches: NO');
+    expect(bad.stdout).to.include('EXPIRES SOON');
+  });
+
+  it('inspect reads a PKCS#12 with the password from an environment variable', async () => {
+    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
+    const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(c.key, [c.cert], 'Store-Pass-1', { algorithm: '3des' })).getBytes();
+    writeFileSync(join(dir, 'mesh.p12'), Buffer.from(p12, 'binary'));
+    const r = await meshd(['certs', 'inspect', join(dir, 'mesh.p12'), '--password-env', 'P12_PASS'], { P12_PASS: 'Store-Pass-1' });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('MESH name:   mailbox X26ABC1, ODS X26').and.include('key matches: yes');
+    const wrong = await meshd(['certs', 'inspect', join(dir, 'mesh.p12'), '--password-env', 'P12_PASS'], { P12_PASS: 'nope' });
+    expect(wrong.code).to.equal(7);
+    expect(wrong.stderr).to.include('wrong or missing password').and.not.include('nope');
+  });
+
+  it('import converts a PKCS#12 to PEM certificate and a 0600 key', async () => {
+    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
+    const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(c.key, [c.cert], 'Store-Pass-1', { algorithm: '3des' })).getBytes();
+    writeFileSync(join(dir, 'mesh.keystore'), Buffer.from(p12, 'binary'));
+    const r = await meshd(['--json', 'certs', 'import', '--p12', join(dir, 'mesh.keystore'), '--out', join(dir, 'pem'), '--password-env', 'P12_PASS'], { P12_PASS: 'Store-Pass-1' });
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.certPath).to.equal(join(dir, 'pem', 'X26ABC1.crt'));
+    expect(readFileSync(out.certPath, 'utf8')).to.equal(c.certPem);
+    expect(statSync(out.keyPath).mode & 0o777).to.equal(0o600);
+  });
+
+  it('import of a JKS keystore prints the keytool command and exits non-zero', async () => {
+    const jks = join(dir, 'mesh.keystore');
+    writeFileSync(jks, Buffer.from([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1]));
+    const r = await meshd(['certs', 'import', '--p12', jks, '--out', dir]);
+    expect(r.code).to.equal(7);
+    expect(r.stderr).to.include(`keytool -importkeystore -srckeystore ${jks} -srcstoretype JKS -destkeystore ${join(dir, 'mesh.p12')} -deststoretype PKCS12`);
+    const json = await meshd(['--json', 'certs', 'import', '--p12', jks, '--out', dir]);
+    expect(JSON.parse(json.stdout).error.code).to.equal('CERT_JKS_KEYSTORE');
+  });
+});

@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import forge from 'node-forge';
+import { startSimulator, type Simulator } from '../../src/sim';
+
+const BIN = join(__dirname, '..', '..', '..', 'bin', 'meshd.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function meshd(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_CONFIG: '' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function makeCert(cn: string, notBefore: Date, notAfter: Date): { certPem: string; keyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.serialNumber = '01';
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  cert.setSubject([{ name: 'commonName', value: cn }]);
+  cert.setIssuer([{ name: 'commonName', value: cn }]);
+  cert.sign(key, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+const DAY = 86_400_000;
+
+/** A complete, valid local config in `dir`; `extra` is appended verbatim. */
+function writeConfig(dir: string, extra = ''): string {
+  const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', new Date(Date.now() - DAY), new Date(Date.now() + 400 * DAY));
+  mkdirSync(join(dir, 'certs'), { recursive: true });
+  writeFileSync(join(dir, 'certs', 'ca.pem'), c.certPem);
+  writeFileSync(join(dir, 'certs', 'client.crt'), c.certPem);
+  writeFileSync(join(dir, 'certs', 'client.key'), c.keyPem, { mode: 0o600 });
+  mkdirSync(join(dir, 'var'), { mode: 0o700 });
+  mkdirSync(join(dir, 'mailboxes', 'X26ABC1'), { recursive: true });
+  const path = join(dir, 'meshd.yaml');
+  writeFileSync(
+    path,
+    [
+      'environment: local',
+      'url: https://127.0.0.1:8700',
+      'sharedKey: TestKey-Local',
+      'tls:',
+      '  ca: ./certs/ca.pem',
+      '  cert: ./certs/client.crt',
+      '  key: ./certs/client.key',
+      'dataDir: ./var',
+      'mailboxes:',
+      '  - id: X26ABC1',
+      '    password: Local-Password-1',
+      '    folder: ./mailboxes/X26ABC1',
+      extra,
+    ].join('\n'),
+  );
+  return path;
+}
+
+describe('meshd config check (CLI as a process)', function () {
+  this.timeout(60000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshd-cli-config-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('passes a good config with exit 0', async () => {
+    const r = await meshd(['--config', writeConfig(dir), 'config', 'check']);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.include('environment: local').and.match(/^OK$/m);
+  });
+
+  it('names an unknown key and exits 3', async () => {
+    const r = await meshd(['--config', writeConfig(dir, 'pollEvery: 5'), 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/ERROR\s+pollEvery: unknown key/);
+  });
+
+  it('flags a private key readable by group/others (0644)', async () => {
+    const path = writeConfig(dir);
+    chmodSync(join(dir, 'certs', 'client.key'), 0o644);
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/ERROR\s+tls\.key: private key .*client\.key is accessible by group\/others \(mode 0644\)/);
+    expect(r.stdout).to.include(`chmod 600 ${join(dir, 'certs', 'client.key')}`);
+  });
+
+  it('still checks the key file when other keys are wrong', async () => {
+    const path = writeConfig(dir, 'surprise: true');
+    chmodSync(join(dir, 'certs', 'client.key'), 0o640);
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.stdout).to.match(/surprise: unknown key/).and.match(/tls\.key: .*mode 0640/);
+  });
+
+  it('flags a group-readable ledger directory and ledger file', async () => {
+    const path = writeConfig(dir);
+    writeFileSync(join(dir, 'var', 'meshd.db'), '', { mode: 0o644 });
+    chmodSync(join(dir, 'var', 'meshd.db'), 0o644);
+    chmodSync(join(dir, 'var'), 0o750);
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/dataDir: ledger directory .* \(mode 0750\)/).and.match(/dataDir: ledger file .*meshd\.db .*\(mode 0644\)/);
+  });
+
+  it('flags a key that does not belong to the certificate, and an expired certificate', async () => {
+    const path = writeConfig(dir);
+    const old = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', new Date(Date.now() - 400 * DAY), new Date(Date.now() - DAY));
+    writeFileSync(join(dir, 'certs', 'client.crt'), old.certPem);
+    const r = await meshd(['--json', '--config', path, 'config', 'check']);
+    expect(r.code).to.equal(3);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).to.equal(false);
+    const keys = report.findings.map((f: { key: string; message: string }) => `${f.key}: ${f.message}`);
+    expect(keys.some((k: string) => /^tls\.cert: client certificate .* expired on/.test(k)), keys.join('\n')).to.equal(true);
+    expect(keys.some((k: string) => /^tls\.key: private key .* does not belong/.test(k)), keys.join('\n')).to.equal(true);
+  });
+
+  it('never prints secret values, even for a secret in the wrong place', async () => {
+    const path = writeConfig(dir);
+    writeFileSync(path, readFileSync(path, 'utf8').replace('environment: local', 'environment: int').replace('url: https://127.0.0.1:8700\n', ''));
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/sharedKey: a literal secret is allowed only with environment: local/);
+    expect(r.stdout + r.stderr).not.to.include('TestKey-Local').and.not.include('Local-Password-1');
+  });
+
+  it('exits 3 naming --config when the file does not exist', async () => {
+    const r = await meshd(['--config', join(dir, 'missing.yaml'), 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.include('--config');
+  });
+
+  describe('--connect against the simulator', () => {
+    let sim: Simulator;
+    let simDir: string;
+    before(async () => {
+      simDir = mkdtempSync(join(tmpdir(), 'meshd-cli-config-sim-'));
+      sim = await startSimulator({ dir: simDir, mailboxes: ['X26ABC1', 'X26ABC2'] });
+    });
+    after(async () => {
+      await sim.close();
+      rmSync(simDir, { recursive: true, force: true });
+    });
+    // The simulator creates dataDir with the default mode; make it private as an operator would.
+    const privateDataDir = () => chmodSync(join(simDir, 'var', 'X26ABC1'), 0o700);
+
+    it('does TLS and a handshake, and reports the clock skew', async () => {
+      privateDataDir();
+      const r = await meshd(['--json', '--config', sim.client('X26ABC1').configPath, 'config', 'check', '--connect']);
+      const report = JSON.parse(r.stdout);
+      expect(r.code, JSON.stringify(report.findings)).to.equal(0);
+      expect(report.connect).to.have.length(1);
+      expect(report.connect[0]).to.include({ mailbox: 'X26ABC1', tls: true, handshake: true });
+      expect(Math.abs(report.connect[0].clockSkewSeconds)).to.be.at.most(5);
+    });
+
+    it('reports a refused handshake for the mailbox when the password is wrong', async () => {
+      privateDataDir();
+      const cfg = readFileSync(sim.client('X26ABC1').configPath, 'utf8');
+      const pwFile = join(dir, 'wrong-password');
+      writeFileSync(pwFile, 'not-the-password\n', { mode: 0o600 });
+      const path = join(dir, 'wrong.yaml');
+      writeFileSync(path, cfg.replace(/(password:\s*\n\s*file:\s*).*/, `$1${pwFile}`));
+      const r = await meshd(['--config', path, 'config', 'check', '--connect']);
+      expect(r.code).to.equal(3);
+      expect(r.stdout).to.match(/ERROR\s+mailboxes\[0\]: handshake for X26ABC1 failed: MESH_AUTH/);
+      expect(r.stdout).to.include('TLS ok, handshake FAILED');
+      expect(r.stdout).not.to.include('not-the-password');
+    });
+
+    it('reports a TLS failure when the CA does not match the server', async () => {
+      privateDataDir();
+      const other = makeCert('Other CA', new Date(Date.now() - DAY), new Date(Date.now() + DAY));
+      writeFileSync(join(dir, 'other-ca.pem'), other.certPem);
+      const cfg = readFileSync(sim.client('X26ABC1').configPath, 'utf8');
+      const path = join(dir, 'badca.yaml');
+      writeFileSync(path, cfg.replace(/(\n\s*ca:\s*).*/, `$1${join(dir, 'other-ca.pem')}`));
+      const r = await meshd(['--config', path, 'config', 'check', '--connect']);
+      expect(r.code).to.equal(3);
+      expect(r.stdout).to.match(/ERROR\s+url: cannot reach https:\/\/\S+ over TLS for X26ABC1/);
+    });
+  });
+});
