@@ -1,7 +1,7 @@
 import { randomUUID, createHmac } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest, Agent } from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -33,6 +33,8 @@ export interface RawRequest {
   cert?: 'none' | { cert: string; key: string };
   /** Default: the v2 media type. */
   accept?: string | null;
+  /** Gives the test the outgoing request (e.g. to destroy it mid-upload). */
+  onRequest?: (req: ClientRequest) => void;
 }
 
 export function meshToken(mailbox: string, password: string, sharedKey: string, now: Date, nonce = randomUUID(), count = 0): string {
@@ -104,6 +106,7 @@ export class SimHarness {
         },
       );
       req.on('error', reject);
+      r.onRequest?.(req);
       if (r.body === undefined) req.end();
       else if (Buffer.isBuffer(r.body) || typeof r.body === 'string') req.end(r.body);
       else r.body.pipe(req);
