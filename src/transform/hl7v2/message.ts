@@ -73,18 +73,27 @@ export class Hl7Message {
     return repText.split(this.delimiters.component)[comp - 1] ?? '';
   }
 
-  /** Unescaped leaf text of one repetition's component/subcomponent; '' when absent. */
+  /**
+   * Unescaped leaf text of one repetition's component/subcomponent; '' when absent.
+   * A `""` inside a composite has no canonical meaning of its own and reads as empty;
+   * whole-field `""` is seen through `tri`/`fieldCleared`.
+   */
   leaf(repText: string, comp = 1, sub = 1): string {
+    const raw = this.rawLeaf(repText, comp, sub);
+    return raw === '""' ? '' : unescapeHl7(raw, this.delimiters);
+  }
+
+  private rawLeaf(repText: string, comp: number, sub: number): string {
     const c = this.rawComp(repText, comp);
-    if (sub === 1 && !c.includes(this.delimiters.subcomponent)) return unescapeHl7(c, this.delimiters);
-    return unescapeHl7(c.split(this.delimiters.subcomponent)[sub - 1] ?? '', this.delimiters);
+    if (sub === 1 && !c.includes(this.delimiters.subcomponent)) return c;
+    return c.split(this.delimiters.subcomponent)[sub - 1] ?? '';
   }
 
   /** All subcomponents of a component, unescaped. */
   subs(repText: string, comp = 1): string[] {
     return this.rawComp(repText, comp)
       .split(this.delimiters.subcomponent)
-      .map((s) => unescapeHl7(s, this.delimiters));
+      .map((s) => (s === '""' ? '' : unescapeHl7(s, this.delimiters)));
   }
 
   /** Leaf value as a plain string; '' when absent. `""` is returned as-is (use `tri`). */
@@ -94,7 +103,8 @@ export class Hl7Message {
     const r = reps[p.rep ?? 0];
     if (r === undefined) return '';
     if (seg.name === 'MSH' && p.field <= 2) return r;
-    return this.leaf(r, p.comp ?? 1, p.sub ?? 1);
+    const raw = this.rawLeaf(r, p.comp ?? 1, p.sub ?? 1);
+    return raw === '""' ? raw : unescapeHl7(raw, this.delimiters);
   }
 
   /** Leaf value three-state: undefined not sent, CLEARED for `""`, else the text. */
