@@ -366,25 +366,28 @@ export class MeshClient {
         });
         await drain(res);
       } catch (err) {
-        // 423: MESH already has the whole message (e.g. our earlier attempt did land). Check, don't guess.
-        if (err instanceof MeshError && err.status === 423 && (await this.isComplete(messageId))) {
+        // 423: MESH already holds this chunk (an earlier attempt landed but its answer was lost).
+        // Check tracking rather than guess: complete → done; still uploading → this chunk is in.
+        if (!(err instanceof MeshError) || err.status !== 423) throw err;
+        const status = await this.trackingStatus(messageId);
+        if (status === 'accepted' || status === 'acknowledged') {
           this.log.info('MESH_CHUNK_ALREADY_COMPLETE', 'MESH already holds the complete message', { messageId, chunk: n });
           for (let m = n; m <= total; m++) await opts.onChunkSent?.(m, total);
           break;
         }
-        throw err;
+        if (status !== 'uploading') throw err;
+        this.log.warn('MESH_CHUNK_ALREADY_HELD', 'MESH already holds this chunk; continuing', { messageId, chunk: n });
       }
       await opts.onChunkSent?.(n, total);
     }
     return { messageId, chunks: total, bytes: src.size };
   }
 
-  private async isComplete(messageId: string): Promise<boolean> {
+  private async trackingStatus(messageId: string): Promise<string | undefined> {
     try {
-      const t = await this.track(messageId);
-      return t.status === 'accepted' || t.status === 'acknowledged';
+      return (await this.track(messageId)).status;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
