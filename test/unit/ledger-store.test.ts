@@ -258,6 +258,27 @@ describe('ledger store', () => {
       const ids = ledger.transaction(() => [queued().id, queued().id]);
       expect(ledger.list({}).map((r) => r.id).sort()).to.deep.equal(ids.sort());
     });
+
+    it('lets transitions and updates join an outer transaction, all or nothing', () => {
+      const a = queued();
+      const b = queued();
+      expect(() =>
+        ledger.transaction(() => {
+          ledger.transition(a.id, 'uploading', { patch: { messageId: 'MA' } });
+          ledger.update(b.id, { attempts: 1 });
+          ledger.transition(b.id, 'sent');
+          ledger.transition(b.id, 'queued'); // illegal: the whole batch rolls back
+        }),
+      ).to.throw(MeshdError);
+      expect(ledger.get(a.id)).to.include({ state: 'queued', messageId: null });
+      expect(ledger.get(b.id)).to.include({ state: 'queued', attempts: 0 });
+      expect(ledger.events(a.id)).to.have.length(1);
+      ledger.transaction(() => {
+        ledger.transition(a.id, 'uploading');
+        ledger.transition(b.id, 'sent');
+      });
+      expect([ledger.get(a.id)!.state, ledger.get(b.id)!.state]).to.deep.equal(['uploading', 'sent']);
+    });
   });
 
   describe('appointments', () => {
