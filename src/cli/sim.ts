@@ -46,6 +46,12 @@ export function register(program: Command): void {
       const seed = integer('seed', opts.seed, 0, 2 ** 32 - 1);
       const { startSimulator } = await import('../sim');
       const mailboxes = list(opts.mailboxes) ?? [];
+      // Listen for the stop signals before announcing, so a caller that stops us as soon as it
+      // reads the announcement cannot race the handler.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
       const sim = await startSimulator({ dir: opts.dir, port, mailboxes, workflows: list(opts.workflows), faults: opts.faults, seed });
       const configs = Object.fromEntries(mailboxes.map((mb) => [mb.toUpperCase(), sim.client(mb).configPath]));
       if (json) {
@@ -56,10 +62,7 @@ export function register(program: Command): void {
         for (const [mb, path] of Object.entries(configs)) process.stdout.write(`config for ${mb}: ${path}\n`);
         process.stdout.write('Press Ctrl+C to stop.\n');
       }
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await stopped;
       await sim.close();
       if (!json) process.stdout.write('MESH simulator stopped\n');
     });
