@@ -13,8 +13,9 @@ function refused(row: MessageRow, what: string, hint: string): MeshdError {
 }
 
 /**
- * Puts a failed/undeliverable outbound row back to `queued` (attempts reset), or a quarantined inbound
- * row back to `receiving` so the receive pipeline reprocesses the kept payload. The payload must still exist.
+ * Puts a failed/undeliverable outbound row back to `queued` (attempts reset; the payload must still exist),
+ * or a quarantined inbound row back to `receiving`: reprocessed from the kept payload, or downloaded again
+ * when MESH still holds it (never acknowledged).
  */
 export function retryMessage(store: LedgerStore, id: number, opts: { payloadExists?: (file: string) => boolean; note?: string } = {}): MessageRow {
   const exists = opts.payloadExists ?? ((file: string) => fs.existsSync(file));
@@ -28,8 +29,12 @@ export function retryMessage(store: LedgerStore, id: number, opts: { payloadExis
         : `only ${retryable.join(' or ')} ${row.direction === 'out' ? 'outbound' : 'inbound'} rows can be retried`;
     throw refused(row, 'cannot be retried', hint);
   }
-  if (!row.payloadPath || !exists(row.payloadPath)) {
-    throw refused(row, 'has no payload left to retry with', 'the payload was purged or moved; send the file again from out/');
+  const hasPayload = !!row.payloadPath && exists(row.payloadPath);
+  // An inbound message MESH still holds (never acknowledged, e.g. over the size cap) is simply downloaded again.
+  const meshHasIt = row.direction === 'in' && !row.acknowledgedAt;
+  if (!hasPayload && !meshHasIt) {
+    const hint = row.direction === 'out' ? 'the payload was purged or moved; send the file again from out/' : 'the payload was purged and MESH no longer holds the message; ask the sender to send it again';
+    throw refused(row, 'has no payload left to retry with', hint);
   }
   const to = row.direction === 'out' ? MessageState.Queued : MessageState.Receiving;
   const patch =

@@ -62,6 +62,16 @@ describe('ledger operator actions', () => {
       expect(retryMessage(ledger, row.id).state).to.equal('receiving');
     });
 
+    it('puts a quarantined inbound row MESH still holds back to receiving even without a payload (downloaded again)', () => {
+      const row = ledger.insertMessage({ direction: 'in', mailbox: 'X26ABC1', state: 'quarantined', messageId: 'BIG', errorCode: 'TOO_LARGE' });
+      expect(retryMessage(ledger, row.id).state).to.equal('receiving');
+    });
+
+    it('refuses a quarantined inbound row that MESH no longer holds and whose payload is gone', () => {
+      const row = ledger.insertMessage({ direction: 'in', mailbox: 'X26ABC1', state: 'quarantined', acknowledgedAt: new Date(), payloadPath: path.join(dir, 'gone.dat') });
+      expect(code(() => retryMessage(ledger, row.id))).to.equal('LEDGER_CONFLICT');
+    });
+
     it('refuses when the payload is gone', () => {
       const row = outRow('failed');
       fs.rmSync(payload);
