@@ -55,6 +55,11 @@ export function convert(input: Buffer, opts: ConvertOptions): ConvertResult {
     const issues = read.errors.length ? read.errors : [{ code: 'TRANSFORM_EMPTY', text: 'the input holds no message' }];
     throw new TransformInvalidError(issues, read.notes, source.name);
   }
+  if (read.records.length === 0) {
+    // Valid input that carries no registration or appointment (e.g. a bare Location): nothing to write.
+    const notes = [...read.notes, { code: 'TRANSFORM_NOTHING', text: 'the input is valid but holds no patient registration or appointment event; nothing was written' }];
+    return { output: Buffer.alloc(0), records: 0, messageCount: read.messageCount, errors: [], notes, appointments: [] };
+  }
   const written = target.write(
     read.records.map((r) => r.record),
     { options: opts.options, previousAppointment: opts.previousAppointment, now: opts.now },

@@ -240,6 +240,11 @@ export interface LocationParticipant extends Location {
 }
 
 export interface Appointment {
+  /**
+   * The booker's id. Readers: when the source gives no identifier (e.g. a BaRS booking
+   * request), use the resource's own id/fullUrl, e.g. { system: 'urn:ietf:rfc:3986',
+   * value: 'urn:uuid:…' }, so the appointment stays identifiable (appointmentKey).
+   */
   placerId?: Identifier;
   fillerId?: Identifier;
   /** Booking reference the patient sees (e-RS UBRN, BaRS booking id), when separate. */
