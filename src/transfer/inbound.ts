@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { RouteConfig } from '../config/types';
 import { MeshdError } from '../errors';
+import { MeshNotFoundError } from '../mesh/errors';
 import type { MessageRow } from '../ledger';
 import { ctlDateTime, formatControlFile, type ControlFile } from './ctl';
 import type { InboundMeta, MailboxContext } from './context';
@@ -286,9 +287,47 @@ function applyReport(ctx: MailboxContext, meta: InboundMeta): void {
   }
 }
 
+/**
+ * Acknowledgements a crash cut off: rows delivered (or quarantined with their payload kept)
+ * whose acknowledgement was never recorded. MESH may already have taken it, in which case the
+ * message is gone and no longer listed, so these are not found by listing.
+ */
+export async function recoverInbound(ctx: MailboxContext): Promise<number> {
+  const { ledger, mailbox, log } = ctx;
+  const pending = [
+    ...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'delivered' }),
+    ...[...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'quarantined' })].filter((r) => r.payloadPath && !r.acknowledgedAt),
+  ];
+  let done = 0;
+  for (const row of pending) {
+    if (ctx.stopping()) break;
+    let detail: object = {};
+    try {
+      await ctx.mesh.acknowledge(row.messageId!);
+    } catch (err) {
+      if (!(err instanceof MeshNotFoundError)) {
+        log.warn('ACK_FAILED', `acknowledgement failed; it will be repeated: ${(err as Error).message}`, { messageId: row.messageId });
+        continue;
+      }
+      detail = { note: 'no longer in MESH: already acknowledged' };
+    }
+    const at = ctx.now();
+    if (row.state === 'delivered') ledger.transition(row.id, 'acknowledged', { from: ['delivered'], patch: { acknowledgedAt: at }, event: { type: 'acknowledged', detail } });
+    else ledger.update(row.id, { acknowledgedAt: at }, { type: 'acknowledged', detail });
+    done++;
+  }
+  return done;
+}
+
+const recovered = new WeakSet<MailboxContext>();
+
 /** One pass of the receive side, draining while MESH returns full pages. */
 export async function receiveCycle(ctx: MailboxContext): Promise<{ listed: number; delivered: number; acknowledged: number }> {
   const totals = { listed: 0, delivered: 0, acknowledged: 0 };
+  if (!recovered.has(ctx)) {
+    totals.acknowledged += await recoverInbound(ctx);
+    recovered.add(ctx);
+  }
   for (let round = 0; round < MAX_DRAIN_ROUNDS && !ctx.stopping(); round++) {
     const ids = await ctx.mesh.listInbox();
     totals.listed += ids.length;

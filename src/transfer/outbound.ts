@@ -65,10 +65,10 @@ export async function sha256File(path: string): Promise<string> {
 /** Finishes or parks whatever a crash left half-done. Idempotent; runs before every cycle. */
 export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   const { ledger, mailbox } = ctx;
-  for (const row of ledger.list({ mailbox: mailbox.id, direction: 'out', state: 'claiming' })) {
+  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'claiming' })]) {
     await finishClaim(ctx, row);
   }
-  for (const row of ledger.list({ mailbox: mailbox.id, direction: 'out', state: 'queued' })) {
+  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'queued' })]) {
     if (row.errorCode !== POST_IN_FLIGHT) continue;
     if (ctx.config.ledger.ambiguousSend === 'resend') {
       ledger.update(row.id, { errorCode: null, errorText: null }, { type: 'resend_after_unknown_outcome', detail: { policy: 'resend' } });
@@ -82,7 +82,7 @@ export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
       ctx.log.warn('SEND_NEEDS_REVIEW', 'first upload was interrupted; message parked for review (never resent blindly)', { row: row.id });
     }
   }
-  for (const row of ledger.list({ mailbox: mailbox.id, direction: 'out', state: 'sent' })) {
+  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'sent' })]) {
     if (row.payloadPath && row.payloadPath.startsWith(ctx.spool)) await finishSent(ctx, row);
   }
 }
@@ -515,9 +515,15 @@ async function fileSent(ctx: MailboxContext, row: MessageRow): Promise<string> {
   return target;
 }
 
+const recovered = new WeakSet<MailboxContext>();
+
 /** One pass of the send side: recover, take new files, upload what is due. */
 export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number; sent: number }> {
-  await recoverOutbound(ctx);
+  // Half-done work only outlives a crash, so recovery runs once per process and mailbox.
+  if (!recovered.has(ctx)) {
+    await recoverOutbound(ctx);
+    recovered.add(ctx);
+  }
   let claimed = 0;
   for (const c of await scanOutbox(ctx)) {
     if (ctx.stopping()) break;
