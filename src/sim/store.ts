@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageType, TrackingStatus } from '../mesh/protocol';
 import { MessageIdFactory } from './ids';
@@ -85,16 +85,35 @@ export class MessageStore {
 
   async load(): Promise<void> {
     await mkdir(this.bodiesDir, { recursive: true });
-    let state: StateFile | undefined;
-    try {
-      state = JSON.parse(await readFile(this.stateFile, 'utf8')) as StateFile;
-    } catch {
-      return; // no state yet, or unreadable: start empty
+    const state = await this.readState();
+    if (state) {
+      this.seq = state.seq;
+      this.clockOffsetMs = state.clockOffsetMs ?? 0;
+      for (const m of state.messages) this.byId.set(m.id, m);
     }
-    if (state?.version !== 1 || !Array.isArray(state.messages)) return;
-    this.seq = state.seq;
-    this.clockOffsetMs = state.clockOffsetMs ?? 0;
-    for (const m of state.messages) this.byId.set(m.id, m);
+    await this.removeInterruptedUploads();
+  }
+
+  private async readState(): Promise<StateFile | undefined> {
+    try {
+      const state = JSON.parse(await readFile(this.stateFile, 'utf8')) as StateFile;
+      return state?.version === 1 && Array.isArray(state.messages) ? state : undefined;
+    } catch {
+      return undefined; // no state yet, or unreadable: start empty
+    }
+  }
+
+  /** A `.part` file is an upload the last run never finished: the client saw no 202 for it. */
+  private async removeInterruptedUploads(): Promise<void> {
+    for (const entry of await readdir(this.bodiesDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(this.bodiesDir, entry.name);
+      if (!this.byId.has(entry.name)) {
+        await rm(dir, { recursive: true, force: true });
+        continue;
+      }
+      for (const file of await readdir(dir)) if (file.endsWith('.part')) await this.discard(join(dir, file));
+    }
   }
 
   newId(now: Date): string {
