@@ -109,6 +109,8 @@ export async function checkConfig(explicitPath: string | undefined, opts: { conn
   report.environment = config.environment;
   report.mailboxes = config.mailboxes.map((m) => m.id);
   report.findings.push(...checkTlsFiles(config.tls, now));
+  const cnFinding = await certificateMailboxFinding(config);
+  if (cnFinding) report.findings.push(cnFinding);
   report.findings.push(...(await secretFileFindings(path)));
   report.findings.push(...checkDataDir(config.dataDir, checkPrivateMode));
   config.mailboxes.forEach((m, i) => report.findings.push(...checkMailboxFolder(`mailboxes[${i}].folder`, m.folder)));
@@ -126,6 +128,25 @@ function findingOf(err: unknown, fallbackKey: string): Finding {
   // ConfigError prefixes the key to its message; don't say it twice.
   const message = String(e.message ?? err).replace(new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), '');
   return { severity: 'error', key, message, hint: e.hint };
+}
+
+/** A certificate issued for another mailbox is a classic copy-paste error between mailboxes or environments. */
+async function certificateMailboxFinding(config: MeshdConfig): Promise<Finding | undefined> {
+  if (!config.tls.cert) return undefined;
+  const { describeCertificate } = await import('../certs');
+  let meshName: { mailbox: string; ods: string } | undefined;
+  try {
+    meshName = describeCertificate(readFileSync(config.tls.cert)).meshName;
+  } catch {
+    return undefined; // unreadable certificates are reported by checkTlsFiles
+  }
+  if (!meshName || config.mailboxes.some((m) => m.id === meshName.mailbox.toUpperCase())) return undefined;
+  return {
+    severity: 'warning',
+    key: 'tls.cert',
+    message: `certificate is for mailbox ${meshName.mailbox} (ODS ${meshName.ods}), which is not a mailbox in this config (${config.mailboxes.map((m) => m.id).join(', ')})`,
+    hint: 'check tls.cert is the certificate issued for this mailbox and environment',
+  };
 }
 
 /** Reads the YAML without validation, for the checks that still make sense in a broken config. */
@@ -237,8 +258,10 @@ async function connectCheck(config: MeshdConfig, mailboxId: string, findings: Fi
   if (probe.skewMs !== undefined) {
     result.clockSkewSeconds = Math.round(probe.skewMs / 1000);
     const abs = Math.abs(probe.skewMs);
-    if (abs > SKEW_ERROR_MS) findings.push({ severity: 'error', key, message: `this machine's clock is ${result.clockSkewSeconds}s away from MESH's; tokens beyond ±2 h are refused`, hint: 'fix the system clock (NTP: timedatectl set-ntp true)' });
-    else if (abs > SKEW_WARN_MS) findings.push({ severity: 'warning', key, message: `this machine's clock is ${result.clockSkewSeconds}s away from MESH's`, hint: 'enable NTP (timedatectl set-ntp true)' });
+    // Positive skew: the server is ahead, so this machine's clock is behind.
+    const how = `this machine's clock is ${Math.abs(result.clockSkewSeconds)}s ${probe.skewMs > 0 ? 'behind' : 'ahead of'} MESH's`;
+    if (abs > SKEW_ERROR_MS) findings.push({ severity: 'error', key, message: `${how}; tokens beyond ±2 h are refused`, hint: 'fix the system clock (NTP: timedatectl set-ntp true)' });
+    else if (abs > SKEW_WARN_MS) findings.push({ severity: 'warning', key, message: how, hint: 'enable NTP (timedatectl set-ntp true)' });
   }
   const { meshClientFor } = await import('../mesh');
   const client = meshClientFor(config, mailboxId, { retry: { attempts: 1 } });

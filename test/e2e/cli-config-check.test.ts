@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,8 +42,8 @@ function makeCert(cn: string, notBefore: Date, notAfter: Date): { certPem: strin
 const DAY = 86_400_000;
 
 /** A complete, valid local config in `dir`; `extra` is appended verbatim. */
-function writeConfig(dir: string, extra = ''): string {
-  const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', new Date(Date.now() - DAY), new Date(Date.now() + 400 * DAY));
+function writeConfig(dir: string, extra = '', cn = 'X26ABC1.X26.api.mesh-client.nhs.uk'): string {
+  const c = makeCert(cn, new Date(Date.now() - DAY), new Date(Date.now() + 400 * DAY));
   mkdirSync(join(dir, 'certs'), { recursive: true });
   writeFileSync(join(dir, 'certs', 'ca.pem'), c.certPem);
   writeFileSync(join(dir, 'certs', 'client.crt'), c.certPem);
@@ -82,6 +84,12 @@ describe('meshd config check (CLI as a process)', function () {
     const r = await meshd(['--config', writeConfig(dir), 'config', 'check']);
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.include('environment: local').and.match(/^OK$/m);
+  });
+
+  it('warns when the certificate was issued for a mailbox not in the config', async () => {
+    const r = await meshd(['--config', writeConfig(dir, '', 'X26ABC9.X26.api.mesh-client.nhs.uk'), 'config', 'check']);
+    expect(r.code, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/WARNING tls\.cert: certificate is for mailbox X26ABC9 \(ODS X26\), which is not a mailbox in this config \(X26ABC1\)/);
   });
 
   it('names an unknown key and exits 3', async () => {
@@ -181,6 +189,39 @@ describe('meshd config check (CLI as a process)', function () {
       expect(r.stdout).to.include('TLS ok, handshake FAILED');
       expect(r.stdout).not.to.include('not-the-password');
     });
+
+    /** A TLS server with the simulator's certificate whose clock is `offsetMs` off. */
+    async function skewedServer(offsetMs: number): Promise<{ url: string; close: () => Promise<void> }> {
+      const server = createHttpsServer({ cert: readFileSync(sim.pki.serverCert), key: readFileSync(sim.pki.serverKey) }, (_req, res) => {
+        res.setHeader('Date', new Date(Date.now() + offsetMs).toUTCString());
+        res.writeHead(_req.url?.endsWith('_ping') ? 200 : 403, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+      await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+      return {
+        url: `https://localhost:${(server.address() as AddressInfo).port}`,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      };
+    }
+
+    for (const [label, offsetMs, pattern] of [
+      ['an error beyond ±2 h', 3 * 3600_000, /ERROR\s+mailboxes\[0\]: this machine's clock is 10[78]\d\ds behind MESH's; tokens beyond ±2 h are refused/],
+      ['a warning beyond 5 minutes', -10 * 60_000, /WARNING\s+mailboxes\[0\]: this machine's clock is (59\d|60\d)s ahead of MESH's/],
+    ] as const) {
+      it(`reports clock skew against the server's Date header: ${label}`, async () => {
+        privateDataDir();
+        const fake = await skewedServer(offsetMs);
+        try {
+          const path = join(dir, 'skew.yaml');
+          writeFileSync(path, readFileSync(sim.client('X26ABC1').configPath, 'utf8').replace(/^url: .*$/m, `url: ${fake.url}`));
+          const r = await meshd(['--config', path, 'config', 'check', '--connect']);
+          expect(r.stdout).to.match(pattern);
+          expect(r.code).to.equal(3); // the fake server refuses the handshake in both cases
+        } finally {
+          await fake.close();
+        }
+      });
+    }
 
     it('reports a TLS failure when the CA does not match the server', async () => {
       privateDataDir();
