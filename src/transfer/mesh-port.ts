@@ -1,6 +1,6 @@
 import type { MeshdConfig } from '../config/types';
 import type { Logger } from '../log';
-import { meshClientFor, type MeshClient } from '../mesh';
+import { meshClientFor, type MeshClient, type MeshClientOverrides } from '../mesh';
 import type { MeshPort } from './context';
 
 /** The pipelines' view of MESH, backed by the real client for one mailbox. */
@@ -53,6 +53,6 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
   };
 }
 
-export function meshPortFor(config: MeshdConfig, mailboxId: string, log: Logger, clock?: () => Date): MeshPort & { close(): Promise<void> } {
-  return clientPort(meshClientFor(config, mailboxId, { logger: log, clock }));
+export function meshPortFor(config: MeshdConfig, mailboxId: string, log: Logger, overrides: MeshClientOverrides = {}): MeshPort & { close(): Promise<void> } {
+  return clientPort(meshClientFor(config, mailboxId, { logger: log, ...overrides }));
 }

@@ -26,7 +26,8 @@ export interface DaemonEnv {
   folder(mailbox: string, sub: 'in' | 'out' | 'sent' | 'failed' | 'temp'): string;
   config(mailbox: string): Promise<MeshdConfig>;
   /** An in-process daemon for one mailbox (close it with daemon.stop()). */
-  daemon(mailbox: string, opts?: { now?: () => Date }): Promise<Daemon>;
+  /** `now` drives the daemon (and, unless clientClock says otherwise, the MESH tokens). */
+  daemon(mailbox: string, opts?: { now?: () => Date; clientClock?: () => Date; fastRetries?: boolean }): Promise<Daemon>;
   close(): Promise<void>;
 }
 
@@ -64,7 +65,8 @@ export async function startDaemonEnv(opts: EnvOptions = {}): Promise<DaemonEnv> 
     config,
     async daemon(mb, o = {}) {
       const cfg = await config(mb);
-      return Daemon.open(cfg, { log: silentLogger, now: o.now, meshFor: (m) => meshPortFor(cfg, m.id, silentLogger, o.now) });
+      const overrides = { clock: o.clientClock ?? o.now, ...(o.fastRetries ? { sleep: async () => undefined } : {}) };
+      return Daemon.open(cfg, { log: silentLogger, now: o.now, meshFor: (m) => meshPortFor(cfg, m.id, silentLogger, overrides) });
     },
     async close() {
       await sim.close();
