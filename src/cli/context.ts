@@ -29,8 +29,10 @@ export async function cliContext(cmd: Command): Promise<CliContext> {
   const config = await loadConfig(findConfigPath(g.config));
   const mailbox = selectMailbox(config, g.mailbox);
   const json = g.json === true;
+  const envLevel = LEVELS.find((l) => l === process.env.MESHD_LOG_LEVEL);
   const log = createLogger({
-    level: (g.logLevel as LogLevel | undefined) ?? config.log.level,
+    // --log-level, then $MESHD_LOG_LEVEL (handy under a wrapper), then the config file.
+    level: (g.logLevel as LogLevel | undefined) ?? envLevel ?? config.log.level,
     format: config.log.format === 'auto' ? undefined : config.log.format,
   }).child({ mailbox: mailbox.id });
   const print = (result: unknown, humanText: string | string[]) => {

@@ -299,7 +299,7 @@ export class MeshClient {
   /** Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte range. */
   async sendFile(path: string, opts: SendOptions): Promise<SendResult> {
     const size = (await stat(path)).size;
-    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 }) }, opts);
+    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 256 * 1024 }) }, opts);
   }
 
   /** Sends bytes already in memory (small messages such as business ACKs). */
