@@ -109,4 +109,17 @@ describe('simulator REPORTs and inbox expiry', function () {
     expect((await h.request({ method: 'POST', path: '/admin/reset', authorization: null })).status).to.equal(200);
     expect(h.sim.messages()).to.deep.equal([]);
   });
+
+  it('answers bad admin input with 400, never a crash', async () => {
+    const bodies = ['not json', '[1,2]', JSON.stringify({ mailbox: MB1 }), JSON.stringify({ mailbox: MB1, code: '14', description: 'x', workflowId: 7 })];
+    for (const body of bodies) {
+      const res = await h.request({ method: 'POST', path: '/admin/report', authorization: null, body });
+      expect(res.status, body).to.equal(400);
+      expect(res.json().detail[0].msg).to.be.a('string');
+    }
+    const unknown = await h.request({ method: 'POST', path: '/admin/report', authorization: null, body: JSON.stringify({ mailbox: 'X99ZZZ9', code: '14', description: 'x' }) });
+    expect(unknown.status).to.equal(400);
+    const backwards = await h.request({ method: 'POST', path: '/admin/clock', authorization: null, body: JSON.stringify({ advanceMs: -5 }) });
+    expect(backwards.status).to.equal(400);
+  });
 });

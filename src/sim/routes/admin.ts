@@ -24,6 +24,20 @@ export interface AdminControl {
   clockOffsetMs(): number;
 }
 
+/** A bad admin request body: answered 400, never 500. */
+class AdminInputError extends Error {}
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let body: unknown;
+  try {
+    body = await readJson(req);
+  } catch (err) {
+    throw new AdminInputError(`request body must be a JSON object under 1 MB (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AdminInputError('request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
 export async function handleAdmin(req: IncomingMessage, res: ServerResponse, segments: string[], control: AdminControl): Promise<void> {
   const route = `${req.method} /${segments.join('/')}`;
   const bad = (msg: string): void => sendError(res, 400, { event: 'ADMIN', code: 'BadRequest', msg });
@@ -33,22 +47,25 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, seg
       return sendJson(res, 200, {});
     }
     if (route === 'POST /report') {
-      const body = (await readJson(req)) as Partial<ReportRequest>;
+      const body = (await readBody(req)) as Partial<ReportRequest>;
       if (typeof body.mailbox !== 'string' || typeof body.code !== 'string' || typeof body.description !== 'string') {
         return bad('report needs string fields mailbox, code and description');
+      }
+      for (const key of ['linkedMessageId', 'workflowId', 'subject', 'localId', 'event'] as const) {
+        if (body[key] !== undefined && typeof body[key] !== 'string') return bad(`report field ${key} must be a string`);
       }
       const id = await control.injectReport(body as ReportRequest);
       return sendJson(res, 201, { message_id: id });
     }
     if (route === 'GET /clock') return sendJson(res, 200, { now: control.now().toISOString(), offsetMs: control.clockOffsetMs() });
     if (route === 'POST /clock') {
-      const body = (await readJson(req)) as { advanceMs?: unknown };
+      const body = (await readBody(req)) as { advanceMs?: unknown };
       if (typeof body.advanceMs !== 'number' || !(body.advanceMs >= 0)) return bad('advanceMs must be a number >= 0');
       await control.advanceClock(body.advanceMs);
       return sendJson(res, 200, { now: control.now().toISOString() });
     }
     if (route === 'PUT /faults') {
-      const body = (await readJson(req)) as { spec?: unknown; seed?: unknown };
+      const body = (await readBody(req)) as { spec?: unknown; seed?: unknown };
       if (body.spec !== undefined && body.spec !== null && typeof body.spec !== 'string') return bad('spec must be a string');
       if (body.seed !== undefined && typeof body.seed !== 'number') return bad('seed must be a number');
       control.setFaults((body.spec as string | null) ?? undefined, body.seed as number | undefined);
@@ -61,7 +78,7 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, seg
     }
     sendError(res, 404, { event: 'ADMIN', code: 'NotFound', msg: `no admin route ${route}` });
   } catch (err) {
-    if (err instanceof MeshdError || err instanceof SyntaxError) return bad(err.message);
+    if (err instanceof MeshdError || err instanceof AdminInputError) return bad(err.message);
     throw err;
   }
 }
