@@ -31,8 +31,9 @@ export class TransformInvalidError extends InputError {
     readonly issues: TransformIssue[],
     readonly notes: TransformIssue[],
     from: string,
+    to?: string,
   ) {
-    super('TRANSFORM_INVALID', `input is not valid ${from}: ${issues.slice(0, 3).map(describeIssue).join('; ')}${issues.length > 3 ? `; and ${issues.length - 3} more` : ''}`, 'fix the named field at the named position, or quarantine the message');
+    super('TRANSFORM_INVALID', `${to ? `no message could be converted from ${from} to ${to}` : `input is not valid ${from}`}: ${issues.slice(0, 3).map(describeIssue).join('; ')}${issues.length > 3 ? `; and ${issues.length - 3} more` : ''}`, 'fix the named field at the named position, or quarantine the message');
     this.name = 'TransformInvalidError';
   }
 }
@@ -70,7 +71,7 @@ export function convert(input: Buffer, opts: ConvertOptions): ConvertResult {
   const errors = [...read.errors, ...writeErrors];
   const notes = [...read.notes, ...writeNotes];
   const recordsWritten = read.records.length - new Set(written.errors.map((e) => e.message)).size;
-  if (recordsWritten <= 0 && written.output.length === 0) throw new TransformInvalidError(errors, notes, source.name);
+  if (recordsWritten <= 0 && written.output.length === 0) throw new TransformInvalidError(errors, notes, source.name, target.name);
   return { output: written.output, records: Math.max(0, recordsWritten), messageCount: read.messageCount, errors, notes, appointments: written.appointments };
 }
 
