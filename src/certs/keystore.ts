@@ -20,7 +20,7 @@ export function keystoreKind(data: Buffer): KeystoreKind {
 
 function isPfx(data: Buffer): boolean {
   try {
-    const asn1 = forge.asn1.fromDer(forge.util.createBuffer(data.toString('binary')), { strict: false } as never);
+    const asn1 = forge.asn1.fromDer(forge.util.createBuffer(data.toString('binary')), false);
     const first = (asn1.value as forge.asn1.Asn1[])[0];
     return first?.type === forge.asn1.Type.INTEGER && forge.util.bytesToHex(first.value as string) === '03';
   } catch {

@@ -1,11 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import forge from 'node-forge';
 import {
   CertError,
+  checkTlsFiles,
   EXPIRY_WARNING_DAYS,
   certificateStatus,
   createCsr,
@@ -200,6 +201,35 @@ describe('certificates (src/certs)', function () {
       expect(keytoolCommand('/opt/mesh app/KEYSTORE/mesh.jks')).to.equal(
         "keytool -importkeystore -srckeystore '/opt/mesh app/KEYSTORE/mesh.jks' -srcstoretype JKS -destkeystore '/opt/mesh app/KEYSTORE/mesh.p12' -deststoretype PKCS12",
       );
+    });
+  });
+
+  describe('checkTlsFiles (used by meshd config check)', () => {
+    const write = (name: string, text: string, mode = 0o600) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      chmodSync(p, mode);
+      return p;
+    };
+    it('finds nothing wrong with a good CA, certificate and private key', () => {
+      const files = { ca: write('ca.pem', ca.certPem, 0o644), cert: write('c.crt', leaf.certPem + ca.certPem, 0o644), key: write('c.key', leaf.keyPem) };
+      expect(checkTlsFiles(files, new Date('2027-01-01T00:00:00Z'))).to.deep.equal([]);
+    });
+    it('names tls.ca when the bundle holds no certificate', () => {
+      const f = checkTlsFiles({ ca: write('ca.pem', 'not a bundle\n', 0o644) });
+      expect(f.map((x) => [x.severity, x.key])).to.deep.equal([['error', 'tls.ca']]);
+    });
+    it('warns from 30 days before expiry and errors once expired', () => {
+      const cert = write('c.crt', leaf.certPem, 0o644);
+      expect(checkTlsFiles({ cert }, new Date(notAfter.getTime() - 10 * DAY))[0]).to.include({ severity: 'warning', key: 'tls.cert' });
+      expect(checkTlsFiles({ cert }, new Date(notAfter.getTime() + DAY))[0]).to.include({ severity: 'error', key: 'tls.cert' });
+    });
+    it('flags a key readable by group/others and a key of another certificate', () => {
+      const f = checkTlsFiles({ cert: write('c.crt', leaf.certPem, 0o644), key: write('o.key', other.keyPem, 0o640) }, new Date('2027-01-01T00:00:00Z'));
+      expect(f.map((x) => x.message)).to.have.length(2);
+      expect(f[0].message).to.match(/accessible by group\/others \(mode 0640\)/);
+      expect(f[0].hint).to.equal(`chmod 600 ${join(dir, 'o.key')}`);
+      expect(f[1].message).to.match(/does not belong to the certificate/);
     });
   });
 });
