@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError, MeshdError } from '../errors';
 import type { CliContext } from './context';
+import { exitCodeFor } from './exit';
 import type { MeshClient } from '../mesh/client';
 
 /**
@@ -101,7 +102,10 @@ export function register(program: Command): void {
         const { receiveAll, receiveMessage } = await import('../mesh/receive');
         const dir = opts.out ? resolve(opts.out) : join(ctx.mailbox.folder, 'in');
         const common = { dir, acknowledge: opts.ack !== false, maxBytes: ctx.config.transfer.maxMessageBytes, logger: ctx.log };
-        const received = opts.id ? [await receiveMessage(client, opts.id, common)] : await receiveAll(client, common);
+        const failures: Array<{ messageId: string; error: unknown }> = [];
+        const received = opts.id
+          ? [await receiveMessage(client, opts.id, common)]
+          : await receiveAll(client, { ...common, onFailed: (messageId, error) => void failures.push({ messageId, error }) });
         const messages = received.map((m) => ({
           messageId: m.messageId,
           type: m.meta.messageType,
@@ -114,10 +118,15 @@ export function register(program: Command): void {
             ? { linkedMessageId: m.meta.linkedMessageId, statusCode: m.meta.statusCode, statusDescription: m.meta.statusDescription }
             : {}),
         }));
+        const failed = failures.map((f) => ({ messageId: f.messageId, code: (f.error as MeshdError).code, message: (f.error as Error).message }));
         ctx.print(
-          { messages },
+          failed.length ? { messages, failed } : { messages },
           messages.map((m) => (m.type === 'REPORT' ? `${m.messageId} REPORT ${m.statusCode ?? ''} for ${m.linkedMessageId ?? '?'}` : `${m.messageId} ${m.path}`)),
         );
+        // The others were received; still fail the command so a script notices the ones left behind.
+        const { redactString } = await import('../log');
+        for (const f of failed) process.stderr.write(redactString(`meshd: ${f.messageId} not received (left in the inbox): ${f.message}\n`));
+        if (failures.length) process.exitCode = exitCodeFor((failures[0].error as MeshdError).kind);
       });
     });
 

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../log';
+import { MeshdError } from '../errors';
 import type { MeshClient } from './client';
+import { MeshNotFoundError, MessageTooLargeError } from './errors';
 import type { MessageMeta } from './meta';
 
 /**
@@ -83,15 +85,36 @@ export async function receiveMessage(client: MeshClient, messageId: string, opts
   return result;
 }
 
-/** Every waiting message (optionally filtered), page by page. Stops at the first failure. */
+/** Failures that concern one message only (too large, gone, bad content): the rest can still be received. */
+export function isMessageScoped(err: unknown): boolean {
+  return err instanceof MessageTooLargeError || err instanceof MeshNotFoundError || (err instanceof MeshdError && err.kind === 'input');
+}
+
+/**
+ * Every waiting message (optionally filtered), page by page. With `onFailed`, a failure that
+ * concerns one message only is reported there and the others are still received (that message
+ * stays unacknowledged); any other failure (auth, network, disk) stops the run.
+ */
 export async function receiveAll(
   client: MeshClient,
-  opts: ReceiveOptions & { workflowFilter?: string; onReceived?: (msg: ReceivedMessage) => void | Promise<void> },
+  opts: ReceiveOptions & {
+    workflowFilter?: string;
+    onReceived?: (msg: ReceivedMessage) => void | Promise<void>;
+    onFailed?: (messageId: string, err: unknown) => void | Promise<void>;
+  },
 ): Promise<ReceivedMessage[]> {
   const out: ReceivedMessage[] = [];
   for await (const page of client.inboxPages({ workflowFilter: opts.workflowFilter })) {
     for (const id of page) {
-      const msg = await receiveMessage(client, id, opts);
+      let msg: ReceivedMessage;
+      try {
+        msg = await receiveMessage(client, id, opts);
+      } catch (err) {
+        if (!opts.onFailed || !isMessageScoped(err)) throw err;
+        (opts.logger ?? silentLogger).warn('MESH_RECEIVE_FAILED', 'message not received; left in the inbox', { messageId: id, error: err });
+        await opts.onFailed(id, err);
+        continue;
+      }
       await opts.onReceived?.(msg);
       out.push(msg);
     }

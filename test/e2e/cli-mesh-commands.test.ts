@@ -179,6 +179,28 @@ describe('meshd transfer commands (as a process)', function () {
       expect(big.code).to.equal(2);
     });
 
+    it('receive gets the other messages, leaves a too-large one waiting and exits 7', async () => {
+      const YAML = await import('yaml');
+      const cfg = YAML.parse(readFileSync(c2, 'utf8'));
+      cfg.transfer.maxMessageBytes = 10_000;
+      const small = join(root, 'capped.yaml');
+      writeFileSync(small, YAML.stringify(cfg));
+      const ok = join(root, 'ok.txt');
+      const big = join(root, 'big.txt');
+      writeFileSync(ok, 'fits');
+      writeFileSync(big, Buffer.alloc(50_000, 'b'));
+      const bigId = (await meshd(['--config', c1, 'send', big, '--to', 'X26ABC2', '--workflow', 'TEST_WORKFLOW'])).stdout.trim();
+      const okId = (await meshd(['--config', c1, 'send', ok, '--to', 'X26ABC2', '--workflow', 'TEST_WORKFLOW'])).stdout.trim();
+      const r = await meshd(['--config', small, '--json', 'receive', '--out', join(root, 'capped-in')]);
+      expect(r.code).to.equal(7);
+      const out = JSON.parse(r.stdout);
+      expect(out.messages.map((m: { messageId: string }) => m.messageId)).to.deep.equal([okId]);
+      expect(out.failed).to.have.length(1);
+      expect(out.failed[0]).to.include({ messageId: bigId, code: 'MESH_MESSAGE_TOO_LARGE' });
+      expect(r.stderr).to.contain(`${bigId} not received`);
+      expect(JSON.parse((await meshd(['--config', c2, '--json', 'inbox'])).stdout).messages).to.deep.equal([bigId]);
+    });
+
     it('8 when the first POST outcome is unknown', async () => {
       sim.setFaults('send:reset-after-accept=1');
       const src = join(root, 'z.txt');

@@ -350,6 +350,41 @@ describe('MESH client against the simulator (mTLS)', function () {
     });
   });
 
+  describe('receiving many', () => {
+    it('receives and acknowledges more than a page (505 messages) while paging', async () => {
+      const tx = client(cfg1);
+      for (let i = 0; i < 505; i++) await tx.sendBytes(Buffer.from(`r${i}`), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
+      const dir = work('many');
+      const rx = client(cfg2);
+      const got = await receiveAll(rx, { dir });
+      expect(got).to.have.length(505);
+      expect(readdirSync(dir)).to.have.length(505);
+      expect(await rx.listInbox()).to.deep.equal([]);
+    });
+
+    it('with onFailed, leaves a too-large message in the inbox and still receives the others', async () => {
+      const tx = client(cfg1);
+      const small1 = (await tx.sendBytes(Buffer.from('small one'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
+      const big = (await tx.sendBytes(Buffer.alloc(50_000, 'b'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
+      const small2 = (await tx.sendBytes(Buffer.from('small two'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
+      const failed: string[] = [];
+      const rx = client(cfg2);
+      const got = await receiveAll(rx, { dir: work('partial'), maxBytes: 10_000, onFailed: (id, err) => void failed.push(`${id} ${(err as Error).name}`) });
+      expect(got.map((m) => m.messageId)).to.deep.equal([small1, small2]);
+      expect(failed).to.deep.equal([`${big} MessageTooLargeError`]);
+      expect(await rx.listInbox()).to.deep.equal([big]);
+    });
+
+    it('without onFailed, stops at the first failure', async () => {
+      const tx = client(cfg1);
+      await tx.sendBytes(Buffer.alloc(50_000, 'b'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
+      await tx.sendBytes(Buffer.from('small'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
+      const err = await receiveAll(client(cfg2), { dir: work('stop'), maxBytes: 10_000 }).catch((e) => e);
+      expect(err).to.be.instanceOf(MessageTooLargeError);
+      expect(await client(cfg2).listInbox()).to.have.length(2);
+    });
+  });
+
   describe('REPORTs', () => {
     it('downloads a REPORT (empty body, 1:0) with its status headers, logs and acknowledges it without writing data', async () => {
       const sent = await client(cfg1).sendBytes(Buffer.from('x'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
