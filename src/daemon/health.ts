@@ -101,3 +101,47 @@ export function startHealthServer(opts: HealthServerOptions): Promise<HealthServ
     });
   });
 }
+
+export interface MailboxReadinessInput {
+  id: string;
+  /** Undefined until the first poll of this mailbox succeeds. */
+  lastSuccessfulPoll?: Date;
+  /** From certificateStatus(); undefined for a plain-http local simulator. */
+  certificate?: { expired: boolean; notAfter: Date; daysLeft: number };
+}
+
+export interface ReadinessInput {
+  now: Date;
+  ledgerOpen: boolean;
+  /** Interval of schedule.poll in milliseconds. */
+  pollIntervalMs: number;
+  mailboxes: MailboxReadinessInput[];
+}
+
+/**
+ * The readiness rule in one place: the ledger is open, every mailbox's last successful
+ * poll is within two poll intervals, and no client certificate has expired. The daemon
+ * gathers the facts; this decides.
+ */
+export function evaluateReadiness(input: ReadinessInput): Readiness {
+  const checks: Record<string, ReadinessCheck> = {
+    ledger: input.ledgerOpen ? { ok: true } : { ok: false, detail: 'ledger is not open' },
+  };
+  const limitMs = 2 * input.pollIntervalMs;
+  for (const m of input.mailboxes) {
+    if (!m.lastSuccessfulPoll) {
+      checks[`poll:${m.id}`] = { ok: false, detail: 'no successful poll yet' };
+    } else {
+      const ageS = Math.round((input.now.getTime() - m.lastSuccessfulPoll.getTime()) / 1000);
+      const ok = ageS * 1000 <= limitMs;
+      checks[`poll:${m.id}`] = { ok, detail: `last successful poll ${ageS}s ago${ok ? '' : ` (limit ${Math.round(limitMs / 1000)}s)`}` };
+    }
+    if (m.certificate) {
+      const until = m.certificate.notAfter.toISOString().slice(0, 10);
+      checks[`certificate:${m.id}`] = m.certificate.expired
+        ? { ok: false, detail: `client certificate expired on ${until}` }
+        : { ok: true, detail: `expires ${until} (${m.certificate.daysLeft} days)` };
+    }
+  }
+  return { ok: Object.values(checks).every((c) => c.ok), checks };
+}
