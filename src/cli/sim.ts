@@ -41,10 +41,14 @@ export function register(program: Command): void {
     .option('--faults <spec>', 'fault injection, e.g. "send:503=0.1,download:reset=0.1,*:latency=20" (docs/simulator.md)')
     .option('--seed <n>', 'seed for fault injection', '1')
     .action(async (opts: SimCliOptions, cmd: Command) => {
-      const json = (cmd.optsWithGlobals() as { json?: boolean }).json === true;
+      const globals = cmd.optsWithGlobals() as { json?: boolean; logLevel?: string };
+      const json = globals.json === true;
       const port = integer('port', opts.port, 0, 65535);
       const seed = integer('seed', opts.seed, 0, 2 ** 32 - 1);
       const { startSimulator } = await import('../sim');
+      const { createLogger } = await import('../log');
+      const level = globals.logLevel === 'error' || globals.logLevel === 'warn' || globals.logLevel === 'debug' ? globals.logLevel : 'info';
+      const logger = createLogger({ level });
       const mailboxes = list(opts.mailboxes) ?? [];
       // Listen for the stop signals before announcing, so a caller that stops us as soon as it
       // reads the announcement cannot race the handler.
@@ -52,7 +56,7 @@ export function register(program: Command): void {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
-      const sim = await startSimulator({ dir: opts.dir, port, mailboxes, workflows: list(opts.workflows), faults: opts.faults, seed });
+      const sim = await startSimulator({ dir: opts.dir, port, mailboxes, workflows: list(opts.workflows), faults: opts.faults, seed, logger });
       const configs = Object.fromEntries(mailboxes.map((mb) => [mb.toUpperCase(), sim.client(mb).configPath]));
       if (json) {
         process.stdout.write(JSON.stringify({ url: sim.url, port: sim.port, dir: sim.dir, ca: sim.pki.ca, configs }) + '\n');

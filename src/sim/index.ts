@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import type { Logger } from '../log';
 import { INBOX_EXPIRY_DAYS, INBOX_PAGE_DEFAULT, INBOX_PAGE_MAX, INBOX_PAGE_MIN } from '../mesh/protocol';
 import { TokenChecker } from './auth';
 import { SimClock } from './clock';
@@ -46,6 +47,8 @@ export interface SimulatorOptions {
   now?: () => Date;
   /** chunkSize written into the client configs (bytes); default 20 MiB. */
   chunkSize?: number;
+  /** Access log (event SIM_REQUEST), e.g. for `meshd sim`; silent when absent. */
+  logger?: Logger;
 }
 
 export interface SimClient {
@@ -149,7 +152,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   };
 
   const [ca, serverCert, serverKey] = await Promise.all([readFile(pki.ca, 'utf8'), readFile(pki.serverCert, 'utf8'), readFile(pki.serverKey, 'utf8')]);
-  const server = createSimServer({ ca, cert: serverCert, key: serverKey }, () => state, control);
+  const server = createSimServer({ ca, cert: serverCert, key: serverKey }, () => state, control, options.logger);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../log';
 import { API_PREFIX } from '../mesh/protocol';
 import type { RequestContext } from './context';
 import type { FaultAction } from './faults';
@@ -21,10 +22,11 @@ export interface TlsMaterial {
   key: string;
 }
 
-export function createSimServer(tls: TlsMaterial, getState: () => SimState, control: AdminControl): Server {
+export function createSimServer(tls: TlsMaterial, getState: () => SimState, control: AdminControl, logger?: Logger): Server {
   const server = createServer(
     { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     (req, res) => {
+      if (logger) logAccess(logger, req, res);
       handle(req, res, getState(), control).catch((err: unknown) => {
         if (!res.headersSent) {
           sendError(res, 500, { event: 'SERVER', code: 'SimulatorError', msg: `simulator failure: ${err instanceof Error ? err.message : String(err)}` });
@@ -123,6 +125,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, state: SimState
     acceptsGzip: /\bgzip\b/i.test(headerValue(req.headers['accept-encoding']) ?? ''),
   };
   await route.handler(ctx);
+}
+
+/** One line per request: method, path (no query: it may carry tokens of our own), status, time. */
+function logAccess(logger: Logger, req: IncomingMessage, res: ServerResponse): void {
+  const started = process.hrtime.bigint();
+  res.on('close', () => {
+    const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
+    const path = (req.url ?? '/').split('?')[0];
+    const status = res.headersSent ? res.statusCode : 0;
+    const fields = { method: req.method, path, status, ms, completed: res.writableFinished };
+    logger.info('SIM_REQUEST', `${req.method} ${path} ${status || 'connection dropped'}`, fields);
+  });
 }
 
 /** Faults that replace the whole answer. Returns true when the request is finished. */
