@@ -24,8 +24,8 @@ const PEM_PRIVATE = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z
 const MESH_TOKEN = /NHSMESH\s+\S+/gi;
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi;
-/** Ten digits, optionally grouped 3-3-4, not inside a longer run of digits. */
-const NHS_NUMBER_LIKE = /(?<![\d])(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?![\d])/g;
+/** Ten digits, optionally grouped 3-3-4, standing alone (not part of an ID, file name or longer number). */
+const NHS_NUMBER_LIKE = /\b(\d{3})[ -]?(\d{3})[ -]?(\d{4})\b/g;
 export const REDACTED = '[REDACTED]';
 const MAX_DEPTH = 8;
 

@@ -104,6 +104,9 @@ describe('log redaction (src/log.ts)', () => {
     expect(redactString('patient 9990000018')).to.equal('patient [NHS-NUMBER]');
     expect(redactString('count 9990000019')).to.equal('count 9990000019');
     expect(redactString('id 20200529155357895317_3573F8')).to.equal('id 20200529155357895317_3573F8');
+    // Inside identifiers and file names a digit run is not an NHS number.
+    expect(redactString('id 0A9990000018FF file appts_9990000018.csv')).to.equal('id 0A9990000018FF file appts_9990000018.csv');
+    expect(redactString('PID|||9990000018^^^NHS')).to.equal('PID|||[NHS-NUMBER]^^^NHS');
   });
 
   it('keeps non-secret numbers and booleans under secret-looking names', () => {
