@@ -35,6 +35,8 @@ export interface RawRequest {
   accept?: string | null;
   /** Gives the test the outgoing request (e.g. to destroy it mid-upload). */
   onRequest?: (req: ClientRequest) => void;
+  /** Called once the whole response has arrived, with the outgoing request. */
+  onResponse?: (req: ClientRequest) => void;
 }
 
 export function meshToken(mailbox: string, password: string, sharedKey: string, now: Date, nonce = randomUUID(), count = 0): string {
@@ -100,6 +102,7 @@ export class SimHarness {
           res.on('data', (c: Buffer) => parts.push(c));
           res.on('error', reject);
           res.on('end', () => {
+            r.onResponse?.(req);
             const body = Buffer.concat(parts);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) });
           });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { ensureSimPki } from '../../src/sim';
 import { meshToken, startHarness, type RawResponse, type SimHarness } from './sim-helpers';
@@ -245,6 +245,24 @@ const RULES: Rule[] = [
   {
     rule: 'request body over 100 MB, streamed',
     run: (h) => post(h, { 'transfer-encoding': 'chunked' }, zeros(100_000_000 + 1024 * 1024)),
+    status: 413,
+    code: 'PayloadTooLarge',
+  },
+  {
+    rule: 'declared Content-Length over 100 MB, refused before the body is sent',
+    run: (h) => {
+      const body = new PassThrough();
+      body.write('only the start');
+      return h.request({
+        method: 'POST',
+        path: `/messageexchange/${MB1}/outbox`,
+        as: MB1,
+        headers: { 'mex-to': MB2, 'mex-workflowid': 'TEST_WORKFLOW', 'content-length': '100000001' },
+        body,
+        // The answer arrives while the body is still open; then the client gives up on it.
+        onResponse: (req) => req.destroy(),
+      });
+    },
     status: 413,
     code: 'PayloadTooLarge',
   },

@@ -115,11 +115,17 @@ export async function sendChunk(ctx: RequestContext): Promise<void> {
 /** Streams chunk n to disk; answers the client itself and returns undefined when it failed. */
 async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise<{ bytes: number } | undefined> {
   const { store } = ctx.state;
+  const event = { event: 'SEND', messageId: n > 1 ? id : undefined };
+  const declared = Number(header(ctx.req.headers, 'content-length') ?? NaN);
+  if (declared > MAX_REQUEST_BYTES) {
+    // Refuse on the declared length at once rather than after 100 MB have crossed the wire.
+    refuse(ctx, 413, { ...event, code: 'PayloadTooLarge', msg: `request body exceeds ${MAX_REQUEST_BYTES} bytes: send smaller chunks` });
+    return undefined;
+  }
   await store.chunkDir(id);
   const finalPath = store.chunkPath(id, n);
   const tmp = `${finalPath}.part`;
   const result: BodyResult = await receiveBody(ctx.req, tmp, { limit: MAX_REQUEST_BYTES, resetMidBody: ctx.fault.kind === 'reset' });
-  const event = { event: 'SEND', messageId: n > 1 ? id : undefined };
   switch (result.kind) {
     case 'aborted':
       if (n === 1) await store.removeBodies(id);
