@@ -3,7 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { RouteConfig } from '../config/types';
 import { MeshdError } from '../errors';
-import type { MessageRow } from '../ledger';
+import type { MessageRow, NewMessage } from '../ledger';
 import { checkOutboundControl, ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from './ctl';
 import { StopRequested, type MailboxContext } from './context';
 import { globToRegExp, isInProgressName } from './folders';
@@ -26,6 +26,8 @@ const ORPHAN_CTL_GRACE_MS = 5 * 60_000;
  * of the group has an unknown outcome and is parked for review, so the group bounds that.
  */
 const UPLOAD_BATCH = 8;
+/** Files taken from out/ per group commit. */
+const CLAIM_BATCH = 64;
 
 export interface Candidate {
   /** The data file's name in out/. */
@@ -216,13 +218,8 @@ async function quarantineUnsendable(
   ctx.log.warn('OUT_QUARANTINED', `${reason}; moved to failed/`, { code, file: item.name, row: row.id });
 }
 
-/**
- * Takes one candidate: records the intent, moves the files into the spool, confirms.
- * A crash between the steps is finished by recoverOutbound, so a file is never sent
- * twice from out/ nor lost between out/ and the spool.
- */
-export async function claimOutbound(ctx: MailboxContext, c: Candidate): Promise<MessageRow | undefined> {
-  const { ledger, mailbox } = ctx;
+/** Reads what a candidate needs before it is taken; quarantines it if it can never be sent. */
+async function inspectCandidate(ctx: MailboxContext, c: Candidate): Promise<NewMessage | undefined> {
   let ctl: ControlFile | undefined;
   if (c.ctlPath) {
     try {
@@ -246,29 +243,64 @@ export async function claimOutbound(ctx: MailboxContext, c: Candidate): Promise<
     return undefined;
   }
   const route = c.route;
-  const row = ledger.insertMessage(
-    {
-      direction: 'out',
-      mailbox: mailbox.id,
-      state: 'claiming',
-      peer: (ctl?.toDts ?? route?.to ?? '').toUpperCase() || null,
-      workflowId: ctl?.workflowId ?? route?.workflow ?? null,
-      subject: ctl?.subject ?? route?.subject ?? null,
-      localId: ctl?.localId ?? null,
-      messageType: 'DATA',
-      fileName: c.name,
-      payloadPath: c.dataPath,
-      ctlPath: c.ctlPath ?? null,
-      sizeBytes: size,
-      compress: ctl?.compress === false ? false : ctx.config.transfer.compress,
-      transform: route?.transform ? `${route.transform.from}>${route.transform.to}` : null,
-      chunkSize: ctx.config.transfer.chunkSize,
-    },
-    { type: 'claiming', detail: { file: c.name, mode: c.ctlPath ? 'control-file' : 'route' } },
-  );
-  await finishClaim(ctx, row);
-  const claimed = ledger.get(row.id)!;
-  if (claimed.state === 'queued') ctx.log.info('OUT_CLAIMED', `took ${c.name} from out/`, { row: row.id, file: c.name });
+  return {
+    direction: 'out',
+    mailbox: ctx.mailbox.id,
+    state: 'claiming',
+    peer: (ctl?.toDts ?? route?.to ?? '').toUpperCase() || null,
+    workflowId: ctl?.workflowId ?? route?.workflow ?? null,
+    subject: ctl?.subject ?? route?.subject ?? null,
+    localId: ctl?.localId ?? null,
+    messageType: 'DATA',
+    fileName: c.name,
+    payloadPath: c.dataPath,
+    ctlPath: c.ctlPath ?? null,
+    sizeBytes: size,
+    compress: ctl?.compress === false ? false : ctx.config.transfer.compress,
+    transform: route?.transform ? `${route.transform.from}>${route.transform.to}` : null,
+    chunkSize: ctx.config.transfer.chunkSize,
+  };
+}
+
+/**
+ * Takes candidates: records the intent (one commit for the batch), moves the files into the
+ * spool, syncs the spool once, confirms (one commit). A crash between the steps is finished
+ * by recoverOutbound, so a file is never sent twice from out/ nor lost between the two places.
+ */
+export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): Promise<number> {
+  const { ledger } = ctx;
+  const intents: NewMessage[] = [];
+  for (const c of candidates) {
+    const intent = await inspectCandidate(ctx, c);
+    if (intent) intents.push(intent);
+  }
+  if (intents.length === 0) return 0;
+  const rows = ledger.transaction(() => intents.map((i) => ledger.insertMessage(i, { type: 'claiming', detail: { file: i.fileName, mode: i.ctlPath ? 'control-file' : 'route' } })));
+  const moved: Array<{ row: MessageRow; ctl: string | null } | undefined> = [];
+  for (const row of rows) {
+    const spool = spoolPaths(ctx, row.id);
+    try {
+      await moveFile(row.payloadPath!, spool.data);
+      if (row.ctlPath) await moveFile(row.ctlPath, spool.ctl);
+      moved.push({ row, ctl: row.ctlPath ? spool.ctl : null });
+    } catch {
+      moved.push(undefined); // recovery below settles it (finishes the move or records the loss)
+    }
+  }
+  await fsyncDir(ctx.spool);
+  await fsyncDir(ctx.folders.out);
+  let claimed = 0;
+  ledger.transaction(() => {
+    for (const m of moved) {
+      if (!m) continue;
+      ledger.transition(m.row.id, 'queued', { from: ['claiming'], patch: { payloadPath: spoolPaths(ctx, m.row.id).data, ctlPath: m.ctl }, event: { type: 'claimed' } });
+      claimed++;
+    }
+  });
+  for (const [i, m] of moved.entries()) {
+    if (!m) await finishClaim(ctx, rows[i]);
+    else ctx.log.info('OUT_CLAIMED', `took ${m.row.fileName} from out/`, { row: m.row.id, file: m.row.fileName });
+  }
   return claimed;
 }
 
@@ -525,9 +557,9 @@ export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number;
     recovered.add(ctx);
   }
   let claimed = 0;
-  for (const c of await scanOutbox(ctx)) {
-    if (ctx.stopping()) break;
-    if (await claimOutbound(ctx, c)) claimed++;
+  const candidates = await scanOutbox(ctx);
+  for (let i = 0; i < candidates.length && !ctx.stopping(); i += CLAIM_BATCH) {
+    claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH));
   }
   let sent = 0;
   while (!ctx.stopping()) {
