@@ -76,14 +76,3 @@ export function apiVersion(accept: string | undefined): ApiVersion {
   }
   return { ok: true, version: best };
 }
-
-/** Drains what is left of a request body so the client can read our early answer. */
-export function drain(req: IncomingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (req.complete || req.readableEnded) return resolve();
-    req.on('end', () => resolve());
-    req.on('close', () => resolve());
-    req.on('error', () => resolve());
-    req.resume();
-  });
-}

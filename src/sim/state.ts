@@ -1,7 +1,7 @@
 import type { SimClock } from './clock';
 import type { FaultInjector } from './faults';
 import type { TokenChecker } from './auth';
-import type { MessageStore, SimMessage } from './store';
+import type { MessageStore } from './store';
 
 /** Workflows every simulated mailbox may send to every other, whatever the options say. */
 export const BASE_WORKFLOWS = ['TEST_WORKFLOW', 'TEST_WORKFLOW_ACK'];
@@ -108,9 +108,5 @@ export class SimState {
         });
       }
     }
-  }
-
-  message(id: string): SimMessage | undefined {
-    return this.store.get(id);
   }
 }

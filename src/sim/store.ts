@@ -147,11 +147,7 @@ export class MessageStore {
     return [...this.byId.values()].filter((m) => m.recipient === mailbox && m.status === 'accepted').sort((a, b) => a.seq - b.seq);
   }
 
-  /** Opaque position of a message in inbox order (for continue_from). */
-  positionOf(id: string): number | undefined {
-    return this.byId.get(id)?.seq;
-  }
-
+  /** Position of a message in inbox order (inside continue_from tokens). */
   seqOf(message: SimMessage): number {
     return (message as StoredMessage).seq;
   }
