@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import type { X509Certificate } from 'node:crypto';
 import { CertError } from './errors';
 import { certificateStatus, keyMatchesCertificate, parseCertificate, parsePrivateKey, splitCertificates } from './status';
 
@@ -51,6 +52,7 @@ function describe(err: unknown): string {
  */
 export function checkTlsFiles(tls: { ca?: string; cert?: string; key?: string }, now: Date = new Date()): Finding[] {
   const findings: Finding[] = [];
+  const caCerts: X509Certificate[] = [];
   if (tls.ca) {
     const ca = readOr(findings, 'tls.ca', tls.ca);
     if (ca) {
@@ -58,7 +60,7 @@ export function checkTlsFiles(tls: { ca?: string; cert?: string; key?: string },
       if (certs.length === 0) findings.push({ severity: 'error', key: 'tls.ca', message: `${tls.ca} holds no PEM certificate`, hint: 'use the CA bundle for your environment (PEM)' });
       certs.forEach((pem, i) => {
         try {
-          parseCertificate(pem);
+          caCerts.push(parseCertificate(pem));
         } catch (err) {
           findings.push({ severity: 'error', key: 'tls.ca', message: `certificate ${i + 1} in ${tls.ca} is unreadable: ${describe(err)}` });
         }
@@ -74,8 +76,20 @@ export function checkTlsFiles(tls: { ca?: string; cert?: string; key?: string },
         const until = s.notAfter.toISOString().slice(0, 10);
         if (s.expired) findings.push({ severity: 'error', key: 'tls.cert', message: `client certificate ${s.subject} expired on ${until}`, hint: 'renew it: meshd certs csr, then send the CSR to NHS England' });
         else if (s.expiresSoon) findings.push({ severity: 'warning', key: 'tls.cert', message: `client certificate ${s.subject} expires in ${s.daysLeft} days (${until})`, hint: 'start renewal now: meshd certs csr' });
-        const notBefore = new Date(parseCertificate(certPem).validFrom);
+        const leaf = parseCertificate(certPem);
+        const notBefore = new Date(leaf.validFrom);
         if (notBefore.getTime() > now.getTime()) findings.push({ severity: 'error', key: 'tls.cert', message: `client certificate is not valid until ${notBefore.toISOString()}`, hint: 'check the system clock' });
+        const issuers = [...caCerts, ...splitCertificates(certPem).slice(1).map((pem) => parseCertificate(pem))];
+        // NHS issues client certificates under the same roots as the environment's servers, so
+        // an issuer missing from both bundles usually means a certificate for another environment.
+        if (caCerts.length > 0 && !issuers.some((issuer) => leaf.checkIssued(issuer))) {
+          findings.push({
+            severity: 'warning',
+            key: 'tls.cert',
+            message: `client certificate issuer (${leaf.issuer.split('\n').join(', ')}) is in neither tls.ca nor the certificate's own chain`,
+            hint: 'check the certificate and the CA bundle are for the same environment (INT/DEP: PTL roots; LIVE: NHS roots)',
+          });
+        }
       } catch (err) {
         findings.push({ severity: 'error', key: 'tls.cert', message: describe(err), hint: 'point tls.cert at the PEM certificate NHS England issued' });
         certPem = undefined;

@@ -215,6 +215,12 @@ describe('certificates (src/certs)', function () {
       const files = { ca: write('ca.pem', ca.certPem, 0o644), cert: write('c.crt', leaf.certPem + ca.certPem, 0o644), key: write('c.key', leaf.keyPem) };
       expect(checkTlsFiles(files, new Date('2027-01-01T00:00:00Z'))).to.deep.equal([]);
     });
+    it('warns when the client certificate was not issued by any CA in tls.ca (another environment?)', () => {
+      const f = checkTlsFiles({ ca: write('ca.pem', other.certPem, 0o644), cert: write('c.crt', leaf.certPem, 0o644) }, new Date('2027-01-01T00:00:00Z'));
+      expect(f).to.have.length(1);
+      expect(f[0]).to.include({ severity: 'warning', key: 'tls.cert' });
+      expect(f[0].message).to.include('issuer (CN=Test MESH CA)');
+    });
     it('names tls.ca when the bundle holds no certificate', () => {
       const f = checkTlsFiles({ ca: write('ca.pem', 'not a bundle\n', 0o644) });
       expect(f.map((x) => [x.severity, x.key])).to.deep.equal([['error', 'tls.ca']]);
