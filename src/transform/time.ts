@@ -28,6 +28,8 @@ const offsetCache = new Map<number, number>();
 
 /** Europe/London offset from UTC, in minutes, at a UTC instant (ms since epoch). */
 export function londonOffsetMinutes(utcMs: number): number {
+  const rule = euRuleOffset(utcMs);
+  if (rule !== undefined) return rule;
   // Offsets only change on the hour; cache per UTC hour (a big win for batch conversion).
   const hourKey = Math.floor(utcMs / 3_600_000);
   const cached = offsetCache.get(hourKey);
@@ -43,6 +45,24 @@ export function londonOffsetMinutes(utcMs: number): number {
   if (offsetCache.size > 100_000) offsetCache.clear();
   offsetCache.set(hourKey, minutes);
   return minutes;
+}
+
+/**
+ * Since 1996 UK summer time runs from 01:00 UTC on the last Sunday of March to 01:00 UTC
+ * on the last Sunday of October (EU rule). Computing it directly avoids ICU on the hot
+ * path; earlier years (and anything after 2037, in case the rule changes) go through ICU.
+ */
+function euRuleOffset(utcMs: number): number | undefined {
+  const year = new Date(utcMs).getUTCFullYear();
+  if (year < 1996 || year > 2037) return undefined;
+  const start = lastSundayOneAmUtc(year, 2);
+  const end = lastSundayOneAmUtc(year, 9);
+  return utcMs >= start && utcMs < end ? 60 : 0;
+}
+
+function lastSundayOneAmUtc(year: number, monthIndex: number): number {
+  const last = new Date(Date.UTC(year, monthIndex + 1, 0, 1));
+  return last.getTime() - last.getUTCDay() * 86_400_000;
 }
 
 /** "+01:00" for 60; "-05:30" for -330; "+00:00" for 0. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { addMinutes, formatIsoDateTime, instantFromDate, makeInstant, parseIsoDateTime, type TimeResult } from '../../src/transform/time';
+import { addMinutes, formatIsoDateTime, instantFromDate, londonOffsetMinutes, makeInstant, parseIsoDateTime, type TimeResult } from '../../src/transform/time';
 import { dateOfDtm, formatDtm, parseDtm } from '../../src/transform/hl7v2/datetime';
 import type { Instant } from '../../src/transform/model';
 
@@ -87,5 +87,21 @@ describe('UK local time resolution (Europe/London)', () => {
 
   it('shows a real moment in UK local time', () => {
     expect(instantFromDate(new Date('2025-07-01T12:00:00Z')).local).to.equal('2025-07-01T13:00:00');
+  });
+
+  it('agrees with ICU Europe/London on both sides of every change 1996–2037 (the fast path)', () => {
+    const icu = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', timeZoneName: 'longOffset' });
+    const icuOffset = (ms: number) => {
+      const name = icu.formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName')?.value ?? '';
+      return name === 'GMT+01:00' ? 60 : 0;
+    };
+    for (let year = 1996; year <= 2037; year++) {
+      for (const month of [2, 9]) {
+        const lastDay = Date.UTC(year, month + 1, 0);
+        for (let ms = lastDay - 8 * 86_400_000; ms <= lastDay + 86_400_000; ms += 3_600_000) {
+          expect(londonOffsetMinutes(ms), new Date(ms).toISOString()).to.equal(icuOffset(ms));
+        }
+      }
+    }
   });
 });

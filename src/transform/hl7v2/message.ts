@@ -67,10 +67,18 @@ export class Hl7Message {
     return raw.split(this.delimiters.repetition);
   }
 
+  /** Components of repetitions already split, so readers can ask for many leaves cheaply. */
+  private readonly compCache = new Map<string, string[]>();
+
   /** Raw component text of one repetition (not unescaped, subcomponents still joined). */
   rawComp(repText: string, comp: number): string {
-    if (comp === 1 && !repText.includes(this.delimiters.component)) return repText;
-    return repText.split(this.delimiters.component)[comp - 1] ?? '';
+    if (!repText.includes(this.delimiters.component)) return comp === 1 ? repText : '';
+    let parts = this.compCache.get(repText);
+    if (!parts) {
+      parts = repText.split(this.delimiters.component);
+      this.compCache.set(repText, parts);
+    }
+    return parts[comp - 1] ?? '';
   }
 
   /**

@@ -1,0 +1,117 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { convert } from '../src/transform/convert';
+
+/**
+ * Transform benchmark: messages per second for hl7v2 → fhir-r4 and fhir-r4 → hl7v2 over
+ * 10,000 messages built from the corpus HL7 v2 samples when ../shared/corpus exists, else from
+ * fixtures/hl7v2. Measured two ways: one payload holding all messages (a batch file) and one
+ * convert call per message (as the daemon does per MESH message). Goal: ≥ 5,000 msg/s on one core.
+ * MESHD_BENCH_QUICK=1 uses 2,000 messages.
+ */
+
+const ROOT = resolve(__dirname, '..', '..');
+const GOAL = 5000;
+const now = () => new Date('2025-06-01T12:00:00Z');
+
+function hl7Samples(): { source: string; samples: Buffer[] } {
+  const corpus = join(ROOT, '..', 'shared', 'corpus', 'hl7v2');
+  const dir = existsSync(corpus) ? corpus : join(ROOT, 'fixtures', 'hl7v2');
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (p.endsWith('.hl7')) files.push(p);
+    }
+  };
+  walk(dir);
+  // Only samples that convert cleanly, so the figure measures conversion, not error paths.
+  const samples = files.sort().map((f) => readFileSync(f)).filter((b) => {
+    try {
+      return convert(b, { from: 'hl7v2', to: 'fhir-r4', now }).errors.length === 0;
+    } catch {
+      return false;
+    }
+  });
+  return { source: dir === corpus ? 'corpus' : 'fixtures', samples };
+}
+
+/** Each sample split into its single messages (batch files hold several), terminated by CR. */
+function singleMessages(samples: Buffer[]): Buffer[] {
+  return samples.flatMap((b) =>
+    b
+      .toString('latin1')
+      .replace(/^\uFEFF|^\u00EF\u00BB\u00BF/, '')
+      .replace(/\r\n|\n/g, '\r')
+      .split(/\r(?=MSH\|)/)
+      .filter((m) => m.startsWith('MSH|'))
+      .map((m) => Buffer.from(m.endsWith('\r') ? m : m + '\r', 'latin1')),
+  );
+}
+
+function timed(fn: () => number): { ms: number; messages: number; msgPerSec: number } {
+  const t0 = process.hrtime.bigint();
+  const messages = fn();
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { ms: Math.round(ms), messages, msgPerSec: Math.round((messages / ms) * 1000) };
+}
+
+export async function runTransformBench(): Promise<object> {
+  const count = process.env.MESHD_BENCH_QUICK ? 2000 : 10_000;
+  const { source, samples } = hl7Samples();
+  const singles = singleMessages(samples);
+  if (singles.length === 0) throw new Error('no HL7 v2 samples convert cleanly; nothing to measure');
+  const hl7: Buffer[] = Array.from({ length: count }, (_, i) => singles[i % singles.length]);
+  const batch = Buffer.concat(hl7);
+
+  // FHIR inputs: each HL7 message converted once up front (not timed).
+  const fhirOf = new Map<Buffer, Buffer>();
+  for (const m of singles) fhirOf.set(m, convert(m, { from: 'hl7v2', to: 'fhir-r4', now }).output);
+  const fhir: Buffer[] = hl7.map((m) => fhirOf.get(m)!);
+  const fhirBatch = convert(batch, { from: 'hl7v2', to: 'fhir-r4', now }).output;
+
+  // Warm-up: JIT, lazily loaded definitions, offset caches.
+  for (let i = 0; i < Math.min(500, count); i++) {
+    convert(hl7[i], { from: 'hl7v2', to: 'fhir-r4', now });
+    convert(fhir[i], { from: 'fhir-r4', to: 'hl7v2', now });
+  }
+
+  const perMessage = {
+    hl7v2ToFhirR4: timed(() => {
+      for (const m of hl7) convert(m, { from: 'hl7v2', to: 'fhir-r4', now });
+      return hl7.length;
+    }),
+    fhirR4ToHl7v2: timed(() => {
+      for (const m of fhir) convert(m, { from: 'fhir-r4', to: 'hl7v2', now });
+      return fhir.length;
+    }),
+  };
+  const onePayload = {
+    hl7v2ToFhirR4: timed(() => convert(batch, { from: 'hl7v2', to: 'fhir-r4', now }).records),
+    fhirR4ToHl7v2: timed(() => convert(fhirBatch, { from: 'fhir-r4', to: 'hl7v2', now }).records),
+    // The HL7 v2 side alone (read + write), to tell its share from the FHIR side's.
+    hl7v2ToHl7v2: timed(() => convert(batch, { from: 'hl7v2', to: 'hl7v2', now }).records),
+  };
+  const slowest = Math.min(perMessage.hl7v2ToFhirR4.msgPerSec, perMessage.fhirR4ToHl7v2.msgPerSec, onePayload.hl7v2ToFhirR4.msgPerSec, onePayload.fhirR4ToHl7v2.msgPerSec);
+  return {
+    bench: 'transform',
+    source,
+    distinctMessages: singles.length,
+    messages: count,
+    perMessage,
+    onePayload,
+    goalMsgPerSec: GOAL,
+    goalMet: slowest >= GOAL,
+  };
+}
+
+if (require.main === module) {
+  runTransformBench().then(
+    (r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'),
+    (err) => {
+      process.stderr.write(`transform bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
