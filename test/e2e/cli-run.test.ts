@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { readdirSync } from 'node:fs';
+import { acquireInstanceLock } from '../../src/daemon/lock';
+import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
+
+describe('meshd run (as a process)', function () {
+  this.timeout(60_000);
+  let env: DaemonEnv;
+  before(async () => {
+    env = await startDaemonEnv();
+  });
+  after(async () => env?.close());
+
+  it('--dry-run shows what would be sent and moves nothing', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'dry.dat', 'dry');
+    dropFile(env.folder(SENDER, 'out'), 'dry.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    const r = await runMeshd(['--config', env.configPath[SENDER], '--json', 'run', '--dry-run']);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.mailboxes[0].outbound).to.deep.equal([{ file: 'dry.dat', to: RECEIVER, workflow: 'TEST_WORKFLOW' }]);
+    expect(readdirSync(env.folder(SENDER, 'out')).sort()).to.deep.equal(['dry.ctl', 'dry.dat']);
+    expect(env.sim.messages()).to.have.length(0);
+  });
+
+  it('--once runs one cycle and reports it as JSON', async () => {
+    const r = await runMeshd(['--config', env.configPath[SENDER], '--json', 'run', '--once']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout).mailboxes[0]).to.include({ mailbox: SENDER, claimed: 1, sent: 1 });
+  });
+
+  it('refuses a second instance on the same data dir, clearly', async () => {
+    const lock = acquireInstanceLock((await env.config(SENDER)).dataDir);
+    try {
+      const r = await runMeshd(['--config', env.configPath[SENDER], 'run', '--once']);
+      expect(r.code).to.equal(3);
+      expect(r.stderr).to.match(/another meshd is already running/);
+    } finally {
+      lock.release();
+    }
+  });
+
+  it('stops cleanly on SIGTERM with exit 0', async () => {
+    const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run'], { signalAfterMs: ['SIGTERM', 1500] });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/DAEMON_STOPPED/);
+  });
+});
