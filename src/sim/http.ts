@@ -76,3 +76,17 @@ export function apiVersion(accept: string | undefined): ApiVersion {
   }
   return { ok: true, version: best };
 }
+
+/** Whether Accept-Encoding allows gzip (`gzip` or `*` with q > 0; `gzip;q=0` refuses it). */
+export function acceptsGzip(acceptEncoding: string | undefined): boolean {
+  if (!acceptEncoding) return false;
+  let star: boolean | undefined;
+  for (const item of acceptEncoding.split(',')) {
+    const [name, ...params] = item.split(';').map((p) => p.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    const allowed = q === undefined || Number(q.slice(2)) > 0;
+    if (name === 'gzip' || name === 'x-gzip') return allowed;
+    if (name === '*') star = allowed;
+  }
+  return star === true;
+}

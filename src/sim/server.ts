@@ -5,7 +5,7 @@ import type { Logger } from '../log';
 import { API_PREFIX } from '../mesh/protocol';
 import type { RequestContext } from './context';
 import type { FaultAction } from './faults';
-import { apiVersion, sendError } from './http';
+import { acceptsGzip, apiVersion, sendError } from './http';
 import { matchRoute } from './router';
 import { handleAdmin, type AdminControl } from './routes/admin';
 import type { SimState } from './state';
@@ -122,7 +122,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, state: SimState
     params,
     mailbox,
     fault,
-    acceptsGzip: /\bgzip\b/i.test(headerValue(req.headers['accept-encoding']) ?? ''),
+    acceptsGzip: acceptsGzip(headerValue(req.headers['accept-encoding'])),
   };
   await route.handler(ctx);
 }

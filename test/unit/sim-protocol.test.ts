@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { SimClock, meshTimestamp } from '../../src/sim/clock';
-import { apiVersion } from '../../src/sim/http';
+import { acceptsGzip, apiVersion } from '../../src/sim/http';
 import { MessageIdFactory, MESSAGE_ID_PATTERN } from '../../src/sim/ids';
 import { decodeContinue, encodeContinue, workflowFilter } from '../../src/sim/routes/inbox';
 import { mexHeaderProblem } from '../../src/sim/routes/headers';
@@ -26,6 +26,18 @@ describe('sim protocol helpers', () => {
     expect(apiVersion('application/vnd.mesh.v9+json')).to.deep.equal({ ok: false });
     expect(apiVersion('application/vnd.mesh.two+json')).to.deep.equal({ ok: false });
     expect(apiVersion('application/vnd.mesh.v2')).to.deep.equal({ ok: false });
+  });
+
+  it('reads Accept-Encoding, honouring q=0', () => {
+    expect(acceptsGzip(undefined)).to.equal(false);
+    expect(acceptsGzip('gzip')).to.equal(true);
+    expect(acceptsGzip('gzip, deflate, br')).to.equal(true);
+    expect(acceptsGzip('deflate')).to.equal(false);
+    expect(acceptsGzip('gzip;q=0')).to.equal(false);
+    expect(acceptsGzip('gzip;q=0.5')).to.equal(true);
+    expect(acceptsGzip('*')).to.equal(true);
+    expect(acceptsGzip('*, gzip;q=0')).to.equal(false);
+    expect(acceptsGzip('identity')).to.equal(false);
   });
 
   it('matches the six workflow_filter forms', () => {
