@@ -189,4 +189,30 @@ describe('simulator send and download', function () {
     expect(ping.status).to.equal(200);
     expect(ping.json().status).to.equal('running');
   });
+
+  it('tracks by local id (deprecated): 404 for none, 200 for one, 300 for several', async () => {
+    const tracking = (localId: string): Promise<{ status: number; json(): any }> =>
+      h.request({ path: `/messageexchange/${MB1}/outbox/tracking/${localId}`, as: MB1 });
+    expect((await tracking('nothing-here')).status).to.equal(404);
+    const id = await h.send(MB1, MB2, 'a', { 'mex-localid': 'once' });
+    const one = await tracking('once');
+    expect(one.status).to.equal(200);
+    expect(one.json().message_id).to.equal(id);
+    await h.send(MB1, MB2, 'b', { 'mex-localid': 'twice' });
+    await h.send(MB1, MB2, 'c', { 'mex-localid': 'twice' });
+    const several = await tracking('twice');
+    expect(several.status).to.equal(300);
+    expect(several.json().messages).to.have.length(2);
+  });
+
+  it('answers unknown paths with 404 and wrong methods with 405, in the v2 error shape', async () => {
+    const unknown = await h.request({ path: '/messageexchange/X26ABC1/nothing', as: MB1 });
+    expect(unknown.status).to.equal(404);
+    expect(unknown.json().detail[0].code).to.equal('NotFound');
+    const outside = await h.request({ path: '/elsewhere', as: MB1 });
+    expect(outside.status).to.equal(404);
+    const wrong = await h.request({ method: 'DELETE', path: `/messageexchange/${MB1}/inbox`, as: MB1 });
+    expect(wrong.status).to.equal(405);
+    expect(wrong.json().detail[0].code).to.equal('MethodNotAllowed');
+  });
 });
