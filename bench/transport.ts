@@ -22,7 +22,7 @@ interface ProcResult {
 }
 
 /** Deterministic CSV-like rows (synthetic 999 NHS numbers), written as a stream. */
-async function generateCsv(path: string, bytes: number): Promise<void> {
+export async function generateCsv(path: string, bytes: number): Promise<void> {
   let seed = 20261124;
   const rand = () => {
     seed = (seed + 0x6d2b79f5) | 0;

@@ -1,11 +1,13 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat, truncate } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, stat, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as os from 'node:os';
 import { Readable, Transform, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
-import { InputError } from '../errors';
+import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { planChunks } from './chunks';
 import {
@@ -51,6 +53,14 @@ export interface MeshClientOptions {
   /** Cap on a received message's decompressed size. */
   maxMessageBytes?: number;
   clientVersion?: string;
+  /**
+   * How gzip'd chunks are uploaded. spool (default): compressed once to a private temp file in
+   * spoolDir, sent with a Content-Length. stream: compressed on the fly with chunked transfer
+   * encoding (no temp file; each retry compresses again).
+   */
+  gzipUpload?: 'spool' | 'stream';
+  /** Folder for spooled chunks (default os.tmpdir()); files are 0600 and removed after each chunk. */
+  spoolDir?: string;
   logger?: Logger;
   /** Use a ready dispatcher instead of building one (tests, shared pools). */
   dispatcher?: Dispatcher;
@@ -105,6 +115,19 @@ const REFUSED_STATUS = new Set([425, 429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 type RetryMode = 'idempotent' | 'first-post' | 'none';
+
+interface PreparedBody {
+  /** Known length (Content-Length), or undefined for chunked transfer encoding. */
+  length?: number;
+  open(): Readable;
+  cleanup(): Promise<void>;
+}
+
+function gzipStream(raw: Readable): Readable {
+  const gz = createGzip({ level: 6 });
+  pipelineCb(raw, gz, () => undefined);
+  return gz;
+}
 
 interface CallSpec {
   method: Dispatcher.HttpMethod;
@@ -319,15 +342,29 @@ export class MeshClient {
       'content-type': total === 1 && opts.contentType ? opts.contentType : 'application/octet-stream',
     };
     if (compress) common['content-encoding'] = 'gzip';
-    const body = (i: number) => () => {
+    const mode = !compress ? 'raw' : (this.opts.gzipUpload ?? 'spool');
+    const spoolDir = this.opts.spoolDir ?? os.tmpdir();
+    /** Prepares chunk i's body; `open` gives a fresh stream per attempt, nothing whole in memory. */
+    const chunkBody = async (i: number): Promise<PreparedBody> => {
       const s = spans[i];
-      const raw = src.open(s.start, s.end);
-      if (!compress) return raw;
-      const gz = createGzip({ level: 6 });
-      pipelineCb(raw, gz, () => undefined);
-      return gz;
+      if (mode === 'raw') return { length: s.end - s.start, open: () => src.open(s.start, s.end), cleanup: async () => undefined };
+      if (mode === 'stream') {
+        // Length unknown in advance: sent with chunked transfer encoding.
+        return { open: () => gzipStream(src.open(s.start, s.end)), cleanup: async () => undefined };
+      }
+      // Spool: gzip once to a private temp file so the request has a Content-Length and retries re-read it.
+      await mkdir(spoolDir, { recursive: true, mode: 0o700 });
+      const temp = join(spoolDir, `.meshd-upload-${randomUUID()}.gz`);
+      try {
+        await pipeline(src.open(s.start, s.end), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o600 }));
+        const length = (await stat(temp)).size;
+        return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
+      } catch (err) {
+        await unlink(temp).catch(() => undefined);
+        throw new MeshdError('MESH_SPOOL_FAILED', `could not prepare chunk ${i + 1} in ${spoolDir} (${errCode(err) ?? 'error'})`, 'check free space and permissions of the spool folder', 'failure', { cause: err });
+      }
     };
-    const lengthHeader = (i: number): Record<string, string> => (compress ? {} : { 'content-length': String(spans[i].end - spans[i].start) });
+    const withLength = (b: PreparedBody): Record<string, string> => (b.length === undefined ? {} : { 'content-length': String(b.length) });
 
     let messageId: string;
     let next: number;
@@ -338,8 +375,15 @@ export class MeshClient {
         throw new InputError('MESH_BAD_RESUME', `cannot resume at chunk ${next} of ${total}`, 'resume with the same chunk size and compression as the first attempt');
       }
     } else {
-      const headers: Record<string, string> = { ...common, ...lengthHeader(0), ...sendHeaders(opts), [H.chunkRange]: `1:${total}` };
-      const res = await this.call({ method: 'POST', path: `${this.mb()}/outbox`, what: 'send', retry: 'first-post', ok: [202, 200], headers, body: body(0) });
+      const mex = sendHeaders(opts);
+      const first = await chunkBody(0);
+      let res: Dispatcher.ResponseData;
+      try {
+        const headers: Record<string, string> = { ...common, ...withLength(first), ...mex, [H.chunkRange]: `1:${total}` };
+        res = await this.call({ method: 'POST', path: `${this.mb()}/outbox`, what: 'send', retry: 'first-post', ok: [202, 200], headers, body: first.open });
+      } finally {
+        await first.cleanup();
+      }
       // MESH took the message (202): from here on, any doubt about the id is ambiguous, never a resend.
       const parsed = (await readJson(res, 'send').catch(() => null)) as { message_id?: unknown; messageID?: unknown } | null;
       const id = parsed?.message_id ?? parsed?.messageID;
@@ -353,7 +397,8 @@ export class MeshClient {
     }
 
     for (let n = next; n <= total; n++) {
-      const headers = { ...common, ...lengthHeader(n - 1), [H.chunkRange]: `${n}:${total}` };
+      const prepared = await chunkBody(n - 1);
+      const headers = { ...common, ...withLength(prepared), [H.chunkRange]: `${n}:${total}` };
       try {
         const res = await this.call({
           method: 'POST',
@@ -362,7 +407,7 @@ export class MeshClient {
           retry: 'idempotent',
           ok: [202, 200],
           headers,
-          body: body(n - 1),
+          body: prepared.open,
         });
         await drain(res);
       } catch (err) {
@@ -377,6 +422,8 @@ export class MeshClient {
         }
         if (status !== 'uploading') throw err;
         this.log.warn('MESH_CHUNK_ALREADY_HELD', 'MESH already holds this chunk; continuing', { messageId, chunk: n });
+      } finally {
+        await prepared.cleanup();
       }
       await opts.onChunkSent?.(n, total);
     }

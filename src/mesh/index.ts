@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MeshdConfig } from '../config/types';
 import { selectMailbox } from '../config';
 import { ConfigError } from '../errors';
@@ -42,6 +43,8 @@ export function meshClientFor(config: MeshdConfig, mailboxId?: string, opts: Mes
     chunkSize: config.transfer.chunkSize,
     compress: config.transfer.compress,
     maxMessageBytes: config.transfer.maxMessageBytes,
+    // Spooled gzip chunks hold patient data: keep them beside the ledger, not in a shared /tmp.
+    spoolDir: join(config.dataDir, 'tmp'),
     ...opts,
   });
 }

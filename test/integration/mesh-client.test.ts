@@ -242,6 +242,26 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(rx.acknowledged).to.equal(true);
     });
 
+    it('spools each gzip chunk to a private temp file under dataDir/tmp and removes it', async () => {
+      const payload = randomBytes(70_000);
+      const spoolDir = work('spool');
+      const sent = await client(cfg1, { spoolDir }).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 30_000 });
+      expect(sent.chunks).to.equal(3);
+      expect(readdirSync(spoolDir)).to.deep.equal([]);
+      const dest = join(root, 'spooled.dat');
+      await client(cfg2).download(sent.messageId, dest);
+      expect(readFileSync(dest).equals(payload)).to.equal(true);
+    });
+
+    it('streams gzip chunks with chunked transfer encoding when gzipUpload is stream', async () => {
+      const payload = Buffer.from('a,b,c\n'.repeat(30_000));
+      const sent = await client(cfg1, { gzipUpload: 'stream' }).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 50_000 });
+      expect(sent.chunks).to.equal(Math.ceil(payload.length / 50_000));
+      const dest = join(root, 'streamed.dat');
+      await client(cfg2).download(sent.messageId, dest);
+      expect(readFileSync(dest).equals(payload)).to.equal(true);
+    });
+
     it('sends uncompressed chunks with a Content-Length when compress is off', async () => {
       const payload = randomBytes(50_000);
       const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 20_000, compress: false });
@@ -289,20 +309,26 @@ describe('MESH client against the simulator (mTLS)', function () {
     });
 
     it('round-trips any bytes at any chunk size (property, fixed seed)', async () => {
-      const tx = client(cfg1);
+      const tx = { spool: client(cfg1), stream: client(cfg1, { gzipUpload: 'stream' }) };
       const rx = client(cfg2);
       let n = 0;
       await fc.assert(
-        fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 4000 }), fc.integer({ min: 1, max: 4000 }), fc.boolean(), async (bytes, rawChunk, compress) => {
+        fc.asyncProperty(
+          fc.uint8Array({ minLength: 1, maxLength: 4000 }),
+          fc.integer({ min: 1, max: 4000 }),
+          fc.boolean(),
+          fc.constantFrom('spool' as const, 'stream' as const),
+          async (bytes, rawChunk, compress, mode) => {
           const data = Buffer.from(bytes);
           const chunkSize = Math.max(rawChunk, Math.ceil(data.length / 12));
-          const sent = await tx.sendBytes(data, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize, compress });
+          const sent = await tx[mode].sendBytes(data, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize, compress });
           const dest = join(root, `prop-${n++}.dat`);
           await rx.download(sent.messageId, dest);
           await rx.acknowledge(sent.messageId);
           expect(readFileSync(dest).equals(data)).to.equal(true);
           rmSync(dest);
-        }),
+          },
+        ),
         { seed: 20261124, numRuns: 30 },
       );
     });
