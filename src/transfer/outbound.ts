@@ -127,7 +127,7 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
   } catch (err) {
     throw new MeshdError('OUT_UNREADABLE', `cannot read ${folders.out}: ${(err as Error).message}`, 'check the folder exists and meshd may read it');
   }
-  const present = new Set(names);
+  const byLowerName = new Map(names.map((n) => [n.toLowerCase(), n]));
   const ready: Candidate[] = [];
   const outRoutes = mailbox.routes.filter((r) => r.direction === 'out' && r.match);
 
@@ -146,7 +146,7 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
     const path = join(folders.out, name);
     if (mailbox.controlFiles && lower.endsWith('.ctl')) {
       const stem = name.slice(0, -4);
-      const dat = [...present].find((n) => n.toLowerCase() === `${stem.toLowerCase()}.dat`);
+      const dat = byLowerName.get(`${stem.toLowerCase()}.dat`);
       if (dat) continue; // handled with its .dat
       try {
         const st = await fs.stat(path);
@@ -160,7 +160,7 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
     }
     if (mailbox.controlFiles && lower.endsWith('.dat')) {
       const stem = name.slice(0, -4);
-      const ctlName = [...present].find((n) => n.toLowerCase() === `${stem.toLowerCase()}.ctl`);
+      const ctlName = byLowerName.get(`${stem.toLowerCase()}.ctl`);
       if (ctlName) {
         const ctlPath = join(folders.out, ctlName);
         if ((await settled(path)) && (await settled(ctlPath))) ready.push({ name, dataPath: path, ctlPath });
