@@ -241,7 +241,7 @@ export class MessageStore {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined;
         void this.flush();
-      }, 50);
+      }, 200);
       this.flushTimer.unref();
     }
   }
