@@ -41,6 +41,11 @@ describe('HL7 v2 input framing', () => {
     expect(r.records.map((x) => x.message)).to.deep.equal([0, 1, 2]);
   });
 
+  it('splits files concatenated without a final segment terminator', () => {
+    const noFinal = Buffer.from(a28.toString('latin1').replace(/\r$/, ''), 'latin1');
+    expect(nhsOf(Buffer.concat([noFinal, noFinal, a28]))).to.deep.equal(['9991000003', '9991000003', '9991000003']);
+  });
+
   it('unwraps FHS/BHS…BTS/FTS batches and checks the BTS count', () => {
     const batch = readFileSync(join(FIXTURES, 'uk-batch-one-bad.hl7'));
     expect(splitMessages(batch).messageCount).to.equal(3);

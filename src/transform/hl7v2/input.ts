@@ -26,6 +26,9 @@ export interface SplitResult {
 }
 
 const BOM = '\u00EF\u00BB\u00BF'; // UTF-8 BOM bytes seen through a Latin-1 view
+const GLUED_MSH = 'MSH|^~\\&|';
+const GLUED_SPLIT = /(?=MSH\|\^~\\&\|)/;
+
 // MLLP start (VT, 0x0B) and end (FS, 0x1C) bytes.
 const MLLP_START = String.fromCharCode(0x0b);
 const MLLP_END = String.fromCharCode(0x1c);
@@ -57,7 +60,9 @@ export function splitMessages(input: Buffer): SplitResult {
   const notes: TransformIssue[] = [];
   // Latin-1 is byte-for-byte: split first, decode each message by its own MSH-18 after.
   const text = input.toString('latin1').split(MLLP_START).join('').split(MLLP_END).join('').replace(/\r\n|\n/g, '\r');
-  const lines = text.split('\r');
+  // Files concatenated without a final terminator glue the next MSH to the previous segment;
+  // "MSH|^~\&|" cannot occur inside valid field data (those are delimiters), so split there too.
+  const lines = text.split('\r').flatMap((l) => (l.indexOf(GLUED_MSH, 1) > 0 ? l.split(GLUED_SPLIT) : [l]));
   const chunks: string[][] = [];
   let current: string[] | undefined;
   let batchCount = 0;
