@@ -154,11 +154,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const [ca, serverCert, serverKey] = await Promise.all([readFile(pki.ca, 'utf8'), readFile(pki.serverCert, 'utf8'), readFile(pki.serverKey, 'utf8')]);
   const server = createSimServer({ ca, cert: serverCert, key: serverKey }, () => state, control, options.logger);
   await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolveListen();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new SimError('SIM_PORT_IN_USE', `port ${options.port} on ${options.host ?? '127.0.0.1'} is already in use`, 'stop the other process or pick another --port (0 = any free port)'));
+      } else reject(err);
     });
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolveListen());
   });
   const port = (server.address() as AddressInfo).port;
   const url = `https://localhost:${port}`;

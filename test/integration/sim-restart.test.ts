@@ -53,4 +53,18 @@ describe('simulator restart', function () {
       await sim.close();
     }
   });
+
+  it('says clearly when the port is taken', async () => {
+    const first = await startSimulator({ dir: join(tmp, 'a') });
+    try {
+      const err = await startSimulator({ dir: join(tmp, 'b'), port: first.port }).then(
+        () => undefined,
+        (e: Error & { code?: string; hint?: string }) => e,
+      );
+      expect(err?.code).to.equal('SIM_PORT_IN_USE');
+      expect(err?.hint).to.match(/another --port/);
+    } finally {
+      await first.close();
+    }
+  });
 });
