@@ -70,4 +70,25 @@ describe('systemd unit (systemd/meshd.service)', function () {
       .filter((l) => l.trim() && !/Command \S+ is not executable: No such file or directory/.test(l));
     expect(complaints, complaints.join('\n')).to.deep.equal([]);
   });
+
+  describe('ledger backup units (meshd-backup.service, meshd-backup.timer)', () => {
+    const BACKUP = join(ROOT, 'systemd', 'meshd-backup.service');
+    const TIMER = join(ROOT, 'systemd', 'meshd-backup.timer');
+
+    it('has an overall exposure of 2.0 or lower and no network', () => {
+      const out = execFileSync('systemd-analyze', ['security', '--offline=true', BACKUP], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const m = /Overall exposure level for meshd-backup\.service:\s*([0-9.]+)/.exec(out);
+      expect(m, out).to.not.equal(null);
+      expect(Number(m![1])).to.be.at.most(2.0);
+      expect(directives(readFileSync(BACKUP, 'utf8')).get('PrivateNetwork')).to.deep.equal(['yes']);
+    });
+
+    it('loads the same credentials as the daemon and runs meshd ledger backup daily', () => {
+      const b = directives(readFileSync(BACKUP, 'utf8'));
+      expect(b.get('LoadCredential')).to.deep.equal(d.get('LoadCredential'));
+      expect(b.get('ExecStart')?.[0]).to.include('ledger backup /var/backups/meshd/');
+      expect(directives(readFileSync(TIMER, 'utf8')).get('OnCalendar')).to.deep.equal(['*-*-* 02:15:00']);
+      execFileSync('systemd-analyze', ['verify', BACKUP, TIMER], { stdio: ['ignore', 'pipe', 'pipe'] });
+    });
+  });
 });
