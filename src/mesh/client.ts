@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import * as os from 'node:os';
 import { Readable, Transform, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGunzip, createGzip, gzip } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
@@ -113,6 +114,15 @@ const RETRY_STATUS = new Set([425, 429, 502, 503, 504]);
 /** Statuses by which MESH says it did not take a first POST. */
 const REFUSED_STATUS = new Set([425, 429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
+/** Chunks up to this size are gzip'd in memory rather than spooled to disk. */
+const IN_MEMORY_GZIP_MAX = 1024 * 1024;
+const gzipAsync = promisify(gzip);
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
 
 type RetryMode = 'idempotent' | 'first-post' | 'none';
 
@@ -351,6 +361,11 @@ export class MeshClient {
       if (mode === 'stream') {
         // Length unknown in advance: sent with chunked transfer encoding.
         return { open: () => gzipStream(src.open(s.start, s.end)), cleanup: async () => undefined };
+      }
+      if (s.end - s.start <= IN_MEMORY_GZIP_MAX) {
+        // Small chunk (business ACKs, single records): gzip in memory, bounded by the limit.
+        const gz = await gzipAsync(await readAll(src.open(s.start, s.end)), { level: 6 });
+        return { length: gz.length, open: () => Readable.from([gz]), cleanup: async () => undefined };
       }
       // Spool: gzip once to a private temp file so the request has a Content-Length and retries re-read it.
       await mkdir(spoolDir, { recursive: true, mode: 0o700 });

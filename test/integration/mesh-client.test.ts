@@ -242,11 +242,14 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(rx.acknowledged).to.equal(true);
     });
 
-    it('spools each gzip chunk to a private temp file under dataDir/tmp and removes it', async () => {
-      const payload = randomBytes(70_000);
-      const spoolDir = work('spool');
-      const sent = await client(cfg1, { spoolDir }).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 30_000 });
-      expect(sent.chunks).to.equal(3);
+    it('spools each gzip chunk over 1 MiB to a private temp file under dataDir/tmp and removes it', async () => {
+      // Chunks over 1 MiB are spooled; smaller ones are gzip'd in memory.
+      const payload = randomBytes(2 * 1024 * 1024 + 100);
+      const spoolDir = join(cfg1.dataDir, 'tmp');
+      rmSync(spoolDir, { recursive: true, force: true });
+      const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 1024 * 1024 + 50 });
+      expect(sent.chunks).to.equal(2);
+      expect(existsSync(spoolDir)).to.equal(true);
       expect(readdirSync(spoolDir)).to.deep.equal([]);
       const dest = join(root, 'spooled.dat');
       await client(cfg2).download(sent.messageId, dest);
