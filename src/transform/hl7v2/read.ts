@@ -16,6 +16,7 @@ import {
   type ParticipationStatus,
   type PractitionerParticipant,
   type RegistrationEventKind,
+  type Tri,
 } from '../model';
 import { addMinutes } from '../time';
 import { parseDtm } from './datetime';
@@ -413,7 +414,7 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
 }
 
 /** NTEs between SCH and the patient/resource groups are the appointment comment. */
-function schNotes(msg: Hl7Message, sch: Segment): string | CLEARED_T | undefined {
+function schNotes(msg: Hl7Message, sch: Segment): Tri<string> {
   const lines: string[] = [];
   for (let i = sch.index + 1; i < msg.segments.length; i++) {
     const s = msg.segments[i];
@@ -425,7 +426,6 @@ function schNotes(msg: Hl7Message, sch: Segment): string | CLEARED_T | undefined
   }
   return lines.length ? lines.join('\n') : undefined;
 }
-type CLEARED_T = typeof CLEARED;
 
 function readLocation(msg: Hl7Message, seg: Segment): LocationParticipant | undefined {
   const rep = msg.reps(seg, 3)[0];
