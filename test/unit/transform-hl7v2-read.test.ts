@@ -93,6 +93,20 @@ describe('HL7 v2 read', () => {
       expect(b.patient.nhsNumber).to.equal('9991015833');
     });
 
+    it('refuses a registration whose PID-3 holds no identifier, and a merge pair without MRG', () => {
+      const r = readHl7v2(
+        Buffer.concat([
+          msg([MSH('ADT^A28^ADT_A05'), 'EVN|A28|20250601091400', 'PID|1||""||SMITH^Jo', 'PV1|1|N']),
+          msg([MSH('ADT^A40^ADT_A39', 'T-2'), 'EVN|A40|20250601091400', 'PID|1||9991015833^^^NHS^NH', 'MRG|RX1^^^RX1^MR', 'PID|1||9991007911^^^NHS^NH']),
+        ]),
+      );
+      expect(r.records).to.deep.equal([]);
+      expect(r.errors.map((e) => [e.code, e.message, e.position])).to.deep.equal([
+        ['HL7_MISSING_FIELD', 0, 'PID-3'],
+        ['HL7_MISSING_SEGMENT', 1, 'MRG'],
+      ]);
+    });
+
     it('reads the patient data of any other ADT event as an update, with a note', () => {
       const r = readHl7v2(msg([MSH('ADT^A01^ADT_A01'), 'EVN|A01|20250601091400', 'PID|1||9991000003^^^NHS^NH||SMITH^Jo', 'PV1|1|I']));
       expect(reg(r.records[0]).event).to.equal('update');

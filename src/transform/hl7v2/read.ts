@@ -3,6 +3,7 @@ import {
   CLEARED,
   SYSTEMS,
   localSystem,
+  triValue,
   type Appointment,
   type AppointmentEventKind,
   type AppointmentStatus,
@@ -191,7 +192,7 @@ function readAdt(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
     const pd1 = nextBefore(msg, pid, 'PD1', ['PID']);
     const patient = readPatient(msg, pid, pd1, issues);
     if (!patient) return [];
-    if (!patient.nhsNumber && patient.identifiers.length === 0) {
+    if (!triValue(patient.nhsNumber) && patient.identifiers.length === 0) {
       issues.error('HL7_MISSING_FIELD', 'PID-3', 'patient.identifiers', 'PID-3 holds no usable identifier');
       return [];
     }
@@ -199,11 +200,11 @@ function readAdt(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
   }
   // Merges: each PID/MRG pair is one merge (ADT_A39 repeats the pair).
   const records: CanonicalRecord[] = [];
-  for (const pid of pids) {
+  for (const [pair, pid] of pids.entries()) {
     const pd1 = nextBefore(msg, pid, 'PD1', ['PID']);
     const mrg = nextBefore(msg, pid, 'MRG', ['PID']);
     if (!mrg) {
-      issues.error('HL7_MISSING_SEGMENT', `PID#${pid.index}`, 'patient.mergedFrom', 'merge has a PID without its MRG segment');
+      issues.error('HL7_MISSING_SEGMENT', 'MRG', 'patient.mergedFrom', `PID/MRG pair ${pair + 1} has no MRG segment`);
       continue;
     }
     const patient = readPatient(msg, pid, pd1, issues);
