@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -222,6 +223,40 @@ describe('meshd config check (CLI as a process)', function () {
         }
       });
     }
+
+    it('carries TLS and the handshake through an HTTP CONNECT proxy', async () => {
+      privateDataDir();
+      const tunnels: string[] = [];
+      const proxy = createHttpServer();
+      proxy.on('connect', (req, client, head) => {
+        tunnels.push(String(req.url));
+        const [host, port] = String(req.url).split(':');
+        const upstream = connect(Number(port), host, () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          upstream.write(head);
+          upstream.pipe(client);
+          client.pipe(upstream);
+        });
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+      });
+      await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready));
+      try {
+        const path = join(dir, 'proxy.yaml');
+        const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+        writeFileSync(path, readFileSync(sim.client('X26ABC1').configPath, 'utf8') + `proxy: ${proxyUrl}\n`);
+        const r = await meshd(['--json', '--config', path, 'config', 'check', '--connect']);
+        const report = JSON.parse(r.stdout);
+        expect(r.code, JSON.stringify(report.findings)).to.equal(0);
+        expect(report.connect[0]).to.include({ tls: true, handshake: true });
+        // One tunnel for the TLS/clock probe and one for the handshake, both to the simulator.
+        expect(tunnels.length).to.be.at.least(2);
+        expect(tunnels.every((t) => t.endsWith(`:${sim.port}`))).to.equal(true);
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise<void>((done) => proxy.close(() => done()));
+      }
+    });
 
     it('reports a TLS failure when the CA does not match the server', async () => {
       privateDataDir();
