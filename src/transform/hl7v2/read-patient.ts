@@ -180,7 +180,8 @@ export function readPatient(msg: Hl7Message, pid: Segment, pd1: Segment | undefi
   }
   if (msg.fieldCleared(pid, 3)) patient.nhsNumber = CLEARED;
 
-  const status = msg.tri(pid, { field: 32 });
+  // HL7 UK: PID-32; some feeds use ZU1-27 instead.
+  const status = msg.tri(pid, { field: 32 }) ?? msg.tri(msg.first('ZU1'), { field: 27 });
   if (status === CLEARED) patient.nhsNumberVerification = CLEARED;
   else if (typeof status === 'string') {
     const v = verification(status);
