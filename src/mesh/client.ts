@@ -259,8 +259,16 @@ export class MeshClient {
       const messages = Array.isArray(body?.messages) ? body.messages.filter((m): m is string => typeof m === 'string') : [];
       yield messages;
       // links.next is relative and opaque; an empty filtered page may still have a next (mesh-api.md §5).
-      next = typeof body?.links?.next === 'string' && body.links.next ? body.links.next : undefined;
+      next = typeof body?.links?.next === 'string' && body.links.next ? this.resolveNext(body.links.next) : undefined;
     }
+  }
+
+  /** links.next is relative to the MESH host (client bug #60); never follow it to another origin with our token. */
+  private resolveNext(link: string): string {
+    const base = new URL(this.baseUrl + '/');
+    const next = new URL(link, base);
+    if (next.origin !== base.origin) throw new MeshRejectedError(`inbox paging: next link points to another host (${next.origin})`);
+    return next.toString();
   }
 
   /** Metadata of one inbox message without its body (HEAD). */
@@ -497,7 +505,8 @@ export class MeshClient {
 
   private async call(spec: CallSpec): Promise<Dispatcher.ResponseData> {
     const once = async (): Promise<Dispatcher.ResponseData> => {
-      const url = new URL(spec.path, this.baseUrl + '/');
+      // Our own paths keep any path prefix of the base URL; links.next arrives already resolved.
+      const url = /^https?:\/\//i.test(spec.path) ? new URL(spec.path) : new URL(this.baseUrl + spec.path);
       const headers: Record<string, string> = { accept: ACCEPT_V2, ...spec.headers };
       // A fresh token for every attempt: MESH refuses a repeated one.
       if (spec.auth !== false) headers.authorization = this.token();
@@ -563,7 +572,7 @@ export class MeshClient {
 
   private async probeRefused(): Promise<boolean> {
     try {
-      const res = await request(new URL(`${API_PREFIX}/_ping`, this.baseUrl + '/'), {
+      const res = await request(new URL(this.baseUrl + `${API_PREFIX}/_ping`), {
         method: 'GET',
         headers: { accept: ACCEPT_V2, connection: 'close' },
         dispatcher: this.dispatcher,

@@ -497,9 +497,18 @@ describe('MESH client against the simulator (mTLS)', function () {
         if (server) await new Promise<void>((r) => server!.close(() => r()));
         server = undefined;
       });
+      let seen: string[] = [];
+      let answer = '{}';
+      beforeEach(() => {
+        seen = [];
+        answer = '{}';
+      });
       const serve = async (leaf: { cert: string; key: string }, requireClientCa?: string) => {
         const mtls = requireClientCa ? { ca: requireClientCa, requestCert: true, rejectUnauthorized: true } : {};
-        server = createHttpsServer({ cert: leaf.cert, key: leaf.key, ...mtls }, (_req, res) => res.end('{}'));
+        server = createHttpsServer({ cert: leaf.cert, key: leaf.key, ...mtls }, (req, res) => {
+          seen.push(String(req.url));
+          res.end(answer);
+        });
         await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
         return `https://localhost:${(server.address() as AddressInfo).port}`;
       };
@@ -522,6 +531,23 @@ describe('MESH client against the simulator (mTLS)', function () {
         expect(err).to.be.instanceOf(MeshTlsError);
         expect(err.failure).to.equal('client-refused');
         expect(err.message).to.contain('refused our client certificate');
+      });
+
+      it('never follows an inbox next link to another host', async () => {
+        const url = await serve(pki.leaf('localhost', { dns: ['localhost'] }));
+        answer = JSON.stringify({ messages: ['A'], links: { next: 'https://elsewhere.example/messageexchange/X26ABC1/inbox?continue_from=x' } });
+        const err: any = await client({ ...cfg1, url, tls: pemFiles({ ca: pki.ca }) })
+          .listInbox()
+          .catch((e) => e);
+        expect(err).to.be.instanceOf(MeshRejectedError);
+        expect(err.message).to.contain('another host');
+        expect(seen).to.deep.equal(['/messageexchange/X26ABC1/inbox']);
+      });
+
+      it('keeps a path prefix of the base URL', async () => {
+        const url = await serve(pki.leaf('localhost', { dns: ['localhost'] }));
+        await client({ ...cfg1, url: `${url}/mesh-gateway`, tls: pemFiles({ ca: pki.ca }) }).handshake();
+        expect(seen).to.deep.equal(['/mesh-gateway/messageexchange/X26ABC1']);
       });
 
       it('says when the server certificate has expired', async () => {
