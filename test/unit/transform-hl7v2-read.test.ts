@@ -91,7 +91,7 @@ describe('HL7 v2 read', () => {
       expect(a.patient.gpPractice).to.equal('Y54321');
       expect(r.notes.map((n) => n.code)).to.include('HL7_LEGACY_FIELD');
       expect(b.patient.nhsNumber).to.equal('9991015833');
-      const zu1 = readHl7v2(msg([MSH('ADT^A31^ADT_A05'), 'EVN|A31|20250601091400', 'PID|1||9991000003^^^NHS^NH', 'PV1|1|N', `ZU1|${'|'.repeat(25)}NSTS02`]));
+      const zu1 = readHl7v2(msg([MSH('ADT^A31^ADT_A05'), 'EVN|A31|20250601091400', 'PID|1||9991000003^^^NHS^NH', 'PV1|1|N', `ZU1|${'|'.repeat(26)}NSTS02`]));
       expect(reg(zu1.records[0]).patient.nhsNumberVerification).to.equal('02');
     });
 
