@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { MeshdError, type ErrorKind } from '../errors';
 
 /** Stable codes for certificate and keystore problems (docs/operations.md lists them). */
@@ -13,5 +14,15 @@ export type CertErrorCode =
 export class CertError extends MeshdError {
   constructor(code: CertErrorCode, message: string, hint?: string, kind: ErrorKind = 'input', options?: { cause?: unknown }) {
     super(code, message, hint, kind, options);
+  }
+}
+
+/** Reads a file the user named, turning ENOENT/EACCES into a coded error that names it. */
+export function readUserFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new CertError('CERT_UNREADABLE', `cannot read ${what} ${path} (${code})`, code === 'EACCES' ? 'run as a user that may read it' : 'check the path', 'input', { cause: err });
   }
 }

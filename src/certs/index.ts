@@ -1,5 +1,5 @@
 /** Client certificates for MESH: CSRs, inspection, keystore import, expiry status. */
-export { CertError, type CertErrorCode } from './errors';
+export { CertError, readUserFile, type CertErrorCode } from './errors';
 export { MESH_CN_SUFFIX, meshCommonName, parseMeshCommonName, isValidMailboxId, isValidOdsCode } from './names';
 export {
   EXPIRY_WARNING_DAYS,

@@ -1,8 +1,8 @@
-import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { basename, extname, join, resolve } from 'node:path';
 import forge from 'node-forge';
-import { CertError } from './errors';
+import { CertError, readUserFile } from './errors';
 import { parseMeshCommonName } from './names';
 
 /** Java KeyStore files start with 0xFEEDFEED (JCEKS: 0xCECECECE). */
@@ -121,7 +121,7 @@ function writeNew(path: string, content: string, mode: number): void {
  * the mailbox ID from the CN when it follows the MESH convention, else the file's base name.
  */
 export function importPkcs12(p12Path: string, outDir: string, password = ''): ImportResult {
-  const data = readFileSync(p12Path);
+  const data = readUserFile(p12Path, 'keystore');
   const kind = keystoreKind(data);
   if (kind === 'jks') throw jksError(p12Path);
   if (kind !== 'pkcs12') {

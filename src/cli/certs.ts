@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MeshdError } from '../errors';
 import { EXIT } from './exit';
@@ -69,7 +68,7 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { key?: string; passwordEnv?: string }, cmd: Command) => {
       const c = await import('../certs');
       const password = passwordFromEnv(opts.passwordEnv);
-      const data = readFileSync(file);
+      const data = c.readUserFile(file, 'certificate');
       const kind = c.keystoreKind(data);
       if (kind === 'jks') throw c.jksError(file);
       let certInput: string | Buffer = data;
@@ -83,7 +82,7 @@ export function register(program: Command): void {
         throw new c.CertError('CERT_UNREADABLE', `${file} holds ${what}, not a certificate`, 'inspect the certificate NHS England sent back (the .crt/.pem), optionally with --key');
       }
       const info = c.describeCertificate(certInput);
-      const keyText = opts.key ? readFileSync(opts.key) : embeddedKey;
+      const keyText = opts.key ? c.readUserFile(opts.key, 'private key') : embeddedKey;
       const keyMatches = keyText === undefined ? undefined : c.keyMatchesCertificate(certInput, keyText, opts.key ? password : undefined);
       if (globals(cmd).json) {
         printJson({ file, format: kind, ...info, keyMatches: keyMatches ?? null });

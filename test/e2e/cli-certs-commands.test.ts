@@ -101,6 +101,20 @@ describe('meshd certs (CLI as a process)', function () {
     expect(statSync(out.keyPath).mode & 0o777).to.equal(0o600);
   });
 
+  it('explains unreadable input instead of crashing: missing file, a key given as certificate, garbage', async () => {
+    const missing = await meshd(['certs', 'inspect', join(dir, 'nope.crt')]);
+    expect(missing.code).to.equal(7);
+    expect(missing.stderr).to.include(`cannot read certificate ${join(dir, 'nope.crt')} (ENOENT)`);
+    writeFileSync(join(dir, 'k.pem'), makeCert('X', 1).keyPem);
+    const key = await meshd(['certs', 'inspect', join(dir, 'k.pem')]);
+    expect(key.code).to.equal(7);
+    expect(key.stderr).to.include('holds a private key, not a certificate').and.not.include('BEGIN');
+    writeFileSync(join(dir, 'junk.bin'), Buffer.from([0x30, 0x03, 0x02, 0x01, 0x05, 0xff, 0x00]));
+    const junk = await meshd(['certs', 'inspect', join(dir, 'junk.bin')]);
+    expect(junk.code).to.equal(7);
+    expect(junk.stderr).to.match(/certificate could not be parsed|no certificate found|not a readable PKCS#12/);
+  });
+
   it('import of a JKS keystore prints the keytool command and exits non-zero', async () => {
     const jks = join(dir, 'mesh.keystore');
     writeFileSync(jks, Buffer.from([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1]));
