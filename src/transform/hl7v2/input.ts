@@ -50,6 +50,11 @@ function charsetFor(msh18: string): RawMessage['charset'] | 'guess' | undefined 
   return undefined;
 }
 
+function isAsciiBuffer(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] > 0x7e) return false;
+  return true;
+}
+
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7e && s.charCodeAt(i) !== 0x7f) return false;
   return true;
@@ -59,18 +64,22 @@ export function splitMessages(input: Buffer): SplitResult {
   const errors: TransformIssue[] = [];
   const notes: TransformIssue[] = [];
   // Latin-1 is byte-for-byte: split first, decode each message by its own MSH-18 after.
-  const text = input.toString('latin1').split(MLLP_START).join('').split(MLLP_END).join('').replace(/\r\n|\n/g, '\r');
+  const allAscii = isAsciiBuffer(input);
+  let text = input.toString('latin1');
+  if (text.includes(MLLP_START) || text.includes(MLLP_END)) text = text.split(MLLP_START).join('').split(MLLP_END).join('');
+  if (text.includes('\n')) text = text.replace(/\r\n|\n/g, '\r');
   // Files concatenated without a final terminator glue the next MSH to the previous segment;
   // "MSH|^~\&|" cannot occur inside valid field data (those are delimiters), so split there too.
-  const lines = text.split('\r').flatMap((l) => (l.indexOf(GLUED_MSH, 1) > 0 ? l.split(GLUED_SPLIT) : [l]));
+  let lines = text.split('\r');
+  if (text.indexOf(GLUED_MSH, 1) > 0) lines = lines.flatMap((l) => (l.indexOf(GLUED_MSH, 1) > 0 ? l.split(GLUED_SPLIT) : [l]));
   const chunks: string[][] = [];
   let current: string[] | undefined;
   let batchCount = 0;
   let strays = 0;
   for (let raw of lines) {
     if (raw.startsWith(BOM)) raw = raw.slice(BOM.length);
-    const line = stripLeading(raw);
-    if (line.trim() === '') continue;
+    const line = raw.charCodeAt(0) > 0x20 ? raw : stripLeading(raw);
+    if (line.length === 0) continue;
     const tag = line.slice(0, 3);
     if (tag === 'MSH') {
       current = [line];
@@ -116,7 +125,7 @@ export function splitMessages(input: Buffer): SplitResult {
       messages.push({ index, text: latin, charset: 'latin1' });
       return;
     }
-    if (isAscii(latin)) {
+    if (allAscii || isAscii(latin)) {
       messages.push({ index, text: latin, charset: 'ascii' });
       return;
     }
