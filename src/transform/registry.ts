@@ -1,5 +1,6 @@
 import { MeshdError } from '../errors';
 import type { FormatModule } from './format';
+import { format as csv } from './csv';
 import { format as fhirR4 } from './fhir-r4';
 import { format as hl7v2 } from './hl7v2';
 
@@ -7,6 +8,7 @@ import { format as hl7v2 } from './hl7v2';
 export const formats: Readonly<Record<string, FormatModule>> = {
   [hl7v2.name]: hl7v2,
   [fhirR4.name]: fhirR4,
+  [csv.name]: csv,
 };
 
 export function formatNames(): string[] {
