@@ -315,6 +315,14 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
     return [];
   }
   if (fillerStatus && fillerStatus !== '""') appt.fillerStatus = fillerStatus;
+  // SCH-26 placer order number: the referral the booking is based on (e-RS UBRN when sent).
+  const order = msg.reps(sch, 26)[0];
+  if (order && msg.leaf(order, 1)) {
+    const ns = msg.leaf(order, 2);
+    const universal = msg.leaf(order, 3);
+    const isUri = universal !== '' && msg.leaf(order, 4).toUpperCase() === 'URI';
+    appt.basedOn = [{ system: isUri ? universal : localSystem(ns || undefined), value: msg.leaf(order, 1), ...(ns && { assigner: ns }) }];
+  }
 
   // Event reason: a cancellation reason only on cancel/discontinue/no-show triggers.
   if (event === 'cancel' || event === 'discontinue' || event === 'noshow') {

@@ -186,7 +186,8 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   s[16] = contact;
   s[20] = contact;
   s[25] = choice.fillerStatus;
-  lines.push(segment('SCH', fill(s, 25)));
+  s[26] = ei(a.basedOn?.[0]);
+  lines.push(segment('SCH', fill(s, 26)));
   if (isCleared(a.comment)) lines.push('NTE|1||""');
   else if (typeof a.comment === 'string') a.comment.split('\n').forEach((line, i) => lines.push(segment('NTE', [String(i + 1), '', e(line)])));
   if (ev.patient) {
