@@ -1,0 +1,90 @@
+/**
+ * The `csv` format: meshd's documented CSV schema (docs/formats/csv.md). One row per event;
+ * a bad row is an error for that row only (line and column named), the rest go through.
+ * Options: `profile: 'spreadsheet-safe'` on write neutralises formula-like cells.
+ */
+import type { FormatModule, ReadContext, ReadResult, TransformIssue, WriteContext, WriteResult } from '../format';
+import { CLEARED, appointmentKey, triValue, type CanonicalRecord } from '../model';
+import { formatRow, parseCsv, spreadsheetSafe, type OutCell } from './rfc4180';
+import { COLUMNS, rowToRecord, recordToRow, type InCell } from './schema';
+
+export { COLUMNS, SCHEMA_VERSION } from './schema';
+
+export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
+  const result: ReadResult = { records: [], errors: [], notes: [], messageCount: 0 };
+  let header: string[] | undefined;
+  let index = -1;
+  const unknownNoted = new Set<string>();
+  parseCsv(
+    input,
+    ({ fields, line }) => {
+      if (!header) {
+        header = fields.map((f) => f.value.trim());
+        if (!header.includes('event')) {
+          result.errors.push({ code: 'CSV_BAD_HEADER', message: 0, position: 'line 1', field: 'event', text: 'the header has no "event" column; is this a meshd CSV (docs/formats/csv.md)?' });
+        }
+        if (!header.includes('schema_version')) {
+          result.notes.push({ code: 'CSV_NO_VERSION', position: 'line 1', field: 'schema_version', text: 'no schema_version column: read as schema version 1' });
+        }
+        const unknown = header.filter((h) => h && !(COLUMNS as readonly string[]).includes(h));
+        for (const u of unknown) unknownNoted.add(u);
+        if (unknown.length) result.notes.push({ code: 'CSV_UNKNOWN_COLUMNS', position: 'line 1', text: `columns this schema does not define were ignored: ${unknown.map((u) => u.slice(0, 40)).join(', ')}` });
+        return;
+      }
+      // A blank line is not a row.
+      if (fields.length === 1 && fields[0].value === '' && !fields[0].quoted) return;
+      index++;
+      result.messageCount++;
+      if (!header.includes('event')) return;
+      if (fields.length !== header.length) {
+        result.errors.push({ code: 'CSV_BAD_ROW', message: index, position: `line ${line}`, text: `has ${fields.length} fields but the header has ${header.length}` });
+        return;
+      }
+      const cells = new Map<string, InCell>();
+      fields.forEach((f, i) => {
+        const name = header![i];
+        if (f.value === '') cells.set(name, f.quoted ? CLEARED : undefined);
+        else cells.set(name, f.value);
+      });
+      const { record, reader } = rowToRecord(cells);
+      for (const p of reader.problems) {
+        result.errors.push({ code: 'CSV_BAD_VALUE', message: index, position: `line ${line}, column ${p.column}`, field: p.column, text: p.text });
+      }
+      for (const n of reader.notes) result.notes.push({ code: 'CSV_NOTE', message: index, position: `line ${line}, column ${n.column}`, field: n.column, text: n.text });
+      if (record) result.records.push({ record, message: index });
+    },
+    (problem) => {
+      index++;
+      result.messageCount++;
+      result.errors.push({ code: 'CSV_SYNTAX', message: index, position: `line ${problem.line}`, text: problem.text });
+    },
+  );
+  if (!header) result.errors.push({ code: 'CSV_EMPTY', message: 0, position: 'line 1', text: 'the file is empty: expected a header row' });
+  return result;
+}
+
+export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
+  const safe = ctx?.options?.profile === 'spreadsheet-safe';
+  const notes: TransformIssue[] = [];
+  const appointments: WriteResult['appointments'] = [];
+  const lines: string[] = [formatRow([...COLUMNS])];
+  records.forEach((rec, i) => {
+    const { row, dropped } = recordToRow(rec);
+    const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
+    lines.push(formatRow(cells));
+    if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
+    if (rec.kind === 'appointment') {
+      const start = triValue(rec.appointment.start);
+      appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
+    }
+  });
+  if (safe) notes.push({ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" });
+  return { output: Buffer.from(lines.join(''), 'utf8'), errors: [], notes, appointments };
+}
+
+export const format: FormatModule = {
+  name: 'csv',
+  description: "meshd CSV schema v1: one row per registration or appointment event (docs/formats/csv.md)",
+  read: readCsv,
+  write: writeCsv,
+};

@@ -1,0 +1,84 @@
+/**
+ * RFC 4180 reading and writing that keep the one distinction our schema needs: a quoted
+ * empty field (`""`, cleared) versus an unquoted empty one (not sent). Reading drives
+ * csv-parse's streaming engine chunk by chunk, so memory stays per row on big files.
+ */
+import { Parser, type CsvError } from 'csv-parse';
+
+/** A field as read: its text and whether it was quoted. */
+export interface Field {
+  value: string;
+  quoted: boolean;
+}
+
+export interface RowEvent {
+  fields: Field[];
+  /** 1-based line on which the record starts. */
+  line: number;
+}
+
+export interface SyntaxProblem {
+  line: number;
+  text: string;
+}
+
+const CHUNK = 64 * 1024;
+
+/** Calls `onRow` for every record in `input` (header included), in order; reports syntax errors per record. */
+export function parseCsv(input: Buffer, onRow: (row: RowEvent) => void, onProblem: (p: SyntaxProblem) => void): void {
+  // Lines are counted here, not taken from csv-parse (which counts a CRLF inside quotes as two).
+  let nextLine = 1;
+  class RowSink extends Parser {
+    // csv-parse pushes each finished record here; handle it at once instead of buffering.
+    override push(record: unknown): boolean {
+      if (record === null) return true;
+      const fields = record as Field[];
+      const line = nextLine;
+      let breaks = 0;
+      for (const f of fields) if (f.quoted) breaks += (f.value.match(/\r\n|\r|\n/g) ?? []).length;
+      nextLine += 1 + breaks;
+      onRow({ fields: fields.map(({ value, quoted }) => ({ value, quoted })), line });
+      return true;
+    }
+  }
+  const parser = new RowSink({
+    bom: true,
+    relax_column_count: true,
+    skip_records_with_error: true,
+    cast: (value, ctx) => ({ value, quoted: ctx.quoting }),
+  });
+  parser.on('skip', (err: CsvError) => {
+    onProblem({ line: nextLine, text: `is not valid CSV (${err.code}); fix the quoting on this row` });
+    // Best effort: a broken quote may swallow line breaks, so resynchronise on csv-parse's count.
+    nextLine = Math.max(nextLine + 1, typeof err.lines === 'number' ? err.lines + 1 : 0);
+  });
+  const done = (err?: Error | null) => {
+    if (err) onProblem({ line: nextLine, text: `is not valid CSV (${(err as CsvError).code ?? 'error'})` });
+  };
+  for (let at = 0; at < input.length; at += CHUNK) parser._transform(input.subarray(at, at + CHUNK), 'utf8', done);
+  parser._flush(done);
+}
+
+/** A cell to write: text, `null` for cleared (written `""`), undefined for not sent (empty). */
+export type OutCell = string | null | undefined;
+
+/** One CSV record with CRLF: quotes fields holding a delimiter, quote, CR or LF; `""` for cleared. */
+export function formatRow(cells: OutCell[]): string {
+  return (
+    cells
+      .map((c) => {
+        if (c === null) return '""';
+        if (c === undefined || c === '') return '';
+        return /[",\r\n]/.test(c) || /^\s|\s$/.test(c) ? `"${c.replace(/"/g, '""')}"` : c;
+      })
+      .join(',') + '\r\n'
+  );
+}
+
+/** Cells an office spreadsheet would run as a formula (OWASP CSV injection list). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** Prefixes formula-like text with a single quote (the spreadsheet-safe profile). */
+export function spreadsheetSafe(cell: OutCell): OutCell {
+  return typeof cell === 'string' && FORMULA_START.test(cell) ? `'${cell}` : cell;
+}
