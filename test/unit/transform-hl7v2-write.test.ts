@@ -60,6 +60,17 @@ describe('HL7 v2 write', () => {
     expect(w.notes.map((n) => [n.code, n.field])).to.deep.equal([['FIELD_NOT_CARRIED', 'patient.restricted']]);
   });
 
+  it('notes appointment fields SIU cannot carry instead of dropping them silently', () => {
+    const [book] = load('appointments.json') as AppointmentEvent[];
+    const ev = plain(book) as AppointmentEvent;
+    ev.appointment.priority = 5;
+    ev.appointment.deliveryChannel = 'Video';
+    const w = writeHl7v2([ev], { now });
+    expect(w.notes.map((n) => [n.code, n.message, n.field])).to.deep.equal([['FIELD_NOT_CARRIED', 0, 'appointment']]);
+    expect(w.notes[0].text).to.include('priority, deliveryChannel');
+    expect(writeHl7v2([book], { now }).notes).to.deep.equal([]);
+  });
+
   it('names UTF-8 in MSH-18 only when the message is not plain ASCII', () => {
     const r = plain(load('registrations.json')[0]) as PatientRegistration;
     expect(segs(writeHl7v2([r], { now }).output)[0].split('|')[17]).to.equal(undefined);

@@ -55,6 +55,9 @@ const DEFAULT_REASON: Record<string, string> = {
   S26: 'NOSHOW^Did not attend',
 };
 
+/** Appointment fields SIU v2.4 has no agreed home for: written nowhere, so always noted. */
+const NOT_CARRIED = ['bookingReference', 'reason', 'priority', 'deliveryChannel', 'slot', 'organization'] as const;
+
 const PARTICIPANT_STATUS: Record<ParticipationStatus, string> = { accepted: 'Booked', tentative: 'Pending', declined: 'Cancelled', 'needs-action': 'Pending' };
 
 /**
@@ -164,7 +167,7 @@ function writeAdt(group: PatientRegistration[], index: number, now: Instant, ctx
   return finish(lines);
 }
 
-function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, now: Instant, ctx: WriteContext): string {
+function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, now: Instant, ctx: WriteContext, notes: TransformIssue[]): string {
   const a = ev.appointment;
   const offsets = ctx.options?.offsets === 'always';
   const dtm = (i: Instant) => formatDtm(i, offsets);
@@ -191,7 +194,7 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   if (isCleared(a.comment)) lines.push('NTE|1||""');
   else if (typeof a.comment === 'string') a.comment.split('\n').forEach((line, i) => lines.push(segment('NTE', [String(i + 1), '', e(line)])));
   if (ev.patient) {
-    lines.push(...patientSegments(ev.patient, () => undefined));
+    lines.push(...patientSegments(ev.patient, (field, text) => notes.push(issue('FIELD_NOT_CARRIED', index, 'PD1-12', field, text))));
   }
   if (a.specialty !== undefined) lines.push(segment('PV1', ['1', 'O', ...Array(7).fill(''), tri(a.specialty, (sp) => e(sp.coding?.[0]?.code ?? sp.text ?? ''))]));
   lines.push('RGS|1|A');
@@ -268,7 +271,9 @@ export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): 
       continue;
     }
     if (!triValue(a.start)) result.notes.push(issue('HL7_MISSING_FIELD', i, 'SCH-11', 'appointment.start', 'appointment has no start; SCH-11 (required in v2.4) left empty'));
-    messages.push(writeSiu(r, choice, i, now, ctx));
+    const dropped = NOT_CARRIED.filter((f) => a[f] !== undefined && !(Array.isArray(a[f]) && (a[f] as unknown[]).length === 0));
+    if (dropped.length) result.notes.push(issue('FIELD_NOT_CARRIED', i, 'SCH', 'appointment', `HL7 v2.4 SIU has no agreed place for: ${dropped.join(', ')}; not written`));
+    messages.push(writeSiu(r, choice, i, now, ctx, result.notes));
     const start = triValue(a.start);
     result.appointments.push({ key: key ?? '', event: r.event, ...(start && { start: start.utc }), status: a.status, trigger: choice.trigger });
   }
