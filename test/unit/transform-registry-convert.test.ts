@@ -69,6 +69,21 @@ describe('convert', () => {
     expect(r.appointments.map((a) => a.trigger)).to.deep.equal(['S12']);
   });
 
+  it('passes the ledger history through to the writer (a known appointment with a new start → S13)', () => {
+    const keys: string[] = [];
+    const r = convert(readFileSync(join(FIXTURES, 'uk-siu-s12-rgs.hl7')), {
+      from: 'hl7v2',
+      to: 'hl7v2',
+      now,
+      previousAppointment: (key) => {
+        keys.push(key);
+        return { lastEvent: 'book', start: '2025-07-01T08:30:00.000Z' };
+      },
+    });
+    expect(keys).to.deep.equal(['RX1|filler|APPT-2001']);
+    expect(r.appointments.map((a) => a.trigger)).to.deep.equal(['S13']);
+  });
+
   it('describes an issue for people with a 1-based message number', () => {
     expect(describeIssue({ code: 'X', message: 0, position: 'PID-7', field: 'patient.birthDate', text: 'bad' })).to.equal('message 1, PID-7 (patient.birthDate): bad [X]');
   });
