@@ -80,6 +80,16 @@ describe('HL7 v2 write', () => {
     expect((readHl7v2(out).records[0].record as PatientRegistration).patient.names).to.deep.equal([{ family: 'Zoë' }]);
   });
 
+  it('adds TQ1 timing and the asked MSH-12 for v2.5+ receivers (--option version=2.5.1)', () => {
+    const [book] = load('appointments.json');
+    const w = writeHl7v2([book], { now, options: { version: '2.5.1' } });
+    const lines = segs(w.output);
+    expect(lines[0].split('|')[11]).to.equal('2.5.1');
+    expect(lines[2]).to.equal('TQ1|1|||||30^min|20250714093000+0100|20250714100000+0100');
+    expect(plain(readHl7v2(w.output).records[0].record)).to.deep.equal(book);
+    expect(segs(writeHl7v2([book], { now, options: { version: '9.9' } }).output)[0].split('|')[11]).to.equal('2.4');
+  });
+
   it('wraps messages in FHS/BHS…BTS/FTS when asked', () => {
     const out = writeHl7v2(load('appointments.json').slice(0, 2), { now, options: { batch: 'true' } }).output.toString();
     expect(out.startsWith('FHS|^~\\&|')).to.equal(true);

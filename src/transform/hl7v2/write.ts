@@ -108,6 +108,14 @@ function pl(l: LocationParticipant): string {
   return comps(e(poc), '', '', e(site), '', '', '', '', e(l.name));
 }
 
+const VERSIONS = new Set(['2.4', '2.5', '2.5.1', '2.6', '2.7', '2.7.1', '2.8']);
+
+/** MSH-12: 2.4 unless the route asks for a later version (`version` option). */
+function versionOf(ctx: WriteContext): string {
+  const v = String(ctx.options?.version ?? '2.4');
+  return VERSIONS.has(v) ? v : '2.4';
+}
+
 function messageId(record: CanonicalRecord, index: number): string {
   if (record.message.messageId) return record.message.messageId;
   return 'M' + createHash('sha1').update(JSON.stringify(record)).update(String(index)).digest('hex').slice(0, 19);
@@ -126,7 +134,7 @@ function msh(record: CanonicalRecord, type: string, index: number, now: Instant,
   f[9] = type;
   f[10] = e(messageId(record, index));
   f[11] = String(opt.processingId ?? 'P');
-  f[12] = '2.4';
+  f[12] = versionOf(ctx);
   // MSH-1 is the field separator itself: the join below supplies it.
   return 'MSH|' + fill(f, 18).slice(1).join('|').replace(/\|+$/, '');
 }
@@ -191,6 +199,8 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   s[25] = choice.fillerStatus;
   s[26] = ei(a.basedOn?.[0]);
   lines.push(segment('SCH', fill(s, 26)));
+  // 2.5+ receivers read timing from TQ1 (SCH-11 stays for those that still look there).
+  if (versionOf(ctx) !== '2.4' && (start || end)) lines.push(segment('TQ1', ['1', '', '', '', '', dur !== undefined ? `${dur}^min` : '', start ? dtm(start) : '', end ? dtm(end) : '']));
   if (isCleared(a.comment)) lines.push('NTE|1||""');
   else if (typeof a.comment === 'string') a.comment.split('\n').forEach((line, i) => lines.push(segment('NTE', [String(i + 1), '', e(line)])));
   if (ev.patient) {
