@@ -299,6 +299,10 @@ class MessageReader {
     if (!a.fillerId && !a.placerId && typeof r.id === 'string') {
       a.fillerId = { system: localSystem('fhir-id'), value: r.id, type: 'FILL' };
       this.note(`${loc.path}.id`, 'Appointment has no identifier; its resource id is used as the filler id', 'FHIR_ID_AS_IDENTIFIER');
+    } else if (!a.fillerId && !a.placerId && loc.fullUrl) {
+      // BaRS sends Appointments with neither identifier nor id: the entry's fullUrl is all that names it.
+      a.fillerId = { system: 'urn:ietf:rfc:3986', value: loc.fullUrl, type: 'FILL' };
+      this.note(`${loc.path}`, 'Appointment has no identifier or id; its Bundle entry fullUrl is used as the filler id', 'FHIR_ID_AS_IDENTIFIER');
     }
     const filler = findExt(r.extension, MESHD.fillerStatus);
     if (typeof filler?.valueString === 'string') a.fillerStatus = filler.valueString;

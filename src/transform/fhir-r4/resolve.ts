@@ -10,6 +10,8 @@ export interface Located {
   path: string;
   /** Bundle.entry.request.method, when the entry had one (transaction/batch). */
   method?: string;
+  /** Bundle.entry.fullUrl, when the resource came from a Bundle entry. */
+  fullUrl?: string;
 }
 
 export class ResourceIndex {
@@ -19,7 +21,10 @@ export class ResourceIndex {
   add(loc: Located, fullUrl?: string): void {
     this.all.push(loc);
     const r = loc.resource;
-    if (fullUrl) this.byKey.set(fullUrl, loc);
+    if (fullUrl) {
+      this.byKey.set(fullUrl, loc);
+      loc.fullUrl = fullUrl;
+    }
     if (typeof r.resourceType === 'string' && typeof r.id === 'string') {
       const rel = `${r.resourceType}/${r.id}`;
       if (!this.byKey.has(rel)) this.byKey.set(rel, loc);
