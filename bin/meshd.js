@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 'use strict';
+// fsyncs and file moves run on libuv's thread pool; more threads let the kernel batch
+// concurrent fsyncs into fewer journal commits. Must be set before the pool first starts.
+process.env.UV_THREADPOOL_SIZE = process.env.UV_THREADPOOL_SIZE || '16';
 require('../dist/src/cli/main.js').main(process.argv).then(
   (code) => { process.exitCode = code; },
   (err) => { process.stderr.write(`meshd: ${err && err.message ? err.message : err}\n`); process.exitCode = 1; },

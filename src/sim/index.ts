@@ -138,7 +138,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     async advanceClock(ms: number): Promise<void> {
       clock.advance(ms);
       store.clockOffsetMs = clock.offset;
-      state.sweepExpired();
+      state.sweepExpired(true);
       store.changed();
       await store.flush();
     },

@@ -19,8 +19,8 @@ import { mapLimit } from './pool';
  * and no acknowledgement is ever sent before its file is durably in in/ (or failed/).
  */
 
-const RECEIVE_BATCH = 64;
-const DOWNLOAD_CONCURRENCY = 8;
+const RECEIVE_BATCH = 128;
+const DOWNLOAD_CONCURRENCY = 16;
 /** MESH's default inbox page: a full page means more may be waiting (drain at once). */
 const FULL_PAGE = 500;
 const MAX_DRAIN_ROUNDS = 50;

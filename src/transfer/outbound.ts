@@ -25,7 +25,7 @@ const ORPHAN_CTL_GRACE_MS = 5 * 60_000;
  * Rows uploaded per group commit. Small on purpose: if meshd dies mid-group, every first POST
  * of the group has an unknown outcome and is parked for review, so the group bounds that.
  */
-const UPLOAD_BATCH = 8;
+const UPLOAD_BATCH = 16;
 /** Files taken from out/ per group commit. */
 const CLAIM_BATCH = 64;
 
@@ -376,7 +376,7 @@ function ctlNameFor(dataName: string): string {
 }
 
 /** How many uploads run at once; each is one HTTPS request stream. */
-const UPLOAD_CONCURRENCY = 8;
+const UPLOAD_CONCURRENCY = 16;
 
 /**
  * Uploads queued or part-uploaded rows. The "first POST in flight" markers of a whole batch

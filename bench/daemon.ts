@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { startSimulator } from '../src/sim';
+
+/**
+ * Daemon throughput: N small (2 KB) messages sent, then received, by `meshd run --once`
+ * child processes against the simulator (this process), with the ledger and fsync'd files.
+ * Beside it, the disk's raw fsync rate measured in the same run, for scale.
+ */
+const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
+
+function run(args: string[]): Promise<{ ms: number; code: number | null; stderr: string }> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [MESHD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MESHD_LOG_LEVEL: 'warn' } });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => res({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code, stderr }));
+  });
+}
+
+/** 4 KiB write + fsync in a loop for `ms`: the disk's raw durable-write rate. */
+function fsyncRate(dir: string, ms = 2000): number {
+  const file = join(dir, 'fsync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(4096, 1);
+  let n = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    writeSync(fd, block, 0, block.length, 0);
+    fsyncSync(fd);
+    n++;
+  }
+  closeSync(fd);
+  rmSync(file);
+  return n / (ms / 1000);
+}
+
+export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000)): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-daemon-'));
+  const sim = await startSimulator({ dir: join(dir, 'sim') });
+  try {
+    const configs: Record<string, string> = {};
+    for (const mb of ['X26ABC1', 'X26ABC2']) {
+      const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
+      doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
+      doc.log = { level: 'warn' };
+      if (mb === 'X26ABC1') doc.mailboxes[0].routes = [{ direction: 'out', match: '*.txt', to: 'X26ABC2', workflow: 'TEST_WORKFLOW' }];
+      configs[mb] = join(dir, `${mb}.yaml`);
+      writeFileSync(configs[mb], stringify(doc));
+    }
+    const out = join(sim.dir, 'mailboxes', 'X26ABC1', 'out');
+    mkdirSync(out, { recursive: true });
+    const body = Buffer.alloc(2048, 'x');
+    for (let i = 0; i < count; i++) {
+      body.write(`${String(i).padStart(8, '0')}\n`, 0);
+      writeFileSync(join(out, `m${i}.txt`), body);
+    }
+    const rawFsync = fsyncRate(dir);
+    const send = await run(['--config', configs.X26ABC1, 'run', '--once']);
+    if (send.code !== 0) throw new Error(`send run failed: ${send.stderr.slice(-500)}`);
+    const receive = await run(['--config', configs.X26ABC2, 'run', '--once']);
+    if (receive.code !== 0) throw new Error(`receive run failed: ${receive.stderr.slice(-500)}`);
+    const ledgerBytes = (mb: string) => {
+      const db = join(sim.dir, 'var', mb, 'meshd.db');
+      let size = 0;
+      for (const suffix of ['', '-wal']) {
+        try {
+          size += statSync(db + suffix).size;
+        } catch {
+          /* no WAL left */
+        }
+      }
+      return size;
+    };
+    const delivered = sim.messages().filter((m) => m.status === 'acknowledged').length;
+    return {
+      messages: count,
+      delivered,
+      sendPerSecond: Math.round(count / (send.ms / 1000)),
+      receivePerSecond: Math.round(count / (receive.ms / 1000)),
+      sendSeconds: +(send.ms / 1000).toFixed(2),
+      receiveSeconds: +(receive.ms / 1000).toFixed(2),
+      ledgerBytesSender: ledgerBytes('X26ABC1'),
+      ledgerBytesReceiver: ledgerBytes('X26ABC2'),
+      rawFsyncPerSecond: Math.round(rawFsync),
+      goal: '>= 300 messages/s each way',
+    };
+  } finally {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  runDaemonBench().then((r) => console.log(JSON.stringify(r, null, 2)), (e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

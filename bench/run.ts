@@ -1,0 +1,30 @@
+import { runDaemonBench } from './daemon';
+import { runTransformBench } from './transform';
+import { runTransportBench } from './transport';
+
+/**
+ * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
+ * beside the figures; nothing here fails a build (timing belongs in benchmarks, not tests).
+ * `npm run bench -- transport` (or daemon, transform) runs one.
+ */
+const BENCHES: Record<string, () => Promise<object>> = {
+  transport: runTransportBench,
+  daemon: () => runDaemonBench(),
+  transform: runTransformBench,
+};
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
+    const bench = BENCHES[name];
+    if (!bench) throw new Error(`unknown benchmark "${name}"; choose from ${Object.keys(BENCHES).join(', ')}`);
+    process.stderr.write(`running ${name} benchmark…\n`);
+    const result = await bench();
+    process.stdout.write(JSON.stringify({ [name]: result }, null, 2) + '\n');
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
