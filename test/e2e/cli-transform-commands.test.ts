@@ -40,6 +40,8 @@ describe('meshd transform (CLI)', () => {
     expect(r.code).to.equal(0);
     expect(r.stdout).to.match(/^hl7v2\s+rw\s/m);
     expect(r.stdout).to.match(/^fhir-r4\s+rw\s/m);
+    expect(r.stdout).to.match(/^csv\s+rw\s/m);
+    expect(r.stdout).to.match(/^notify-csv\s+-w\s/m);
   });
 
   it('converts a file to stdout with exit 0 and no config file', async () => {
