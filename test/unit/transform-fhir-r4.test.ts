@@ -143,7 +143,7 @@ describe('fhir-r4 format', function () {
       const doc = json(write([canonical()[3]]).output);
       const patient = doc.entry[1].resource;
       expect(patient.link).to.deep.equal([
-        { other: { type: 'Patient', identifier: { system: 'urn:meshd:local:RRF', value: 'MRN100099' } }, type: 'replaces' },
+        { other: { type: 'Patient', identifier: { system: 'urn:meshd:local:RRF', value: 'MRN100099', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, assigner: { display: 'RRF' } } }, type: 'replaces' },
         { other: { type: 'Patient', identifier: { system: 'urn:meshd:local:RRF', value: 'MRN100098' } }, type: 'replaces' },
       ]);
     });
@@ -184,6 +184,15 @@ describe('fhir-r4 format', function () {
       expect(json(w.output).entry[1].resource.comment).to.equal(undefined);
       const note = w.notes.find((n) => n.code === 'FHIR_CLEARED_OMITTED');
       expect(note?.field).to.equal('appointment.comment');
+    });
+
+    it('marks a participant status R4 requires but the source did not give, and reads it back as not given', () => {
+      const noshow = canonical()[4] as AppointmentEvent;
+      expect(noshow.appointment.locations?.[0].status).to.equal(undefined);
+      const appt = json(write([noshow]).output).entry[1].resource;
+      const loc = appt.participant.find((p: any) => p.actor.type === 'Location');
+      expect(loc.status).to.equal('accepted');
+      expect(loc._status.extension[0]).to.deep.equal({ url: 'https://fhir.meshd.dev/StructureDefinition/defaulted', valueBoolean: true });
     });
 
     it('reports the appointments written for the ledger', () => {

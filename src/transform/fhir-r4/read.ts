@@ -164,7 +164,7 @@ class MessageReader {
     if (typeof r.birthDate === 'string') p.birthDate = r.birthDate;
     const birthTime = findExt(r._birthDate?.extension, EXTENSION.birthTime);
     if (birthTime) {
-      const t = this.instant(birthTime.valueDateTime, undefined, `${loc.path}.birthDate.extension`);
+      const t = this.instant(birthTime.valueDateTime, birthTime._valueDateTime, `${loc.path}.birthDate.extension`);
       if (t) p.birthTime = t;
     }
     if (typeof r.gender === 'string') p.gender = r.gender as Gender;
@@ -371,7 +371,8 @@ class MessageReader {
       const path = `${loc.path}.participant[${i}]`;
       const target = this.resources.resolve(part.actor, loc);
       let type = target?.resource.resourceType ?? referenceType(part.actor);
-      const status = typeof part.status === 'string' ? part.status : undefined;
+      const defaulted = findExt(part._status?.extension, MESHD.defaulted)?.valueBoolean === true;
+      const status = typeof part.status === 'string' && !defaulted ? part.status : undefined;
       if (type === undefined && !patient && part.type === undefined && literalReference(part.actor)) {
         // BaRS points at the patient by a bare urn:uuid; a participant without a role is the patient.
         type = 'Patient';

@@ -106,6 +106,8 @@ export const MESHD = {
   recordedAt: 'https://fhir.meshd.dev/StructureDefinition/recorded-at',
   /** On Appointment: v2 filler status as received (SCH-25). */
   fillerStatus: 'https://fhir.meshd.dev/StructureDefinition/filler-status',
+  /** On a primitive's `_element`: the value was filled in because R4 requires one (not in the source). */
+  defaulted: 'https://fhir.meshd.dev/StructureDefinition/defaulted',
   /** Identifier type for a booking reference (no v2-0203 code exists). */
   identifierType: 'https://fhir.meshd.dev/CodeSystem/identifier-type',
   /** meta.tag carrying the event kind on bare resources (options.output = 'resources'). */

@@ -181,7 +181,8 @@ class RecordWriter {
     const birthDate = this.val(p.birthDate, 'patient.birthDate');
     if (birthDate) r.birthDate = birthDate;
     if (p.birthTime) {
-      r._birthDate = { extension: [{ url: EXTENSION.birthTime, valueDateTime: formatIsoDateTime(p.birthTime, 'second') }] };
+      const ext: Json = { url: EXTENSION.birthTime };
+      if (this.putInstant(ext, 'valueDateTime', p.birthTime, `${path}.birthDate.extension`)) r._birthDate = { extension: [ext] };
     }
     const deceased = this.val(p.deceased, 'patient.deceased');
     const deceasedAt = this.val(p.deceasedAt, 'patient.deceasedAt');
@@ -221,7 +222,7 @@ class RecordWriter {
       r.extension = [{ url: EXTENSION.ethnicCategory, valueCodeableConcept: { coding: [{ system, code: ethnic.code, ...(ethnic.display ? { display: ethnic.display } : {}) }] } }];
     }
     if (p.mergedFrom?.length) {
-      r.link = p.mergedFrom.map((i) => ({ other: { type: 'Patient', identifier: { system: i.system, value: i.value } }, type: 'replaces' }));
+      r.link = p.mergedFrom.map((i) => ({ other: { type: 'Patient', identifier: this.identifier(i) }, type: 'replaces' }));
     }
     // FHIR wants `contained` before the other elements only by convention; order is not significant in JSON.
     return r;
@@ -296,12 +297,12 @@ class RecordWriter {
     (a.practitioners ?? []).forEach((p, i) => {
       const { role, status, ...who } = p;
       const url = referenceOnly(who) ?? this.add(`practitioner-${i}`, this.practitionerResource(who));
-      participants.push({ ...(role ? { type: [this.codeable(role)] } : {}), actor: { reference: url, type: 'Practitioner' }, status: status ?? 'accepted' });
+      participants.push({ ...(role ? { type: [this.codeable(role)] } : {}), actor: { reference: url, type: 'Practitioner' }, ...participantStatus(status) });
     });
     (a.locations ?? []).forEach((l, i) => {
       const literal = referenceOnly(l);
       if (literal) {
-        participants.push({ actor: { reference: literal, type: 'Location' }, status: l.status ?? 'accepted' });
+        participants.push({ actor: { reference: literal, type: 'Location' }, ...participantStatus(l.status) });
         return;
       }
       const loc: Json = { resourceType: 'Location', meta: { profile: [PROFILE.location] } };
@@ -309,7 +310,7 @@ class RecordWriter {
       if (l.name) loc.name = l.name;
       if (l.type) loc.type = [{ coding: [{ ...(l.type.system ? { system: l.type.system } : {}), code: l.type.code, ...(l.type.display ? { display: l.type.display } : {}) }] }];
       const url = this.add(`location-${i}`, loc);
-      participants.push({ actor: { reference: url, type: 'Location' }, status: l.status ?? 'accepted' });
+      participants.push({ actor: { reference: url, type: 'Location' }, ...participantStatus(l.status) });
     });
     if (participants.length === 0) this.fail(`${path}.participant`, 'has no patient, practitioner or location (R4 needs at least one participant)');
     r.participant = participants;
@@ -417,6 +418,11 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
   }
   const output = Buffer.from(opts.pretty ? JSON.stringify(doc, null, 2) + '\n' : JSON.stringify(doc), 'utf8');
   return { output, errors, notes, appointments };
+}
+
+/** R4 requires participant.status: when the source gave none, write `accepted` marked as defaulted. */
+function participantStatus(status: string | undefined): Json {
+  return status ? { status } : { status: 'accepted', _status: { extension: [{ url: MESHD.defaulted, valueBoolean: true }] } };
 }
 
 /**
