@@ -62,7 +62,9 @@ export function register(program: Command): void {
       if (!info?.isFile()) throw new InputError('FILE_NOT_FOUND', `${file} is not a readable file`, 'check the path');
       await withClient(cmd, async (client, ctx) => {
         const compress = cmd.getOptionValueSource('compress') === 'cli' ? (opts.compress as boolean) : ctx.config.transfer.compress;
-        const result = await client.sendFile(file, {
+        const { recordManualSend } = await import('../transfer/manual');
+        const record = await recordManualSend(ctx.config, ctx.mailbox.id, file, { to: String(opts.to), workflowId: String(opts.workflow), subject: opts.subject as string | undefined, localId: opts.localId as string | undefined });
+        const result = await record.around(() => client.sendFile(file, {
           to: String(opts.to),
           workflowId: String(opts.workflow),
           subject: opts.subject as string | undefined,
@@ -71,9 +73,15 @@ export function register(program: Command): void {
           contentType: opts.contentType as string | undefined,
           chunkSize,
           compress,
-          onMessageId: (id, total) => ctx.log.info('MESH_SEND_ACCEPTED', 'MESH accepted chunk 1 and gave the message id', { messageId: id, chunks: total }),
-          onChunkSent: (n, total) => ctx.log.debug('MESH_CHUNK_SENT', 'chunk accepted', { chunk: n, chunks: total }),
-        });
+          onMessageId: (id, total) => {
+            record.messageId(id, total);
+            ctx.log.info('MESH_SEND_ACCEPTED', 'MESH accepted chunk 1 and gave the message id', { messageId: id, chunks: total });
+          },
+          onChunkSent: (n, total) => {
+            record.chunk(n, total);
+            ctx.log.debug('MESH_CHUNK_SENT', 'chunk accepted', { chunk: n, chunks: total });
+          },
+        }));
         ctx.log.info('MESH_SEND_DONE', 'message sent', { messageId: result.messageId, chunks: result.chunks, bytes: result.bytes });
         ctx.print(result, result.messageId);
       });
@@ -101,11 +109,15 @@ export function register(program: Command): void {
         const { join, resolve } = await import('node:path');
         const { receiveAll, receiveMessage } = await import('../mesh/receive');
         const dir = opts.out ? resolve(opts.out) : join(ctx.mailbox.folder, 'in');
-        const common = { dir, acknowledge: opts.ack !== false, maxBytes: ctx.config.transfer.maxMessageBytes, logger: ctx.log };
+        const { manualReceiveRecorder } = await import('../transfer/manual');
+        const recorder = manualReceiveRecorder(ctx.config, ctx.mailbox.id);
+        const common = { dir, acknowledge: opts.ack !== false, maxBytes: ctx.config.transfer.maxMessageBytes, logger: ctx.log, onStored: recorder.stored };
         const failures: Array<{ messageId: string; error: unknown }> = [];
         const received = opts.id
           ? [await receiveMessage(client, opts.id, common)]
           : await receiveAll(client, { ...common, onFailed: (messageId, error) => void failures.push({ messageId, error }) });
+        recorder.acknowledged(received.filter((m) => m.acknowledged).map((m) => m.messageId));
+        recorder.close();
         const messages = received.map((m) => ({
           messageId: m.messageId,
           type: m.meta.messageType,

@@ -75,7 +75,7 @@ export class Daemon {
           log: options.log.child({ mailbox: mailbox.id }),
           now: options.now ?? (() => new Date()),
           stopping: () => d.stopRequested,
-          transform: options.transform ?? defaultTransform(d.ledger),
+          transform: options.transform ?? defaultTransform(d.ledger, options.now ?? (() => new Date())),
         });
       }
     } catch (err) {
@@ -182,11 +182,30 @@ export class Daemon {
   }
 }
 
-/** Transforms through the registry, lazily loaded (it pulls in the FHIR definitions). */
-function defaultTransform(_ledger: LedgerStore): TransformFn {
-  return async (input, from, to) => {
+/**
+ * Transforms through the registry (lazily loaded: it pulls in the FHIR definitions). The
+ * ledger's appointments table supplies each appointment's previous state (so a writer can tell
+ * SIU S12 from S13/S14) and records what was written, per direction.
+ */
+function defaultTransform(ledger: LedgerStore, now: () => Date): TransformFn {
+  return async (input, from, to, subject) => {
     const { convert } = await import('../transform/convert');
-    const result = await convert(input, { from, to });
-    return result as Awaited<ReturnType<TransformFn>>;
+    const result = convert(input, {
+      from,
+      to,
+      previousAppointment: (key) => {
+        const record = ledger.getAppointment(key);
+        const last = subject.direction === 'out' ? record?.lastSent : record?.lastReceived;
+        return last ? { lastEvent: last.eventKind, start: last.startAt ?? undefined, status: last.status ?? undefined } : undefined;
+      },
+    });
+    if (subject.rowId > 0) {
+      ledger.transaction(() => {
+        for (const a of result.appointments) {
+          ledger.recordAppointment(a.key, subject.direction, { eventKind: a.event, trigger: a.trigger ?? null, startAt: a.start ?? null, status: a.status ?? null, at: now(), messageRowId: subject.rowId });
+        }
+      });
+    }
+    return result;
   };
 }

@@ -67,10 +67,17 @@ export interface MeshPort {
   track(messageId: string): Promise<{ status: string; statusCode?: string; description?: string }>;
 }
 
+/** Which message a transform is for: the daemon keeps appointment history per direction. */
+export interface TransformFor {
+  direction: 'in' | 'out';
+  rowId: number;
+}
+
 export type TransformFn = (
   input: Buffer,
   from: string,
   to: string,
+  subject: TransformFor,
 ) => Promise<{ output: Buffer; errors: Array<{ code: string; message?: number; position?: string; field?: string; text: string }>; notes: unknown[]; messageCount: number }>;
 
 /** Everything a pipeline step needs for one mailbox. */

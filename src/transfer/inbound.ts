@@ -108,7 +108,7 @@ async function fetchOne(ctx: MailboxContext, row: MessageRow): Promise<Outcome> 
       const input = await fs.readFile(temp);
       let result;
       try {
-        result = await ctx.transform(input, route.transform.from, route.transform.to);
+        result = await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id });
       } catch (err) {
         return quarantinePayload(ctx, row, meta, temp, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
       }

@@ -320,7 +320,7 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   const input = await fs.readFile(row.payloadPath!);
   let result;
   try {
-    result = await ctx.transform(input, from, to);
+    result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id });
   } catch (err) {
     await failOutbound(ctx, row, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
     return undefined;
@@ -587,7 +587,7 @@ export async function planOutbound(ctx: MailboxContext): Promise<Array<{ file: s
         item.workflow = c.route.workflow;
         if (c.route.transform) {
           item.transform = `${c.route.transform.from}>${c.route.transform.to}`;
-          const r = await ctx.transform(await fs.readFile(c.dataPath), c.route.transform.from, c.route.transform.to);
+          const r = await ctx.transform(await fs.readFile(c.dataPath), c.route.transform.from, c.route.transform.to, { direction: 'out', rowId: 0 });
           if (r.errors.length) item.problem = `${r.errors.length} of ${r.messageCount} messages would be quarantined`;
         }
       }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { acquireInstanceLock } from '../../src/daemon/lock';
 import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
 
@@ -43,5 +43,28 @@ describe('meshd run (as a process)', function () {
     const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run'], { signalAfterMs: ['SIGTERM', 1500] });
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stderr).to.match(/DAEMON_STOPPED/);
+  });
+});
+
+describe('meshd send and receive by hand are recorded in the ledger', function () {
+  this.timeout(60_000);
+  let env: DaemonEnv;
+  before(async () => {
+    env = await startDaemonEnv();
+  });
+  after(async () => env?.close());
+
+  it('records a manual send as sent and a manual receive as acknowledged', async () => {
+    const file = dropFile(env.dir, 'manual.txt', 'by hand');
+    const s = await runMeshd(['--config', env.configPath[SENDER], '--json', 'send', file, '--to', RECEIVER, '--workflow', 'TEST_WORKFLOW']);
+    expect(s.code, s.stderr).to.equal(0);
+    const { messageId } = JSON.parse(s.stdout);
+    const r = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'receive']);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = await runMeshd(['--config', env.configPath[SENDER], '--json', 'ledger', 'show', messageId]);
+    expect(JSON.parse(out.stdout).message).to.deep.include({ state: 'sent' });
+    const inb = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'ledger', 'show', messageId]);
+    expect(JSON.parse(inb.stdout).message).to.deep.include({ state: 'acknowledged', direction: 'in' });
+    expect(existsSync(file), 'a manual send leaves the file where it was').to.equal(true);
   });
 });
