@@ -168,6 +168,17 @@ describe('csv format', () => {
     expect(r.records[1234].record).to.deep.equal(rows[1234]);
   });
 
+  it('never throws on arbitrary bytes after a valid header (property, fixed seed)', () => {
+    const header = 'schema_version,event,nhs_number,start,comment,given_names\r\n';
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (body) => {
+        const r = read(header + body);
+        expect(r.records.length).to.be.at.most(r.messageCount);
+      }),
+      { seed: 99, numRuns: 500 },
+    );
+  });
+
   it('derives the appointment status from the event when the status column is empty', () => {
     const r = read(csv(['schema_version', 'event', 'filler_id'], ['1', 'noshow', 'F9']));
     expect((r.records[0].record as AppointmentEvent).appointment.status).to.equal('noshow');

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from '../../src/transform/fhir-r4';
@@ -338,6 +339,31 @@ describe('fhir-r4 format', function () {
       const r = format.read!(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(bareAppointment()))]));
       expect(r.errors).to.deep.equal([]);
       expect(r.records).to.have.length(1);
+    });
+
+    it('never throws on damaged input: any element replaced by any JSON value (property, fixed seed)', () => {
+      const base = JSON.parse(fixture('bars-style-booking.json').toString('utf8'));
+      const paths: string[][] = [];
+      const walk = (o: unknown, p: string[]) => {
+        if (o && typeof o === 'object') for (const k of Object.keys(o)) {
+          paths.push([...p, k]);
+          walk((o as any)[k], [...p, k]);
+        }
+      };
+      walk(base, []);
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: paths.length - 1 }), fc.jsonValue(), fc.boolean(), (i, value, light) => {
+          const doc = structuredClone(base);
+          let o = doc;
+          for (const k of paths[i].slice(0, -1)) o = o[k];
+          o[paths[i][paths[i].length - 1]] = value;
+          const r = read(doc, light ? { validate: 'light' } : undefined);
+          expect(r.records.length + r.errors.length + r.notes.length).to.be.greaterThan(0);
+          expect(r.errors.map((e) => e.code)).to.not.include('FHIR_UNREADABLE');
+          if (r.records.length) write(r.records.map((x) => x.record));
+        }),
+        { seed: 424242, numRuns: 300 },
+      );
     });
 
     it('skips the structural validator with validate=light (code checks still run)', () => {

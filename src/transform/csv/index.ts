@@ -46,7 +46,14 @@ export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
         if (f.value === '') cells.set(name, f.quoted ? CLEARED : undefined);
         else cells.set(name, f.value);
       });
-      const { record, reader } = rowToRecord(cells);
+      let parsed: ReturnType<typeof rowToRecord>;
+      try {
+        parsed = rowToRecord(cells);
+      } catch {
+        result.errors.push({ code: 'CSV_BAD_ROW', message: index, position: `line ${line}`, text: 'could not be read (unexpected shape)' });
+        return;
+      }
+      const { record, reader } = parsed;
       for (const p of reader.problems) {
         result.errors.push({ code: 'CSV_BAD_VALUE', message: index, position: `line ${line}, column ${p.column}`, field: p.column, text: p.text });
       }
@@ -66,10 +73,18 @@ export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
 export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
   const safe = ctx?.options?.profile === 'spreadsheet-safe';
   const notes: TransformIssue[] = [];
+  const errors: TransformIssue[] = [];
   const appointments: WriteResult['appointments'] = [];
   const lines: string[] = [formatRow([...COLUMNS])];
   records.forEach((rec, i) => {
-    const { row, dropped } = recordToRow(rec);
+    let mapped: ReturnType<typeof recordToRow>;
+    try {
+      mapped = recordToRow(rec);
+    } catch {
+      errors.push({ code: 'CSV_OUTPUT_INVALID', message: i, position: `row ${i + 1}`, text: 'the record has a shape the CSV writer cannot handle (not a valid canonical record)' });
+      return;
+    }
+    const { row, dropped } = mapped;
     const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
     lines.push(formatRow(cells));
     if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
@@ -79,7 +94,7 @@ export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteR
     }
   });
   if (safe) notes.push({ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" });
-  return { output: Buffer.from(lines.join(''), 'utf8'), errors: [], notes, appointments };
+  return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
 }
 
 export const format: FormatModule = {

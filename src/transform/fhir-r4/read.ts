@@ -33,6 +33,8 @@ import { codeIssues, findStu3, normaliseSystem, structuralIssues } from './valid
 
 type Json = Record<string, any>;
 
+const TELECOM_SYSTEMS: unknown[] = ['phone', 'fax', 'email', 'pager', 'url', 'sms', 'other'];
+
 /** Local identifier system for literal FHIR references kept as identifiers (basedOn, slot). */
 export const REFERENCE_SYSTEM = localSystem('fhir-reference');
 
@@ -95,8 +97,8 @@ class MessageReader {
 
   identifier(id: Json | undefined, path: string): Identifier | undefined {
     if (!id || typeof id.value !== 'string') return undefined;
-    const system = normaliseSystem(id.system);
-    if (system !== id.system) this.note(`${path}.system`, 'misspelt NHS identifier system normalised to the exact UK Core URL', 'FHIR_SYSTEM_NORMALISED');
+    const system = normaliseSystem(typeof id.system === 'string' ? id.system : undefined);
+    if (typeof id.system === 'string' && system !== id.system) this.note(`${path}.system`, 'misspelt NHS identifier system normalised to the exact UK Core URL', 'FHIR_SYSTEM_NORMALISED');
     const out: Identifier = { system: system ?? localSystem(undefined), value: id.value };
     const type = arr(id.type?.coding).find((c) => typeof c?.code === 'string');
     if (type) out.type = type.code;
@@ -181,7 +183,7 @@ class MessageReader {
     });
     if (addresses.length) p.addresses = addresses;
     const telecom = arr(r.telecom)
-      .filter((t: Json) => typeof t?.value === 'string' && typeof t?.system === 'string')
+      .filter((t: Json) => typeof t?.value === 'string' && TELECOM_SYSTEMS.includes(t?.system))
       .map((t: Json) => {
         const out: ContactPoint = { system: t.system, value: t.value };
         if (typeof t.use === 'string') out.use = t.use;
@@ -628,12 +630,21 @@ export function readFhirR4(input: Buffer, ctx?: ReadContext): ReadResult {
   const units = splitMessages(doc as Json);
   const result: ReadResult = { records: [], errors: [], notes: [], messageCount: units.length };
   units.forEach((unit, i) => {
-    const r = readMessage(unit, i, light);
+    const r = safely(() => readMessage(unit, i, light), i);
     for (const record of r.records) result.records.push({ record, message: i });
     result.errors.push(...r.errors);
     result.notes.push(...r.notes);
   });
   return result;
+}
+
+/** Last line of defence: a message that trips an unforeseen shape is refused, never crashes the reader. */
+function safely(read: () => ReturnType<typeof readMessage>, index: number): ReturnType<typeof readMessage> {
+  try {
+    return read();
+  } catch {
+    return { records: [], errors: [{ code: 'FHIR_UNREADABLE', message: index, position: 'message', text: 'has a shape meshd cannot read (not valid FHIR R4); run with validate=full to see where' }], notes: [] };
+  }
 }
 
 function fail(code: string, text: string, position = 'document'): ReadResult {
@@ -642,8 +653,9 @@ function fail(code: string, text: string, position = 'document'): ReadResult {
 
 // ------------------------------------------------------------ helpers
 
+/** Array elements, without null entries (property access on them would throw). */
 function arr(v: unknown): any[] {
-  return Array.isArray(v) ? v : [];
+  return Array.isArray(v) ? v.filter((x) => x !== null && x !== undefined) : [];
 }
 
 function strings(v: unknown): string[] {

@@ -385,7 +385,14 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
   const appointments: WriteResult['appointments'] = [];
   const written: Array<{ record: CanonicalRecord; bundle: Json }> = [];
   records.forEach((record, index) => {
-    const { writer, bundle } = buildRecord(record, index, messageMode, now);
+    let built: ReturnType<typeof buildRecord>;
+    try {
+      built = buildRecord(record, index, messageMode, now);
+    } catch {
+      errors.push({ code: 'FHIR_OUTPUT_INVALID', message: index, position: 'record', text: 'the record has a shape the FHIR writer cannot handle (not a valid canonical record)' });
+      return;
+    }
+    const { writer, bundle } = built;
     const problems = writer.errors.map(([position, text]) => ({ position, text }));
     bundle.entry.forEach((e: Json, i: number) => {
       for (const issue of codeIssues(e.resource, `Bundle.entry[${i}].resource`)) problems.push({ position: issue.path, text: issue.text });
