@@ -62,6 +62,18 @@ describe('convert', () => {
     expect(() => convert(Buffer.alloc(0), { from: 'hl7v2', to: 'hl7v2' })).to.throw(TransformInvalidError);
   });
 
+  it('converts valid input that holds no event to nothing, with a note (not an error)', () => {
+    const r = convert(Buffer.from(JSON.stringify({ resourceType: 'Location', status: 'active', name: 'Clinic 3' })), { from: 'fhir-r4', to: 'hl7v2', now });
+    expect(r.output.length).to.equal(0);
+    expect(r.records).to.equal(0);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.notes.map((n) => n.code)).to.include('TRANSFORM_NOTHING');
+  });
+
+  it('refuses to read a write-only format and to write a read-only one', () => {
+    expect(() => convert(Buffer.from('x'), { from: 'notify-csv', to: 'hl7v2' })).to.throw(MeshdError).with.property('code', 'TRANSFORM_UNSUPPORTED');
+  });
+
   it('returns the appointments written, for the ledger', () => {
     const both = Buffer.concat([readFileSync(join(FIXTURES, 'uk-adt-a28.hl7')), readFileSync(join(FIXTURES, 'uk-siu-s12-rgs.hl7'))]);
     const r = convert(both, { from: 'hl7v2', to: 'hl7v2', now });
