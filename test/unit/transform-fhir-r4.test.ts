@@ -170,6 +170,15 @@ describe('fhir-r4 format', function () {
       expect(w.notes.map((n) => n.code)).to.include('FHIR_END_COMPUTED');
     });
 
+    it('drops a lone start on a cancelled appointment (allowed by app-3) with a note', () => {
+      const rec = structuredClone(canonical()[1]) as AppointmentEvent;
+      rec.appointment.end = undefined;
+      const w = write([rec], { validate: 'full' });
+      expect(w.errors).to.deep.equal([]);
+      expect(json(w.output).entry[1].resource.start).to.equal(undefined);
+      expect(w.notes.map((n) => n.code)).to.include('FHIR_START_DROPPED');
+    });
+
     it('drops a cancellation reason on a booked appointment (app-4) with a note', () => {
       const rec = structuredClone(canonical()[0]) as AppointmentEvent;
       rec.appointment.cancellationReason = { text: 'x' };

@@ -260,12 +260,17 @@ class RecordWriter {
     if (reason) r.reasonCode = [this.codeable(reason)];
     const priority = this.val(a.priority, 'appointment.priority');
     if (priority !== undefined) r.priority = priority;
-    const start = this.val(a.start, 'appointment.start');
+    let start = this.val(a.start, 'appointment.start');
     let end = this.val(a.end, 'appointment.end');
     const minutes = this.val(a.minutesDuration, 'appointment.minutesDuration');
     if (start && !end && minutes !== undefined && minutes > 0) {
       end = addMinutes(start, minutes);
       this.note(`${path}.end`, 'appointment.end', 'end computed as start + minutesDuration (R4 app-2 needs both or neither)', 'FHIR_END_COMPUTED');
+    }
+    if (start && !end && ['proposed', 'cancelled', 'waitlist'].includes(a.status)) {
+      // app-3 lets these statuses go without times; a lone start would break app-2.
+      start = undefined;
+      this.note(`${path}.start`, 'appointment.start', `start not written: no end or duration, and R4 needs both or neither (allowed for a ${a.status} appointment)`, 'FHIR_START_DROPPED');
     }
     if (start && !end) this.fail(`${path}.end`, 'is missing and cannot be computed (no duration); R4 app-2 needs start and end together');
     if (!start && end) this.fail(`${path}.start`, 'is missing while end is present; R4 app-2 needs start and end together');
