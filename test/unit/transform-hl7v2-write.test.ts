@@ -36,6 +36,14 @@ describe('HL7 v2 write', () => {
     expect(lines[4]).to.equal('PV1|1|N');
   });
 
+  it('writes A04/A08 instead of A28/A31 when the receiver asks (--option register=A04, update=A08)', () => {
+    const [a28, a31] = load('registrations.json');
+    const out = writeHl7v2([a28, a31], { now, options: { register: 'A04', update: 'A08' } }).output;
+    const mshs = segs(out).filter((l) => l.startsWith('MSH'));
+    expect(mshs.map((l) => l.split('|')[8])).to.deep.equal(['ADT^A04^ADT_A01', 'ADT^A08^ADT_A01']);
+    expect(readHl7v2(out).records.map((r) => r.record.event)).to.deep.equal(['register', 'update']);
+  });
+
   it('writes "" only for cleared values', () => {
     const update = load('registrations.json')[1];
     const pid = segs(writeHl7v2([update], { now }).output)[2].split('|');

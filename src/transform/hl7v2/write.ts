@@ -159,7 +159,9 @@ const ADT: Record<string, { trigger: string; structure: string }> = {
 
 function writeAdt(group: PatientRegistration[], index: number, now: Instant, ctx: WriteContext, notes: TransformIssue[]): string {
   const first = group[0];
-  const { trigger, structure } = ADT[first.event];
+  // Receivers that track visits want A04/A08 (ADT_A01) instead of A28/A31 (person, ADT_A05).
+  const asked = first.event === 'register' ? ctx.options?.register : first.event === 'update' ? ctx.options?.update : undefined;
+  const { trigger, structure } = asked === 'A04' || asked === 'A08' ? { trigger: asked, structure: 'ADT_A01' } : ADT[first.event];
   const offsets = ctx.options?.offsets === 'always';
   const lines = [msh(first, `ADT^${trigger}^${structure}`, index, now, ctx)];
   lines.push(segment('EVN', [trigger, formatDtm(first.message.recordedAt ?? first.message.sentAt ?? now, offsets)]));
