@@ -304,6 +304,11 @@ describe('fhir-r4 format', function () {
       expect(p.errors.map((e) => e.position)).to.deep.equal(['Patient.gender']);
     });
 
+    it('rejects an identifier system that is not an absolute URI', () => {
+      const r = read({ resourceType: 'Patient', identifier: [{ system: 'NHS', value: '9991000003' }] });
+      expect(r.errors.map((e) => e.position)).to.deep.equal(['Patient.identifier[0].system']);
+    });
+
     it('reports structural errors with the JSON path (instant without offset, unknown property)', () => {
       const r = read(bareAppointment({ start: '2025-06-10T10:15:00', colour: 'blue' }));
       const positions = r.errors.map((e) => e.position);

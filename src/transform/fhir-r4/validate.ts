@@ -97,6 +97,8 @@ export function findStu3(root: Json, basePath = String(root.resourceType ?? 'res
   return visit(root, basePath);
 }
 
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
+
 /** The exact NHS URL for a known misspelling (lower-case `id`, http), else the input. */
 export function normaliseSystem(system: string | undefined): string | undefined {
   if (system === undefined) return undefined;
@@ -119,6 +121,16 @@ export function codeIssues(resource: Json, path: string): FhirIssue[] {
       parts.forEach((p: Json, i) => {
         if (p?.status !== undefined && !(PARTICIPANT_STATUS as readonly string[]).includes(p.status)) {
           out.push({ path: `${path}.participant[${i}].status`, text: `is not a participant status code (${PARTICIPANT_STATUS.join(', ')})` });
+        }
+      });
+    }
+  }
+  if (['Patient', 'Practitioner', 'Organization', 'Location', 'Appointment'].includes(type)) {
+    const ids: unknown = resource.identifier;
+    if (Array.isArray(ids)) {
+      ids.forEach((id: Json, i) => {
+        if (typeof id?.system === 'string' && !ABSOLUTE_URI.test(id.system)) {
+          out.push({ path: `${path}.identifier[${i}].system`, text: 'identifier system must be an absolute URI (e.g. https://fhir.nhs.uk/Id/nhs-number)' });
         }
       });
     }
