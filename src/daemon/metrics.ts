@@ -12,7 +12,7 @@ export interface Metrics {
   bytes: Counter<'mailbox' | 'direction'>;
   /** Chunks uploaded or downloaded (direction: sent|received). */
   chunks: Counter<'mailbox' | 'direction'>;
-  /** MESH API requests by endpoint (handshake, outbox, inbox, ack, tracking, lookup…) and HTTP status ("error" for no response). */
+  /** MESH API calls by endpoint (handshake, inbox, download, ack, send, tracking) and outcome: "ok" or a meshd error code. */
   meshRequests: Counter<'endpoint' | 'status'>;
   /** Requests repeated by the retry policy, by endpoint. */
   retries: Counter<'endpoint'>;
@@ -56,7 +56,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     messages: new Gauge({ name: 'meshd_messages', help: 'Messages in the ledger by mailbox, direction and state', labelNames: ['mailbox', 'direction', 'state'], registers }),
     bytes: new Counter({ name: 'meshd_payload_bytes_total', help: 'Payload bytes sent or received', labelNames: ['mailbox', 'direction'], registers }),
     chunks: new Counter({ name: 'meshd_chunks_total', help: 'Chunks uploaded or downloaded', labelNames: ['mailbox', 'direction'], registers }),
-    meshRequests: new Counter({ name: 'meshd_mesh_requests_total', help: 'MESH API requests by endpoint and HTTP status', labelNames: ['endpoint', 'status'], registers }),
+    meshRequests: new Counter({ name: 'meshd_mesh_requests_total', help: 'MESH API calls by endpoint and outcome (ok or a meshd error code)', labelNames: ['endpoint', 'status'], registers }),
     retries: new Counter({ name: 'meshd_mesh_retries_total', help: 'MESH API requests retried by the retry policy', labelNames: ['endpoint'], registers }),
     pollDuration: new Histogram({
       name: 'meshd_poll_duration_seconds',
