@@ -27,6 +27,8 @@ export interface DaemonOptions {
   meshFor: (mailbox: MailboxConfig) => MeshPort;
   /** Converts payloads for routes that ask for it. */
   transform?: TransformFn;
+  /** Told after every stage (metrics, readiness). */
+  afterStage?: (mailbox: string, stage: Stage, ok: boolean, ms: number) => void;
 }
 
 export interface CycleReport {
@@ -97,7 +99,10 @@ export class Daemon {
   async runStage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
     const key = `${ctx.mailbox.id}:${stage}`;
     if (this.stopRequested || this.running.has(key)) return;
+    const started = Date.now();
+    let ok = true;
     const work = this.stage(ctx, stage, report).catch((err) => {
+      ok = false;
       const e = err instanceof MeshdError ? err : undefined;
       const code = e?.code ?? 'STAGE_FAILED';
       report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
@@ -112,6 +117,7 @@ export class Daemon {
       await work;
     } finally {
       this.running.delete(key);
+      this.options.afterStage?.(ctx.mailbox.id, stage, ok, Date.now() - started);
     }
   }
 

@@ -10,6 +10,7 @@ import { EXIT, exitCodeFor } from '../cli/exit';
 import { Daemon } from './daemon';
 import { acquireInstanceLock } from './lock';
 import { startService } from './service';
+import { createMetrics, meteredPort, recordSuccessfulPoll, startObserver, version, type Observer } from './observe';
 
 interface GlobalOptions {
   config?: string;
@@ -63,12 +64,18 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
   const lock = acquireInstanceLock(config.dataDir);
   const ports = new Map<string, ReturnType<typeof meshPortFor>>();
   try {
+    const metrics = createMetrics({ version });
+    let observer: Observer | undefined;
     const daemon = await Daemon.open(config, {
       log,
       meshFor: (mailbox) => {
         const port = meshPortFor(config, mailbox.id, log.child({ mailbox: mailbox.id }));
         ports.set(mailbox.id, port);
-        return port;
+        return meteredPort(port, metrics, mailbox.id);
+      },
+      afterStage: (mailbox, stage, ok, ms) => {
+        if (stage === 'receive' && ok) recordSuccessfulPoll(metrics, mailbox, new Date(), ms);
+        observer?.refresh();
       },
     });
     if (opts.once) {
@@ -87,8 +94,10 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       );
       return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
     }
+    observer = await startObserver(daemon, metrics, log);
     const service = startService(daemon, log);
     await service.done;
+    await observer.close();
     return EXIT.OK;
   } finally {
     for (const p of ports.values()) await p.close().catch(() => undefined);

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { acquireInstanceLock } from '../../src/daemon/lock';
 import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
 
@@ -66,5 +67,56 @@ describe('meshd send and receive by hand are recorded in the ledger', function (
     const inb = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'ledger', 'show', messageId]);
     expect(JSON.parse(inb.stdout).message).to.deep.include({ state: 'acknowledged', direction: 'in' });
     expect(existsSync(file), 'a manual send leaves the file where it was').to.equal(true);
+  });
+});
+
+describe('meshd run serves health and metrics', function () {
+  this.timeout(60_000);
+  let env: DaemonEnv;
+  let port: number;
+  before(async () => {
+    port = await new Promise<number>((res) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => res(p));
+      });
+    });
+    env = await startDaemonEnv({ top: { health: { port, host: '127.0.0.1' } } });
+  });
+  after(async () => env?.close());
+
+  it('answers /healthz, turns ready after the first poll, and exports counts on /metrics', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'h.dat', 'health');
+    dropFile(env.folder(SENDER, 'out'), 'h.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    const stop = new AbortController();
+    const running = runMeshd(['--config', env.configPath[SENDER], 'run'], { terminateOn: stop.signal });
+    const get = async (path: string) => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}${path}`);
+          return { status: res.status, body: await res.text() };
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      throw new Error(`no answer on ${path}`);
+    };
+    try {
+      expect((await get('/healthz')).status).to.equal(200);
+      let ready = await get('/readyz');
+      for (let i = 0; i < 50 && ready.status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ready = await get('/readyz');
+      }
+      expect(ready.status, ready.body).to.equal(200);
+      const metrics = (await get('/metrics')).body;
+      expect(metrics).to.match(/meshd_messages\{mailbox="X26ABC1",direction="out",state="sent"\} 1/);
+      expect(metrics).to.match(/meshd_mesh_requests_total\{endpoint="send",status="ok"\} 1/);
+      expect(metrics).to.match(/meshd_certificate_expiry_seconds\{mailbox="X26ABC1"\} \d+/);
+    } finally {
+      stop.abort();
+    }
+    const r = await running;
+    expect(r.code, r.stderr).to.equal(0);
   });
 });

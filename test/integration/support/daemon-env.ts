@@ -101,7 +101,10 @@ export interface RunResult {
 }
 
 /** Runs the meshd CLI as a child process. `killAfterMs` sends SIGKILL after that long. */
-export function runMeshd(args: string[], opts: { env?: NodeJS.ProcessEnv; killAfterMs?: number; signalAfterMs?: [NodeJS.Signals, number] } = {}): Promise<RunResult> {
+export function runMeshd(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; killAfterMs?: number; signalAfterMs?: [NodeJS.Signals, number]; terminateOn?: AbortSignal } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [MESHD, ...args], { env: { ...process.env, MESHD_LOG_FORMAT: 'json', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -111,6 +114,7 @@ export function runMeshd(args: string[], opts: { env?: NodeJS.ProcessEnv; killAf
     const timers: NodeJS.Timeout[] = [];
     if (opts.killAfterMs !== undefined) timers.push(setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs));
     if (opts.signalAfterMs) timers.push(setTimeout(() => child.kill(opts.signalAfterMs![0]), opts.signalAfterMs[1]));
+    opts.terminateOn?.addEventListener('abort', () => child.kill('SIGTERM'));
     child.on('exit', (code, signal) => {
       timers.forEach(clearTimeout);
       resolvePromise({ code, signal, stdout, stderr });

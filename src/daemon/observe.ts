@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { certificateStatus } from '../certs';
+import { minIntervalMinutes } from '../config/cron';
+import { MeshdError } from '../errors';
+import type { Logger } from '../log';
+import type { MeshPort } from '../transfer/context';
+import { version } from '../cli/version';
+import type { Daemon } from './daemon';
+import { startHealthServer, type HealthServer, type Readiness } from './health';
+import { createMetrics, recordCertificateExpiry, recordSuccessfulPoll, setMessageCounts, type Metrics } from './metrics';
+
+/**
+ * What a sysadmin sees of a running daemon: Prometheus metrics, /readyz, certificate expiry
+ * warnings, and a warning when an unacknowledged inbox message nears MESH's 5-day expiry.
+ */
+const DAY_MS = 86_400_000;
+/** MESH drops unacknowledged messages after 5 days and reports them undelivered: warn from 3. */
+const INBOX_AGE_WARN_MS = 3 * DAY_MS;
+
+/** Wraps a MESH port so every call is counted by endpoint and outcome, with bytes and chunks. */
+export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): MeshPort {
+  const count = async <T>(endpoint: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await call();
+      metrics.meshRequests.inc({ endpoint, status: 'ok' });
+      return result;
+    } catch (err) {
+      metrics.meshRequests.inc({ endpoint, status: err instanceof MeshdError ? err.code : 'error' });
+      throw err;
+    }
+  };
+  return {
+    handshake: () => count('handshake', () => port.handshake()),
+    listInbox: () => count('inbox', () => port.listInbox()),
+    download: (id, dest) =>
+      count('download', async () => {
+        const r = await port.download(id, dest);
+        metrics.bytes.inc({ mailbox, direction: 'received' }, r.bytes);
+        metrics.chunks.inc({ mailbox, direction: 'received' }, Math.max(1, r.chunks));
+        if (r.meta.messageType === 'REPORT') metrics.reports.inc({ mailbox, code: r.meta.statusCode ?? 'unknown' });
+        return r;
+      }),
+    acknowledge: (id) => count('ack', () => port.acknowledge(id)),
+    send: (path, headers, progress, resume) =>
+      count('send', async () => {
+        const r = await port.send(path, headers, progress, resume);
+        metrics.bytes.inc({ mailbox, direction: 'sent' }, r.bytes);
+        metrics.chunks.inc({ mailbox, direction: 'sent' }, r.chunks - (resume?.chunksDone ?? 0));
+        return r;
+      }),
+    track: (id) => count('tracking', () => port.track(id)),
+  };
+}
+
+export interface Observer {
+  /** Refresh gauges from the ledger and re-check certificates; called after stages and on a timer. */
+  refresh(): void;
+  checkCertificates(): void;
+  close(): Promise<void>;
+}
+
+export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logger, now: () => Date = () => new Date()): Promise<Observer> {
+  const { config, ledger } = daemon;
+  const pollIntervalMs = (minIntervalMinutes(config.schedule.poll) ?? 5) * 60_000;
+  const certOk = new Map<string, boolean>();
+  const warnedAging = new Set<number>();
+
+  const checkCertificates = () => {
+    if (!config.tls.cert) return;
+    try {
+      const status = certificateStatus(readFileSync(config.tls.cert), now());
+      for (const m of config.mailboxes) {
+        recordCertificateExpiry(metrics, m.id, status.notAfter, now());
+        certOk.set(m.id, !status.expired);
+      }
+      if (status.expired) log.error('CERT_EXPIRED', 'the client certificate has expired: MESH will refuse every request', { notAfter: status.notAfter.toISOString() });
+      else if (status.expiresSoon) log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
+    } catch (err) {
+      log.error('CERT_UNREADABLE', `cannot read the client certificate: ${(err as Error).message}`);
+      for (const m of config.mailboxes) certOk.set(m.id, false);
+    }
+  };
+
+  const refresh = () => {
+    const t = now();
+    const counts = [];
+    for (const m of config.mailboxes) {
+      for (const direction of ['in', 'out'] as const) {
+        for (const [state, count] of Object.entries(ledger.countsByState(m.id, direction))) counts.push({ mailbox: m.id, direction, state, count: count ?? 0 });
+      }
+      const c = ledger.countsByState(m.id, 'out');
+      metrics.queueDepth.set({ mailbox: m.id }, (c.queued ?? 0) + (c.uploading ?? 0) + (c.claiming ?? 0));
+      const status = ledger.mailboxStatus(m.id);
+      if (status?.lastPollOk && status.lastPollAt) metrics.lastSuccessfulPoll.set({ mailbox: m.id }, Math.floor(Date.parse(status.lastPollAt) / 1000));
+      const oldest = ledger.oldest(m.id, 'in', ['receiving', 'delivered']);
+      const age = oldest ? t.getTime() - Date.parse(oldest.createdAt) : 0;
+      metrics.oldestUnacknowledgedAge.set({ mailbox: m.id }, Math.floor(age / 1000));
+      if (oldest && age >= INBOX_AGE_WARN_MS && !warnedAging.has(oldest.id)) {
+        warnedAging.add(oldest.id);
+        log.warn('INBOX_MESSAGE_AGING', 'a received message is still unacknowledged after 3 days; MESH expires it at 5 days and reports it undelivered', {
+          mailbox: m.id,
+          messageId: oldest.messageId,
+          state: oldest.state,
+        });
+      }
+    }
+    setMessageCounts(metrics, counts);
+  };
+
+  const readiness = (): Readiness => {
+    const checks: Readiness['checks'] = { ledger: !daemon.stopping };
+    const t = now().getTime();
+    for (const m of config.mailboxes) {
+      const status = ledger.mailboxStatus(m.id);
+      const fresh = !!status?.lastPollOk && !!status.lastPollAt && t - Date.parse(status.lastPollAt) <= 2 * pollIntervalMs;
+      checks[`poll:${m.id}`] = fresh ? true : { ok: false, detail: status?.lastPollError ?? 'no successful poll within two poll intervals' };
+      checks[`certificate:${m.id}`] = certOk.get(m.id) ?? true;
+    }
+    const ok = Object.values(checks).every((c) => (typeof c === 'object' ? c.ok : c === true));
+    return { ok, checks };
+  };
+
+  checkCertificates();
+  refresh();
+  const timers = [setInterval(refresh, 15_000), setInterval(checkCertificates, DAY_MS)];
+  for (const t of timers) t.unref();
+  let server: HealthServer | undefined;
+  if (config.health.port > 0) {
+    server = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, readiness });
+    log.info('HEALTH_LISTENING', `health and metrics on http://${server.host}:${server.port}/`, { port: server.port });
+  }
+  return {
+    refresh,
+    checkCertificates,
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await server?.close();
+    },
+  };
+}
+
+export { createMetrics, recordSuccessfulPoll, version };
