@@ -343,8 +343,25 @@ describe('fhir-r4 format', function () {
       expect(r.notes[0].code).to.equal('FHIR_NO_RECORDS');
     });
 
-    it('refuses XML and invalid JSON with clear codes', () => {
-      expect(read('<Patient xmlns="http://hl7.org/fhir"/>').errors[0].code).to.equal('FHIR_XML_UNSUPPORTED');
+    it('reads FHIR XML: repeats, choice types, primitive extensions and nested resources from the R4 definitions', () => {
+      const r = format.read!(fixture('appointment-bundle.xml'));
+      expect(r.errors).to.deep.equal([]);
+      const rec = r.records[0].record as AppointmentEvent;
+      expect(rec.event).to.equal('cancel');
+      expect(rec.message.messageId).to.equal('XML-0001');
+      expect(rec.appointment.fillerId).to.deep.equal({ system: 'urn:meshd:local:RRF', value: 'FL-3001', type: 'FILL' });
+      expect(rec.appointment.minutesDuration).to.equal(20);
+      expect(rec.appointment.cancellationReason).to.deep.equal({ text: 'Patient request' });
+      expect(rec.patient?.names).to.deep.equal([{ family: 'Xmlperson', given: ['Gwen', 'Iris'] }]);
+      expect(rec.patient?.nhsNumberVerification).to.equal('01');
+      expect(rec.patient?.birthTime?.utc).to.equal('1966-05-04T02:10:00.000Z');
+      expect(rec.patient?.deceased).to.equal(false);
+    });
+
+    it('refuses XML with a DOCTYPE, outside the FHIR namespace or not well-formed, and invalid JSON', () => {
+      expect(read('<!DOCTYPE x [<!ENTITY a "b">]><Patient xmlns="http://hl7.org/fhir"/>').errors[0].code).to.equal('FHIR_INVALID_XML');
+      expect(read('<Patient xmlns="urn:other"/>').errors[0].text).to.contain('namespace');
+      expect(read('<Patient xmlns="http://hl7.org/fhir"><id value="a"></Patient>').errors[0].code).to.equal('FHIR_INVALID_XML');
       const bad = read('{\n "resourceType": "Patient",\n oops\n}');
       expect(bad.errors[0]).to.include({ code: 'FHIR_INVALID_JSON', position: 'line 3' });
     });

@@ -30,6 +30,7 @@ import { parseIsoDateTime } from '../time';
 import { ResourceIndex, referenceType, type Located } from './resolve';
 import { EXTENSION, MESHD, RETIRED_VERIFICATION_CODES, SYSTEM, VERIFICATION_CODES } from './uk-core';
 import { codeIssues, findStu3, normaliseSystem, structuralIssues } from './validate';
+import { FhirXmlError, fhirXmlToJson } from './xml';
 
 type Json = Record<string, any>;
 
@@ -610,20 +611,26 @@ function readMessage(unit: MessageUnit, index: number, light: boolean): { record
   return { records, errors: [], notes: reader.notes };
 }
 
-/** Reads FHIR R4 JSON. Options: `validate: 'light'` skips the structural validator (faster). */
+/** Reads FHIR R4 JSON (or XML, converted to JSON first). Options: `validate: 'light'` skips the structural validator (faster). */
 export function readFhirR4(input: Buffer, ctx?: ReadContext): ReadResult {
   const text = input.toString('utf8').replace(/^\uFEFF/, '');
   const trimmed = text.trimStart();
-  if (trimmed.startsWith('<')) {
-    return fail('FHIR_XML_UNSUPPORTED', 'the input is XML: meshd reads FHIR R4 JSON only; convert the XML to JSON first');
-  }
   let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    const at = /position (\d+)/.exec(String((err as Error).message))?.[1];
-    const position = at === undefined ? 'document' : `line ${text.slice(0, Number(at)).split('\n').length}`;
-    return fail('FHIR_INVALID_JSON', 'is not valid JSON', position);
+  if (trimmed.startsWith('<')) {
+    try {
+      doc = fhirXmlToJson(text);
+    } catch (err) {
+      if (err instanceof FhirXmlError) return fail('FHIR_INVALID_XML', `the XML ${err.message}`);
+      return fail('FHIR_INVALID_XML', 'the XML could not be read as FHIR R4');
+    }
+  } else {
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      const at = /position (\d+)/.exec(String((err as Error).message))?.[1];
+      const position = at === undefined ? 'document' : `line ${text.slice(0, Number(at)).split('\n').length}`;
+      return fail('FHIR_INVALID_JSON', 'is not valid JSON', position);
+    }
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return fail('FHIR_INVALID', 'the document is not a FHIR resource (expected a JSON object)');
   const light = ctx?.options?.validate === 'light';

@@ -18,7 +18,7 @@ type Json = Record<string, any>;
 let loaded = false;
 
 /** Loads the R4 base definitions once (~0.5 s, ~75 MB), on first use only. */
-function ensureDefinitions(): void {
+export function ensureDefinitions(): void {
   if (loaded) return;
   // Lazy so that `meshd --help` and non-FHIR conversions never pay for the definitions.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
