@@ -65,7 +65,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
   const ports = new Map<string, ReturnType<typeof meshPortFor>>();
   try {
     const metrics = createMetrics({ version });
-    let observer: Observer | undefined;
+    const observed: { observer?: Observer } = {};
     const daemon = await Daemon.open(config, {
       log,
       meshFor: (mailbox) => {
@@ -75,7 +75,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       },
       afterStage: (mailbox, stage, ok, ms) => {
         if (stage === 'receive' && ok) recordSuccessfulPoll(metrics, mailbox, new Date(), ms);
-        observer?.refresh();
+        observed.observer?.refresh();
       },
     });
     if (opts.once) {
@@ -94,7 +94,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       );
       return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
     }
-    observer = await startObserver(daemon, metrics, log);
+    const observer = (observed.observer = await startObserver(daemon, metrics, log));
     const service = startService(daemon, log);
     await service.done;
     await observer.close();
