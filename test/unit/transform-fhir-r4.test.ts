@@ -161,6 +161,18 @@ describe('fhir-r4 format', function () {
       expect(json(w.output).identifier.value).to.equal('MSG-0002');
     });
 
+    it('does not refuse a record for a date-only event time or slot time (only the appointment times must be instants)', () => {
+      const rec = structuredClone(canonical()[0]) as AppointmentEvent;
+      const day = { utc: '2025-06-01T00:00:00.000Z', offset: null, precision: 'day' as const, assumedZone: true, local: '2025-06-01' };
+      rec.message.recordedAt = day;
+      rec.appointment.slot = { id: 'S1', start: day, end: day };
+      const w = write([rec], { validate: 'full' });
+      expect(w.errors).to.deep.equal([]);
+      const appt = json(w.output).entry[1].resource;
+      expect(appt.slot).to.deep.equal([{ type: 'Slot', identifier: { value: 'S1' } }]);
+      expect(w.notes.some((n) => n.field === 'message.recordedAt')).to.equal(true);
+    });
+
     it('computes end from start + duration, with a note', () => {
       const rec = structuredClone(canonical()[0]) as AppointmentEvent;
       rec.appointment.end = undefined;

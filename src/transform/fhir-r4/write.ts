@@ -180,13 +180,13 @@ class RecordWriter {
     if (gender) r.gender = gender;
     const birthDate = this.val(p.birthDate, 'patient.birthDate');
     if (birthDate) r.birthDate = birthDate;
-    if (p.birthTime) {
+    if (p.birthTime && hasTime(p.birthTime)) {
       const ext: Json = { url: EXTENSION.birthTime };
       if (this.putInstant(ext, 'valueDateTime', p.birthTime, `${path}.birthDate.extension`)) r._birthDate = { extension: [ext] };
     }
     const deceased = this.val(p.deceased, 'patient.deceased');
     const deceasedAt = this.val(p.deceasedAt, 'patient.deceasedAt');
-    if (deceasedAt && deceasedAt.precision !== 'year' && deceasedAt.precision !== 'month' && deceasedAt.precision !== 'day') {
+    if (deceasedAt && hasTime(deceasedAt)) {
       this.putInstant(r, 'deceasedDateTime', deceasedAt, `${path}.deceasedDateTime`);
     } else if (deceasedAt) r.deceasedDateTime = deceasedAt.local;
     else if (deceased !== undefined) r.deceasedBoolean = deceased;
@@ -224,7 +224,6 @@ class RecordWriter {
     if (p.mergedFrom?.length) {
       r.link = p.mergedFrom.map((i) => ({ other: { type: 'Patient', identifier: this.identifier(i) }, type: 'replaces' }));
     }
-    // FHIR wants `contained` before the other elements only by convention; order is not significant in JSON.
     return r;
   }
 
@@ -284,7 +283,7 @@ class RecordWriter {
       else this.note(`${path}.minutesDuration`, 'appointment.minutesDuration', 'duration not written: R4 needs a positive whole number of minutes');
     }
     if (a.slot) {
-      if (a.slot.start && a.slot.end) {
+      if (a.slot.start && a.slot.end && hasTime(a.slot.start) && hasTime(a.slot.end)) {
         const slot: Json = { resourceType: 'Slot', schedule: { display: 'not known' }, status: 'busy' };
         if (a.slot.id) slot.identifier = [{ value: a.slot.id }];
         this.putInstant(slot, 'start', a.slot.start, `${path}.slot.start`);
@@ -351,10 +350,10 @@ function buildRecord(record: CanonicalRecord, index: number, messageMode: boolea
     const header: Json = { resourceType: 'MessageHeader' };
     const ext: Json[] = [];
     if (msg.sourceEvent) ext.push({ url: MESHD.sourceEvent, valueString: msg.sourceEvent });
-    if (msg.recordedAt) {
+    if (msg.recordedAt && hasTime(msg.recordedAt)) {
       const holder: Json = {};
       if (w.putInstant(holder, 'valueDateTime', msg.recordedAt, 'MessageHeader.extension')) ext.push({ url: MESHD.recordedAt, ...holder });
-    }
+    } else if (msg.recordedAt) w.note('MessageHeader.extension', 'message.recordedAt', 'event time without a time of day not written');
     if (ext.length) header.extension = ext;
     header.eventCoding = { system: SYSTEM.meshdEvent, code: record.event, display: EVENT_DISPLAY[record.event] ?? record.event };
     if (msg.receiver) {
@@ -372,7 +371,7 @@ function buildRecord(record: CanonicalRecord, index: number, messageMode: boolea
   bundle.type = messageMode ? 'message' : 'collection';
   if (messageMode) {
     if (msg.messageId) bundle.identifier = { value: msg.messageId };
-    const sent = msg.sentAt && msg.sentAt.precision !== 'year' && msg.sentAt.precision !== 'month' && msg.sentAt.precision !== 'day' ? msg.sentAt : undefined;
+    const sent = msg.sentAt && hasTime(msg.sentAt) ? msg.sentAt : undefined;
     if (!w.putInstant(bundle, 'timestamp', sent, 'Bundle.timestamp')) bundle.timestamp = now().toISOString();
   }
   bundle.entry = w.entries;
@@ -430,6 +429,11 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
   }
   const output = Buffer.from(opts.pretty ? JSON.stringify(doc, null, 2) + '\n' : JSON.stringify(doc), 'utf8');
   return { output, errors, notes, appointments };
+}
+
+/** FHIR instants and dateTimes with a time need hours at least; a date alone is not an instant. */
+function hasTime(i: Instant): boolean {
+  return i.precision !== 'year' && i.precision !== 'month' && i.precision !== 'day';
 }
 
 /** R4 requires participant.status: when the source gave none, write `accepted` marked as defaulted. */
