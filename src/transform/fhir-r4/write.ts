@@ -289,7 +289,10 @@ class RecordWriter {
         this.putInstant(slot, 'start', a.slot.start, `${path}.slot.start`);
         this.putInstant(slot, 'end', a.slot.end, `${path}.slot.end`);
         r.slot = [{ reference: this.add('slot', slot), type: 'Slot' }];
-      } else if (a.slot.id) r.slot = [{ type: 'Slot', identifier: { value: a.slot.id } }];
+      } else {
+        if (a.slot.id) r.slot = [{ type: 'Slot', identifier: { value: a.slot.id } }];
+        if (a.slot.start || a.slot.end) this.note(`${path}.slot`, 'appointment.slot', 'slot times not written: a Slot needs both start and end with a time of day');
+      }
     }
     const comment = this.val(a.comment, 'appointment.comment');
     if (comment) r.comment = comment;
