@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COLUMNS, format } from '../../src/transform/csv';
+import { quotedFields } from '../../src/transform/csv/rfc4180';
 import { CLEARED, type AppointmentEvent, type CanonicalRecord, type PatientRegistration } from '../../src/transform/model';
 
 const FIXTURES = join(__dirname, '..', '..', '..', 'fixtures', 'csv');
@@ -177,6 +178,12 @@ describe('csv format', () => {
       }),
       { seed: 99, numRuns: 500 },
     );
+  });
+
+  it('tells quoted from unquoted fields in a raw record (escaped quotes, commas and line breaks inside quotes)', () => {
+    expect(quotedFields('"a""b",,"",x\r\n', 4)).to.deep.equal([true, false, true, false]);
+    expect(quotedFields('"x,\r\ny","",', 3)).to.deep.equal([true, true, false]);
+    expect(quotedFields('\uFEFF"",a', 2)).to.deep.equal([true, false]);
   });
 
   it('derives the appointment status from the event when the status column is empty', () => {
