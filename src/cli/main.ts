@@ -3,21 +3,20 @@ import { MeshdError } from '../errors';
 import { redactString } from '../log';
 import { EXIT, exitCodeFor } from './exit';
 import { version } from './version';
+import * as certsCommands from './certs';
+import * as configCommands from './config';
+import * as demoCommands from './demo';
+import * as ledgerCommands from './ledger';
+import * as meshCommands from './mesh';
+import * as runCommands from './run';
+import * as simCommands from './sim';
+import * as transformCommands from './transform';
 
 /**
  * The command tree. Each group module registers its commands and loads its heavy
  * dependencies lazily inside the action, so `meshd --help` stays fast.
  */
-const GROUPS: Array<() => { register(program: Command): void }> = [
-  () => require('./mesh'),
-  () => require('./transform'),
-  () => require('./ledger'),
-  () => require('./run'),
-  () => require('./certs'),
-  () => require('./config'),
-  () => require('./sim'),
-  () => require('./demo'),
-];
+const GROUPS: Array<{ register(program: Command): void }> = [meshCommands, transformCommands, ledgerCommands, runCommands, certsCommands, configCommands, simCommands, demoCommands];
 
 export function buildProgram(): Command {
   const program = new Command('meshd')
@@ -29,7 +28,7 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'error | warn | info | debug')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const load of GROUPS) load().register(program);
+  for (const group of GROUPS) group.register(program);
   return program;
 }
 
