@@ -85,7 +85,10 @@ export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
     }
   }
   for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'sent' })]) {
-    if (row.payloadPath && row.payloadPath.startsWith(ctx.spool)) await finishSent(ctx, row);
+    if (row.errorCode === FILING || (row.payloadPath && row.payloadPath.startsWith(ctx.spool))) await finishSent(ctx, row);
+  }
+  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'failed' })]) {
+    if (row.errorText?.startsWith(FILING_PREFIX)) await fileFailed(ctx, row);
   }
 }
 
@@ -311,13 +314,27 @@ function backoffMs(attempts: number): number {
   return Math.min(60_000 * 2 ** Math.max(0, attempts - 1), 3_600_000);
 }
 
-/** Applies the route's transform once, writing the converted payload beside the original. */
+/**
+ * Makes sure the payload is in the spool (a row retried by an operator still points at failed/
+ * or sent/) and applies the route's transform once, writing the converted payload beside it.
+ */
 async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<string | undefined> {
   const spool = spoolPaths(ctx, row.id);
-  if (!row.transform) return row.payloadPath!;
+  if (row.payloadPath && row.payloadPath !== spool.data) {
+    if (!(await exists(spool.data))) {
+      if (!(await exists(row.payloadPath))) {
+        await failOutbound(ctx, row, 'PAYLOAD_MISSING', `the payload ${row.payloadPath} is gone; nothing to send`);
+        return undefined;
+      }
+      await moveFile(row.payloadPath, spool.data);
+      await fsyncDir(ctx.spool);
+    }
+    row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
+  }
+  if (!row.transform) return spool.data;
   if (await exists(spool.send)) return spool.send;
   const [from, to] = row.transform.split('>');
-  const input = await fs.readFile(row.payloadPath!);
+  const input = await fs.readFile(spool.data);
   let result;
   try {
     result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id });
@@ -328,7 +345,7 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   if (result.errors.length > 0) {
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
     const keep = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
-    await fs.copyFile(row.payloadPath!, keep);
+    await fs.copyFile(spool.data, keep);
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
     await writeFileAtomic(`${keep}.reason`, lines.join('\n') + '\n');
     ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.errors.length, of: result.messageCount, copy: keep });
@@ -341,25 +358,38 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   return spool.send;
 }
 
+/** errorText of a failed row whose files are still being moved to failed/ (cleared when done). */
+const FILING_PREFIX = '[filing] ';
+
+/**
+ * Refused by MESH or unconvertible: the row moves to `failed` first (with the target path and a
+ * filing mark), then the files move to failed/ with a reason, then the mark is cleared — so a
+ * crash in between is finished by recovery and the payload never stays behind in the spool.
+ */
 async function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
-  const spool = spoolPaths(ctx, row.id);
-  const failed = ctx.folders.failed;
-  const name = await freeName(failed, row.fileName ?? `${row.id}.dat`);
-  const dataTarget = join(failed, name);
-  if (row.payloadPath && (await exists(row.payloadPath))) await moveFile(row.payloadPath, dataTarget);
-  if (row.ctlPath && (await exists(row.ctlPath))) {
-    const ctl = await readCtlOr(row.ctlPath);
-    ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
-    await writeFileAtomic(join(failed, ctlNameFor(name)), formatControlFile(ctl));
-    await fs.rm(row.ctlPath, { force: true });
-  }
-  await writeFileAtomic(join(failed, `${name}.reason`), `${code}: ${text}\n`);
-  await fs.rm(spool.send, { force: true });
-  ctx.ledger.transition(row.id, 'failed', {
-    patch: { payloadPath: dataTarget, ctlPath: null, errorCode: code, errorText: text },
+  const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, errorCode: null }]);
+  const failedRow = ctx.ledger.transition(row.id, 'failed', {
+    patch: { payloadPath: plan.target, errorCode: code, errorText: FILING_PREFIX + text },
     event: { type: 'failed', detail: { code, reason: text } },
   });
+  await fileFailed(ctx, failedRow);
   ctx.log.error('SEND_FAILED', `message from ${row.fileName} was refused and moved to failed/: ${text}`, { row: row.id, code });
+}
+
+async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<void> {
+  const spool = spoolPaths(ctx, row.id);
+  const target = row.payloadPath!;
+  const text = (row.errorText ?? '').slice(FILING_PREFIX.length);
+  const code = row.errorCode ?? 'FAILED';
+  if (await exists(spool.data)) await moveFile(spool.data, target);
+  if (await exists(spool.ctl)) {
+    const ctl = await readCtlOr(spool.ctl);
+    ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
+    await writeFileAtomic(join(ctx.folders.failed, ctlNameFor(basename(target))), formatControlFile(ctl));
+  }
+  await writeFileAtomic(`${target}.reason`, `${code}: ${text}\n`);
+  await removeSpoolLeftovers(ctx, row);
+  ctx.ledger.update(row.id, { ctlPath: null, errorText: text }, { type: 'filed', detail: { failed: target } });
 }
 
 async function readCtlOr(path: string): Promise<ControlFile> {
@@ -379,11 +409,10 @@ function ctlNameFor(dataName: string): string {
 const UPLOAD_CONCURRENCY = 16;
 
 /**
- * Uploads queued or part-uploaded rows. The "first POST in flight" markers of a whole batch
- * are committed together before any POST (one fsync, group commit); a chunked message's id is
- * committed the moment it is known (before chunk 2, so a restart can resume); a single-chunk
- * message's id is committed with the batch — a crash before that leaves it marked in flight,
- * which parks it for review rather than resending it.
+ * Uploads queued or part-uploaded rows. The "first POST in flight" marks of a whole group are
+ * committed together before any POST (one fsync); each message id is committed the moment MESH
+ * gives it, so only a POST cut off in flight is ever parked for review; the `sent` outcomes of
+ * the group share one commit.
  */
 export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<number> {
   const { ledger, mesh, log } = ctx;
@@ -418,13 +447,13 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
         },
         {
           onMessageId: (messageId, total) => {
-            if (total > 1) {
-              ledger.transition(row.id, 'uploading', {
-                from: ['queued'],
-                patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
-                event: { type: 'messageId', detail: { messageId: messageId, chunks: total } },
-              });
-            }
+            // Committed the moment MESH answers: from here a restart resumes (or just files it)
+            // instead of parking it as an unknown outcome.
+            ledger.transition(row.id, 'uploading', {
+              from: ['queued'],
+              patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
+              event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
+            });
             log.debug('SEND_ACCEPTED', 'MESH accepted the first chunk', { row: row.id, messageId, chunks: total });
           },
           onChunk: (n, total) => {
@@ -500,16 +529,50 @@ async function recordSendError(ctx: MailboxContext, rowId: number, err: unknown)
   log.warn('SEND_RETRY_LATER', `send failed, will retry at ${next}: ${e.message}`, { row: rowId, code: e.code });
 }
 
-/** Files a batch of sent payloads; one directory fsync for the batch. */
+/**
+ * Files a batch of sent payloads into sent/. The target name is recorded first (with a FILING
+ * mark), then the files move, then the mark is cleared, so a crash at any point is redone by
+ * recovery without a second copy, a lost control file or a dangling path. One directory fsync
+ * and two commits per batch.
+ */
 async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const filed: Array<{ id: number; target: string }> = [];
-  for (const row of rows) filed.push({ id: row.id, target: await fileSent(ctx, row) });
-  await fsyncDir(ctx.folders.sent);
-  ctx.ledger.transaction(() => {
-    for (const f of filed) ctx.ledger.update(f.id, { payloadPath: f.target, ctlPath: null }, { type: 'filed', detail: { sent: f.target } });
+  const { ledger } = ctx;
+  const planned = await planTargets(ctx, ctx.folders.sent, rows);
+  ledger.transaction(() => {
+    for (const p of planned) if (p.fresh) ledger.update(p.row.id, { payloadPath: p.target, errorCode: FILING }, { type: 'filing', detail: { sent: p.target } });
   });
-  for (const row of rows) await removeSpoolLeftovers(ctx, row);
+  for (const p of planned) await fileSent(ctx, p.row, p.target);
+  await fsyncDir(ctx.folders.sent);
+  for (const p of planned) await removeSpoolLeftovers(ctx, p.row);
+  ledger.transaction(() => {
+    for (const p of planned) ledger.update(p.row.id, { ctlPath: null, errorCode: null }, { type: 'filed', detail: { sent: p.target } });
+  });
+}
+
+/** Marks a row whose payload is being moved out of the spool into sent/ or failed/. */
+const FILING = 'FILING';
+
+/** Target paths for a batch: the recorded one when redoing, else a free name (unique within the batch). */
+async function planTargets(ctx: MailboxContext, dir: string, rows: MessageRow[]): Promise<Array<{ row: MessageRow; target: string; fresh: boolean }>> {
+  const taken = new Set<string>();
+  const out = [];
+  for (const row of rows) {
+    if (row.errorCode === FILING && row.payloadPath && !row.payloadPath.startsWith(ctx.spool)) {
+      out.push({ row, target: row.payloadPath, fresh: false });
+      continue;
+    }
+    let name = await freeName(dir, row.fileName ?? `${row.messageId ?? row.id}.dat`);
+    for (let i = 1; taken.has(name); i++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, i));
+    taken.add(name);
+    out.push({ row, target: join(dir, name), fresh: true });
+  }
+  return out;
+}
+
+function suffixed(name: string, i: number): string {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? `${name.slice(0, dot)}.${i}${name.slice(dot)}` : `${name}.${i}`;
 }
 
 async function finishSent(ctx: MailboxContext, row: MessageRow): Promise<void> {
@@ -518,33 +581,36 @@ async function finishSent(ctx: MailboxContext, row: MessageRow): Promise<void> {
 
 async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
   const spool = spoolPaths(ctx, row.id);
-  for (const p of [spool.ctl, spool.send]) await fs.rm(p, { force: true });
-  if (row.ctlPath && row.ctlPath !== spool.ctl) await fs.rm(row.ctlPath, { force: true });
+  for (const p of [spool.ctl, spool.send, spool.data]) await fs.rm(p, { force: true });
 }
 
-/** Moves a sent payload out of the spool into sent/ with its rewritten control file (dir not synced). */
-async function fileSent(ctx: MailboxContext, row: MessageRow): Promise<string> {
-  const sentDir = ctx.folders.sent;
-  const name = await freeName(sentDir, row.fileName ?? `${row.messageId}.dat`);
-  const target = join(sentDir, name);
-  if (row.payloadPath && (await exists(row.payloadPath))) await moveFile(row.payloadPath, target);
-  if (ctx.mailbox.controlFiles) {
-    const ctl = row.ctlPath && (await exists(row.ctlPath)) ? await readCtlOr(row.ctlPath) : { statusRecords: [] };
-    const written: ControlFile = {
-      ...ctl,
-      fromDts: ctl.fromDts ?? ctx.mailbox.id,
-      toDts: ctl.toDts ?? row.peer ?? undefined,
-      workflowId: ctl.workflowId ?? row.workflowId ?? undefined,
-      subject: ctl.subject ?? row.subject ?? undefined,
-      dtsId: row.messageId ?? undefined,
-      statusRecords: [
-        ...ctl.statusRecords,
-        { dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'SUCCESS', statusCode: '00', description: 'Transferred to the MESH server' },
-      ],
-    };
-    await writeFileAtomic(join(sentDir, ctlNameFor(name)), formatControlFile(written), 0o640, false);
-  }
-  return target;
+/**
+ * Moves a sent payload from the spool to `target` and writes its control file (dir not synced).
+ * Idempotent: a payload already moved is left; a control file is rewritten only while the
+ * spool still holds the original .ctl, or when none was written yet.
+ */
+async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): Promise<void> {
+  const spool = spoolPaths(ctx, row.id);
+  if (await exists(spool.data)) await moveFile(spool.data, target);
+  if (!ctx.mailbox.controlFiles) return;
+  const ctlTarget = join(ctx.folders.sent, ctlNameFor(basename(target)));
+  const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
+  if (!original && (await exists(ctlTarget))) return;
+  const ctl = original ? await readCtlOr(original) : { statusRecords: [] };
+  const written: ControlFile = {
+    ...ctl,
+    fromDts: ctl.fromDts ?? ctx.mailbox.id,
+    toDts: ctl.toDts ?? row.peer ?? undefined,
+    workflowId: ctl.workflowId ?? row.workflowId ?? undefined,
+    subject: ctl.subject ?? row.subject ?? undefined,
+    localId: ctl.localId ?? row.localId ?? undefined,
+    dtsId: row.messageId ?? undefined,
+    statusRecords: [
+      ...ctl.statusRecords,
+      { dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'SUCCESS', statusCode: '00', description: 'Transferred to the MESH server' },
+    ],
+  };
+  await writeFileAtomic(ctlTarget, formatControlFile(written), 0o640, false);
 }
 
 const recovered = new WeakSet<MailboxContext>();

@@ -213,4 +213,28 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     expect(readFileSync(join(inDir, `${msg.id}.dat`), 'utf8')).to.equal('write me');
     expect(env.sim.messages().find((m) => m.id === msg.id)!.status).to.equal('acknowledged');
   });
+
+  it('sends a refused message again after an operator retries it, from failed/', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'nobody.dat', 'to an unknown mailbox');
+    dropFile(env.folder(SENDER, 'out'), 'nobody.ctl', controlFile('X26NOPE1', 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    let d = await env.daemon(SENDER);
+    let row = d.ledger.list({ direction: 'out' })[0];
+    expect(row).to.include({ state: 'failed', payloadPath: join(env.folder(SENDER, 'failed'), 'nobody.dat') });
+    expect(row.errorCode).to.match(/12|REJECTED/);
+    expect(readFileSync(join(env.folder(SENDER, 'failed'), 'nobody.dat.reason'), 'utf8')).to.match(/X26NOPE1|12|[Uu]nregistered/);
+    expect(parseControlFile(readFileSync(join(env.folder(SENDER, 'failed'), 'nobody.ctl'))).statusRecords.at(-1)).to.include({ status: 'ERROR' });
+    // The operator fixes the cause (here: points it at a real mailbox) and retries.
+    const { retryMessage } = await import('../../src/ledger');
+    d.ledger.update(row.id, { peer: RECEIVER });
+    retryMessage(d.ledger, row.id, { payloadExists: existsSync, note: 'recipient corrected' });
+    await d.stop();
+    await cycle(SENDER);
+    d = await env.daemon(SENDER);
+    row = d.ledger.get(row.id)!;
+    await d.stop();
+    expect(row.state).to.equal('sent');
+    expect(readFileSync(row.payloadPath!, 'utf8')).to.equal('to an unknown mailbox');
+    expect(existsSync(join(env.folder(SENDER, 'failed'), 'nobody.dat'))).to.equal(false);
+  });
 });
