@@ -319,6 +319,45 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   return done;
 }
 
+/**
+ * Quarantined payloads an operator sent back for another try (`meshd ledger retry`) after MESH
+ * was already acknowledged: they are never listed again, so they are reprocessed from the copy
+ * kept in failed/ — converted by the route as it is now, then delivered like any message.
+ */
+export async function reprocessKept(ctx: MailboxContext): Promise<number> {
+  const { ledger, mailbox, folders, log } = ctx;
+  const rows = [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'receiving' })].filter((r) => r.payloadPath && r.acknowledgedAt);
+  let delivered = 0;
+  for (const row of rows) {
+    if (ctx.stopping()) break;
+    const meta: InboundMeta = { messageId: row.messageId!, messageType: 'DATA', from: row.peer ?? undefined, workflowId: row.workflowId ?? undefined, subject: row.subject ?? undefined, localId: row.localId ?? undefined, fileName: row.fileName ?? undefined };
+    const route = matchInboundRoute(mailbox.routes, meta);
+    let output: Buffer;
+    try {
+      const input = await fs.readFile(row.payloadPath!);
+      output = route?.transform ? (await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id })).output : input;
+    } catch (err) {
+      ledger.transition(row.id, 'quarantined', {
+        from: ['receiving'],
+        patch: { errorCode: err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', errorText: (err as Error).message },
+        event: { type: 'quarantined', detail: { reason: (err as Error).message, retry: true } },
+      });
+      log.warn('IN_QUARANTINED', `reprocessing failed again: ${(err as Error).message}`, { messageId: row.messageId });
+      continue;
+    }
+    const target = join(folders.in, inboundFileName(row.messageId!));
+    await writeFileAtomic(target, output);
+    if (mailbox.controlFiles) await writeFileAtomic(target.replace(/\.dat$/, '.ctl'), formatControlFile(inboundControl(ctx, meta)));
+    ledger.transaction(() => {
+      ledger.transition(row.id, 'delivered', { from: ['receiving'], patch: { payloadPath: target, sizeBytes: output.length, errorCode: null, errorText: null }, event: { type: 'delivered', detail: { reprocessed: true } } });
+      ledger.transition(row.id, 'acknowledged', { from: ['delivered'], patch: { acknowledgedAt: row.acknowledgedAt }, event: { type: 'acknowledged', detail: { note: 'acknowledged to MESH before it was quarantined' } } });
+    });
+    log.info('IN_DELIVERED', 'reprocessed message delivered into in/', { messageId: row.messageId });
+    delivered++;
+  }
+  return delivered;
+}
+
 const recovered = new WeakSet<MailboxContext>();
 
 /** One pass of the receive side, draining while MESH returns full pages. */
@@ -328,6 +367,7 @@ export async function receiveCycle(ctx: MailboxContext): Promise<{ listed: numbe
     totals.acknowledged += await recoverInbound(ctx);
     recovered.add(ctx);
   }
+  totals.delivered += await reprocessKept(ctx);
   for (let round = 0; round < MAX_DRAIN_ROUNDS && !ctx.stopping(); round++) {
     const ids = await ctx.mesh.listInbox();
     totals.listed += ids.length;

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import { meshClientFor } from '../../src/mesh';
 import { parseControlFile } from '../../src/transfer/ctl';
-import { controlFile, dropFile, RECEIVER, SENDER, sha256, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
+import { controlFile, dropFile, RECEIVER, ROOT, SENDER, sha256, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
 describe('daemon pipelines (real simulator over mTLS, real SQLite)', function () {
   this.timeout(60_000);
@@ -236,5 +237,77 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     expect(row.state).to.equal('sent');
     expect(readFileSync(row.payloadPath!, 'utf8')).to.equal('to an unknown mailbox');
     expect(existsSync(join(env.folder(SENDER, 'failed'), 'nobody.dat'))).to.equal(false);
+  });
+
+  it('quarantines a received payload that fails its conversion, acknowledges it, and reprocesses it on retry', async () => {
+    const setRoutes = (routes: unknown[]) => {
+      const doc = parse(readFileSync(env.configPath[RECEIVER], 'utf8'));
+      doc.mailboxes[0].routes = routes;
+      writeFileSync(env.configPath[RECEIVER], stringify(doc));
+    };
+    setRoutes([{ direction: 'in', workflow: 'TEST_WORKFLOW', transform: { from: 'fhir-r4', to: 'hl7v2' } }]);
+    dropFile(env.folder(SENDER, 'out'), 'notfhir.dat', 'this is not FHIR');
+    dropFile(env.folder(SENDER, 'out'), 'notfhir.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    await cycle(RECEIVER);
+    let d = await env.daemon(RECEIVER);
+    let row = d.ledger.list({ direction: 'in' })[0];
+    expect(row).to.include({ state: 'quarantined' });
+    expect(row.acknowledgedAt).to.be.a('string');
+    expect(readFileSync(row.payloadPath!, 'utf8')).to.equal('this is not FHIR');
+    expect(readFileSync(`${row.payloadPath}.reason`, 'utf8')).to.match(/^TRANSFORM_INVALID/);
+    expect(readdirSync(env.folder(RECEIVER, 'in'))).to.deep.equal([]);
+    expect(env.sim.messages()[0].status).to.equal('acknowledged');
+    // The operator removes the conversion and retries: delivered as it came.
+    setRoutes([]);
+    const { retryMessage } = await import('../../src/ledger');
+    retryMessage(d.ledger, row.id, { note: 'route fixed' });
+    await d.stop();
+    await cycle(RECEIVER);
+    d = await env.daemon(RECEIVER);
+    row = d.ledger.get(row.id)!;
+    await d.stop();
+    expect(row.state).to.equal('acknowledged');
+    expect(readFileSync(join(env.folder(RECEIVER, 'in'), `${row.messageId}.dat`), 'utf8')).to.equal('this is not FHIR');
+  });
+
+  it('quarantines a message over the size cap without acknowledging it, and does not fetch it again', async () => {
+    const doc = parse(readFileSync(env.configPath[RECEIVER], 'utf8'));
+    doc.transfer.maxMessageBytes = 1024;
+    writeFileSync(env.configPath[RECEIVER], stringify(doc));
+    dropFile(env.folder(SENDER, 'out'), 'big.dat', 'x'.repeat(5000));
+    dropFile(env.folder(SENDER, 'out'), 'big.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    await cycle(RECEIVER);
+    await cycle(RECEIVER);
+    const d = await env.daemon(RECEIVER);
+    const row = d.ledger.list({ direction: 'in' })[0];
+    const downloads = d.ledger.events(row.id).filter((e) => e.type === 'quarantined').length;
+    await d.stop();
+    expect(row).to.include({ state: 'quarantined', errorCode: 'SIZE_CAP', acknowledgedAt: null });
+    expect(downloads).to.equal(1);
+    expect(env.sim.messages()[0].status).to.equal('accepted'); // still in MESH, for a retry after raising the cap
+    expect(readdirSync(env.folder(RECEIVER, 'in'))).to.deep.equal([]);
+    expect(readdirSync(env.folder(RECEIVER, 'temp'))).to.deep.equal([]);
+  });
+
+  it('picks SIU S12 for a new booking and S13 when the same appointment comes again with a new start', async () => {
+    const doc = parse(readFileSync(env.configPath[RECEIVER], 'utf8'));
+    doc.mailboxes[0].routes = [{ direction: 'in', workflow: 'TEST_WORKFLOW', transform: { from: 'fhir-r4', to: 'hl7v2' } }];
+    writeFileSync(env.configPath[RECEIVER], stringify(doc));
+    const booking = readFileSync(join(ROOT, 'fixtures', 'fhir', 'bars-style-booking.json'), 'utf8');
+    const moved = booking.split('2025-03-02T10:30:00+00:00').join('2025-03-09T11:30:00+00:00').split('2025-03-02T10:40:00+00:00').join('2025-03-09T11:40:00+00:00');
+    expect(moved).not.to.equal(booking);
+    for (const [name, body] of [['b1.dat', booking], ['b2.dat', moved]]) {
+      dropFile(env.folder(SENDER, 'out'), name, body);
+      dropFile(env.folder(SENDER, 'out'), name.replace('.dat', '.ctl'), controlFile(RECEIVER, 'TEST_WORKFLOW'));
+      await cycle(SENDER);
+      await cycle(RECEIVER);
+    }
+    const d = await env.daemon(RECEIVER);
+    const rows = d.ledger.list({ direction: 'in' }).sort((a, b) => a.id - b.id);
+    await d.stop();
+    const triggers = rows.map((r) => /SIU\^(S\d\d)/.exec(readFileSync(r.payloadPath!, 'utf8'))?.[1]);
+    expect(triggers).to.deep.equal(['S12', 'S13']);
   });
 });
