@@ -294,6 +294,10 @@ function applyReport(ctx: MailboxContext, meta: InboundMeta): void {
  */
 export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   const { ledger, mailbox, log } = ctx;
+  // Downloads a crash cut off: the messages are still in MESH and will be fetched again.
+  for (const name of await fs.readdir(ctx.folders.temp)) {
+    if (name.endsWith('.part') || name.endsWith('.out')) await fs.rm(join(ctx.folders.temp, name), { force: true });
+  }
   const pending = [
     ...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'delivered' }),
     ...[...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'quarantined' })].filter((r) => r.payloadPath && !r.acknowledgedAt),
