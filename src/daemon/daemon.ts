@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
@@ -177,6 +178,32 @@ export class Daemon {
       await this.runStage(ctx, 'tracking', report);
     }
     return reports;
+  }
+
+  /**
+   * Retention (config ledger.*RetentionDays): payload copies in sent/ and failed/ after 30 days,
+   * settled rows and their events after a year. Files in in/ belong to the receiving system and
+   * are never touched. Returns what was removed.
+   */
+  async runRetention(now = new Date()): Promise<{ payloads: number; rows: number }> {
+    const { payloadRetentionDays, rowRetentionDays } = this.config.ledger;
+    const day = 86_400_000;
+    const log = this.options.log;
+    try {
+      const payloads = this.ledger.purge({ olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now });
+      const rows = this.ledger.purge({ olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now });
+      const files = [...payloads.payloads, ...rows.payloads];
+      for (const f of files) {
+        // The payload's companions in sent/ and failed/: its control file and its reason file.
+        const ctl = /\.dat$/i.test(f) ? f.replace(/\.dat$/i, '.ctl') : `${f}.ctl`;
+        for (const p of [f, ctl, `${f}.reason`]) await rm(p, { force: true });
+      }
+      if (files.length || rows.rows) log.info('RETENTION_PURGED', `retention removed ${files.length} payload file(s) and ${rows.rows} ledger row(s)`, { files: files.length, rows: rows.rows });
+      return { payloads: files.length, rows: rows.rows };
+    } catch (err) {
+      log.error('RETENTION_FAILED', `retention failed: ${(err as Error).message}`);
+      return { payloads: 0, rows: 0 };
+    }
   }
 
   /** Stop taking new work; wait (up to `graceMs`) for stages in flight to checkpoint; close the ledger. */

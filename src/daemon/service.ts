@@ -27,6 +27,9 @@ export function startService(daemon: Daemon, log: Logger): RunningService {
   every(plan.outboundScan, 'send');
   every(plan.tracking, 'tracking');
   every(plan.handshake, 'handshake');
+  // Housekeeping once a day, at a quiet hour, and once at start.
+  tasks.push(schedule('17 3 * * *', () => void daemon.runRetention()));
+  void daemon.runRetention();
 
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));

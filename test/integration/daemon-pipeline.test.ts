@@ -310,4 +310,26 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     const triggers = rows.map((r) => /SIU\^(S\d\d)/.exec(readFileSync(r.payloadPath!, 'utf8'))?.[1]);
     expect(triggers).to.deep.equal(['S12', 'S13']);
   });
+
+  it('applies retention: old payload copies in sent/ go after 30 days, rows after a year, in/ is never touched', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'old.dat', 'old');
+    dropFile(env.folder(SENDER, 'out'), 'old.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle(SENDER);
+    await cycle(RECEIVER);
+    const s = await env.daemon(SENDER);
+    const sentPath = s.ledger.list({ direction: 'out' })[0].payloadPath!;
+    expect(existsSync(sentPath)).to.equal(true);
+    expect(await s.runRetention(new Date(Date.now() + 10 * 86_400_000))).to.deep.equal({ payloads: 0, rows: 0 });
+    const after31 = await s.runRetention(new Date(Date.now() + 31 * 86_400_000));
+    expect(after31.payloads).to.be.at.least(1);
+    expect(existsSync(sentPath)).to.equal(false);
+    expect(readdirSync(env.folder(SENDER, 'sent'))).to.deep.equal([]); // its .ctl went with it
+    expect(s.ledger.list({ direction: 'out' })).to.have.length(1); // the row stays for a year
+    await s.stop();
+    const r = await env.daemon(RECEIVER);
+    await r.runRetention(new Date(Date.now() + 400 * 86_400_000));
+    expect(r.ledger.list({ direction: 'in' })).to.have.length(0);
+    await r.stop();
+    expect(readdirSync(env.folder(RECEIVER, 'in')).filter((n) => n.endsWith('.dat'))).to.have.length(1);
+  });
 });
