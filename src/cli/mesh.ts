@@ -63,6 +63,8 @@ export function register(program: Command): void {
       await withClient(cmd, async (client, ctx) => {
         const compress = cmd.getOptionValueSource('compress') === 'cli' ? (opts.compress as boolean) : ctx.config.transfer.compress;
         const { recordManualSend } = await import('../transfer/manual');
+        const { progressBar } = await import('./progress');
+        const bar = progressBar(`sending ${file}`);
         const record = await recordManualSend(ctx.config, ctx.mailbox.id, file, { to: String(opts.to), workflowId: String(opts.workflow), subject: opts.subject as string | undefined, localId: opts.localId as string | undefined });
         const result = await record.around(() => client.sendFile(file, {
           to: String(opts.to),
@@ -79,9 +81,11 @@ export function register(program: Command): void {
           },
           onChunkSent: (n, total) => {
             record.chunk(n, total);
+            bar.update(n, total, 'chunks');
             ctx.log.debug('MESH_CHUNK_SENT', 'chunk accepted', { chunk: n, chunks: total });
           },
         }));
+        bar.finish();
         ctx.log.info('MESH_SEND_DONE', 'message sent', { messageId: result.messageId, chunks: result.chunks, bytes: result.bytes });
         ctx.print(result, result.messageId);
       });
@@ -111,11 +115,24 @@ export function register(program: Command): void {
         const dir = opts.out ? resolve(opts.out) : join(ctx.mailbox.folder, 'in');
         const { manualReceiveRecorder } = await import('../transfer/manual');
         const recorder = manualReceiveRecorder(ctx.config, ctx.mailbox.id);
-        const common = { dir, acknowledge: opts.ack !== false, maxBytes: ctx.config.transfer.maxMessageBytes, logger: ctx.log, onStored: recorder.stored };
+        const { progressBar } = await import('./progress');
+        const bar = progressBar('receiving');
+        let stored = 0;
+        const common = {
+          dir,
+          acknowledge: opts.ack !== false,
+          maxBytes: ctx.config.transfer.maxMessageBytes,
+          logger: ctx.log,
+          onStored: (m: Parameters<typeof recorder.stored>[0]) => {
+            recorder.stored(m);
+            bar.update(++stored, stored, m.messageId);
+          },
+        };
         const failures: Array<{ messageId: string; error: unknown }> = [];
         const received = opts.id
           ? [await receiveMessage(client, opts.id, common)]
           : await receiveAll(client, { ...common, onFailed: (messageId, error) => void failures.push({ messageId, error }) });
+        bar.finish();
         recorder.acknowledged(received.filter((m) => m.acknowledged).map((m) => m.messageId));
         recorder.close();
         const messages = received.map((m) => ({
