@@ -107,6 +107,25 @@ function mailboxReport(ledger: LedgerStore, mailbox: string) {
   };
 }
 
+/** The client certificate's expiry: warned from 30 days out (the daemon warns in its log too). */
+async function certificateReport(certPath: string | undefined) {
+  if (!certPath) return null;
+  try {
+    const { readFileSync } = await import('node:fs');
+    const { certificateStatus } = await import('../certs');
+    const s = certificateStatus(readFileSync(certPath));
+    return { path: certPath, notAfter: s.notAfter.toISOString(), daysLeft: s.daysLeft, expired: s.expired, expiresSoon: s.expiresSoon };
+  } catch (err) {
+    return { path: certPath, error: (err as Error).message };
+  }
+}
+
+function certificateText(c: NonNullable<Awaited<ReturnType<typeof certificateReport>>>): string {
+  if ('error' in c) return `client certificate: UNREADABLE (${c.error})`;
+  const state = c.expired ? 'EXPIRED: MESH will refuse every request' : c.expiresSoon ? `EXPIRES IN ${c.daysLeft} DAYS: renew it (docs/operations.md)` : `valid, ${c.daysLeft} days left`;
+  return `client certificate: ${state} (until ${c.notAfter})`;
+}
+
 function statusText(r: ReturnType<typeof mailboxReport>): string[] {
   const poll = r.lastPoll ? `${when(r.lastPoll.at)} ${r.lastPoll.ok ? 'ok' : `FAILED: ${r.lastPoll.error ?? 'unknown error'}`}` : 'never';
   const old = (b: ReturnType<typeof brief>) => (b ? `#${b.id} ${b.state} since ${when(b.createdAt)}` : 'none');
@@ -174,9 +193,12 @@ export function register(program: Command): void {
     .command('status')
     .description('per mailbox: last poll and handshake, counts by state, oldest waiting and unacknowledged messages')
     .action(async (_opts: unknown, cmd: Command) => {
-      await withLedger(cmd, ({ config, mailbox, ledger, print }) => {
+      await withLedger(cmd, async ({ config, mailbox, ledger, print }) => {
+        const certificate = await certificateReport(config.tls.cert);
         const reports = config.mailboxes.filter((m) => !mailbox || m.id === mailbox).map((m) => mailboxReport(ledger, m.id));
-        print({ mailboxes: reports }, reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r))));
+        const text = reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r)));
+        if (certificate) text.push('', certificateText(certificate));
+        print({ certificate, mailboxes: reports }, text);
       });
     });
 

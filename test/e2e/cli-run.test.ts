@@ -68,6 +68,16 @@ describe('meshd send and receive by hand are recorded in the ledger', function (
     expect(JSON.parse(inb.stdout).message).to.deep.include({ state: 'acknowledged', direction: 'in' });
     expect(existsSync(file), 'a manual send leaves the file where it was').to.equal(true);
   });
+
+  it('meshd status shows the client certificate expiry beside the mailbox', async () => {
+    const r = await runMeshd(['--config', env.configPath[SENDER], '--json', 'status']);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.certificate).to.include({ expired: false, expiresSoon: false });
+    expect(out.certificate.daysLeft).to.be.greaterThan(30);
+    const text = await runMeshd(['--config', env.configPath[SENDER], 'status']);
+    expect(text.stdout).to.match(/client certificate: valid, \d+ days left/);
+  });
 });
 
 describe('meshd run serves health and metrics', function () {
