@@ -2,19 +2,8 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
+import { mulberry32 } from '../../src/sim/prng';
 import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, sha256, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
-
-/** Small seeded PRNG (mulberry32) so kill points are the same on every run. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('crash safety: meshd run --once killed with SIGKILL, again and again', function () {
   this.timeout(600_000);
@@ -31,7 +20,7 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
   after(async () => env?.close());
 
   it('delivers every message exactly once, byte-identical, and leaves no debris', async () => {
-    const random = prng(20261124);
+    const random = mulberry32(20261124);
     const out = env.folder(SENDER, 'out');
     const expected = new Map<string, string>(); // sha256 → file name
     for (let i = 0; i < MESSAGES; i++) {

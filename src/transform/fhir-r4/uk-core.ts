@@ -3,28 +3,18 @@
  * write. Copied exactly from mapping.md §1–§2 (they are case-sensitive).
  */
 
+import { SYSTEMS } from '../model';
+
+/** The model's exact systems (one list: model.ts SYSTEMS), plus the FHIR-only ones below. */
 export const SYSTEM = {
-  nhsNumber: 'https://fhir.nhs.uk/Id/nhs-number',
-  odsOrganization: 'https://fhir.nhs.uk/Id/ods-organization-code',
-  odsSite: 'https://fhir.nhs.uk/Id/ods-site-code',
-  sdsUser: 'https://fhir.nhs.uk/Id/sds-user-id',
-  sdsRoleProfile: 'https://fhir.nhs.uk/Id/sds-role-profile-id',
-  gmc: 'https://fhir.hl7.org.uk/Id/gmc-number',
-  gmp: 'https://fhir.hl7.org.uk/Id/gmp-number',
-  nmc: 'https://fhir.hl7.org.uk/Id/nmc-number',
-  gphc: 'https://fhir.hl7.org.uk/Id/gphc-number',
-  hcpc: 'https://fhir.hl7.org.uk/Id/hcpc-number',
-  identifierType: 'http://terminology.hl7.org/CodeSystem/v2-0203',
-  verificationEngland: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland',
+  ...SYSTEMS,
+  identifierType: SYSTEMS.v2IdentifierType,
+  verificationEngland: SYSTEMS.nhsNumberVerification,
   /** Retired, still sent by PDS sandbox (code 01) and BaRS (code number-present-and-verified). */
   verificationRetired: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus',
-  ethnicEngland: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland',
+  ethnicEngland: SYSTEMS.ethnicCategory,
   ethnicOld: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategory',
-  deliveryChannel: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-DeliveryChannel',
-  practiceSetting: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-PracticeSettingCode',
-  appointmentReason0276: 'http://terminology.hl7.org/CodeSystem/v2-0276',
-  cancellationReason: 'http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason',
-  confidentiality: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+  appointmentReason0276: SYSTEMS.appointmentReason,
   v2Event: 'http://terminology.hl7.org/CodeSystem/v2-0003',
   barsEvent: 'https://fhir.nhs.uk/CodeSystem/message-events-bars',
   barsReason: 'https://fhir.nhs.uk/CodeSystem/message-reason-bars',
