@@ -86,6 +86,12 @@ export async function runTransformBench(): Promise<object> {
       for (const m of fhir) convert(m, { from: 'fhir-r4', to: 'hl7v2', now });
       return fhir.length;
     }),
+    // The same with the FHIR reader's own checks only (validate=light): shows what the full
+    // structural validation (@medplum/core validateResource, on by default) costs.
+    fhirR4ToHl7v2LightValidation: timed(() => {
+      for (const m of fhir) convert(m, { from: 'fhir-r4', to: 'hl7v2', now, options: { validate: 'light' } });
+      return fhir.length;
+    }),
   };
   const onePayload = {
     hl7v2ToFhirR4: timed(() => convert(batch, { from: 'hl7v2', to: 'fhir-r4', now }).records),
