@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { minIntervalMinutes } from './cron';
 import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
 import { isObject, keyOf, Problems } from './problems';
@@ -91,6 +91,30 @@ function path(ctx: Ctx, key: string, value: unknown, opts: { required: boolean; 
   const abs = isAbsolute(raw) ? raw : resolve(ctx.configDir, raw);
   if (opts.mustExist && !existsSync(abs)) return ctx.problems.add(key, `file ${abs} does not exist`);
   return abs;
+}
+
+/**
+ * The private key may be a systemd credential (`tls.key: { credential: client-key }` with
+ * LoadCredential=client-key:…): it then names the file systemd placed in $CREDENTIALS_DIRECTORY.
+ */
+function credentialPath(ctx: Ctx, key: string, value: unknown): unknown {
+  if (!value || typeof value !== 'object') return value;
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length !== 1 || entries[0][0] !== 'credential' || typeof entries[0][1] !== 'string') {
+    ctx.problems.add(key, 'must be a file path or { credential: NAME }');
+    return undefined;
+  }
+  const name = entries[0][1];
+  const dir = ctx.env.CREDENTIALS_DIRECTORY;
+  if (!dir) {
+    ctx.problems.add(`${key}.credential`, 'CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)');
+    return undefined;
+  }
+  if (basename(name) !== name) {
+    ctx.problems.add(`${key}.credential`, 'must be a plain credential name, not a path');
+    return undefined;
+  }
+  return resolve(dir, name);
 }
 
 function cron(ctx: Ctx, key: string, value: unknown, fallback: string, minMinutes: number): string {
@@ -205,7 +229,7 @@ export function validateConfig(
   const tls = {
     ca: path(ctx, 'tls.ca', t.ca, { required: needTls && top.tls != null, mustExist: true }),
     cert: path(ctx, 'tls.cert', t.cert, { required: needTls && top.tls != null, mustExist: true }),
-    key: path(ctx, 'tls.key', t.key, { required: needTls && top.tls != null, mustExist: true }),
+    key: path(ctx, 'tls.key', credentialPath(ctx, 'tls.key', t.key), { required: needTls && top.tls != null, mustExist: true }),
   };
 
   let proxy: string | undefined;

@@ -158,6 +158,19 @@ mailboxes:
       expect(c.mailboxes[0].password).to.equal('CredPassword');
     });
 
+    it('takes the private key from a systemd credential (tls.key: { credential })', async () => {
+      mkdirSync(join(dir, 'creds'));
+      writeFileSync(join(dir, 'creds', 'client-key'), 'PEM');
+      env.CREDENTIALS_DIRECTORY = join(dir, 'creds');
+      const c = await load(minimal().replace('key: ./certs/client.key', 'key: { credential: client-key }'));
+      expect(c.tls.key).to.equal(join(dir, 'creds', 'client-key'));
+      delete env.CREDENTIALS_DIRECTORY;
+      expect(await problems(minimal().replace('key: ./certs/client.key', 'key: { credential: client-key }'))).to.include(
+        'tls.key.credential: CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)',
+      );
+      expect(await problems(minimal().replace('key: ./certs/client.key', 'key: { env: KEY }'))).to.include('tls.key: must be a file path or { credential: NAME }');
+    });
+
     it('explains missing env vars, files and credentials without showing any secret', async () => {
       delete env.MESH_PASSWORD_X26ABC1;
       const list = await problems(minimal().replace('{ file: ./shared.key }', '{ file: ./missing.key }'));
