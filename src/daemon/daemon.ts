@@ -28,6 +28,8 @@ export interface DaemonOptions {
   meshFor: (mailbox: MailboxConfig) => MeshPort;
   /** Converts payloads for routes that ask for it. */
   transform?: TransformFn;
+  /** Told when a conversion fails in whole or in part (metrics). */
+  onTransformFailure?: (mailbox: string, direction: 'in' | 'out') => void;
   /** Told after every stage (metrics, readiness). */
   afterStage?: (mailbox: string, stage: Stage, ok: boolean, ms: number) => void;
 }
@@ -78,7 +80,7 @@ export class Daemon {
           log: options.log.child({ mailbox: mailbox.id }),
           now: options.now ?? (() => new Date()),
           stopping: () => d.stopRequested,
-          transform: options.transform ?? defaultTransform(d.ledger, options.now ?? (() => new Date())),
+          transform: observedTransform(options.transform ?? defaultTransform(d.ledger, options.now ?? (() => new Date())), mailbox.id, options.onTransformFailure),
         });
       }
     } catch (err) {
@@ -213,6 +215,21 @@ export class Daemon {
     await Promise.race([inFlight, new Promise((r) => setTimeout(r, graceMs).unref())]);
     this.ledger.close();
   }
+}
+
+/** Reports conversions that failed (thrown) or quarantined part of a batch, then passes the outcome on. */
+function observedTransform(inner: TransformFn, mailbox: string, onFailure?: (mailbox: string, direction: 'in' | 'out') => void): TransformFn {
+  if (!onFailure) return inner;
+  return async (input, from, to, subject) => {
+    try {
+      const result = await inner(input, from, to, subject);
+      if (result.errors.length > 0) onFailure(mailbox, subject.direction);
+      return result;
+    } catch (err) {
+      onFailure(mailbox, subject.direction);
+      throw err;
+    }
+  };
 }
 
 /**

@@ -52,6 +52,22 @@ export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): 
   };
 }
 
+/**
+ * The MESH client reports each retry as a MESH_RETRY log event; counting them here keeps the
+ * client free of metrics. The endpoint label is the operation the message names first.
+ */
+export function retryCountingLogger(log: Logger, metrics: Metrics): Logger {
+  const wrap = (inner: Logger): Logger => ({
+    ...inner,
+    warn(event, message, fields) {
+      if (event === 'MESH_RETRY') metrics.retries.inc({ endpoint: /^[a-z]+/i.exec(message)?.[0]?.toLowerCase() ?? 'unknown' });
+      inner.warn(event, message, fields);
+    },
+    child: (fields) => wrap(inner.child(fields)),
+  });
+  return wrap(log);
+}
+
 export interface Observer {
   /** Refresh gauges from the ledger and re-check certificates; called after stages and on a timer. */
   refresh(): void;

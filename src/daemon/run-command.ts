@@ -10,7 +10,7 @@ import { EXIT, exitCodeFor } from '../cli/exit';
 import { Daemon } from './daemon';
 import { acquireInstanceLock } from './lock';
 import { startService } from './service';
-import { createMetrics, meteredPort, recordSuccessfulPoll, startObserver, version, type Observer } from './observe';
+import { createMetrics, meteredPort, recordSuccessfulPoll, retryCountingLogger, startObserver, version, type Observer } from './observe';
 
 interface GlobalOptions {
   config?: string;
@@ -68,8 +68,9 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     const observed: { observer?: Observer } = {};
     const daemon = await Daemon.open(config, {
       log,
+      onTransformFailure: (mailbox, direction) => metrics.transformFailures.inc({ mailbox, direction }),
       meshFor: (mailbox) => {
-        const port = meshPortFor(config, mailbox.id, log.child({ mailbox: mailbox.id }));
+        const port = meshPortFor(config, mailbox.id, retryCountingLogger(log.child({ mailbox: mailbox.id }), metrics));
         ports.set(mailbox.id, port);
         return meteredPort(port, metrics, mailbox.id);
       },

@@ -1,0 +1,42 @@
+import { expect } from 'chai';
+import { silentLogger } from '../../src/log';
+import { createMetrics } from '../../src/daemon/metrics';
+import { meteredPort, retryCountingLogger } from '../../src/daemon/observe';
+import { MeshRejectedError } from '../../src/mesh/errors';
+import type { MeshPort } from '../../src/transfer/context';
+
+describe('daemon observability wiring', () => {
+  it('counts MESH_RETRY log events as retries by operation, also through child loggers', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const log = retryCountingLogger(silentLogger, metrics).child({ mailbox: 'X26ABC1' });
+    log.warn('MESH_RETRY', 'send chunk 2 of 3 failed; retrying', {});
+    log.warn('MESH_RETRY', 'download 123 failed; retrying', {});
+    log.warn('SOMETHING_ELSE', 'not a retry', {});
+    const text = await metrics.registry.metrics();
+    expect(text).to.match(/meshd_mesh_retries_total\{endpoint="send"\} 1/);
+    expect(text).to.match(/meshd_mesh_retries_total\{endpoint="download"\} 1/);
+  });
+
+  it('counts MESH calls by endpoint and outcome, with bytes and chunks', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const port: MeshPort = {
+      handshake: async () => undefined,
+      listInbox: async () => ['a'],
+      download: async () => ({ bytes: 10, chunks: 2, meta: { messageId: 'a', messageType: 'DATA' } }),
+      acknowledge: async () => {
+        throw new MeshRejectedError('ack refused', { status: 404 });
+      },
+      send: async () => ({ messageId: 'm', chunks: 3, bytes: 300 }),
+      track: async () => ({ status: 'accepted' }),
+    };
+    const p = meteredPort(port, metrics, 'X26ABC1');
+    await p.download('a', '/dev/null');
+    await p.send('/dev/null', { to: 'X', workflowId: 'W' }, { onMessageId() {}, onChunk() {} });
+    await p.acknowledge('a').catch(() => undefined);
+    const text = await metrics.registry.metrics();
+    expect(text).to.match(/meshd_mesh_requests_total\{endpoint="download",status="ok"\} 1/);
+    expect(text).to.match(/meshd_mesh_requests_total\{endpoint="ack",status="MESH_REJECTED"\} 1/);
+    expect(text).to.match(/meshd_payload_bytes_total\{mailbox="X26ABC1",direction="sent"\} 300/);
+    expect(text).to.match(/meshd_chunks_total\{mailbox="X26ABC1",direction="received"\} 2/);
+  });
+});
