@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { certificateStatus } from '../certs';
+import { certificateStatus, type CertificateStatus } from '../certs';
 import { minIntervalMinutes } from '../config/cron';
 import { MeshdError } from '../errors';
 import type { Logger } from '../log';
 import type { MeshPort } from '../transfer/context';
 import { version } from '../cli/version';
 import type { Daemon } from './daemon';
-import { startHealthServer, type HealthServer, type Readiness } from './health';
+import { evaluateReadiness, startHealthServer, type HealthServer, type Readiness } from './health';
 import { createMetrics, recordCertificateExpiry, recordSuccessfulPoll, setMessageCounts, type Metrics } from './metrics';
 
 /**
@@ -71,6 +71,7 @@ export function retryCountingLogger(log: Logger, metrics: Metrics): Logger {
 export interface Observer {
   /** Refresh gauges from the ledger and re-check certificates; called after stages and on a timer. */
   refresh(): void;
+  pollSucceeded(mailbox: string, at: Date): void;
   checkCertificates(): void;
   close(): Promise<void>;
 }
@@ -78,22 +79,29 @@ export interface Observer {
 export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logger, now: () => Date = () => new Date()): Promise<Observer> {
   const { config, ledger } = daemon;
   const pollIntervalMs = (minIntervalMinutes(config.schedule.poll) ?? 5) * 60_000;
-  const certOk = new Map<string, boolean>();
+  let certificate: CertificateStatus | undefined;
+  // Last successful poll per mailbox: from the ledger at start, then as polls succeed.
+  const lastSuccess = new Map<string, Date>();
+  for (const m of config.mailboxes) {
+    const st = ledger.mailboxStatus(m.id);
+    if (st?.lastPollOk && st.lastPollAt) {
+      lastSuccess.set(m.id, new Date(st.lastPollAt));
+      metrics.lastSuccessfulPoll.set({ mailbox: m.id }, Math.floor(Date.parse(st.lastPollAt) / 1000));
+    }
+  }
   const warnedAging = new Set<number>();
 
   const checkCertificates = () => {
     if (!config.tls.cert) return;
     try {
       const status = certificateStatus(readFileSync(config.tls.cert), now());
-      for (const m of config.mailboxes) {
-        recordCertificateExpiry(metrics, m.id, status.notAfter, now());
-        certOk.set(m.id, !status.expired);
-      }
+      certificate = status;
+      for (const m of config.mailboxes) recordCertificateExpiry(metrics, m.id, status.notAfter, now());
       if (status.expired) log.error('CERT_EXPIRED', 'the client certificate has expired: MESH will refuse every request', { notAfter: status.notAfter.toISOString() });
       else if (status.expiresSoon) log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
     } catch (err) {
       log.error('CERT_UNREADABLE', `cannot read the client certificate: ${(err as Error).message}`);
-      for (const m of config.mailboxes) certOk.set(m.id, false);
+      certificate = { subject: '', notAfter: new Date(0), daysLeft: 0, expired: true, expiresSoon: true } as CertificateStatus;
     }
   };
 
@@ -106,8 +114,6 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       }
       const c = ledger.countsByState(m.id, 'out');
       metrics.queueDepth.set({ mailbox: m.id }, (c.queued ?? 0) + (c.uploading ?? 0) + (c.claiming ?? 0));
-      const status = ledger.mailboxStatus(m.id);
-      if (status?.lastPollOk && status.lastPollAt) metrics.lastSuccessfulPoll.set({ mailbox: m.id }, Math.floor(Date.parse(status.lastPollAt) / 1000));
       const oldest = ledger.oldest(m.id, 'in', ['receiving', 'delivered']);
       const age = oldest ? t.getTime() - Date.parse(oldest.createdAt) : 0;
       metrics.oldestUnacknowledgedAge.set({ mailbox: m.id }, Math.floor(age / 1000));
@@ -123,18 +129,13 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
     setMessageCounts(metrics, counts);
   };
 
-  const readiness = (): Readiness => {
-    const checks: Readiness['checks'] = { ledger: !daemon.stopping };
-    const t = now().getTime();
-    for (const m of config.mailboxes) {
-      const status = ledger.mailboxStatus(m.id);
-      const fresh = !!status?.lastPollOk && !!status.lastPollAt && t - Date.parse(status.lastPollAt) <= 2 * pollIntervalMs;
-      checks[`poll:${m.id}`] = fresh ? true : { ok: false, detail: status?.lastPollError ?? 'no successful poll within two poll intervals' };
-      checks[`certificate:${m.id}`] = certOk.get(m.id) ?? true;
-    }
-    const ok = Object.values(checks).every((c) => (typeof c === 'object' ? c.ok : c === true));
-    return { ok, checks };
-  };
+  const readiness = (): Readiness =>
+    evaluateReadiness({
+      now: now(),
+      ledgerOpen: !daemon.stopping,
+      pollIntervalMs,
+      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate })),
+    });
 
   checkCertificates();
   refresh();
@@ -147,6 +148,7 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
   }
   return {
     refresh,
+    pollSucceeded: (mailbox, at) => void lastSuccess.set(mailbox, at),
     checkCertificates,
     async close() {
       for (const t of timers) clearInterval(t);

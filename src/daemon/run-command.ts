@@ -75,7 +75,10 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
         return meteredPort(port, metrics, mailbox.id);
       },
       afterStage: (mailbox, stage, ok, ms) => {
-        if (stage === 'receive' && ok) recordSuccessfulPoll(metrics, mailbox, new Date(), ms);
+        if (stage === 'receive' && ok) {
+          recordSuccessfulPoll(metrics, mailbox, new Date(), ms);
+          observed.observer?.pollSucceeded(mailbox, new Date());
+        }
         observed.observer?.refresh();
       },
     });
