@@ -97,7 +97,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
       }
       await daemon.stop();
     }
-    line(`done in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: meshd --config ${configs[PAS]} ledger list`);
+    line(`done in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: node bin/meshd.js --config ${configs[PAS]} ledger list   (or meshd …, after npm link)`);
     if (opts.keep) {
       line(`simulator still running on ${sim.url}; Ctrl-C to stop`);
       await new Promise<void>((r) => {
