@@ -40,6 +40,38 @@ describe('meshd run (as a process)', function () {
     }
   });
 
+  it('on SIGTERM mid-upload, checkpoints after the chunk in flight, exits 0, and the next run resumes', async () => {
+    // 40 chunks of 64 KiB with 15 ms added per request: long enough to interrupt.
+    env.sim.setFaults('chunk:latency=15');
+    const big = Buffer.alloc(64 * 1024 * 40, 7);
+    dropFile(env.folder(SENDER, 'out'), 'resume.dat', big);
+    dropFile(env.folder(SENDER, 'out'), 'resume.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    const stop = new AbortController();
+    const running = runMeshd(['--config', env.configPath[SENDER], 'run'], { terminateOn: stop.signal });
+    const started = Date.now();
+    let row;
+    for (let i = 0; i < 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      row = env.sim.messages().find((m) => m.fileName === 'resume.dat');
+      if (row && row.chunksReceived >= 3) break;
+    }
+    stop.abort();
+    const r = await running;
+    expect(r.code, r.stderr).to.equal(0);
+    expect(Date.now() - started).to.be.below(30_000);
+    const d = await env.daemon(SENDER);
+    const partial = d.ledger.list({ direction: 'out' }).find((x) => x.fileName === 'resume.dat')!;
+    await d.stop();
+    expect(partial.state).to.equal('uploading');
+    expect(partial.chunksDone).to.be.within(1, 39);
+    env.sim.setFaults(undefined);
+    const again = await runMeshd(['--config', env.configPath[SENDER], 'run', '--once']);
+    expect(again.code, again.stderr).to.equal(0);
+    const msg = env.sim.messages().find((m) => m.fileName === 'resume.dat')!;
+    expect(msg).to.include({ id: partial.messageId, chunks: 40, chunksReceived: 40, status: 'accepted' });
+    expect(env.sim.messages().filter((m) => m.fileName === 'resume.dat')).to.have.length(1);
+  });
+
   it('stops cleanly on SIGTERM with exit 0', async () => {
     const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run'], { signalAfterMs: ['SIGTERM', 1500] });
     expect(r.code, r.stderr).to.equal(0);
