@@ -109,6 +109,14 @@ export async function checkConfig(explicitPath: string | undefined, opts: { conn
   report.environment = config.environment;
   report.mailboxes = config.mailboxes.map((m) => m.id);
   report.findings.push(...checkTlsFiles(config.tls, now));
+  // A mailbox with its own certificate: the same checks, reported under its own keys.
+  config.mailboxes.forEach((m, i) => {
+    if (!m.tls) return;
+    for (const f of checkTlsFiles({ ca: config.tls.ca, ...m.tls }, now)) {
+      if (f.key === 'tls.ca') continue; // already reported above
+      report.findings.push({ ...f, key: f.key.replace(/^tls\./, `mailboxes[${i}].tls.`) });
+    }
+  });
   const cnFinding = await certificateMailboxFinding(config);
   if (cnFinding) report.findings.push(cnFinding);
   report.findings.push(...(await secretFileFindings(path)));

@@ -194,7 +194,8 @@ export function register(program: Command): void {
     .description('per mailbox: last poll and handshake, counts by state, oldest waiting and unacknowledged messages')
     .action(async (_opts: unknown, cmd: Command) => {
       await withLedger(cmd, async ({ config, mailbox, ledger, print }) => {
-        const certificate = await certificateReport(config.tls.cert);
+        const chosen = config.mailboxes.find((m) => m.id === mailbox) ?? config.mailboxes[0];
+        const certificate = await certificateReport(chosen?.tls?.cert ?? config.tls.cert);
         const reports = config.mailboxes.filter((m) => !mailbox || m.id === mailbox).map((m) => mailboxReport(ledger, m.id));
         const text = reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r)));
         if (certificate) text.push('', certificateText(certificate));

@@ -32,6 +32,8 @@ export interface MailboxConfig {
   folder: string;
   controlFiles: boolean;
   routes: RouteConfig[];
+  /** This mailbox's own client certificate and key, when it does not use the top-level tls ones. */
+  tls?: { cert: string; key: string };
 }
 
 export interface TlsConfig {

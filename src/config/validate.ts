@@ -187,7 +187,7 @@ function route(ctx: Ctx, key: string, value: unknown): RouteConfig | undefined {
 
 function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefined {
   if (!isObject(value)) return ctx.problems.add(key, 'must be a mapping with id, password, folder');
-  const m = section(ctx, key, value, ['id', 'password', 'folder', 'controlFiles', 'routes']);
+  const m = section(ctx, key, value, ['id', 'password', 'folder', 'controlFiles', 'routes', 'tls']);
   const id = str(ctx, keyOf(key, 'id'), m.id, true);
   if (id !== undefined && !MAILBOX_ID.test(id)) ctx.problems.add(keyOf(key, 'id'), 'must be a mailbox id (letters, digits, - and _; no spaces)');
   const upper = (id ?? 'MAILBOX').toUpperCase();
@@ -202,7 +202,16 @@ function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefin
       if (parsed) routes.push(parsed);
     });
   }
-  return { id: upper, password: password ?? '', folder: folder ?? '', controlFiles, routes };
+  // A mailbox with its own client certificate (the CN names the mailbox): cert and key together.
+  let tls: MailboxConfig['tls'];
+  if (m.tls !== undefined && m.tls !== null) {
+    const tkey = keyOf(key, 'tls');
+    const t = section(ctx, tkey, m.tls, ['cert', 'key']);
+    const cert = path(ctx, keyOf(tkey, 'cert'), t.cert, { required: true, mustExist: true });
+    const k = path(ctx, keyOf(tkey, 'key'), credentialPath(ctx, keyOf(tkey, 'key'), t.key), { required: true, mustExist: true });
+    if (cert && k) tls = { cert, key: k };
+  }
+  return { id: upper, password: password ?? '', folder: folder ?? '', controlFiles, routes, ...(tls ? { tls } : {}) };
 }
 
 /** Validates `raw` (parsed YAML); returns the config and the problems found. */

@@ -79,7 +79,7 @@ export interface Observer {
 export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logger, now: () => Date = () => new Date()): Promise<Observer> {
   const { config, ledger } = daemon;
   const pollIntervalMs = (minIntervalMinutes(config.schedule.poll) ?? 5) * 60_000;
-  let certificate: CertificateStatus | undefined;
+  const certificates = new Map<string, CertificateStatus>();
   // Last successful poll per mailbox: from the ledger at start, then as polls succeed.
   const lastSuccess = new Map<string, Date>();
   for (const m of config.mailboxes) {
@@ -92,16 +92,19 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
   const warnedAging = new Set<number>();
 
   const checkCertificates = () => {
-    if (!config.tls.cert) return;
-    try {
-      const status = certificateStatus(readFileSync(config.tls.cert), now());
-      certificate = status;
-      for (const m of config.mailboxes) recordCertificateExpiry(metrics, m.id, status.notAfter, now());
-      if (status.expired) log.error('CERT_EXPIRED', 'the client certificate has expired: MESH will refuse every request', { notAfter: status.notAfter.toISOString() });
-      else if (status.expiresSoon) log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
-    } catch (err) {
-      log.error('CERT_UNREADABLE', `cannot read the client certificate: ${(err as Error).message}`);
-      certificate = { subject: '', notAfter: new Date(0), daysLeft: 0, expired: true, expiresSoon: true } as CertificateStatus;
+    for (const m of config.mailboxes) {
+      const path = m.tls?.cert ?? config.tls.cert;
+      if (!path) continue;
+      try {
+        const status = certificateStatus(readFileSync(path), now());
+        certificates.set(m.id, status);
+        recordCertificateExpiry(metrics, m.id, status.notAfter, now());
+        if (status.expired) log.error('CERT_EXPIRED', 'the client certificate has expired: MESH will refuse every request', { mailbox: m.id, notAfter: status.notAfter.toISOString() });
+        else if (status.expiresSoon) log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { mailbox: m.id, notAfter: status.notAfter.toISOString() });
+      } catch (err) {
+        log.error('CERT_UNREADABLE', `cannot read the client certificate: ${(err as Error).message}`, { mailbox: m.id });
+        certificates.set(m.id, { subject: '', notAfter: new Date(0), daysLeft: 0, expired: true, expiresSoon: true } as CertificateStatus);
+      }
     }
   };
 
@@ -134,7 +137,7 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       now: now(),
       ledgerOpen: !daemon.stopping,
       pollIntervalMs,
-      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate })),
+      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id) })),
     });
 
   checkCertificates();

@@ -20,18 +20,18 @@ interface GlobalOptions {
 
 /** Refuses to start with an expired client certificate; warns from 30 days out. */
 export function checkClientCertificate(config: MeshdConfig, log: Logger, now = new Date()): void {
-  if (!config.tls.cert) return;
-  const status = certificateStatus(readFileSync(config.tls.cert), now);
-  if (status.expired) {
-    throw new MeshdError(
-      'CERT_EXPIRED',
-      `the client certificate ${config.tls.cert} expired on ${status.notAfter.toISOString()}`,
-      'request a new certificate (meshd certs csr) and install it before starting meshd',
-      'auth',
-    );
-  }
-  if (status.expiresSoon) {
-    log.warn('CERT_EXPIRES_SOON', `the client certificate expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
+  const paths = new Set(config.mailboxes.map((m) => m.tls?.cert ?? config.tls.cert).filter((p): p is string => !!p));
+  for (const path of paths) {
+    const status = certificateStatus(readFileSync(path), now);
+    if (status.expired) {
+      throw new MeshdError(
+        'CERT_EXPIRED',
+        `the client certificate ${path} expired on ${status.notAfter.toISOString()}`,
+        'request a new certificate (meshd certs csr) and install it before starting meshd',
+        'auth',
+      );
+    }
+    if (status.expiresSoon) log.warn('CERT_EXPIRES_SOON', `the client certificate ${path} expires in ${status.daysLeft} days`, { notAfter: status.notAfter.toISOString() });
   }
 }
 

@@ -36,7 +36,11 @@ export function meshClientFor(config: MeshdConfig, mailboxId?: string, opts: Mes
     mailboxId: mailbox.id,
     password: mailbox.password,
     sharedKey: config.sharedKey,
-    tls: { ca: read('tls.ca', config.tls.ca), cert: read('tls.cert', config.tls.cert), key: read('tls.key', config.tls.key) },
+    tls: {
+      ca: read('tls.ca', config.tls.ca),
+      cert: read('tls.cert', mailbox.tls?.cert ?? config.tls.cert),
+      key: read('tls.key', mailbox.tls?.key ?? config.tls.key),
+    },
     proxy: config.proxy,
     timeoutMs: config.transfer.timeoutSeconds * 1000,
     retry: config.retry,

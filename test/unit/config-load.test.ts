@@ -158,6 +158,16 @@ mailboxes:
       expect(c.mailboxes[0].password).to.equal('CredPassword');
     });
 
+    it('lets a mailbox have its own client certificate and key (both, existing)', async () => {
+      const own = '    tls: { cert: ./certs/client.crt, key: ./certs/client.key }\n';
+      const c = await load(minimal(own));
+      expect(c.mailboxes[0].tls).to.deep.equal({ cert: join(dir, 'certs', 'client.crt'), key: join(dir, 'certs', 'client.key') });
+      const list = await problems(minimal('    tls: { cert: ./certs/missing.crt, ca: ./certs/ca.pem }\n'));
+      expect(list.some((l) => l.startsWith('mailboxes[0].tls.cert: file '))).to.equal(true);
+      expect(list).to.include('mailboxes[0].tls.ca: unknown key (expected one of cert, key)');
+      expect(list.some((l) => l.startsWith('mailboxes[0].tls.key:'))).to.equal(true);
+    });
+
     it('takes the private key from a systemd credential (tls.key: { credential })', async () => {
       mkdirSync(join(dir, 'creds'));
       writeFileSync(join(dir, 'creds', 'client-key'), 'PEM');

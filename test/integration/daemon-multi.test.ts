@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { loadConfig } from '../../src/config';
+import { Daemon } from '../../src/daemon/daemon';
+import { silentLogger } from '../../src/log';
+import { meshPortFor } from '../../src/transfer/mesh-port';
+import { controlFile, dropFile, RECEIVER, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
+
+describe('several mailboxes in one process', function () {
+  this.timeout(60_000);
+  let env: DaemonEnv;
+  before(async () => {
+    env = await startDaemonEnv();
+  });
+  after(async () => env?.close());
+
+  it('serves two mailboxes, each with its own client certificate, from one config and one ledger', async () => {
+    const a = parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    const b = parse(readFileSync(env.configPath[RECEIVER], 'utf8'));
+    a.mailboxes.push({ ...b.mailboxes[0], tls: { cert: b.tls.cert, key: b.tls.key } });
+    const path = join(env.dir, 'both.yaml');
+    writeFileSync(path, stringify(a));
+    const config = await loadConfig(path);
+    expect(config.mailboxes.map((m) => m.id)).to.deep.equal([SENDER, RECEIVER]);
+    expect(config.mailboxes[1].tls).to.deep.equal({ cert: b.tls.cert, key: b.tls.key });
+
+    dropFile(env.folder(SENDER, 'out'), 'both.dat', 'one process, two mailboxes');
+    dropFile(env.folder(SENDER, 'out'), 'both.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    const daemon = await Daemon.open(config, { log: silentLogger, meshFor: (m) => meshPortFor(config, m.id, silentLogger) });
+    const reports = await daemon.runOnce();
+    const rows = daemon.ledger.list({});
+    await daemon.stop();
+    expect(reports.map((r) => [r.mailbox, r.sent, r.delivered, r.errors.length])).to.deep.equal([
+      [SENDER, 1, 0, 0],
+      [RECEIVER, 0, 1, 0],
+    ]);
+    expect(rows.map((r) => `${r.mailbox}:${r.direction}:${r.state}`).sort()).to.deep.equal([`${SENDER}:out:sent`, `${RECEIVER}:in:acknowledged`]);
+    const inDir = env.folder(RECEIVER, 'in');
+    const dat = readdirSync(inDir).find((n) => n.endsWith('.dat'))!;
+    expect(readFileSync(join(inDir, dat), 'utf8')).to.equal('one process, two mailboxes');
+  });
+});
