@@ -29,7 +29,8 @@ async function openCli(cmd: Command): Promise<LedgerCli> {
   const g = cmd.optsWithGlobals() as { config?: string; mailbox?: string; json?: boolean };
   const { findConfigPath, loadConfig } = await import('../config');
   const { openLedger, ledgerPath } = await import('../ledger');
-  const config = await loadConfig(findConfigPath(g.config));
+  // These commands read the ledger only: secrets (often systemd credentials) need not be reachable.
+  const config = await loadConfig(findConfigPath(g.config), process.env, { skipSecrets: true });
   let mailbox: string | undefined;
   if (g.mailbox) {
     mailbox = g.mailbox.toUpperCase();

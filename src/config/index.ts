@@ -26,7 +26,7 @@ export class ConfigInvalidError extends ConfigError {
 }
 
 /** Reads, validates and resolves a config file. Throws ConfigError listing every problem. */
-export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<MeshdConfig> {
+export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env, opts: { skipSecrets?: boolean } = {}): Promise<MeshdConfig> {
   const configPath = resolve(path);
   let text: string;
   try {
@@ -45,7 +45,7 @@ export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.
     const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
     throw new ConfigError(configPath, `not valid YAML${where}: ${firstLine((err as Error).message)}`, 'fix the YAML syntax');
   }
-  const { config, problems } = validateConfig(raw, { configPath, configDir: dirname(configPath), env });
+  const { config, problems } = validateConfig(raw, { configPath, configDir: dirname(configPath), env, skipSecrets: opts.skipSecrets });
   if (problems.list.length > 0) throw new ConfigInvalidError(configPath, problems.list);
   return config;
 }

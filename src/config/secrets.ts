@@ -12,8 +12,10 @@ export function resolveSecret(
   problems: Problems,
   key: string,
   value: unknown,
-  ctx: { configDir: string; environment: Environment; env: NodeJS.ProcessEnv },
+  ctx: { configDir: string; environment: Environment; env: NodeJS.ProcessEnv; skipSecrets?: boolean },
 ): string | undefined {
+  // Read-only commands (status, ledger) never use secrets: don't require them to be reachable.
+  if (ctx.skipSecrets) return '';
   if (value === undefined || value === null) return problems.add(key, 'is required (a secret: { env: NAME }, { file: PATH } or { credential: NAME })');
   if (typeof value === 'string') {
     if (ctx.environment !== 'local') {

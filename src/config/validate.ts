@@ -17,6 +17,8 @@ interface Ctx {
   configDir: string;
   environment: Environment;
   env: NodeJS.ProcessEnv;
+  /** Leave secrets (and the private key) unresolved: for commands that never contact MESH. */
+  skipSecrets?: boolean;
 }
 
 const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'retry', 'schedule', 'ledger', 'health', 'log', 'mailboxes'];
@@ -98,6 +100,7 @@ function path(ctx: Ctx, key: string, value: unknown, opts: { required: boolean; 
  * LoadCredential=client-key:…): it then names the file systemd placed in $CREDENTIALS_DIRECTORY.
  */
 function credentialPath(ctx: Ctx, key: string, value: unknown): unknown {
+  if (ctx.skipSecrets) return undefined;
   if (!value || typeof value !== 'object') return value;
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length !== 1 || entries[0][0] !== 'credential' || typeof entries[0][1] !== 'string') {
@@ -208,8 +211,8 @@ function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefin
     const tkey = keyOf(key, 'tls');
     const t = section(ctx, tkey, m.tls, ['cert', 'key']);
     const cert = path(ctx, keyOf(tkey, 'cert'), t.cert, { required: true, mustExist: true });
-    const k = path(ctx, keyOf(tkey, 'key'), credentialPath(ctx, keyOf(tkey, 'key'), t.key), { required: true, mustExist: true });
-    if (cert && k) tls = { cert, key: k };
+    const k = path(ctx, keyOf(tkey, 'key'), credentialPath(ctx, keyOf(tkey, 'key'), t.key), { required: !ctx.skipSecrets, mustExist: true });
+    if (cert) tls = { cert, key: k ?? '' };
   }
   return { id: upper, password: password ?? '', folder: folder ?? '', controlFiles, routes, ...(tls ? { tls } : {}) };
 }
@@ -217,10 +220,10 @@ function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefin
 /** Validates `raw` (parsed YAML); returns the config and the problems found. */
 export function validateConfig(
   raw: unknown,
-  where: { configPath: string; configDir: string; env?: NodeJS.ProcessEnv },
+  where: { configPath: string; configDir: string; env?: NodeJS.ProcessEnv; skipSecrets?: boolean },
 ): { config: MeshdConfig; problems: Problems } {
   const problems = new Problems();
-  const ctx: Ctx = { problems, configDir: where.configDir, environment: 'local', env: where.env ?? process.env };
+  const ctx: Ctx = { problems, configDir: where.configDir, environment: 'local', env: where.env ?? process.env, skipSecrets: where.skipSecrets };
   if (!isObject(raw)) problems.add('', 'the file must contain a YAML mapping (environment:, sharedKey:, mailboxes: ...)');
   const top = isObject(raw) ? section(ctx, '', raw, TOP_KEYS) : {};
 
@@ -238,7 +241,7 @@ export function validateConfig(
   const tls = {
     ca: path(ctx, 'tls.ca', t.ca, { required: needTls && top.tls != null, mustExist: true }),
     cert: path(ctx, 'tls.cert', t.cert, { required: needTls && top.tls != null, mustExist: true }),
-    key: path(ctx, 'tls.key', credentialPath(ctx, 'tls.key', t.key), { required: needTls && top.tls != null, mustExist: true }),
+    key: path(ctx, 'tls.key', credentialPath(ctx, 'tls.key', t.key), { required: needTls && top.tls != null && !ctx.skipSecrets, mustExist: true }),
   };
 
   let proxy: string | undefined;

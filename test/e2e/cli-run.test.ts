@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { createServer, type AddressInfo } from 'node:net';
 import { acquireInstanceLock } from '../../src/daemon/lock';
 import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
@@ -99,6 +101,25 @@ describe('meshd send and receive by hand are recorded in the ledger', function (
     const inb = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'ledger', 'show', messageId]);
     expect(JSON.parse(inb.stdout).message).to.deep.include({ state: 'acknowledged', direction: 'in' });
     expect(existsSync(file), 'a manual send leaves the file where it was').to.equal(true);
+  });
+
+  it('status and ledger commands work without the secrets (systemd credentials are not in a shell)', async () => {
+    const doc = parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    doc.environment = 'int';
+    doc.url = undefined;
+    doc.sharedKey = { credential: 'mesh-shared-key' };
+    doc.mailboxes[0].password = { env: 'MESHD_TEST_UNSET_PASSWORD' };
+    doc.tls.key = { credential: 'client-key' };
+    const path = join(env.dir, 'creds.yaml');
+    writeFileSync(path, stringify(doc));
+    const status = await runMeshd(['--config', path, '--json', 'status']);
+    expect(status.code, status.stderr).to.equal(0);
+    expect(JSON.parse(status.stdout).mailboxes[0].mailbox).to.equal(SENDER);
+    const list = await runMeshd(['--config', path, '--json', 'ledger', 'list']);
+    expect(list.code, list.stderr).to.equal(0);
+    const handshake = await runMeshd(['--config', path, 'handshake']);
+    expect(handshake.code).to.equal(3); // a command that talks to MESH still needs them, and says so
+    expect(handshake.stderr).to.match(/CREDENTIALS_DIRECTORY|MESHD_TEST_UNSET_PASSWORD/);
   });
 
   it('meshd status shows the client certificate expiry beside the mailbox', async () => {
