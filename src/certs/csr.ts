@@ -1,7 +1,7 @@
-import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
+import { prepareNewFiles, writeNew } from './files';
 import { CertError } from './errors';
 import { isValidMailboxId, isValidOdsCode, meshCommonName } from './names';
 
@@ -28,16 +28,6 @@ export const CSR_NEXT_STEPS = [
 ];
 
 /** Writes a file that must not exist yet, with the given mode (umask cannot widen it). */
-function writeNew(path: string, content: string, mode: number): void {
-  const fd = openSync(path, 'wx', mode);
-  try {
-    fchmodSync(fd, mode);
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * A fresh RSA 2048 key and a CSR whose subject is only the MESH CN (NHS guidance: other
  * fields blank, no email). Node generates the key (forge's pure-JS RSA is slow);
@@ -54,12 +44,7 @@ export function createCsr(req: CsrRequest): CsrResult {
   const base = req.mailbox.toUpperCase();
   const keyPath = join(outDir, `${base}.key`);
   const csrPath = join(outDir, `${base}.csr`);
-  for (const path of [keyPath, csrPath]) {
-    if (existsSync(path)) {
-      throw new CertError('CERT_KEY_EXISTS', `${path} already exists; meshd never overwrites a key or CSR`, 'move the old files away first, or choose another folder with --out', 'usage');
-    }
-  }
-  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  prepareNewFiles(outDir, [keyPath, csrPath], 'a key or CSR');
 
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const commonName = meshCommonName(req.mailbox, req.ods);

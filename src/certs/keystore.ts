@@ -1,7 +1,7 @@
-import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { basename, extname, join, resolve } from 'node:path';
 import forge from 'node-forge';
+import { prepareNewFiles, writeNew } from './files';
 import { CertError, readUserFile } from './errors';
 import { parseMeshCommonName } from './names';
 
@@ -106,16 +106,6 @@ export interface ImportResult {
   chainLength: number;
 }
 
-function writeNew(path: string, content: string, mode: number): void {
-  const fd = openSync(path, 'wx', mode);
-  try {
-    fchmodSync(fd, mode);
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * PKCS#12 → `<name>.crt` (leaf + chain, PEM) and `<name>.key` (PKCS#8, 0600). The name is
  * the mailbox ID from the CN when it follows the MESH convention, else the file's base name.
@@ -135,12 +125,7 @@ export function importPkcs12(p12Path: string, outDir: string, password = ''): Im
   const dir = resolve(outDir);
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
-  for (const path of [certPath, keyPath]) {
-    if (existsSync(path)) {
-      throw new CertError('CERT_KEY_EXISTS', `${path} already exists; meshd never overwrites a certificate or key`, 'move the old files away first, or choose another folder with --out', 'usage');
-    }
-  }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  prepareNewFiles(dir, [certPath, keyPath], 'a certificate or key');
   writeNew(keyPath, store.keyPem, 0o600);
   writeNew(certPath, store.certificatesPem.join(''), 0o644);
   return { certPath, keyPath, commonName, chainLength: store.certificatesPem.length - 1 };
