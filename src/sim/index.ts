@@ -66,16 +66,7 @@ export interface Simulator {
   client(mailbox: string): SimClient;
   readonly sharedKey: string;
   reset(): Promise<void>;
-  injectReport(r: {
-    mailbox: string;
-    code: string;
-    description: string;
-    linkedMessageId?: string;
-    workflowId?: string;
-    subject?: string;
-    localId?: string;
-    event?: string;
-  }): Promise<string>;
+  injectReport(r: ReportRequest): Promise<string>;
   advanceClock(ms: number): Promise<void>;
   setFaults(spec: string | undefined, seed?: number): void;
   messages(): SimMessage[];

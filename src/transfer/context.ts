@@ -1,6 +1,7 @@
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import type { LedgerStore } from '../ledger';
 import type { Logger } from '../log';
+import type { SendOptions } from '../mesh';
 import type { MailboxFolders } from './folders';
 
 /** Metadata of a received message, from its mex-* headers. */
@@ -26,18 +27,9 @@ export interface InboundMeta {
   linkedMessageId?: string;
 }
 
-export interface SendHeaders {
-  to: string;
-  workflowId: string;
-  subject?: string;
-  localId?: string;
-  fileName?: string;
-  contentType?: string;
-  checksum?: string;
-  /** Must stay the same across a resume, so it is stored on the ledger row. */
-  chunkSize?: number;
-  compress?: boolean;
-}
+/** What the pipelines pass to a send: the client's own options, less its hooks (chunkSize and
+ * compress must stay the same across a resume, so they come from the ledger row). */
+export type SendHeaders = Pick<SendOptions, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName' | 'contentType' | 'checksum' | 'chunkSize' | 'compress'>;
 
 export interface SendProgress {
   /** Called the moment MESH returns the message id (before chunk 2). */
