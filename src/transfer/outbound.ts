@@ -64,7 +64,7 @@ export async function sha256File(path: string): Promise<string> {
 // ---------------------------------------------------------------------------------------
 // Recovery
 
-/** Finishes or parks whatever a crash left half-done. Idempotent; runs before every cycle. */
+/** Finishes or parks whatever a crash left half-done. Idempotent; runs on the first cycle of each process. */
 export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   const { ledger, mailbox } = ctx;
   for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'claiming' })]) {
