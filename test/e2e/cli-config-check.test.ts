@@ -93,6 +93,16 @@ describe('meshd config check (CLI as a process)', function () {
     expect(r.stdout).to.match(/WARNING tls\.cert: certificate is for mailbox X26ABC9 \(ODS X26\), which is not a mailbox in this config \(X26ABC1\)/);
   });
 
+  it("checks a mailbox's own certificate and reports it under that mailbox's key", async () => {
+    const path = writeConfig(dir, '    tls: { cert: ./certs/own.crt, key: ./certs/own.key }');
+    const own = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', new Date(Date.now() - 400 * DAY), new Date(Date.now() - DAY));
+    writeFileSync(join(dir, 'certs', 'own.crt'), own.certPem);
+    writeFileSync(join(dir, 'certs', 'own.key'), own.keyPem, { mode: 0o600 });
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code, r.stdout).to.equal(3);
+    expect(r.stdout).to.match(/ERROR\s+mailboxes\[0\]\.tls\.cert: client certificate .* expired/);
+  });
+
   it('names an unknown key and exits 3', async () => {
     const r = await meshd(['--config', writeConfig(dir, 'pollEvery: 5'), 'config', 'check']);
     expect(r.code).to.equal(3);
