@@ -44,10 +44,15 @@ class RecordWriter {
   readonly notes: TransformIssue[] = [];
   private readonly cleared: string[] = [];
 
+  /** The record's content hashed once; each role's id hashes this with the role name. */
+  private readonly seed: Buffer;
+
   constructor(
-    private readonly seed: string,
+    content: string,
     private readonly index: number,
-  ) {}
+  ) {
+    this.seed = createHash('sha1').update(content).digest();
+  }
 
   uuid(role: string): string {
     const h = createHash('sha1').update(this.seed).update('\0').update(role).digest('hex');
@@ -419,7 +424,7 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
   });
   let doc: Json;
   if (messageMode) {
-    doc = written.length === 1 ? written[0].bundle : collection(written.map((w) => ({ fullUrl: `urn:uuid:${w.bundle.id}`, resource: w.bundle })), records);
+    doc = written.length === 1 ? written[0].bundle : collection(written.map((w) => ({ fullUrl: `urn:uuid:${w.bundle.id}`, resource: w.bundle })));
   } else if (written.length === 1 && written[0].record.kind === 'registration') {
     doc = written[0].bundle.entry[0].resource;
   } else {
@@ -429,7 +434,7 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
       seen.add(e.fullUrl);
       entries.push(e);
     }
-    doc = collection(entries, records);
+    doc = collection(entries);
   }
   const output = Buffer.from(opts.pretty ? JSON.stringify(doc, null, 2) + '\n' : JSON.stringify(doc), 'utf8');
   return { output, errors, notes, appointments };
@@ -456,8 +461,11 @@ function referenceOnly(entity: object): string | undefined {
   return ids[0].value;
 }
 
-function collection(entry: Json[], records: CanonicalRecord[]): Json {
-  const id = createHash('sha1').update(JSON.stringify(records)).digest('hex');
+/** A collection Bundle whose id derives from its entries' content-derived fullUrls (reproducible). */
+function collection(entry: Json[]): Json {
+  const hash = createHash('sha1');
+  for (const e of entry) hash.update(String(e.fullUrl)).update('\0');
+  const id = hash.digest('hex');
   const uuid = `${id.slice(0, 8)}-${id.slice(8, 12)}-5${id.slice(13, 16)}-${((parseInt(id[16], 16) & 0x3) | 0x8).toString(16)}${id.slice(17, 20)}-${id.slice(20, 32)}`;
   return { resourceType: 'Bundle', id: uuid, type: 'collection', entry };
 }
