@@ -50,11 +50,19 @@ function singleMessages(samples: Buffer[]): Buffer[] {
   );
 }
 
-function timed(fn: () => number): { ms: number; messages: number; msgPerSec: number } {
-  const t0 = process.hrtime.bigint();
-  const messages = fn();
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { ms: Math.round(ms), messages, msgPerSec: Math.round((messages / ms) * 1000) };
+/**
+ * Runs `fn` twice and reports the second pass: a long-running daemon converts at the JIT-warm
+ * rate. The first pass (the compiled validators' code still being optimised) is reported beside it.
+ */
+function timed(fn: () => number): { ms: number; messages: number; msgPerSec: number; firstPassMsgPerSec: number } {
+  const once = () => {
+    const t0 = process.hrtime.bigint();
+    const messages = fn();
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, messages };
+  };
+  const first = once();
+  const { ms, messages } = once();
+  return { ms: Math.round(ms), messages, msgPerSec: Math.round((messages / ms) * 1000), firstPassMsgPerSec: Math.round((first.messages / first.ms) * 1000) };
 }
 
 export async function runTransformBench(): Promise<object> {
@@ -71,11 +79,9 @@ export async function runTransformBench(): Promise<object> {
   const fhir: Buffer[] = hl7.map((m) => fhirOf.get(m)!);
   const fhirBatch = convert(batch, { from: 'hl7v2', to: 'fhir-r4', now }).output;
 
-  // Warm-up: JIT, lazily loaded definitions, offset caches.
-  for (let i = 0; i < Math.min(500, count); i++) {
-    convert(hl7[i], { from: 'hl7v2', to: 'fhir-r4', now });
-    convert(fhir[i], { from: 'fhir-r4', to: 'hl7v2', now });
-  }
+  // Load and compile the lazily built parts (FHIR schema, time-zone tables) before timing.
+  convert(hl7[0], { from: 'hl7v2', to: 'fhir-r4', now });
+  convert(fhir[0], { from: 'fhir-r4', to: 'hl7v2', now });
 
   const perMessage = {
     hl7v2ToFhirR4: timed(() => {
@@ -87,7 +93,7 @@ export async function runTransformBench(): Promise<object> {
       return fhir.length;
     }),
     // The same with the FHIR reader's own checks only (validate=light): shows what the full
-    // structural validation (@medplum/core validateResource, on by default) costs.
+    // structural validation (schema.ts, on by default) costs.
     fhirR4ToHl7v2LightValidation: timed(() => {
       for (const m of fhir) convert(m, { from: 'fhir-r4', to: 'hl7v2', now, options: { validate: 'light' } });
       return fhir.length;
