@@ -83,6 +83,15 @@ describe('fhir-r4 format', function () {
       }
     });
 
+    it('keeps fullUrls unique when a batch holds the same message twice (bdl-7), reproducibly', () => {
+      const twice = [canonical()[0], canonical()[0]];
+      const doc = json(write(twice).output);
+      expect(structuralIssues(doc)).to.deep.equal([]);
+      expect(new Set(doc.entry.map((e: any) => e.fullUrl)).size).to.equal(2);
+      expect(doc.entry.map((e: any) => `urn:uuid:${e.resource.id}`)).to.deep.equal(doc.entry.map((e: any) => e.fullUrl));
+      expect(json(write(twice).output)).to.deep.equal(doc);
+    });
+
     it('writes a message Bundle: MessageHeader first with the event code, focus on the Appointment', () => {
       const doc = json(write([canonical()[0]]).output);
       expect(doc.resourceType).to.equal('Bundle');

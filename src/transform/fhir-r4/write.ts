@@ -55,10 +55,7 @@ class RecordWriter {
   }
 
   uuid(role: string): string {
-    const h = createHash('sha1').update(this.seed).update('\0').update(role).digest('hex');
-    // RFC 4122 layout, version 5 (name-based, SHA-1), variant 10xx.
-    const v = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${v}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+    return nameUuid(this.seed, role);
   }
 
   add(role: string, resource: Json): string {
@@ -424,6 +421,14 @@ export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): Wri
   });
   let doc: Json;
   if (messageMode) {
+    // The same message twice in one batch gives the same Bundle id: the repeat gets its own,
+    // so the collection's fullUrls stay unique (bdl-7).
+    const seen = new Map<string, number>();
+    for (const { bundle } of written) {
+      const n = seen.get(bundle.id) ?? 0;
+      seen.set(bundle.id, n + 1);
+      if (n > 0) bundle.id = nameUuid(bundle.id, `repeat ${n}`);
+    }
     doc = written.length === 1 ? written[0].bundle : collection(written.map((w) => ({ fullUrl: `urn:uuid:${w.bundle.id}`, resource: w.bundle })));
   } else if (written.length === 1 && written[0].record.kind === 'registration') {
     doc = written[0].bundle.entry[0].resource;
@@ -463,9 +468,14 @@ function referenceOnly(entity: object): string | undefined {
 
 /** A collection Bundle whose id derives from its entries' content-derived fullUrls (reproducible). */
 function collection(entry: Json[]): Json {
+  return { resourceType: 'Bundle', id: nameUuid(...entry.map((e) => String(e.fullUrl))), type: 'collection', entry };
+}
+
+/** A name-based UUID from the parts: RFC 4122 layout, version 5 (SHA-1), variant 10xx. */
+function nameUuid(...parts: Array<string | Buffer>): string {
   const hash = createHash('sha1');
-  for (const e of entry) hash.update(String(e.fullUrl)).update('\0');
-  const id = hash.digest('hex');
-  const uuid = `${id.slice(0, 8)}-${id.slice(8, 12)}-5${id.slice(13, 16)}-${((parseInt(id[16], 16) & 0x3) | 0x8).toString(16)}${id.slice(17, 20)}-${id.slice(20, 32)}`;
-  return { resourceType: 'Bundle', id: uuid, type: 'collection', entry };
+  for (const p of parts) hash.update(p).update('\0');
+  const h = hash.digest('hex');
+  const v = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${v}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
