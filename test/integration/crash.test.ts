@@ -36,15 +36,24 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
 
     // Kill phase: alternate sender and receiver runs, each killed at a seeded point —
     // half at an exact ledger write (claims, chunk records, deliveries, acks), half by a timer.
+    // A run that finishes before its kill point had less work left than the range assumed: the
+    // next range is halved (and doubled back after a kill), so kills keep landing while there is
+    // work however fast the machine drains the queue.
     let kills = 0;
-    for (let run = 0; kills < MIN_KILLS && run < 80; run++) {
-      const mailbox = run % 3 === 2 ? RECEIVER : SENDER;
-      const byHook = run % 2 === 0;
+    let runs = 0;
+    let hookMax = 120;
+    let timerMax = 700;
+    for (; kills < MIN_KILLS && runs < 150; runs++) {
+      const mailbox = runs % 3 === 2 ? RECEIVER : SENDER;
+      const byHook = runs % 2 === 0;
       const result = await runMeshd(['--config', env.configPath[mailbox], 'run', '--once'], {
-        env: byHook ? { MESHD_TEST_CRASH_AFTER_WRITES: String(1 + Math.floor(random() * 120)) } : {},
-        killAfterMs: byHook ? undefined : 150 + Math.floor(random() * 700),
+        env: byHook ? { MESHD_TEST_CRASH_AFTER_WRITES: String(1 + Math.floor(random() * hookMax)) } : {},
+        killAfterMs: byHook ? undefined : 150 + Math.floor(random() * timerMax),
       });
-      if (result.signal === 'SIGKILL') kills++;
+      const killed = result.signal === 'SIGKILL';
+      if (killed) kills++;
+      if (byHook) hookMax = killed ? Math.min(120, hookMax * 2) : Math.max(8, Math.floor(hookMax / 2));
+      else timerMax = killed ? Math.min(700, timerMax * 2) : Math.max(50, Math.floor(timerMax / 2));
     }
     expect(kills).to.be.at.least(MIN_KILLS);
 
@@ -101,7 +110,7 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       // Each parked send checked against the simulator: did MESH get it before the kill?
       const byName = new Map([...expected].map(([h, n]) => [n, h]));
       const reachedMesh = review.filter((r) => (seen.get(byName.get(r.fileName!)!) ?? 0) > 0).length;
-      console.log(`      ${kills} kills; ${review.length} send(s) parked in needs_review (${reachedMesh} of them had reached MESH); ${[...seen.values()].filter((c) => c > 1).length} duplicate(s)`);
+      console.log(`      ${kills} kills in ${runs} runs; ${review.length} send(s) parked in needs_review (${reachedMesh} of them had reached MESH); ${[...seen.values()].filter((c) => c > 1).length} duplicate(s)`);
     } finally {
       senderLedger.close();
       receiverLedger.close();
