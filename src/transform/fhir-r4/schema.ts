@@ -159,12 +159,11 @@ function addStructureKeywords(definitions: Record<string, Json>, structures: Jso
 
 /** fhirInvariants: each implemented invariant on the definition its element path lands on. */
 function addInvariants(definitions: Record<string, Json>, structures: Json[]): void {
-  const byKey = new Map(INVARIANTS.map((i) => [i.key, i]));
   for (const sd of structures) {
     if (sd.kind === 'primitive-type') continue;
     for (const el of sd.snapshot?.element ?? []) {
       for (const c of el.constraint ?? []) {
-        const inv = byKey.get(c.key);
+        const inv = INVARIANT_BY_KEY.get(c.key);
         if (!inv || c.severity !== 'error') continue;
         // An invariant stated on a child element (org-2 on Organization.address) is checked from its parent.
         const def = definitionOf(definitions, inv.onParent ? el.path.slice(0, el.path.lastIndexOf('.')) : el.path);
@@ -208,14 +207,13 @@ function choiceCheck(names: Record<string, string>, data: Json): boolean {
   return errors === undefined;
 }
 
-const invariantsByKey = new Map<string, Invariant>();
+const INVARIANT_BY_KEY: ReadonlyMap<string, Invariant> = new Map(INVARIANTS.map((i) => [i.key, i]));
 
 function invariantCheck(keys: string[], data: Json, _schema: unknown, cxt?: { instancePath: string; rootData: unknown }): boolean {
-  if (invariantsByKey.size === 0) for (const i of INVARIANTS) invariantsByKey.set(i.key, i);
   const errors: ErrorObject[] = [];
   const ctx = invariantContext(cxt?.rootData, cxt?.instancePath ?? '');
   for (const key of keys) {
-    const inv = invariantsByKey.get(key)!;
+    const inv = INVARIANT_BY_KEY.get(key)!;
     if (!inv.holds(data, ctx)) errors.push(issue('fhirInvariants', `breaks invariant ${key}: ${inv.text}`));
   }
   (invariantCheck as Json).errors = errors;

