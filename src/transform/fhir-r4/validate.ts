@@ -5,7 +5,7 @@
  * UK Core identifier slices, and STU3 detection (§9.9). Issue texts name paths and rules, never values.
  */
 import { isValidNhsNumber } from '../nhs-number';
-import { schemaIssues, type SchemaIssue } from './schema';
+import type { SchemaIssue } from './schema';
 import { APPOINTMENT_STATUS, GENDER, PARTICIPANT_STATUS, STU3_PROFILE_PATTERNS, SYSTEM, SYSTEM_ALIASES } from './uk-core';
 
 /** A path in FHIRPath style ("Bundle.entry[2].resource.start") and what is wrong there. */
@@ -13,13 +13,8 @@ export type FhirIssue = SchemaIssue;
 
 type Json = Record<string, any>;
 
-/**
- * Structural issues (errors only) for one resource or Bundle. `basePath` replaces the resource
- * type at the start of each reported path (e.g. "Bundle.entry[3].resource").
- */
-export function structuralIssues(resource: Json, basePath?: string): FhirIssue[] {
-  return schemaIssues(resource, basePath);
-}
+/** Structural issues (errors only) for one resource or Bundle: schema.ts. */
+export { schemaIssues as structuralIssues } from './schema';
 
 /**
  * Evidence that a payload is FHIR STU3 rather than R4 (GP Connect, Care Connect): a profile or
