@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { format } from '../../src/transform/fhir-r4';
 import { codeIssues, findStu3, structuralIssues } from '../../src/transform/fhir-r4/validate';
 import type { AppointmentEvent, CanonicalRecord, PatientRegistration } from '../../src/transform/model';
+import { holderOf, jsonPaths } from './support/json-paths';
 
 const FIXTURES = join(__dirname, '..', '..', '..', 'fixtures', 'fhir');
 const fixture = (name: string): Buffer => readFileSync(join(FIXTURES, name));
@@ -395,20 +396,12 @@ describe('fhir-r4 format', function () {
 
     it('never throws on damaged input: any element replaced by any JSON value (property, fixed seed)', () => {
       const base = JSON.parse(fixture('bars-style-booking.json').toString('utf8'));
-      const paths: string[][] = [];
-      const walk = (o: unknown, p: string[]) => {
-        if (o && typeof o === 'object') for (const k of Object.keys(o)) {
-          paths.push([...p, k]);
-          walk((o as any)[k], [...p, k]);
-        }
-      };
-      walk(base, []);
+      const paths = jsonPaths(base);
       fc.assert(
         fc.property(fc.integer({ min: 0, max: paths.length - 1 }), fc.jsonValue(), fc.boolean(), (i, value, light) => {
           const doc = structuredClone(base);
-          let o = doc;
-          for (const k of paths[i].slice(0, -1)) o = o[k];
-          o[paths[i][paths[i].length - 1]] = value;
+          const { parent, key } = holderOf(doc, paths[i]);
+          parent[key] = value;
           const r = read(doc, light ? { validate: 'light' } : undefined);
           expect(r.records.length + r.errors.length + r.notes.length).to.be.greaterThan(0);
           expect(r.errors.map((e) => e.code)).to.not.include('FHIR_UNREADABLE');

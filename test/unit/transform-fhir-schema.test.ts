@@ -8,6 +8,7 @@ import { INVARIANTS, UNCHECKED } from '../../src/transform/fhir-r4/invariants';
 import { schemaIssues } from '../../src/transform/fhir-r4/schema';
 import { ensureDefinitions } from '../../src/transform/fhir-r4/xml';
 import type { CanonicalRecord } from '../../src/transform/model';
+import { holderOf, jsonPaths } from './support/json-paths';
 
 /**
  * meshd's FHIR R4 structural validator (schema.ts) against @medplum/core validateResource, the
@@ -55,24 +56,6 @@ function validDocuments(): Json[] {
   return [fixture('bars-style-booking.json'), ...collection.entry.map((e: Json) => e.resource)];
 }
 
-function paths(doc: unknown): string[][] {
-  const out: string[][] = [];
-  const walk = (o: unknown, p: string[]) => {
-    if (o && typeof o === 'object') for (const k of Object.keys(o)) {
-      out.push([...p, k]);
-      walk((o as any)[k], [...p, k]);
-    }
-  };
-  walk(doc, []);
-  return out;
-}
-
-function at(doc: Json, path: string[]): { parent: any; key: string } {
-  let o = doc;
-  for (const k of path.slice(0, -1)) o = o[k];
-  return { parent: o, key: path[path.length - 1] };
-}
-
 describe('FHIR R4 structural validation (schema.ts)', function () {
   this.timeout(60000); // compiles the schema and loads medplum's definitions once
 
@@ -89,8 +72,8 @@ describe('FHIR R4 structural validation (schema.ts)', function () {
     fc.assert(
       fc.property(fc.nat(), fc.nat(), fc.oneof(fc.constant<'delete'>('delete'), fc.constant<'add'>('add'), fc.jsonValue()), (d, p, change) => {
         const doc = structuredClone(docs[d % docs.length]);
-        const all = paths(doc);
-        const { parent, key } = at(doc, all[p % all.length]);
+        const all = jsonPaths(doc);
+        const { parent, key } = holderOf(doc, all[p % all.length]);
         if (change === 'delete') {
           if (Array.isArray(parent)) parent.splice(Number(key), 1);
           else delete parent[key];
