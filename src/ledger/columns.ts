@@ -33,6 +33,9 @@ export const MESSAGE_COLUMNS: Readonly<Record<keyof MessageRow, string>> = {
   createdAt: 'created_at',
   updatedAt: 'updated_at',
   acknowledgedAt: 'acknowledged_at',
+  claimId: 'claim_id',
+  sourceMtimeMs: 'source_mtime_ms',
+  processingStarts: 'processing_starts',
 };
 
 /** Fields a patch may set: everything but identity, state and the store's own stamps. */
@@ -107,6 +110,9 @@ export function messageFromSql(r: Record<string, unknown>): MessageRow {
     createdAt: r.created_at as string,
     updatedAt: r.updated_at as string,
     acknowledgedAt: r.acknowledged_at as string | null,
+    claimId: r.claim_id as string | null,
+    sourceMtimeMs: r.source_mtime_ms as number | null,
+    processingStarts: r.processing_starts as number,
   };
 }
 

@@ -32,7 +32,7 @@ export type {
   PurgeResult,
   LedgerStore,
 } from './types';
-export { SqliteLedger, openLedger, ledgerPath, type LedgerOptions } from './sqlite-ledger';
+export { SqliteLedger, openLedger, ledgerPath, newClaimId, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';
 export { retryMessage, resolveReview, type ResolveAs } from './operator';

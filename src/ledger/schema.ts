@@ -8,7 +8,17 @@ import { MeshdError } from '../errors';
 export interface Migration {
   version: number;
   sql: string;
+  /**
+   * The migration rebuilds a table others reference: run it with foreign keys off (they cannot
+   * be switched inside a transaction), then check every reference before committing. This is
+   * SQLite's documented procedure for changes ALTER TABLE cannot make.
+   */
+  rebuildsTable?: boolean;
 }
+
+const MESSAGE_COLUMNS_V1 = `id, direction, mailbox, peer, workflow_id, message_id, local_id, subject, message_type, file_name,
+  payload_path, ctl_path, size_bytes, sha256, chunk_size, chunks_total, chunks_done, compress, transform, attempts,
+  next_attempt_at, error_code, error_text, linked_message_id, report_code, state, created_at, updated_at, acknowledged_at`;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -115,6 +125,63 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    rebuildsTable: true,
+    // Row ids are never reused (AUTOINCREMENT), so nothing named after a row id can be mistaken
+    // for a later row's. Spool and temp files are named by claim_id, a random id per claim.
+    // source_mtime_ms records the claimed file's mtime, to notice a writer still writing.
+    // processing_starts counts conversions/deliveries begun and not finished: a message that
+    // killed the process twice is quarantined as POISON instead of killing it again.
+    sql: `
+      CREATE TABLE messages_v2 (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        direction         TEXT    NOT NULL CHECK (direction IN ('out', 'in')),
+        mailbox           TEXT    NOT NULL,
+        peer              TEXT,
+        workflow_id       TEXT,
+        message_id        TEXT,
+        local_id          TEXT,
+        subject           TEXT,
+        message_type      TEXT    NOT NULL DEFAULT 'DATA' CHECK (message_type IN ('DATA', 'REPORT')),
+        file_name         TEXT,
+        payload_path      TEXT,
+        ctl_path          TEXT,
+        size_bytes        INTEGER,
+        sha256            TEXT,
+        chunk_size        INTEGER,
+        chunks_total      INTEGER,
+        chunks_done       INTEGER NOT NULL DEFAULT 0,
+        compress          INTEGER NOT NULL DEFAULT 0 CHECK (compress IN (0, 1)),
+        transform         TEXT,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   TEXT,
+        error_code        TEXT,
+        error_text        TEXT,
+        linked_message_id TEXT,
+        report_code       TEXT,
+        state             TEXT    NOT NULL,
+        created_at        TEXT    NOT NULL,
+        updated_at        TEXT    NOT NULL,
+        acknowledged_at   TEXT,
+        claim_id          TEXT    CHECK (claim_id IS NULL OR (length(claim_id) = 32 AND claim_id NOT GLOB '*[^0-9a-f]*')),
+        source_mtime_ms   REAL,
+        processing_starts INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      INSERT INTO messages_v2 (${MESSAGE_COLUMNS_V1}, claim_id) SELECT ${MESSAGE_COLUMNS_V1}, lower(hex(randomblob(16))) FROM messages;
+      DROP TABLE messages;
+      ALTER TABLE messages_v2 RENAME TO messages;
+
+      CREATE UNIQUE INDEX messages_mailbox_direction_message_id
+        ON messages (mailbox, direction, message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX messages_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX messages_work ON messages (mailbox, direction, state, next_attempt_at);
+      CREATE INDEX messages_state_updated ON messages (state, updated_at);
+      CREATE INDEX messages_created ON messages (created_at);
+      -- Start-up reconciliation finds the row that owns a spool or temp file by its claim id.
+      CREATE UNIQUE INDEX messages_claim_id ON messages (claim_id) WHERE claim_id IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -139,12 +206,22 @@ export function runMigrations(db: Database.Database, file: string, migrations: r
   const recordVersion = db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)');
   for (const migration of migrations) {
     if (migration.version <= current) continue;
-    db.transaction(() => {
-      // Re-read under the write lock: another process may have migrated since we looked.
-      if (versionNow() >= migration.version) return;
-      db.exec(migration.sql);
-      recordVersion.run(migration.version, new Date().toISOString());
-    }).immediate();
+    const foreignKeys = db.pragma('foreign_keys', { simple: true }) as number;
+    if (migration.rebuildsTable) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        // Re-read under the write lock: another process may have migrated since we looked.
+        if (versionNow() >= migration.version) return;
+        db.exec(migration.sql);
+        if (migration.rebuildsTable) {
+          const broken = db.pragma('foreign_key_check') as unknown[];
+          if (broken.length > 0) throw new MeshdError('LEDGER_MIGRATION_FAILED', `migration ${migration.version} of ${file} would break ${broken.length} references; nothing was changed`, 'restore the ledger from a backup and report this');
+        }
+        recordVersion.run(migration.version, new Date().toISOString());
+      }).immediate();
+    } finally {
+      if (migration.rebuildsTable) db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
+    }
     current = migration.version;
   }
   return current;

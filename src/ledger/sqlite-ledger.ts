@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -165,6 +166,8 @@ export class SqliteLedger implements LedgerStore {
     values.chunks_done ??= 0;
     values.compress ??= 0;
     values.attempts ??= 0;
+    values.processing_starts ??= 0;
+    values.claim_id ??= newClaimId();
     delete values.id;
     return this.transaction(() => {
       let inserted: Row;
@@ -488,6 +491,11 @@ export class SqliteLedger implements LedgerStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+/** A fresh random claim id (32 hex): spool and temp files are named by it, never by a row id. */
+export function newClaimId(): string {
+  return randomBytes(16).toString('hex');
 }
 
 /** Opens (creating and migrating if needed) the ledger at `file`. */

@@ -43,6 +43,12 @@ export interface MessageRow {
   createdAt: Instant;
   updatedAt: Instant;
   acknowledgedAt: Instant | null;
+  /** Random id of this claim (32 hex): names the row's spool and temp files, never reused. */
+  claimId: string | null;
+  /** Outbound: the claimed file's mtime, to notice a writer that was still writing. */
+  sourceMtimeMs: number | null;
+  /** Conversions or deliveries begun and not finished; 2 means it killed the process twice (POISON). */
+  processingStarts: number;
 }
 
 /** Time fields accept a Date or an ISO string on the way in. */

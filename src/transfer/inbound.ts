@@ -7,7 +7,7 @@ import type { MessageRow } from '../ledger';
 import { ctlDateTime, formatControlFile, type ControlFile } from './ctl';
 import type { InboundMeta, MailboxContext } from './context';
 import { globToRegExp } from './folders';
-import { fsyncDir, fsyncFile, moveFile, safeFileName, writeFileAtomic } from './fsutil';
+import { fsyncDir, fsyncFile, moveFile, safeFileName, writeFileAtomic } from '../safe-fs';
 import { sha256File } from './outbound';
 import { mapLimit } from './pool';
 

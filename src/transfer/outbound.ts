@@ -7,7 +7,7 @@ import type { MessageRow, NewMessage } from '../ledger';
 import { checkOutboundControl, ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from './ctl';
 import { StopRequested, type MailboxContext } from './context';
 import { globToRegExp, isInProgressName } from './folders';
-import { exists, freeName, fsyncDir, moveFile, writeFileAtomic } from './fsutil';
+import { exists, freeName, fsyncDir, moveFile, writeFileAtomic } from '../safe-fs';
 import { mapLimit } from './pool';
 
 /**

@@ -39,7 +39,46 @@ describe('ledger open and migrations', () => {
     db.close();
     const names = tables.map((t) => t.name);
     expect(names).to.include.members(['messages', 'events', 'appointments', 'mailbox_status', 'schema_version']);
-    for (const t of tables) expect(t.sql, t.name).to.match(/\)\s*STRICT\s*$/);
+    // sqlite_sequence is SQLite's own bookkeeping for AUTOINCREMENT; every table of ours is STRICT.
+    for (const t of tables.filter((t) => t.name !== 'sqlite_sequence')) expect(t.sql, t.name).to.match(/\)\s*STRICT\s*$/);
+  });
+
+  it('never reuses a row id, even after the newest rows are deleted', () => {
+    const ledger = openLedger(file);
+    const a = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued' });
+    const b = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued' });
+    ledger.close();
+    const db = new Database(file);
+    db.pragma('foreign_keys = OFF');
+    db.prepare("UPDATE purge_guard SET active = 1").run();
+    db.prepare('DELETE FROM events WHERE message_row_id = ?').run(b.id);
+    db.prepare('DELETE FROM messages WHERE id = ?').run(b.id);
+    db.close();
+    const again = openLedger(file);
+    const c = again.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued' });
+    again.close();
+    expect(c.id).to.be.greaterThan(b.id);
+    expect(a.claimId).to.match(/^[0-9a-f]{32}$/);
+    expect(new Set([a.claimId, b.claimId, c.claimId]).size).to.equal(3);
+  });
+
+  it('migrates a version-1 ledger: rows, events and appointment links kept, ids never reused, claim ids given', () => {
+    const db = new Database(file);
+    runMigrations(db, file, MIGRATIONS.slice(0, 1));
+    db.pragma('foreign_keys = ON');
+    const at = '2026-11-01T00:00:00.000Z';
+    db.prepare("INSERT INTO messages (id, direction, mailbox, state, created_at, updated_at) VALUES (7, 'out', 'X26ABC1', 'queued', ?, ?)").run(at, at);
+    db.prepare("INSERT INTO events (message_row_id, at, type) VALUES (7, ?, 'claimed')").run(at);
+    db.prepare("INSERT INTO appointments (appointment_key, direction, event_kind, at, message_row_id) VALUES ('k', 'out', 'booked', ?, 7)").run(at);
+    db.close();
+    const ledger = openLedger(file);
+    const row = ledger.get(7)!;
+    expect(row.state).to.equal('queued');
+    expect(row.claimId).to.match(/^[0-9a-f]{32}$/);
+    expect(ledger.events(7)).to.have.length(1);
+    expect(ledger.getAppointment('k')!.lastSent!.messageRowId).to.equal(7);
+    expect(ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued' }).id).to.equal(8);
+    ledger.close();
   });
 
   it('is idempotent when reopened: no migration runs twice and data survives', () => {

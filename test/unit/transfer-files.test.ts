@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { globToRegExp, isInProgressName, prepareFolders } from '../../src/transfer/folders';
-import { freeName, safeFileName, writeFileAtomic } from '../../src/transfer/fsutil';
+import { freeName, safeFileName, writeFileAtomic } from '../../src/safe-fs';
 import { inboundFileName } from '../../src/transfer/inbound';
 
 describe('mailbox folders and file names', () => {

@@ -1,0 +1,273 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, writeSync, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { MeshdError } from './errors';
+
+/**
+ * The one module that creates, opens for reading, moves and copies files in mailbox folders and
+ * the data dir (docs/operations.md, "Security model"). Other users may write those folders, so:
+ * - a file meshd reads is opened with O_NOFOLLOW and accepted only if the descriptor is a
+ *   regular file with one link; what is read comes from that descriptor, never the name again;
+ * - a file meshd writes is created with O_CREAT|O_EXCL|O_NOFOLLOW under a fresh name and renamed
+ *   into place, so no write ever goes through a name someone else prepared (a link, a FIFO);
+ * - modes are set on the descriptor, whatever the umask.
+ */
+
+/** Payloads handed to other applications (in/, sent/, failed/) and their .ctl/.reason files. */
+export const SHARED_FILE_MODE = 0o640;
+/** meshd's own working copies (spool, temp, ledger exports and backups). */
+export const PRIVATE_FILE_MODE = 0o600;
+
+const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY;
+// O_NONBLOCK: opening a FIFO for reading must not hang the daemon waiting for a writer.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Something other than a regular file sits where meshd expected one (a link, FIFO, device, folder). */
+export class NotRegularFileError extends MeshdError {
+  constructor(path: string, what: string) {
+    super('NOT_REGULAR_FILE', `${basename(path)} is ${what}, not a regular file; meshd never reads through it`, 'only regular files may be placed in out/; remove it', 'input');
+  }
+}
+
+/** What a file is, for messages: "a symbolic link", "a FIFO", … */
+export function describeKind(st: Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isBlockDevice() || st.isCharacterDevice()) return 'a device';
+  if (st.isFile() && st.nlink > 1) return `a file with ${st.nlink} hard links`;
+  return st.isFile() ? 'a regular file' : 'an unknown kind of file';
+}
+
+function isPlainFile(st: Stats): boolean {
+  return st.isFile() && st.nlink === 1;
+}
+
+/**
+ * Opens `path` for reading without following a link, and accepts only a regular file with a
+ * single link (a hard link could be another name for a secret). The caller closes the handle.
+ */
+export async function openRegular(path: string): Promise<{ handle: FileHandle; stat: Stats }> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(path, READ_FLAGS);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENXIO') throw new NotRegularFileError(path, code === 'ELOOP' ? 'a symbolic link' : 'a socket');
+    throw err;
+  }
+  try {
+    const stat = await handle.stat();
+    if (!isPlainFile(stat)) throw new NotRegularFileError(path, describeKind(stat));
+    return { handle, stat };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** Reads a whole regular file through openRegular (control files, small payloads). */
+export async function readRegular(path: string): Promise<Buffer> {
+  const { handle } = await openRegular(path);
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates a new file that must not exist (no link followed), with exactly `mode`. */
+export async function createExclusive(path: string, mode: number): Promise<FileHandle> {
+  const handle = await fs.open(path, CREATE_FLAGS, mode);
+  try {
+    await handle.chmod(mode);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return handle;
+}
+
+/** Synchronous createExclusive + write + fsync, for CLI paths that are synchronous (keys, CSRs). */
+export function writeNewSync(path: string, content: string | Buffer, mode: number): void {
+  const fd = openSync(path, CREATE_FLAGS, mode);
+  try {
+    fchmodSync(fd, mode);
+    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A hidden, unique temp name beside `target` (same filesystem, so rename is atomic). */
+export function tempPathFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.part`);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `data` to `target`: a fresh exclusive temp file, fsync, rename into place (a rename
+ * replaces whatever name stood there, a link included, without following it). Callers writing
+ * a batch pass syncDir=false and sync the directory once afterwards (group commit).
+ */
+export async function writeFileAtomic(target: string, data: string | Buffer, mode = SHARED_FILE_MODE, syncDir = true): Promise<void> {
+  const temp = tempPathFor(target);
+  await writeTemp(temp, data, mode);
+  await fs.rename(temp, target);
+  if (syncDir) await fsyncDir(dirname(target));
+}
+
+/** Writes and fsyncs a new exclusive file; on failure nothing is left under that name. */
+export async function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
+  const handle = await createExclusive(temp, mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+  await handle.close();
+}
+
+/** Copies what an open handle holds into a new exclusive file at `target`, fsync'd. */
+export async function copyFromHandle(source: FileHandle, target: string, mode: number): Promise<void> {
+  const out = await createExclusive(target, mode);
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await source.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      await out.write(buf, 0, bytesRead);
+      pos += bytesRead;
+    }
+    await out.sync();
+  } catch (err) {
+    await out.close();
+    await fs.rm(target, { force: true });
+    throw err;
+  }
+  await out.close();
+}
+
+/**
+ * Copies a regular file (opened with openRegular) to `target` via a temp name and a rename.
+ * Used where the original must stay (keeping a copy of a partly converted batch).
+ */
+export async function copyRegular(source: string, target: string, mode = SHARED_FILE_MODE): Promise<void> {
+  const { handle } = await openRegular(source);
+  const temp = tempPathFor(target);
+  try {
+    await copyFromHandle(handle, temp, mode);
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, target);
+}
+
+/**
+ * Moves a file, durably, never following a link. Same filesystem: rename (which moves a link
+ * itself, not what it points at). Across filesystems: only a regular file is copied, from its
+ * descriptor, into a fresh exclusive file renamed into place; the source goes last, so a crash
+ * leaves at worst two copies, never none. `mode`, when given, is set on the result.
+ */
+export async function moveFile(source: string, target: string, mode?: number): Promise<void> {
+  try {
+    await fs.rename(source, target);
+    if (mode !== undefined) await chmodRegular(target, mode);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+  }
+  const { handle, stat } = await openRegular(source);
+  const temp = tempPathFor(target);
+  try {
+    await copyFromHandle(handle, temp, mode ?? stat.mode & 0o777 & SHARED_FILE_MODE);
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, target);
+  await fs.rm(source, { force: true });
+}
+
+/** Sets the mode of a regular file without following a link (a link is left as it is). */
+async function chmodRegular(path: string, mode: number): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(path, READ_FLAGS);
+  } catch {
+    return; // a link or something unopenable: moved as it is, never followed
+  }
+  try {
+    if ((await handle.stat()).isFile()) await handle.chmod(mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** True if anything (a dangling link included) stands at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await fs.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A name not yet taken in `dir` (a dangling link counts as taken): NAME, else NAME.1, NAME.2, … */
+export async function freeName(dir: string, name: string): Promise<string> {
+  const dot = name.lastIndexOf('.');
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  const ext = dot > 0 ? name.slice(dot) : '';
+  for (let i = 0; ; i++) {
+    const candidate = i === 0 ? name : `${stem}.${i}${ext}`;
+    if (!(await exists(join(dir, candidate)))) return candidate;
+  }
+}
+
+/** Removes a name (a link itself, never its target); a missing name is fine. */
+export async function removeName(path: string): Promise<void> {
+  try {
+    await fs.unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * Makes any string safe as a single file-name component: no directory parts, no control
+ * characters, no leading dot. mex-FileName values never choose a path.
+ */
+export function safeFileName(raw: string, fallback: string): string {
+  const cleaned = raw
+    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
+    .replace(/[\\/:*?"<>|]/g, '_')
+    .replace(/^[.\s]+/, '')
+    .trim()
+    .slice(0, 200);
+  return cleaned && cleaned !== '..' ? cleaned : fallback;
+}
+
+/** fsyncs a file meshd wrote, without following a link put in its place. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await fs.open(path, constants.O_RDWR | constants.O_NOFOLLOW);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
