@@ -8,7 +8,8 @@ export const ENVIRONMENT_URL: Record<Exclude<Environment, 'local'>, string> = {
 };
 
 export const DEFAULTS = {
-  transfer: { chunkSize: 20 * 1024 * 1024, compress: true, maxMessageBytes: 20 * 1024 ** 3, timeoutSeconds: 600 },
+  transfer: { chunkSize: 20 * 1024 * 1024, compress: true, maxMessageBytes: 20 * 1024 ** 3, timeoutSeconds: 600, minFreeBytes: 2 * 1024 ** 3, maxCompressionRatio: 1000 },
+  transform: { maxInputBytes: 64 * 1024 ** 2 },
   retry: { attempts: 6, initialDelayMs: 1000, maxDelayMs: 60_000, maxTotalMs: 300_000 },
   schedule: { poll: '*/5 * * * *', outboundScan: '* * * * *', tracking: '0 * * * *', handshake: '0 6 * * *', settleSeconds: 5 },
   ledger: { payloadRetentionDays: 30, rowRetentionDays: 365, ambiguousSend: 'review' as const },

@@ -48,6 +48,15 @@ export interface TransferConfig {
   compress: boolean;
   maxMessageBytes: number;
   timeoutSeconds: number;
+  /** A download stops before free space where it is written would drop below this. */
+  minFreeBytes: number;
+  /** A received message that decompresses to more than this many times its compressed size is a suspected gzip bomb. */
+  maxCompressionRatio: number;
+}
+
+export interface TransformConfig {
+  /** A payload larger than this on a converting route is quarantined, never loaded. */
+  maxInputBytes: number;
 }
 
 export interface RetryConfig {
@@ -89,6 +98,7 @@ export interface MeshdConfig {
   proxy?: string;
   dataDir: string;
   transfer: TransferConfig;
+  transform: TransformConfig;
   retry: RetryConfig;
   schedule: ScheduleConfig;
   ledger: LedgerConfig;

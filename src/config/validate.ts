@@ -21,7 +21,7 @@ interface Ctx {
   skipSecrets?: boolean;
 }
 
-const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'retry', 'schedule', 'ledger', 'health', 'log', 'mailboxes'];
+const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'transform', 'retry', 'schedule', 'ledger', 'health', 'log', 'mailboxes'];
 const ENVIRONMENTS: Environment[] = ['local', 'int', 'dep', 'live'];
 const MAILBOX_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
@@ -260,13 +260,20 @@ export function validateConfig(
 
   const dataDir = path(ctx, 'dataDir', top.dataDir, { required: false, mustExist: false, fallback: './var' }) ?? '';
 
-  const tr = section(ctx, 'transfer', top.transfer, ['chunkSize', 'compress', 'maxMessageBytes', 'timeoutSeconds']);
+  const tr = section(ctx, 'transfer', top.transfer, ['chunkSize', 'compress', 'maxMessageBytes', 'timeoutSeconds', 'minFreeBytes', 'maxCompressionRatio']);
   const D = DEFAULTS;
   const transfer = {
     chunkSize: size(ctx, 'transfer.chunkSize', tr.chunkSize, D.transfer.chunkSize, 1, MAX_CHUNK_SIZE, ' (every request body must stay under 100 MB, and gzip can grow a chunk)'),
     compress: bool(ctx, 'transfer.compress', tr.compress, D.transfer.compress),
     maxMessageBytes: size(ctx, 'transfer.maxMessageBytes', tr.maxMessageBytes, D.transfer.maxMessageBytes, 1, Number.MAX_SAFE_INTEGER),
     timeoutSeconds: int(ctx, 'transfer.timeoutSeconds', tr.timeoutSeconds, D.transfer.timeoutSeconds, 1, 86_400),
+    minFreeBytes: size(ctx, 'transfer.minFreeBytes', tr.minFreeBytes, D.transfer.minFreeBytes, 0, Number.MAX_SAFE_INTEGER),
+    maxCompressionRatio: int(ctx, 'transfer.maxCompressionRatio', tr.maxCompressionRatio, D.transfer.maxCompressionRatio, 2, 1_000_000),
+  };
+
+  const tf = section(ctx, 'transform', top.transform, ['maxInputBytes']);
+  const transform = {
+    maxInputBytes: size(ctx, 'transform.maxInputBytes', tf.maxInputBytes, D.transform.maxInputBytes, 1, Number.MAX_SAFE_INTEGER),
   };
 
   const re = section(ctx, 'retry', top.retry, ['attempts', 'initialDelayMs', 'maxDelayMs', 'maxTotalMs']);
@@ -330,6 +337,7 @@ export function validateConfig(
     proxy,
     dataDir,
     transfer,
+    transform,
     retry,
     schedule,
     ledger,
