@@ -44,7 +44,8 @@ describe('config', () => {
   it('fills every default and the environment preset', async () => {
     const c = await load(minimal());
     expect(c.url).to.equal('https://msg.intspineservices.nhs.uk');
-    expect(c.transfer).to.deep.equal({ chunkSize: 20 * 1024 * 1024, compress: true, maxMessageBytes: 20 * 1024 ** 3, timeoutSeconds: 600 });
+    expect(c.transfer).to.deep.equal({ chunkSize: 20 * 1024 * 1024, compress: true, maxMessageBytes: 20 * 1024 ** 3, timeoutSeconds: 600, minFreeBytes: 2 * 1024 ** 3, maxCompressionRatio: 1000 });
+    expect(c.transform).to.deep.equal({ maxInputBytes: 64 * 1024 ** 2 });
     expect(c.retry).to.deep.equal({ attempts: 6, initialDelayMs: 1000, maxDelayMs: 60000, maxTotalMs: 300000 });
     expect(c.schedule).to.deep.equal({ poll: '*/5 * * * *', outboundScan: '* * * * *', tracking: '0 * * * *', handshake: '0 6 * * *', settleSeconds: 5 });
     expect(c.ledger).to.deep.equal({ payloadRetentionDays: 30, rowRetentionDays: 365, ambiguousSend: 'review' });
@@ -73,7 +74,8 @@ url: https://127.0.0.1:8700/
 sharedKey: literal-local-key
 ${tlsBlock}proxy: http://proxy.example:3128
 dataDir: /var/lib/meshd
-transfer: { chunkSize: 512KiB, compress: false, maxMessageBytes: 1GiB, timeoutSeconds: 30 }
+transfer: { chunkSize: 512KiB, compress: false, maxMessageBytes: 1GiB, timeoutSeconds: 30, minFreeBytes: 1MiB, maxCompressionRatio: 50 }
+transform: { maxInputBytes: 8MiB }
 retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 100, maxTotalMs: 1000 }
 schedule: { poll: "* * * * *", outboundScan: "*/2 * * * *", tracking: "0 */2 * * *", handshake: "0 7 * * *", settleSeconds: 2 }
 ledger: { payloadRetentionDays: 7, rowRetentionDays: 90, ambiguousSend: resend }
@@ -90,7 +92,8 @@ mailboxes:
 `);
     expect(c.url).to.equal('https://127.0.0.1:8700');
     expect(c.proxy).to.equal('http://proxy.example:3128');
-    expect(c.transfer).to.deep.equal({ chunkSize: 512 * 1024, compress: false, maxMessageBytes: 1024 ** 3, timeoutSeconds: 30 });
+    expect(c.transfer).to.deep.equal({ chunkSize: 512 * 1024, compress: false, maxMessageBytes: 1024 ** 3, timeoutSeconds: 30, minFreeBytes: 1024 ** 2, maxCompressionRatio: 50 });
+    expect(c.transform).to.deep.equal({ maxInputBytes: 8 * 1024 ** 2 });
     expect(c.retry.attempts).to.equal(3);
     expect(c.schedule.poll).to.equal('* * * * *');
     expect(c.ledger.ambiguousSend).to.equal('resend');
