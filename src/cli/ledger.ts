@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MeshdConfig } from '../config/types';
 import type { Direction, EventRow, LedgerStore, MessageRow, MessageState, SqliteLedger } from '../ledger';
 import { MeshdError } from '../errors';
+import { registerRestore } from './ledger-restore';
 
 /**
  * `meshd status` and `meshd ledger …`: what a sysadmin reads and does to the ledger.
@@ -354,4 +355,6 @@ export function register(program: Command): void {
         print({ backup: target, bytes }, `ledger copied to ${target} (${bytes} bytes)`);
       });
     });
+
+  registerRestore(group);
 }

@@ -65,8 +65,15 @@ export function register(program: Command): void {
         const { recordManualSend } = await import('../transfer/manual');
         const { progressBar } = await import('./progress');
         const bar = progressBar(`sending ${file}`);
-        const record = await recordManualSend(ctx.config, ctx.mailbox.id, file, { to: String(opts.to), workflowId: String(opts.workflow), subject: opts.subject as string | undefined, localId: opts.localId as string | undefined });
-        const result = await record.around(() => client.sendFile(file, {
+        const record = await recordManualSend(ctx.config, ctx.mailbox.id, file, {
+          to: String(opts.to),
+          workflowId: String(opts.workflow),
+          subject: opts.subject as string | undefined,
+          localId: opts.localId as string | undefined,
+          compress,
+          chunkSize: chunkSize ?? ctx.config.transfer.chunkSize,
+        });
+        const result = await record.around(() => client.sendFile(record.path, {
           to: String(opts.to),
           workflowId: String(opts.workflow),
           subject: opts.subject as string | undefined,

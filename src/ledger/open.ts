@@ -45,6 +45,7 @@ function makePrivate(file: string): void {
  */
 export function openDatabase(file: string, opts: OpenOptions = {}): Database.Database {
   const exists = fs.existsSync(file);
+  if (opts.create !== false && (!exists || fs.statSync(file).size === 0)) refuseLostLedger(file);
   if (!exists) {
     if (opts.create === false) {
       throw new MeshdError('LEDGER_MISSING', `no ledger at ${file}`, 'check dataDir in the config; the daemon creates the ledger on first run');
@@ -81,6 +82,44 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
     if (isCorruption(err)) throw corrupt(file, (err as Error).message, err);
     throw ledgerOpenFailed(file, err);
   }
+}
+
+/** Names in a data dir that do not mean work was done: the lock, an empty ledger, empty folders. */
+const HARMLESS = new Set(['meshd.lock', 'meshd.lock-journal', 'meshd.db']);
+
+/**
+ * A missing or empty ledger beside a spool, orphans or other files means the ledger was lost
+ * (deleted, truncated, a failed copy): starting afresh would forget what is in flight and could
+ * take a left-over spool file for a new message. Only a data dir with nothing in it initialises.
+ */
+function refuseLostLedger(file: string): void {
+  const dir = path.dirname(file);
+  const found = firstFile(dir, 3);
+  if (!found) return;
+  throw new MeshdError(
+    'LEDGER_MISSING',
+    `${fs.existsSync(file) ? 'the ledger ' + file + ' is empty' : 'there is no ledger at ' + file} but the data dir holds ${path.relative(dir, found)}: meshd will not start a new ledger beside earlier work`,
+    'restore the latest backup with `meshd ledger restore FILE`; if this data dir is really to start afresh, move its contents away first',
+    'config',
+  );
+}
+
+/** The first file (not a folder) under `dir` that is not harmless, looking `depth` levels down. */
+function firstFile(dir: string, depth: number): string | undefined {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      const inner = depth > 0 ? firstFile(full, depth - 1) : full;
+      if (inner) return inner;
+    } else if (!HARMLESS.has(e.name)) return full;
+  }
+  return undefined;
 }
 
 function ledgerOpenFailed(file: string, err: unknown): MeshdError {

@@ -281,6 +281,11 @@ export class SqliteLedger implements LedgerStore {
     return row ? messageFromSql(row) : undefined;
   }
 
+  findByClaimId(claimId: string): MessageRow | undefined {
+    const row = this.db.prepare('SELECT * FROM messages WHERE claim_id = ?').get(claimId) as Row | undefined;
+    return row ? messageFromSql(row) : undefined;
+  }
+
   findByRef(ref: string): MessageRow | undefined {
     const trimmed = ref.trim();
     if (/^\d{1,15}$/.test(trimmed)) {

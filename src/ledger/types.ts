@@ -164,6 +164,8 @@ export interface LedgerStore {
   recordEvent(id: number, type: string, detail?: object): void;
   get(id: number): MessageRow | undefined;
   findByMessageId(mailbox: string, direction: Direction, messageId: string): MessageRow | undefined;
+  /** The row that owns spool or temp files named by this claim id. */
+  findByClaimId(claimId: string): MessageRow | undefined;
   /** A numeric row id, else a MESH message id (first row if both directions hold it). */
   findByRef(ref: string): MessageRow | undefined;
   list(filter: ListFilter): MessageRow[];

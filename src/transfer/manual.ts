@@ -1,22 +1,32 @@
 import type { MeshdConfig } from '../config/types';
 import { MeshdError } from '../errors';
-import { ledgerPath, openLedger, type MessageRow } from '../ledger';
+import { ledgerPath, newClaimId, openLedger, type MessageRow } from '../ledger';
 import type { ReceivedMessage } from '../mesh/receive';
 
 /**
  * `meshd send` and `meshd receive` by hand are recorded in the same ledger as the daemon's
- * work, so `meshd ledger list` tells the whole story of a mailbox. The file is not moved:
- * a manual send leaves it where the user put it.
+ * work, so `meshd ledger list` tells the whole story of a mailbox. A manual send sends from a
+ * spool copy taken through a descriptor (the user's file is read once and never moved, so a
+ * later retry of the row cannot take it); the copy goes once the message is sent.
  */
 export async function recordManualSend(
   config: MeshdConfig,
   mailbox: string,
   file: string,
-  headers: { to: string; workflowId: string; subject?: string; localId?: string },
+  headers: { to: string; workflowId: string; subject?: string; localId?: string; compress: boolean; chunkSize: number },
 ) {
-  const { basename, resolve } = await import('node:path');
-  const { stat } = await import('node:fs/promises');
+  const { basename, join } = await import('node:path');
+  const { mkdir } = await import('node:fs/promises');
+  const { copyRegular, fsyncDir, PRIVATE_FILE_MODE, removeName } = await import('../safe-fs');
+  const { fileFacts } = await import('./spool');
   const ledger = openLedger(ledgerPath(config.dataDir));
+  const spool = join(config.dataDir, 'spool', mailbox);
+  await mkdir(spool, { recursive: true, mode: 0o700 });
+  const claimId = newClaimId();
+  const copy = join(spool, `${claimId}.dat`);
+  await copyRegular(file, copy, PRIVATE_FILE_MODE);
+  await fsyncDir(spool);
+  const facts = await fileFacts(copy);
   let row: MessageRow = ledger.insertMessage(
     {
       direction: 'out',
@@ -27,8 +37,13 @@ export async function recordManualSend(
       subject: headers.subject ?? null,
       localId: headers.localId ?? null,
       fileName: basename(file),
-      payloadPath: resolve(file),
-      sizeBytes: (await stat(file)).size,
+      payloadPath: copy,
+      claimId,
+      sizeBytes: facts.size,
+      sha256: facts.sha256,
+      sourceMtimeMs: facts.mtimeMs,
+      compress: headers.compress,
+      chunkSize: headers.chunkSize,
       errorCode: 'POST_IN_FLIGHT',
       // Never due for the daemon's uploader: this send is in the hands of the CLI process.
       nextAttemptAt: new Date('9999-12-31T00:00:00Z'),
@@ -36,6 +51,8 @@ export async function recordManualSend(
     { type: 'manual_send', detail: { via: 'meshd send' } },
   );
   return {
+    /** The spool copy to send from. */
+    path: copy,
     messageId(id: string, total: number) {
       if (total > 1) row = ledger.transition(row.id, 'uploading', { patch: { messageId: id, chunksTotal: total, chunksDone: 1, errorCode: null }, event: { type: 'message_id', detail: { messageId: id } } });
       else row = ledger.update(row.id, { messageId: id });
@@ -47,11 +64,13 @@ export async function recordManualSend(
       try {
         const result = await send();
         ledger.transition(row.id, 'sent', {
-          patch: { messageId: result.messageId, chunksDone: result.chunks, chunksTotal: result.chunks, errorCode: null, nextAttemptAt: new Date(Date.now() + 10 * 60_000) },
+          patch: { messageId: result.messageId, chunksDone: result.chunks, chunksTotal: result.chunks, errorCode: null, payloadPath: null, nextAttemptAt: new Date(Date.now() + 10 * 60_000) },
           event: { type: 'sent', detail: { messageId: result.messageId, via: 'meshd send' } },
         });
+        await removeName(copy);
         return result;
       } catch (err) {
+        // The spool copy stays with the row: a retry after review sends it, never the user's file.
         const e = err instanceof MeshdError ? err : undefined;
         const state = e?.kind === 'ambiguous' ? 'needs_review' : 'failed';
         ledger.transition(row.id, state, { patch: { errorCode: e?.code ?? 'SEND_FAILED', errorText: (err as Error).message }, event: { type: state, detail: { code: e?.code } } });

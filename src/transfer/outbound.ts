@@ -1,13 +1,12 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { RouteConfig } from '../config/types';
 import { MeshdError } from '../errors';
-import type { MessageRow, NewMessage } from '../ledger';
+import type { MessageRow } from '../ledger';
 import { checkOutboundControl, ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from './ctl';
+import { claimBatch, finishClaim, scanOutbox } from './claim';
 import { StopRequested, type MailboxContext } from './context';
-import { globToRegExp, isInProgressName } from './folders';
-import { exists, freeName, fsyncDir, moveFile, writeFileAtomic } from '../safe-fs';
+import { copyRegular, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../safe-fs';
+import { checkSpool, fileFacts, moveOrphans, payloadInSpool, spoolPaths, type SpoolProblem } from './spool';
 import { mapLimit } from './pool';
 
 /**
@@ -19,8 +18,6 @@ import { mapLimit } from './pool';
 
 /** Marks a first POST in flight: if we find it after a restart, its outcome is unknown. */
 const POST_IN_FLIGHT = 'POST_IN_FLIGHT';
-/** .ctl files alone in out/ longer than this are quarantined (their .dat never came). */
-const ORPHAN_CTL_GRACE_MS = 5 * 60_000;
 /**
  * Rows uploaded per group commit. Small on purpose: if meshd dies mid-group, every first POST
  * of the group has an unknown outcome and is parked for review, so the group bounds that.
@@ -29,36 +26,8 @@ const UPLOAD_BATCH = 16;
 /** Files taken from out/ per group commit. */
 const CLAIM_BATCH = 64;
 
-export interface Candidate {
-  /** The data file's name in out/. */
-  name: string;
-  dataPath: string;
-  ctlPath?: string;
-  route?: RouteConfig;
-}
-
-/** Problems reported once per file name per process (unmatched files are left alone). */
-const reported = new Set<string>();
-
-function reportOnce(ctx: MailboxContext, key: string, event: string, message: string, fields: Record<string, unknown>): void {
-  const k = `${ctx.mailbox.id}:${key}`;
-  if (reported.has(k)) return;
-  reported.add(k);
-  ctx.log.warn(event, message, fields);
-}
-
-function spoolPaths(ctx: MailboxContext, rowId: number) {
-  return {
-    data: join(ctx.spool, `${rowId}.dat`),
-    ctl: join(ctx.spool, `${rowId}.ctl`),
-    send: join(ctx.spool, `${rowId}.send`),
-  };
-}
-
 export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await fileFacts(path)).sha256;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -67,6 +36,7 @@ export async function sha256File(path: string): Promise<string> {
 /** Finishes or parks whatever a crash left half-done. Idempotent; runs on the first cycle of each process. */
 export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   const { ledger, mailbox } = ctx;
+  await adoptRowIdSpoolNames(ctx);
   for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'claiming' })]) {
     await finishClaim(ctx, row);
   }
@@ -90,221 +60,59 @@ export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'failed' })]) {
     if (row.errorText?.startsWith(FILING_PREFIX)) await fileFailed(ctx, row);
   }
-}
-
-/** A claim that stopped between the ledger row and the move: finish it, or fail it if the file is gone. */
-async function finishClaim(ctx: MailboxContext, row: MessageRow): Promise<void> {
-  const spool = spoolPaths(ctx, row.id);
-  const outData = row.payloadPath ?? '';
-  const outCtl = row.ctlPath ?? undefined;
-  if (!(await exists(spool.data)) && outData && (await exists(outData))) await moveFile(outData, spool.data);
-  if (outCtl && !(await exists(spool.ctl)) && (await exists(outCtl))) await moveFile(outCtl, spool.ctl);
-  if (await exists(spool.data)) {
-    await fsyncDir(ctx.spool);
-    ctx.ledger.transition(row.id, 'queued', {
-      from: ['claiming'],
-      patch: { payloadPath: spool.data, ctlPath: outCtl ? spool.ctl : null },
-      event: { type: 'claimed', detail: { recovered: true } },
-    });
-    return;
+  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'out', state: 'queued' })]) {
+    // Its conversion was started twice and never finished: it killed the process both times.
+    if (row.processingStarts >= 2) await failOutbound(ctx, row, 'POISON', `converting this message stopped meshd ${row.processingStarts} times; it is set aside so the rest of the mailbox goes on`);
   }
-  ctx.ledger.transition(row.id, 'failed', {
-    from: ['claiming'],
-    patch: { errorCode: 'FILE_VANISHED', errorText: 'the file disappeared from out/ while it was being taken' },
-    event: { type: 'claim_failed', detail: { reason: 'file vanished' } },
-  });
-  ctx.log.warn('OUT_FILE_VANISHED', 'a file disappeared from out/ while it was being taken; nothing was sent', { row: row.id, file: row.fileName });
-}
-
-// ---------------------------------------------------------------------------------------
-// Scan and claim
-
-/** Lists what out/ holds that is complete and ready; quarantines what can never be sent. */
-export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean } = {}): Promise<Candidate[]> {
-  const { folders, mailbox } = ctx;
-  const settleMs = ctx.config.schedule.settleSeconds * 1000;
-  const now = ctx.now().getTime();
-  let names: string[];
-  try {
-    names = (await fs.readdir(folders.out)).sort();
-  } catch (err) {
-    throw new MeshdError('OUT_UNREADABLE', `cannot read ${folders.out}: ${(err as Error).message}`, 'check the folder exists and meshd may read it');
-  }
-  const byLowerName = new Map(names.map((n) => [n.toLowerCase(), n]));
-  const ready: Candidate[] = [];
-  const outRoutes = mailbox.routes.filter((r) => r.direction === 'out' && r.match);
-
-  const settled = async (path: string): Promise<boolean | undefined> => {
-    try {
-      const st = await fs.stat(path);
-      return st.isFile() && now - st.mtimeMs >= settleMs;
-    } catch {
-      return undefined; // vanished or unreadable
-    }
-  };
-
-  for (const name of names) {
-    if (isInProgressName(name)) continue;
-    const lower = name.toLowerCase();
-    const path = join(folders.out, name);
-    if (mailbox.controlFiles && lower.endsWith('.ctl')) {
-      const stem = name.slice(0, -4);
-      const dat = byLowerName.get(`${stem.toLowerCase()}.dat`);
-      if (dat) continue; // handled with its .dat
-      try {
-        const st = await fs.stat(path);
-        if (now - st.mtimeMs >= Math.max(settleMs, ORPHAN_CTL_GRACE_MS) && !opts.dryRun) {
-          await quarantineUnsendable(ctx, { name, ctlPath: path }, 'CTL_WITHOUT_DAT', `control file ${name} has no matching .dat file`);
-        }
-      } catch {
-        /* vanished: nothing to do */
-      }
-      continue;
-    }
-    if (mailbox.controlFiles && lower.endsWith('.dat')) {
-      const stem = name.slice(0, -4);
-      const ctlName = byLowerName.get(`${stem.toLowerCase()}.ctl`);
-      if (ctlName) {
-        const ctlPath = join(folders.out, ctlName);
-        if ((await settled(path)) && (await settled(ctlPath))) ready.push({ name, dataPath: path, ctlPath });
-        continue;
-      }
-    }
-    const route = outRoutes.find((r) => globToRegExp(r.match!).test(name));
-    if (!route) {
-      if (!(mailbox.controlFiles && lower.endsWith('.dat'))) {
-        reportOnce(ctx, name, 'OUT_UNMATCHED', 'file in out/ matches no route and is left alone', { file: name });
-      }
-      continue;
-    }
-    if (await settled(path)) ready.push({ name, dataPath: path, route });
-  }
-  return ready;
-}
-
-/** Moves an unsendable file (and its .ctl) to failed/ with a reason file, recording it in the ledger. */
-async function quarantineUnsendable(
-  ctx: MailboxContext,
-  item: { name: string; dataPath?: string; ctlPath?: string; ctl?: ControlFile },
-  code: string,
-  reason: string,
-): Promise<void> {
-  const { ledger, mailbox, folders } = ctx;
-  // Files first, then the row: a crash in between leaves the file safe in failed/, never re-sent.
-  const moved: { data?: string; ctl?: string } = {};
-  if (item.dataPath && (await exists(item.dataPath))) {
-    moved.data = join(folders.failed, await freeName(folders.failed, basename(item.dataPath)));
-    await moveFile(item.dataPath, moved.data);
-  }
-  if (item.ctlPath && (await exists(item.ctlPath))) {
-    moved.ctl = join(folders.failed, await freeName(folders.failed, basename(item.ctlPath)));
-    await moveFile(item.ctlPath, moved.ctl);
-  }
-  const reasonPath = join(folders.failed, await freeName(folders.failed, `${item.name}.reason`));
-  await writeFileAtomic(reasonPath, `${code}: ${reason}\n`);
-  const row = ledger.insertMessage(
-    {
-      direction: 'out',
-      mailbox: mailbox.id,
-      state: 'failed',
-      fileName: item.name,
-      peer: item.ctl?.toDts ?? null,
-      workflowId: item.ctl?.workflowId ?? null,
-      localId: item.ctl?.localId ?? null,
-      payloadPath: moved.data ?? null,
-      ctlPath: moved.ctl ?? null,
-      errorCode: code,
-      errorText: reason,
-    },
-    { type: 'quarantined', detail: { code, reason, failed: reasonPath } },
-  );
-  ctx.log.warn('OUT_QUARANTINED', `${reason}; moved to failed/`, { code, file: item.name, row: row.id });
-}
-
-/** Reads what a candidate needs before it is taken; quarantines it if it can never be sent. */
-async function inspectCandidate(ctx: MailboxContext, c: Candidate): Promise<NewMessage | undefined> {
-  let ctl: ControlFile | undefined;
-  if (c.ctlPath) {
-    try {
-      ctl = parseControlFile(await fs.readFile(c.ctlPath));
-      checkOutboundControl(ctl);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // vanished: nothing to take
-      const code = err instanceof MeshdError ? err.code : 'CTL_UNREADABLE';
-      await quarantineUnsendable(ctx, { name: c.name, dataPath: c.dataPath, ctlPath: c.ctlPath }, code, (err as Error).message);
-      return undefined;
-    }
-  }
-  let size: number;
-  try {
-    size = (await fs.stat(c.dataPath)).size;
-  } catch {
-    return undefined; // vanished before we took it: it was never ours
-  }
-  if (size === 0) {
-    await quarantineUnsendable(ctx, { name: c.name, dataPath: c.dataPath, ctlPath: c.ctlPath, ctl }, 'EMPTY_FILE', `${c.name} is empty; MESH refuses empty messages`);
-    return undefined;
-  }
-  const route = c.route;
-  return {
-    direction: 'out',
-    mailbox: ctx.mailbox.id,
-    state: 'claiming',
-    peer: (ctl?.toDts ?? route?.to ?? '').toUpperCase() || null,
-    workflowId: ctl?.workflowId ?? route?.workflow ?? null,
-    subject: ctl?.subject ?? route?.subject ?? null,
-    localId: ctl?.localId ?? null,
-    messageType: 'DATA',
-    fileName: c.name,
-    payloadPath: c.dataPath,
-    ctlPath: c.ctlPath ?? null,
-    sizeBytes: size,
-    compress: ctl?.compress === false ? false : ctx.config.transfer.compress,
-    transform: route?.transform ? `${route.transform.from}>${route.transform.to}` : null,
-    chunkSize: ctx.config.transfer.chunkSize,
-  };
+  await reconcileSpool(ctx);
 }
 
 /**
- * Takes candidates: records the intent (one commit for the batch), moves the files into the
- * spool, syncs the spool once, confirms (one commit). A crash between the steps is finished
- * by recoverOutbound, so a file is never sent twice from out/ nor lost between the two places.
+ * The spool and the ledger must agree: a row waiting to send whose spool copy is missing is
+ * parked for review, and a spool file no row owns is moved to orphans/ (never sent). Run at
+ * start and by `meshd ledger restore`.
  */
-export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): Promise<number> {
-  const { ledger } = ctx;
-  const intents: NewMessage[] = [];
-  for (const c of candidates) {
-    const intent = await inspectCandidate(ctx, c);
-    if (intent) intents.push(intent);
-  }
-  if (intents.length === 0) return 0;
-  const rows = ledger.transaction(() => intents.map((i) => ledger.insertMessage(i, { type: 'claiming', detail: { file: i.fileName, mode: i.ctlPath ? 'control-file' : 'route' } })));
-  const moved: Array<{ row: MessageRow; ctl: string | null } | undefined> = [];
-  for (const row of rows) {
-    const spool = spoolPaths(ctx, row.id);
-    try {
-      await moveFile(row.payloadPath!, spool.data);
-      if (row.ctlPath) await moveFile(row.ctlPath, spool.ctl);
-      moved.push({ row, ctl: row.ctlPath ? spool.ctl : null });
-    } catch {
-      moved.push(undefined); // recovery below settles it (finishes the move or records the loss)
+export async function reconcileSpool(ctx: MailboxContext): Promise<{ parked: number[]; orphans: string[] }> {
+  const parked: number[] = [];
+  for (const state of ['queued', 'uploading'] as const) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state })]) {
+      if (payloadInSpool(ctx, row) && !(await exists(row.payloadPath!))) {
+        await parkForReview(ctx, row, { code: 'SPOOL_MISSING', text: 'the spool copy of this message is missing; nothing was sent from it' });
+        parked.push(row.id);
+      }
     }
   }
-  await fsyncDir(ctx.spool);
-  await fsyncDir(ctx.folders.out);
-  let claimed = 0;
-  ledger.transaction(() => {
-    for (const m of moved) {
-      if (!m) continue;
-      ledger.transition(m.row.id, 'queued', { from: ['claiming'], patch: { payloadPath: spoolPaths(ctx, m.row.id).data, ctlPath: m.ctl }, event: { type: 'claimed' } });
-      claimed++;
+  return { parked, orphans: await moveOrphans(ctx, ctx.spool, 'out') };
+}
+
+/**
+ * Before ledger migration 2, spool files were named by row id. A row that still points at such
+ * a file (an upgrade with work in flight) has it renamed to its claim id; any other file named
+ * that way is owned by nobody and goes to orphans/.
+ */
+async function adoptRowIdSpoolNames(ctx: MailboxContext): Promise<void> {
+  for (const state of ['queued', 'uploading', 'needs_review', 'sent', 'failed'] as const) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state })]) {
+      const old = join(ctx.spool, `${row.id}.dat`);
+      if (row.payloadPath !== old) continue;
+      const now = spoolPaths(ctx, row);
+      for (const ext of ['dat', 'ctl', 'send'] as const) {
+        const from = join(ctx.spool, `${row.id}.${ext}`);
+        if (await exists(from)) await fs.rename(from, now[ext === 'dat' ? 'data' : ext]);
+      }
+      ctx.ledger.update(row.id, { payloadPath: now.data, ctlPath: row.ctlPath === join(ctx.spool, `${row.id}.ctl`) ? now.ctl : row.ctlPath }, { type: 'spool_renamed', detail: { to: 'claim id' } });
     }
+  }
+}
+
+/** Anything that makes the payload doubtful parks the row for a person; nothing is sent from it. */
+async function parkForReview(ctx: MailboxContext, row: MessageRow, problem: SpoolProblem): Promise<void> {
+  ctx.ledger.transition(row.id, 'needs_review', {
+    from: ['queued', 'uploading'],
+    patch: { errorCode: problem.code, errorText: problem.text },
+    event: { type: 'spool_check_failed', detail: { code: problem.code } },
   });
-  for (const [i, m] of moved.entries()) {
-    if (!m) await finishClaim(ctx, rows[i]);
-    else ctx.log.info('OUT_CLAIMED', `took ${m.row.fileName} from out/`, { row: m.row.id, file: m.row.fileName });
-  }
-  return claimed;
+  ctx.log.error('SEND_NEEDS_REVIEW', `${row.fileName}: ${problem.text}; parked for review`, { row: row.id, code: problem.code });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -319,22 +127,35 @@ function backoffMs(attempts: number): number {
  * or sent/) and applies the route's transform once, writing the converted payload beside it.
  */
 async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<string | undefined> {
-  const spool = spoolPaths(ctx, row.id);
+  const spool = spoolPaths(ctx, row);
   if (row.payloadPath && row.payloadPath !== spool.data) {
     if (!(await exists(spool.data))) {
       if (!(await exists(row.payloadPath))) {
         await failOutbound(ctx, row, 'PAYLOAD_MISSING', `the payload ${row.payloadPath} is gone; nothing to send`);
         return undefined;
       }
-      await moveFile(row.payloadPath, spool.data);
+      await moveFile(row.payloadPath, spool.data, PRIVATE_FILE_MODE);
       await fsyncDir(ctx.spool);
     }
     row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
   }
+  // Before the first POST and before each resume: the spool copy must still be what was claimed.
+  const problem = await checkSpool(ctx, row);
+  if (problem) {
+    await parkForReview(ctx, row, problem);
+    return undefined;
+  }
   if (!row.transform) return spool.data;
   if (await exists(spool.send)) return spool.send;
   const [from, to] = row.transform.split('>');
-  const input = await fs.readFile(spool.data);
+  const cap = ctx.config.transform.maxInputBytes;
+  if ((row.sizeBytes ?? 0) > cap) {
+    await failOutbound(ctx, row, 'TOO_LARGE_TO_CONVERT', `${row.sizeBytes} bytes is over transform.maxInputBytes (${cap}); it was not loaded. Raise the cap or send it on a route without a transform`);
+    return undefined;
+  }
+  // Committed before converting: if this conversion kills the process twice, recovery sets it aside (POISON).
+  row = ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 }, { type: 'processing_started', detail: { step: 'transform' } });
+  const input = await readRegular(spool.data);
   let result;
   try {
     result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id });
@@ -345,7 +166,7 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   if (result.errors.length > 0) {
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
     const keep = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
-    await fs.copyFile(spool.data, keep);
+    await copyRegular(spool.data, keep);
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
     await writeFileAtomic(`${keep}.reason`, lines.join('\n') + '\n');
     ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.errors.length, of: result.messageCount, copy: keep });
@@ -353,8 +174,8 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
       row: row.id,
     });
   }
-  await writeFileAtomic(spool.send, result.output);
-  ctx.ledger.recordEvent(row.id, 'transformed', { transform: row.transform, messages: result.messageCount });
+  await writeFileAtomic(spool.send, result.output, PRIVATE_FILE_MODE);
+  ctx.ledger.update(row.id, { processingStarts: 0 }, { type: 'transformed', detail: { transform: row.transform, messages: result.messageCount } });
   return spool.send;
 }
 
@@ -369,7 +190,7 @@ const FILING_PREFIX = '[filing] ';
 async function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
   const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, errorCode: null }]);
   const failedRow = ctx.ledger.transition(row.id, 'failed', {
-    patch: { payloadPath: plan.target, errorCode: code, errorText: FILING_PREFIX + text },
+    patch: { payloadPath: plan.target, errorCode: code, errorText: FILING_PREFIX + text, processingStarts: 0 },
     event: { type: 'failed', detail: { code, reason: text } },
   });
   await fileFailed(ctx, failedRow);
@@ -377,11 +198,11 @@ async function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, 
 }
 
 async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<void> {
-  const spool = spoolPaths(ctx, row.id);
+  const spool = spoolPaths(ctx, row);
   const target = row.payloadPath!;
   const text = (row.errorText ?? '').slice(FILING_PREFIX.length);
   const code = row.errorCode ?? 'FAILED';
-  if (await exists(spool.data)) await moveFile(spool.data, target);
+  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
   if (await exists(spool.ctl)) {
     const ctl = await readCtlOr(spool.ctl);
     ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
@@ -394,7 +215,7 @@ async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<void> {
 
 async function readCtlOr(path: string): Promise<ControlFile> {
   try {
-    return parseControlFile(await fs.readFile(path));
+    return parseControlFile(await readRegular(path));
   } catch {
     return { statusRecords: [] };
   }
@@ -470,10 +291,11 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
   });
   let sent = 0;
   const done: MessageRow[] = [];
-  const shas = await Promise.all(outcomes.map((o) => ('result' in o && o.result ? (o.row.sha256 ? o.row.sha256 : sha256File(o.payload)) : undefined)));
+  // After the last chunk: a file that changed while it was being sent is not recorded as sent.
+  const changed = await Promise.all(outcomes.map((o) => ('result' in o && o.result ? checkSpool(ctx, o.row, { hash: false }) : undefined)));
   ledger.transaction(() => {
     outcomes.forEach((o, i) => {
-      if (!('result' in o) || !o.result) return;
+      if (!('result' in o) || !o.result || changed[i]) return;
       const r = o.result;
       done.push(
         ledger.transition(o.row.id, 'sent', {
@@ -485,7 +307,6 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
             errorCode: null,
             errorText: null,
             nextAttemptAt: new Date(ctx.now().getTime() + 10 * 60_000).toISOString(),
-            sha256: shas[i] ?? null,
           },
           event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
         }),
@@ -493,6 +314,12 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
       sent++;
     });
   });
+  for (const [i, o] of outcomes.entries()) {
+    const problem = changed[i];
+    if (!problem || !('result' in o) || !o.result) continue;
+    ledger.update(o.row.id, { messageId: o.result.messageId }, { type: 'sent_but_changed', detail: { messageId: o.result.messageId } });
+    await parkForReview(ctx, ledger.get(o.row.id)!, { code: problem.code, text: `MESH has message ${o.result.messageId}, but ${problem.text}` });
+  }
   for (const row of done) log.info('SEND_COMPLETE', `sent ${row.fileName} as ${row.messageId}`, { row: row.id, messageId: row.messageId, chunks: row.chunksTotal });
   await finishSentBatch(ctx, done);
   for (const o of outcomes) {
@@ -580,8 +407,8 @@ async function finishSent(ctx: MailboxContext, row: MessageRow): Promise<void> {
 }
 
 async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
-  const spool = spoolPaths(ctx, row.id);
-  for (const p of [spool.ctl, spool.send, spool.data]) await fs.rm(p, { force: true });
+  const spool = spoolPaths(ctx, row);
+  for (const p of [spool.ctl, spool.send, spool.data]) await removeName(p);
 }
 
 /**
@@ -590,8 +417,8 @@ async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promi
  * spool still holds the original .ctl, or when none was written yet.
  */
 async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): Promise<void> {
-  const spool = spoolPaths(ctx, row.id);
-  if (await exists(spool.data)) await moveFile(spool.data, target);
+  const spool = spoolPaths(ctx, row);
+  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
   if (!ctx.mailbox.controlFiles) return;
   const ctlTarget = join(ctx.folders.sent, ctlNameFor(basename(target)));
   const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
@@ -644,7 +471,7 @@ export async function planOutbound(ctx: MailboxContext): Promise<Array<{ file: s
     const item: { file: string; to?: string; workflow?: string; transform?: string; problem?: string } = { file: c.name };
     try {
       if (c.ctlPath) {
-        const ctl = parseControlFile(await fs.readFile(c.ctlPath));
+        const ctl = parseControlFile(await readRegular(c.ctlPath));
         checkOutboundControl(ctl);
         item.to = ctl.toDts;
         item.workflow = ctl.workflowId;
@@ -653,11 +480,13 @@ export async function planOutbound(ctx: MailboxContext): Promise<Array<{ file: s
         item.workflow = c.route.workflow;
         if (c.route.transform) {
           item.transform = `${c.route.transform.from}>${c.route.transform.to}`;
-          const r = await ctx.transform(await fs.readFile(c.dataPath), c.route.transform.from, c.route.transform.to, { direction: 'out', rowId: 0 });
+          const size = (await fs.lstat(c.dataPath)).size;
+          if (size > ctx.config.transform.maxInputBytes) throw new MeshdError('TOO_LARGE_TO_CONVERT', `${size} bytes is over transform.maxInputBytes; it would be set aside, not converted`);
+          const r = await ctx.transform(await readRegular(c.dataPath), c.route.transform.from, c.route.transform.to, { direction: 'out', rowId: 0 });
           if (r.errors.length) item.problem = `${r.errors.length} of ${r.messageCount} messages would be quarantined`;
         }
       }
-      if ((await fs.stat(c.dataPath)).size === 0) item.problem = 'empty file: MESH refuses it';
+      if ((await fs.lstat(c.dataPath)).size === 0) item.problem = 'empty file: MESH refuses it';
     } catch (err) {
       item.problem = (err as Error).message;
     }

@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { MessageRow } from '../ledger';
+import { fsyncDir, moveFile, openRegular, PRIVATE_FILE_MODE } from '../safe-fs';
+import type { MailboxContext } from './context';
+
+/**
+ * The spool (dataDir/spool/<MAILBOX>) holds the payloads meshd has taken responsibility for.
+ * Files are named by the row's random claim id, never by a row id, so a file left from another
+ * ledger (a restored backup, a lost meshd.db) can never be taken for a new row's payload; and
+ * before any byte goes to MESH the file must still be exactly what was claimed.
+ */
+
+export interface SpoolPaths {
+  data: string;
+  ctl: string;
+  /** The converted payload, when the route transforms. */
+  send: string;
+}
+
+export function spoolPaths(ctx: MailboxContext, row: Pick<MessageRow, 'claimId' | 'id'>): SpoolPaths {
+  // Rows from before claim ids were given one by migration 2; this only guards the type.
+  const stem = row.claimId ?? `row-${row.id}`;
+  return { data: join(ctx.spool, `${stem}.dat`), ctl: join(ctx.spool, `${stem}.ctl`), send: join(ctx.spool, `${stem}.send`) };
+}
+
+export interface FileFacts {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+/** Size, mtime and sha256 of a regular file, all read through one descriptor opened without following links. */
+export async function fileFacts(path: string): Promise<FileFacts> {
+  const { handle, stat } = await openRegular(path);
+  try {
+    const hash = createHash('sha256');
+    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+    return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
+  }
+}
+
+export type SpoolProblem = { code: 'FILE_CHANGED' | 'SPOOL_MISMATCH' | 'SPOOL_MISSING'; text: string };
+
+/**
+ * Checks the spool file against what the row recorded at claim. A changed size or mtime means
+ * someone was still writing it (FILE_CHANGED); the same size and mtime with other bytes means
+ * it is not the file that was claimed (SPOOL_MISMATCH). `hash: false` checks size and mtime only
+ * (after the last chunk: the bytes were hashed before the first).
+ */
+export async function checkSpool(ctx: MailboxContext, row: MessageRow, opts: { hash: boolean } = { hash: true }): Promise<SpoolProblem | undefined> {
+  const path = spoolPaths(ctx, row).data;
+  let facts: FileFacts | { size: number; mtimeMs: number };
+  try {
+    if (opts.hash) facts = await fileFacts(path);
+    else {
+      const st = await fs.lstat(path);
+      facts = { size: st.isFile() ? st.size : -1, mtimeMs: st.mtimeMs };
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { code: 'SPOOL_MISSING', text: 'the spool copy of this message is missing; nothing was sent from it' };
+    return { code: 'SPOOL_MISMATCH', text: `the spool copy cannot be read as a regular file: ${(err as Error).message}` };
+  }
+  if ((row.sizeBytes !== null && facts.size !== row.sizeBytes) || (row.sourceMtimeMs !== null && facts.mtimeMs !== row.sourceMtimeMs)) {
+    return { code: 'FILE_CHANGED', text: `the file changed after it was claimed (size ${row.sizeBytes} → ${facts.size} bytes); was its writer still writing? Nothing more is sent from it` };
+  }
+  if ('sha256' in facts && row.sha256 && facts.sha256 !== row.sha256) {
+    return { code: 'SPOOL_MISMATCH', text: 'the spool copy does not hold the bytes that were claimed (sha256 differs); nothing was sent from it' };
+  }
+  return undefined;
+}
+
+/** A claim-id file name: 32 hex, a dot, then what it is (dat, ctl, send, part, …). */
+const CLAIM_NAME = /^([0-9a-f]{32})\./;
+
+/**
+ * Moves every file in `dir` that no ledger row owns to dataDir/orphans/<MAILBOX>/ and reports
+ * it; nothing unowned is ever sent or delivered. A file is owned when its name starts with the
+ * claim id of a row of this mailbox and direction. Returns the names moved.
+ */
+export async function moveOrphans(ctx: MailboxContext, dir: string, direction: 'in' | 'out'): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const moved: string[] = [];
+  const orphans = join(ctx.config.dataDir, 'orphans', ctx.mailbox.id);
+  for (const name of names.sort()) {
+    const claim = CLAIM_NAME.exec(name)?.[1];
+    const owner = claim ? ctx.ledger.findByClaimId(claim) : undefined;
+    if (owner && owner.mailbox === ctx.mailbox.id && owner.direction === direction) continue;
+    await fs.mkdir(orphans, { recursive: true, mode: 0o700 });
+    const target = join(orphans, `${new Date(ctx.now()).toISOString().replace(/[:.]/g, '')}-${name}`);
+    try {
+      await moveFile(join(dir, name), target, PRIVATE_FILE_MODE);
+    } catch (err) {
+      ctx.log.error('ORPHAN_NOT_MOVED', `an unowned file could not be moved out of the spool: ${(err as Error).message}`, { file: name });
+      continue;
+    }
+    moved.push(name);
+    ctx.log.warn('SPOOL_ORPHAN', 'a file no ledger row owns was moved to the orphans folder; it will not be sent or delivered', { file: name, movedTo: target });
+  }
+  if (moved.length) await fsyncDir(orphans);
+  return moved;
+}
+
+/** True if the row's payload is its spool copy (as opposed to failed/ or sent/ before a retry). */
+export function payloadInSpool(ctx: MailboxContext, row: MessageRow): boolean {
+  return row.payloadPath === spoolPaths(ctx, row).data;
+}
+
