@@ -1,5 +1,6 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { PRIVATE_FILE_MODE, writeFileAtomic } from '../safe-fs';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -46,7 +47,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
       doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
       doc.mailboxes[0].routes = routes;
       configs[mb] = join(dir, `${mb}.yaml`);
-      writeFileSync(configs[mb], stringify(doc));
+      await writeFileAtomic(configs[mb], stringify(doc), PRIVATE_FILE_MODE);
     }
     line(`2. configs: ${configs[PAS]} (sends CSV as FHIR R4) and ${configs[GP]} (receives FHIR as HL7 v2)`);
 
@@ -57,9 +58,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
     for (const name of ['registrations', 'appointments']) {
       const records = JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')) as CanonicalRecord[];
       const written = csv.write!(records);
-      const temp = join(out, `.${name}.csv.tmp`);
-      writeFileSync(temp, written.output);
-      await rename(temp, join(out, `${name}.csv`)); // complete files appear by rename
+      await writeFileAtomic(join(out, `${name}.csv`), written.output); // complete files appear by rename
       line(`3. dropped ${name}.csv (${records.length} ${name}) into ${PAS}'s out/`);
     }
 

@@ -53,7 +53,7 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // Create the file ourselves so it is 0600 from the first byte; SQLite gives -wal/-shm the same mode.
     try {
-      fs.closeSync(fs.openSync(file, 'wx', PRIVATE));
+      fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW | fs.constants.O_WRONLY, PRIVATE));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ledgerOpenFailed(file, err);
     }

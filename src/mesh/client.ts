@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gzip } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
+import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { planChunks } from './chunks';
@@ -379,7 +380,8 @@ export class MeshClient {
       await mkdir(spoolDir, { recursive: true, mode: 0o700 });
       const temp = join(spoolDir, `.meshd-upload-${randomUUID()}.gz`);
       try {
-        await pipeline(src.open(s.start, s.end), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o600 }));
+        const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
+        await pipeline(src.open(s.start, s.end), createGzip({ level: 6 }), handle.createWriteStream());
         const length = (await stat(temp)).size;
         return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
       } catch (err) {
