@@ -16,6 +16,7 @@ export interface Metrics {
   meshRequests: Counter<'endpoint' | 'status'>;
   /** Requests repeated by the retry policy, by endpoint. */
   retries: Counter<'endpoint'>;
+  refusals: Counter<'code'>;
   /** Wall time of one poll cycle (list, download, deliver, acknowledge). */
   pollDuration: Histogram<'mailbox'>;
   /** Unix time (seconds) of the last poll that succeeded, per mailbox. */
@@ -58,6 +59,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     chunks: new Counter({ name: 'meshd_chunks_total', help: 'Chunks uploaded or downloaded', labelNames: ['mailbox', 'direction'], registers }),
     meshRequests: new Counter({ name: 'meshd_mesh_requests_total', help: 'MESH API calls by endpoint and outcome (ok or a meshd error code)', labelNames: ['endpoint', 'status'], registers }),
     retries: new Counter({ name: 'meshd_mesh_retries_total', help: 'MESH API requests retried by the retry policy', labelNames: ['endpoint'], registers }),
+    refusals: new Counter({ name: 'meshd_refused_total', help: 'Files or messages refused or set aside, by ledger code', labelNames: ['code'], registers }),
     pollDuration: new Histogram({
       name: 'meshd_poll_duration_seconds',
       help: 'Duration of one inbox poll cycle',

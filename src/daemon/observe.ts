@@ -53,15 +53,39 @@ export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): 
 }
 
 /**
- * The MESH client reports each retry as a MESH_RETRY log event; counting them here keeps the
- * client free of metrics. The endpoint label is the operation the message names first.
+ * Refusals that a sysadmin should see as a rate, by the ledger code the log event carries
+ * (a file or message refused or set aside; nothing keys on message text).
  */
-export function retryCountingLogger(log: Logger, metrics: Metrics): Logger {
+export const REFUSAL_CODES: ReadonlySet<string> = new Set([
+  'NOT_REGULAR_FILE',
+  'SPOOL_ORPHAN',
+  'SPOOL_MISMATCH',
+  'SPOOL_MISSING',
+  'FILE_CHANGED',
+  'POISON',
+  'TOO_LARGE_TO_CONVERT',
+]);
+
+/**
+ * Counts structured log events as metrics: the MESH client's MESH_RETRY events (the endpoint
+ * label is the operation the message names first), and every warning or error whose `code`
+ * field is a refusal. Keeps the client and the pipelines free of metrics.
+ */
+export function countingLogger(log: Logger, metrics: Metrics): Logger {
+  const refusal = (fields: Record<string, unknown> | undefined) => {
+    const code = fields?.code;
+    if (typeof code === 'string' && REFUSAL_CODES.has(code)) metrics.refusals.inc({ code });
+  };
   const wrap = (inner: Logger): Logger => ({
     ...inner,
     warn(event, message, fields) {
       if (event === 'MESH_RETRY') metrics.retries.inc({ endpoint: /^[a-z]+/i.exec(message)?.[0]?.toLowerCase() ?? 'unknown' });
+      refusal(fields);
       inner.warn(event, message, fields);
+    },
+    error(event, message, fields) {
+      refusal(fields);
+      inner.error(event, message, fields);
     },
     child: (fields) => wrap(inner.child(fields)),
   });

@@ -10,7 +10,7 @@ import { EXIT, exitCodeFor } from '../cli/exit';
 import { Daemon } from './daemon';
 import { acquireInstanceLock } from './lock';
 import { startService } from './service';
-import { createMetrics, meteredPort, recordSuccessfulPoll, retryCountingLogger, startObserver, version, type Observer } from './observe';
+import { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version, type Observer } from './observe';
 
 interface GlobalOptions {
   config?: string;
@@ -67,10 +67,10 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     const metrics = createMetrics({ version });
     const observed: { observer?: Observer } = {};
     const daemon = await Daemon.open(config, {
-      log,
+      log: countingLogger(log, metrics),
       onTransformFailure: (mailbox, direction) => metrics.transformFailures.inc({ mailbox, direction }),
       meshFor: (mailbox) => {
-        const port = meshPortFor(config, mailbox.id, retryCountingLogger(log.child({ mailbox: mailbox.id }), metrics));
+        const port = meshPortFor(config, mailbox.id, countingLogger(log.child({ mailbox: mailbox.id }), metrics));
         ports.set(mailbox.id, port);
         return meteredPort(port, metrics, mailbox.id);
       },

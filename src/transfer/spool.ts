@@ -104,7 +104,7 @@ export async function moveOrphans(ctx: MailboxContext, dir: string, direction: '
       continue;
     }
     moved.push(name);
-    ctx.log.warn('SPOOL_ORPHAN', 'a file no ledger row owns was moved to the orphans folder; it will not be sent or delivered', { file: name, movedTo: target });
+    ctx.log.warn('SPOOL_ORPHAN', 'a file no ledger row owns was moved to the orphans folder; it will not be sent or delivered', { code: 'SPOOL_ORPHAN', file: name, movedTo: target });
   }
   if (moved.length) await fsyncDir(orphans);
   return moved;

@@ -1,20 +1,34 @@
 import { expect } from 'chai';
 import { silentLogger } from '../../src/log';
 import { createMetrics } from '../../src/daemon/metrics';
-import { meteredPort, retryCountingLogger } from '../../src/daemon/observe';
+import { meteredPort, countingLogger } from '../../src/daemon/observe';
 import { MeshRejectedError } from '../../src/mesh/errors';
 import type { MeshPort } from '../../src/transfer/context';
 
 describe('daemon observability wiring', () => {
   it('counts MESH_RETRY log events as retries by operation, also through child loggers', async () => {
     const metrics = createMetrics({ processMetrics: false });
-    const log = retryCountingLogger(silentLogger, metrics).child({ mailbox: 'X26ABC1' });
+    const log = countingLogger(silentLogger, metrics).child({ mailbox: 'X26ABC1' });
     log.warn('MESH_RETRY', 'send chunk 2 of 3 failed; retrying', {});
     log.warn('MESH_RETRY', 'download 123 failed; retrying', {});
     log.warn('SOMETHING_ELSE', 'not a retry', {});
     const text = await metrics.registry.metrics();
     expect(text).to.match(/meshd_mesh_retries_total\{endpoint="send"\} 1/);
     expect(text).to.match(/meshd_mesh_retries_total\{endpoint="download"\} 1/);
+  });
+
+  it('counts refusals by the ledger code of their warning or error, never by message text', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const log = countingLogger(silentLogger, metrics).child({ mailbox: 'X26ABC1' });
+    log.warn('OUT_QUARANTINED', 'x is a symbolic link', { code: 'NOT_REGULAR_FILE' });
+    log.error('SEND_NEEDS_REVIEW', 'changed', { code: 'FILE_CHANGED' });
+    log.warn('SPOOL_ORPHAN', 'moved', { code: 'SPOOL_ORPHAN' });
+    log.warn('SEND_RETRY_LATER', 'NOT_REGULAR_FILE in the text only', { code: 'MESH_TRANSIENT' });
+    const text = await metrics.registry.metrics();
+    expect(text).to.match(/meshd_refused_total\{code="NOT_REGULAR_FILE"\} 1/);
+    expect(text).to.match(/meshd_refused_total\{code="FILE_CHANGED"\} 1/);
+    expect(text).to.match(/meshd_refused_total\{code="SPOOL_ORPHAN"\} 1/);
+    expect(text).to.not.match(/meshd_refused_total\{code="MESH_TRANSIENT"\}/);
   });
 
   it('counts MESH calls by endpoint and outcome, with bytes and chunks', async () => {
