@@ -8,7 +8,7 @@ import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
 import { receiveCycle } from '../transfer/inbound';
-import { sendCycle } from '../transfer/outbound';
+import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
 import { withCrashHook } from './crash-hook';
 
@@ -54,6 +54,8 @@ export class Daemon {
   private stopRequested = false;
   /** Stages in flight, so a scheduled stage never overlaps itself and shutdown can wait. */
   private readonly running = new Map<string, Promise<unknown>>();
+  /** Mailboxes whose send-side recovery has run in this process. */
+  private readonly recovered = new Set<MailboxContext>();
 
   private constructor(
     readonly config: MeshdConfig,
@@ -79,6 +81,7 @@ export class Daemon {
           mesh: options.meshFor(mailbox),
           log: options.log.child({ mailbox: mailbox.id }),
           now: options.now ?? (() => new Date()),
+          reported: new Set(),
           stopping: () => d.stopRequested,
           transform: observedTransform(options.transform ?? defaultTransform(d.ledger, options.now ?? (() => new Date())), mailbox.id, options.onTransformFailure),
         });
@@ -135,6 +138,11 @@ export class Daemon {
         return;
       }
       case 'send': {
+        // Half-done work only outlives a crash, so recovery runs once per process and mailbox.
+        if (!this.recovered.has(ctx)) {
+          await recoverOutbound(ctx);
+          this.recovered.add(ctx);
+        }
         const r = await sendCycle(ctx);
         if (report) {
           report.claimed += r.claimed;

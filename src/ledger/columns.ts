@@ -36,11 +36,12 @@ export const MESSAGE_COLUMNS: Readonly<Record<keyof MessageRow, string>> = {
   claimId: 'claim_id',
   sourceMtimeMs: 'source_mtime_ms',
   processingStarts: 'processing_starts',
+  recoveryMark: 'recovery_mark',
 };
 
 /** Fields a patch may set: everything but identity, state and the store's own stamps. */
 export const PATCHABLE_FIELDS: ReadonlySet<string> = new Set(
-  Object.keys(MESSAGE_COLUMNS).filter((k) => !['id', 'direction', 'mailbox', 'state', 'createdAt', 'updatedAt'].includes(k)),
+  Object.keys(MESSAGE_COLUMNS).filter((k) => !['id', 'direction', 'mailbox', 'state', 'recoveryMark', 'createdAt', 'updatedAt'].includes(k)),
 );
 
 export const MAILBOX_STATUS_COLUMNS: Readonly<Record<Exclude<keyof MailboxStatus, 'mailbox'>, string>> = {
@@ -113,6 +114,7 @@ export function messageFromSql(r: Record<string, unknown>): MessageRow {
     claimId: r.claim_id as string | null,
     sourceMtimeMs: r.source_mtime_ms as number | null,
     processingStarts: r.processing_starts as number,
+    recoveryMark: r.recovery_mark as MessageRow['recoveryMark'],
   };
 }
 

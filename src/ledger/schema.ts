@@ -182,6 +182,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX messages_claim_id ON messages (claim_id) WHERE claim_id IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    // What recovery needs moves out of the error columns into one closed, checked column that only
+    // transitions and setMark() change. The two codes for one unknown send outcome become one.
+    sql: `
+      ALTER TABLE messages ADD COLUMN recovery_mark TEXT CHECK (recovery_mark IS NULL OR recovery_mark IN ('post_in_flight', 'filing'));
+      UPDATE messages SET recovery_mark = 'post_in_flight', error_code = NULL WHERE error_code = 'POST_IN_FLIGHT';
+      UPDATE messages SET recovery_mark = 'filing', error_code = NULL WHERE error_code = 'FILING';
+      UPDATE messages SET recovery_mark = 'filing', error_text = substr(error_text, 10) WHERE error_text LIKE '[filing] %';
+      UPDATE messages SET error_code = 'MESH_SEND_AMBIGUOUS' WHERE error_code = 'MESH_AMBIGUOUS';
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

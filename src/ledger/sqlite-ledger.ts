@@ -21,7 +21,9 @@ import {
   MessageState,
   PAYLOAD_PURGE_STATES,
   SETTLED_STATES,
+  canMark,
   canTransition,
+  type RecoveryMark,
   predecessors,
 } from './states';
 import type {
@@ -156,7 +158,8 @@ export class SqliteLedger implements LedgerStore {
         `start in one of: ${(INITIAL_STATES[row.direction] ?? []).join(', ')}`,
       );
     }
-    const { direction, mailbox, state, ...patch } = row;
+    const { direction, mailbox, state, recoveryMark = null, ...patch } = row;
+    if (!canMark(direction, state, recoveryMark)) throw conflict(`a new ${direction} row in state ${state} cannot carry the recovery mark ${recoveryMark}`);
     const values: Record<string, unknown> = {};
     for (const c of Object.values(MESSAGE_COLUMNS)) values[c] = null;
     for (const [col, value] of patchColumns(patch, PATCHABLE_FIELDS, MESSAGE_COLUMNS)) values[col] = value;
@@ -168,6 +171,7 @@ export class SqliteLedger implements LedgerStore {
     values.attempts ??= 0;
     values.processing_starts ??= 0;
     values.claim_id ??= newClaimId();
+    values.recovery_mark = recoveryMark;
     delete values.id;
     return this.transaction(() => {
       let inserted: Row;
@@ -202,10 +206,12 @@ export class SqliteLedger implements LedgerStore {
         legal.length ? `only ${legal.join(', ')} rows can move to ${to}` : `no ${current.direction} row can move to ${to}`,
       );
     }
+    const mark = opts.mark ?? null;
+    if (!canMark(current.direction, to, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${to}`);
     const at = this.stamp();
     const patch: MessagePatch = { ...opts.patch };
     if (to === MessageState.Acknowledged && patch.acknowledgedAt === undefined) patch.acknowledgedAt = at;
-    const updated = this.updateRow(id, patch, at, { from: current.state, to });
+    const updated = this.updateRow(id, patch, at, { from: current.state, to }, mark);
     // Unreachable under the immediate transaction's lock; kept as a guard should the isolation ever change.
     if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
     this.insertEvent(id, at, opts.event?.type ?? 'transition', current.state, to, opts.event?.detail);
@@ -228,6 +234,20 @@ export class SqliteLedger implements LedgerStore {
     return rows;
   }
 
+  setMark(id: number, mark: RecoveryMark | null, opts: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput } = {}): MessageRow {
+    return this.transaction(() => {
+      const current = this.get(id);
+      if (!current) throw notFound(id);
+      if (opts.from && !opts.from.includes(current.state)) throw conflict(`message ${id} is ${current.state}, not ${opts.from.join(' or ')}; its recovery mark was not changed`);
+      if (!canMark(current.direction, current.state, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${current.state}`);
+      const at = this.stamp();
+      const updated = this.updateRow(id, opts.patch ?? {}, at, undefined, mark);
+      if (!updated) throw notFound(id);
+      if (opts.event) this.insertEvent(id, at, opts.event.type, null, null, { ...opts.event.detail, mark });
+      return updated;
+    });
+  }
+
   update(id: number, patch: MessagePatch, event?: EventInput): MessageRow {
     return this.transaction(() => {
       const at = this.stamp();
@@ -239,8 +259,9 @@ export class SqliteLedger implements LedgerStore {
   }
 
   /** UPDATE … RETURNING with the patch's columns; statements are cached per column set. */
-  private updateRow(id: number, patch: MessagePatch, at: string, move?: { from: MessageState; to: MessageState }): MessageRow | undefined {
+  private updateRow(id: number, patch: MessagePatch, at: string, move?: { from: MessageState; to: MessageState }, mark?: RecoveryMark | null): MessageRow | undefined {
     const pairs = patchColumns(patch, PATCHABLE_FIELDS, MESSAGE_COLUMNS);
+    if (mark !== undefined) pairs.push(['recovery_mark', mark]);
     const key = pairs.map(([c]) => c).join(',') + (move ? '|move' : '');
     let stmt = this.updateStatements.get(key);
     if (!stmt) {

@@ -58,6 +58,29 @@ export const TRANSITIONS: Readonly<Record<Direction, Readonly<Partial<Record<Mes
   },
 };
 
+/**
+ * Recovery marks: facts a restart needs that are not states of their own. Each is allowed only
+ * in the states listed; a transition clears it unless it sets one for the new state.
+ * - post_in_flight: the first POST of a queued row may be on the wire; found after a restart, its
+ *   outcome is unknown.
+ * - filing: the row's files are being moved out of the spool to the payload path recorded.
+ */
+export type RecoveryMark = 'post_in_flight' | 'filing';
+export const RECOVERY_MARKS: readonly RecoveryMark[] = ['post_in_flight', 'filing'];
+
+export const MARKS: Readonly<Record<Direction, Readonly<Partial<Record<MessageState, readonly RecoveryMark[]>>>>> = {
+  out: {
+    [S.Queued]: ['post_in_flight'],
+    [S.Sent]: ['filing'],
+    [S.Failed]: ['filing'],
+  },
+  in: {},
+};
+
+export function canMark(direction: Direction, state: MessageState, mark: RecoveryMark | null): boolean {
+  return mark === null || (MARKS[direction][state]?.includes(mark) ?? false);
+}
+
 /** States a new row may start in. */
 export const INITIAL_STATES: Readonly<Record<Direction, readonly MessageState[]>> = {
   out: [S.Claiming, S.Queued, S.Failed],

@@ -1,4 +1,4 @@
-import type { Direction, MessageState } from './states';
+import type { Direction, MessageState, RecoveryMark } from './states';
 
 /** Times are ISO-8601 UTC strings (`2026-11-24T10:00:00.000Z`): sortable, exact, and readable in the sqlite3 shell. */
 export type Instant = string;
@@ -49,6 +49,8 @@ export interface MessageRow {
   sourceMtimeMs: number | null;
   /** Conversions or deliveries begun and not finished; 2 means it killed the process twice (POISON). */
   processingStarts: number;
+  /** What a restart must finish (states.ts MARKS); changed only with the state or by setMark. */
+  recoveryMark: RecoveryMark | null;
 }
 
 /** Time fields accept a Date or an ISO string on the way in. */
@@ -56,13 +58,15 @@ type Writable<T> = { [K in keyof T]: T[K] extends Instant | null ? T[K] | Date :
 
 /** Fields a caller may change without a state change (id, direction, mailbox, state and stamps are the store's). */
 export type MessagePatch = Partial<
-  Writable<Omit<MessageRow, 'id' | 'direction' | 'mailbox' | 'state' | 'createdAt' | 'updatedAt'>>
+  Writable<Omit<MessageRow, 'id' | 'direction' | 'mailbox' | 'state' | 'recoveryMark' | 'createdAt' | 'updatedAt'>>
 >;
 
 export type NewMessage = MessagePatch & {
   direction: Direction;
   mailbox: string;
   state: MessageState;
+  /** Checked against the start state like any mark. */
+  recoveryMark?: RecoveryMark | null;
 };
 
 export interface EventRow {
@@ -86,6 +90,8 @@ export interface TransitionOptions {
   from?: MessageState[];
   patch?: MessagePatch;
   event?: EventInput;
+  /** The recovery mark the row has in its new state (default none). */
+  mark?: RecoveryMark | null;
 }
 
 /** The kind of appointment event last exchanged for one appointment key, per direction. */
@@ -159,6 +165,11 @@ export interface LedgerStore {
    * Due = in state `from` with next_attempt_at null or <= now.
    */
   claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[];
+  /**
+   * Sets or clears the row's recovery mark in its current state (refused where states.ts MARKS
+   * does not allow it), with an optional patch, in one transaction.
+   */
+  setMark(id: number, mark: RecoveryMark | null, opts?: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput }): MessageRow;
   /** Changes fields without a state change (chunk progress, next attempt). */
   update(id: number, patch: MessagePatch, event?: EventInput): MessageRow;
   recordEvent(id: number, type: string, detail?: object): void;

@@ -83,6 +83,8 @@ export interface MailboxContext {
   mesh: MeshPort;
   log: Logger;
   now: () => Date;
+  /** Names in out/ already reported (unmatched, refused in place), so each is reported once while it stays. */
+  reported: Set<string>;
   /** True once shutdown was asked for: finish the step in hand, take nothing new. */
   stopping: () => boolean;
   transform: TransformFn;

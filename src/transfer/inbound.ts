@@ -8,7 +8,7 @@ import { ctlDateTime, formatControlFile, type ControlFile } from './ctl';
 import type { InboundMeta, MailboxContext } from './context';
 import { globToRegExp } from './folders';
 import { fsyncDir, fsyncFile, moveFile, safeFileName, writeFileAtomic } from '../safe-fs';
-import { sha256File } from './outbound';
+import { sha256File } from './spool';
 import { mapLimit } from './pool';
 
 /**

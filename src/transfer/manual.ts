@@ -44,7 +44,7 @@ export async function recordManualSend(
       sourceMtimeMs: facts.mtimeMs,
       compress: headers.compress,
       chunkSize: headers.chunkSize,
-      errorCode: 'POST_IN_FLIGHT',
+      recoveryMark: 'post_in_flight',
       // Never due for the daemon's uploader: this send is in the hands of the CLI process.
       nextAttemptAt: new Date('9999-12-31T00:00:00Z'),
     },
@@ -55,7 +55,8 @@ export async function recordManualSend(
     path: copy,
     messageId(id: string, total: number) {
       if (total > 1) row = ledger.transition(row.id, 'uploading', { patch: { messageId: id, chunksTotal: total, chunksDone: 1, errorCode: null }, event: { type: 'message_id', detail: { messageId: id } } });
-      else row = ledger.update(row.id, { messageId: id });
+      // MESH answered: the outcome is no longer unknown.
+      else row = ledger.setMark(row.id, null, { patch: { messageId: id }, event: { type: 'message_id', detail: { messageId: id } } });
     },
     chunk(n: number, total: number) {
       if (n > 1) ledger.update(row.id, { chunksDone: n, chunksTotal: total });
@@ -64,7 +65,7 @@ export async function recordManualSend(
       try {
         const result = await send();
         ledger.transition(row.id, 'sent', {
-          patch: { messageId: result.messageId, chunksDone: result.chunks, chunksTotal: result.chunks, errorCode: null, payloadPath: null, nextAttemptAt: new Date(Date.now() + 10 * 60_000) },
+          patch: { messageId: result.messageId, chunksDone: result.chunks, chunksTotal: result.chunks, payloadPath: null, nextAttemptAt: new Date(Date.now() + 10 * 60_000) },
           event: { type: 'sent', detail: { messageId: result.messageId, via: 'meshd send' } },
         });
         await removeName(copy);

@@ -43,6 +43,10 @@ export async function fileFacts(path: string): Promise<FileFacts> {
   }
 }
 
+export async function sha256File(path: string): Promise<string> {
+  return (await fileFacts(path)).sha256;
+}
+
 export type SpoolProblem = { code: 'FILE_CHANGED' | 'SPOOL_MISMATCH' | 'SPOOL_MISSING'; text: string };
 
 /**

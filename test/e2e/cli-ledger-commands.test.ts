@@ -83,7 +83,7 @@ describe('meshd status and meshd ledger (CLI as a process)', function () {
       l.transition(failed.id, 'failed', { patch: { errorCode: 'MESH_REJECTED', errorText: 'recipient refused the workflow' } });
       ids.oldFailed = failed.id;
       const review = l.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued', peer: 'X26ABC2', workflowId: 'TEST_WORKFLOW', fileName: 'review.csv', payloadPath: payload('review.dat') });
-      l.transition(review.id, 'needs_review', { patch: { errorCode: 'MESH_AMBIGUOUS' } });
+      l.transition(review.id, 'needs_review', { patch: { errorCode: 'MESH_SEND_AMBIGUOUS' } });
       ids.review = review.id;
     }, LONG_AGO);
     withStore((l) => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
-import { claimBatch, scanOutbox } from '../../src/transfer/claim';
+import { claimBatch, scanOutbox } from '../../src/transfer/outbound/claim';
 import { spoolPaths } from '../../src/transfer/spool';
 import { controlFile, dropFile, RECEIVER, ROOT, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 

@@ -1,13 +1,13 @@
 import { promises as fs, type Stats } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { RouteConfig } from '../config/types';
-import { MeshdError } from '../errors';
-import type { MessageRow, NewMessage } from '../ledger';
-import { describeKind, exists, freeName, fsyncDir, moveFile, NotRegularFileError, PRIVATE_FILE_MODE, readRegular, removeName, writeFileAtomic } from '../safe-fs';
-import { checkOutboundControl, parseControlFile, type ControlFile } from './ctl';
-import type { MailboxContext } from './context';
-import { globToRegExp, isInProgressName } from './folders';
-import { fileFacts, spoolPaths } from './spool';
+import type { RouteConfig } from '../../config/types';
+import { MeshdError } from '../../errors';
+import type { MessageRow, NewMessage } from '../../ledger';
+import { describeKind, exists, freeName, fsyncDir, moveFile, NotRegularFileError, PRIVATE_FILE_MODE, readRegular, removeName, writeFileAtomic } from '../../safe-fs';
+import { checkOutboundControl, parseControlFile, type ControlFile } from '../ctl';
+import type { MailboxContext } from '../context';
+import { globToRegExp, isInProgressName } from '../folders';
+import { fileFacts, spoolPaths } from '../spool';
 
 /**
  * Taking files from out/: scan, inspect, claim. Anyone in the mailbox group may write out/, so
@@ -28,20 +28,15 @@ export interface Candidate {
   route?: RouteConfig;
 }
 
-/** Problems reported once per file name while the file stays (per mailbox context, pruned every scan). */
-const reportedByContext = new WeakMap<MailboxContext, Set<string>>();
-
+/** Problems are reported once per file name while the file stays (the set is pruned every scan). */
 function reportOnce(ctx: MailboxContext, key: string, event: string, message: string, fields: Record<string, unknown>): void {
-  let reported = reportedByContext.get(ctx);
-  if (!reported) reportedByContext.set(ctx, (reported = new Set()));
-  if (reported.has(key)) return;
-  reported.add(key);
+  if (ctx.reported.has(key)) return;
+  ctx.reported.add(key);
   ctx.log.warn(event, message, fields);
 }
 
 function forgetReportsExcept(ctx: MailboxContext, names: Set<string>): void {
-  const reported = reportedByContext.get(ctx);
-  for (const key of reported ?? []) if (!names.has(key)) reported!.delete(key);
+  for (const key of ctx.reported) if (!names.has(key)) ctx.reported.delete(key);
 }
 
 /** A regular file with one link: the only thing meshd takes from out/. */

@@ -1,0 +1,137 @@
+import { basename, join } from 'node:path';
+import type { MessageRow } from '../../ledger';
+import { exists, freeName, fsyncDir, moveFile, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import type { MailboxContext } from '../context';
+import { ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from '../ctl';
+import { spoolPaths, type SpoolProblem } from '../spool';
+
+/**
+ * Where an outbound row ends: its files filed into sent/ or failed/, or the row parked for a
+ * person. Filing records the target path with the `filing` recovery mark first, then moves the
+ * files, then clears the mark, so a crash at any point is redone by recovery without a second
+ * copy, a lost control file or a path pointing nowhere.
+ */
+
+/** Anything that makes the payload doubtful parks the row for a person; nothing is sent from it. */
+export async function parkForReview(ctx: MailboxContext, row: MessageRow, problem: SpoolProblem): Promise<void> {
+  ctx.ledger.transition(row.id, 'needs_review', {
+    from: ['queued', 'uploading'],
+    patch: { errorCode: problem.code, errorText: problem.text },
+    event: { type: 'spool_check_failed', detail: { code: problem.code } },
+  });
+  ctx.log.error('SEND_NEEDS_REVIEW', `${row.fileName}: ${problem.text}; parked for review`, { row: row.id, code: problem.code });
+}
+
+/** Refused by MESH or unusable: the row moves to `failed` (target path, filing mark), then the files follow. */
+export async function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
+  const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, recoveryMark: null }]);
+  const failedRow = ctx.ledger.transition(row.id, 'failed', {
+    patch: { payloadPath: plan.target, errorCode: code, errorText: text, processingStarts: 0 },
+    mark: 'filing',
+    event: { type: 'failed', detail: { code, reason: text } },
+  });
+  await fileFailed(ctx, failedRow);
+  ctx.log.error('SEND_FAILED', `message from ${row.fileName} was refused and moved to failed/: ${text}`, { row: row.id, code });
+}
+
+/** Moves a failed row's files to its recorded path in failed/, with the .ctl status and a .reason. Idempotent. */
+export async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<void> {
+  const spool = spoolPaths(ctx, row);
+  const target = row.payloadPath!;
+  const text = row.errorText ?? '';
+  const code = row.errorCode ?? 'FAILED';
+  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
+  if (await exists(spool.ctl)) {
+    const ctl = await readCtlOr(spool.ctl);
+    ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
+    await writeFileAtomic(join(ctx.folders.failed, ctlNameFor(basename(target))), formatControlFile(ctl));
+  }
+  await writeFileAtomic(`${target}.reason`, `${code}: ${text}\n`);
+  await removeSpoolLeftovers(ctx, row);
+  ctx.ledger.setMark(row.id, null, { patch: { ctlPath: null }, event: { type: 'filed', detail: { failed: target } } });
+}
+
+async function readCtlOr(path: string): Promise<ControlFile> {
+  try {
+    return parseControlFile(await readRegular(path));
+  } catch {
+    return { statusRecords: [] };
+  }
+}
+
+/** sent/NAME.dat pairs with sent/NAME.ctl; a plain file NAME gets NAME.ctl beside it. */
+export function ctlNameFor(dataName: string): string {
+  return /\.dat$/i.test(dataName) ? dataName.replace(/\.dat$/i, '.ctl') : `${dataName}.ctl`;
+}
+
+/** Files a batch of sent payloads into sent/: one directory fsync and two commits per batch. */
+export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const { ledger } = ctx;
+  const planned = await planTargets(ctx, ctx.folders.sent, rows);
+  ledger.transaction(() => {
+    for (const p of planned) if (p.fresh) ledger.setMark(p.row.id, 'filing', { patch: { payloadPath: p.target }, event: { type: 'filing', detail: { sent: p.target } } });
+  });
+  for (const p of planned) await fileSent(ctx, p.row, p.target);
+  await fsyncDir(ctx.folders.sent);
+  for (const p of planned) await removeSpoolLeftovers(ctx, p.row);
+  ledger.transaction(() => {
+    for (const p of planned) ledger.setMark(p.row.id, null, { patch: { ctlPath: null }, event: { type: 'filed', detail: { sent: p.target } } });
+  });
+}
+
+/** Target paths for a batch: the recorded one when redoing, else a free name (unique within the batch). */
+async function planTargets(ctx: MailboxContext, dir: string, rows: MessageRow[]): Promise<Array<{ row: MessageRow; target: string; fresh: boolean }>> {
+  const taken = new Set<string>();
+  const out = [];
+  for (const row of rows) {
+    if (row.recoveryMark === 'filing' && row.payloadPath && !row.payloadPath.startsWith(ctx.spool)) {
+      out.push({ row, target: row.payloadPath, fresh: false });
+      continue;
+    }
+    let name = await freeName(dir, row.fileName ?? `${row.messageId ?? row.id}.dat`);
+    for (let i = 1; taken.has(name); i++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, i));
+    taken.add(name);
+    out.push({ row, target: join(dir, name), fresh: true });
+  }
+  return out;
+}
+
+function suffixed(name: string, i: number): string {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? `${name.slice(0, dot)}.${i}${name.slice(dot)}` : `${name}.${i}`;
+}
+
+async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
+  const spool = spoolPaths(ctx, row);
+  for (const p of [spool.ctl, spool.send, spool.data]) await removeName(p);
+}
+
+/**
+ * Moves a sent payload from the spool to `target` and writes its control file (dir not synced).
+ * Idempotent: a payload already moved is left; a control file is rewritten only while the
+ * spool still holds the original .ctl, or when none was written yet.
+ */
+async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): Promise<void> {
+  const spool = spoolPaths(ctx, row);
+  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
+  if (!ctx.mailbox.controlFiles) return;
+  const ctlTarget = join(ctx.folders.sent, ctlNameFor(basename(target)));
+  const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
+  if (!original && (await exists(ctlTarget))) return;
+  const ctl = original ? await readCtlOr(original) : { statusRecords: [] };
+  const written: ControlFile = {
+    ...ctl,
+    fromDts: ctl.fromDts ?? ctx.mailbox.id,
+    toDts: ctl.toDts ?? row.peer ?? undefined,
+    workflowId: ctl.workflowId ?? row.workflowId ?? undefined,
+    subject: ctl.subject ?? row.subject ?? undefined,
+    localId: ctl.localId ?? row.localId ?? undefined,
+    dtsId: row.messageId ?? undefined,
+    statusRecords: [
+      ...ctl.statusRecords,
+      { dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'SUCCESS', statusCode: '00', description: 'Transferred to the MESH server' },
+    ],
+  };
+  await writeFileAtomic(ctlTarget, formatControlFile(written), SHARED_FILE_MODE, false);
+}

@@ -1,0 +1,72 @@
+import { promises as fs } from 'node:fs';
+import { MeshdError } from '../../errors';
+import { readRegular } from '../../safe-fs';
+import { checkOutboundControl, parseControlFile } from '../ctl';
+import type { MailboxContext } from '../context';
+import { claimBatch, scanOutbox } from './claim';
+import { uploadBatch } from './upload';
+
+/**
+ * The send pipeline, one mailbox at a time (docs/architecture.md, "The message path"):
+ *   recover (once, recover.ts) → scan out/ and claim (claim.ts) → check, convert and upload
+ *   (upload.ts) → file into sent/ or failed/, or park for review (file.ts).
+ */
+
+export { recoverOutbound, reconcileSpool } from './recover';
+export { claimBatch, scanOutbox } from './claim';
+
+/**
+ * Rows uploaded per group commit. Small on purpose: if meshd dies mid-group, every first POST
+ * of the group has an unknown outcome and is parked for review, so the group bounds that.
+ */
+const UPLOAD_BATCH = 16;
+/** Files taken from out/ per group commit. */
+const CLAIM_BATCH = 64;
+
+/** One pass of the send side: take new files, upload what is due. Recovery runs before the first. */
+export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number; sent: number }> {
+  let claimed = 0;
+  const candidates = await scanOutbox(ctx);
+  for (let i = 0; i < candidates.length && !ctx.stopping(); i += CLAIM_BATCH) {
+    claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH));
+  }
+  let sent = 0;
+  while (!ctx.stopping()) {
+    const due = ctx.ledger.due(ctx.mailbox.id, 'out', ['queued', 'uploading'], ctx.now(), UPLOAD_BATCH);
+    if (due.length === 0) break;
+    sent += await uploadBatch(ctx, due);
+    if (due.length < UPLOAD_BATCH) break;
+  }
+  return { claimed, sent };
+}
+
+/** What a cycle would send, without moving a file or calling MESH (`meshd run --dry-run`). */
+export async function planOutbound(ctx: MailboxContext): Promise<Array<{ file: string; to?: string; workflow?: string; transform?: string; problem?: string }>> {
+  const plan = [];
+  for (const c of await scanOutbox(ctx, { dryRun: true })) {
+    const item: { file: string; to?: string; workflow?: string; transform?: string; problem?: string } = { file: c.name };
+    try {
+      if (c.ctlPath) {
+        const ctl = parseControlFile(await readRegular(c.ctlPath));
+        checkOutboundControl(ctl);
+        item.to = ctl.toDts;
+        item.workflow = ctl.workflowId;
+      } else if (c.route) {
+        item.to = c.route.to;
+        item.workflow = c.route.workflow;
+        if (c.route.transform) {
+          item.transform = `${c.route.transform.from}>${c.route.transform.to}`;
+          const size = (await fs.lstat(c.dataPath)).size;
+          if (size > ctx.config.transform.maxInputBytes) throw new MeshdError('TOO_LARGE_TO_CONVERT', `${size} bytes is over transform.maxInputBytes; it would be set aside, not converted`);
+          const r = await ctx.transform(await readRegular(c.dataPath), c.route.transform.from, c.route.transform.to, { direction: 'out', rowId: 0 });
+          if (r.errors.length) item.problem = `${r.errors.length} of ${r.messageCount} messages would be quarantined`;
+        }
+      }
+      if ((await fs.lstat(c.dataPath)).size === 0) item.problem = 'empty file: MESH refuses it';
+    } catch (err) {
+      item.problem = (err as Error).message;
+    }
+    plan.push(item);
+  }
+  return plan;
+}

@@ -1,0 +1,92 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { MessageRow, MessageState } from '../../ledger';
+import { exists } from '../../safe-fs';
+import type { MailboxContext } from '../context';
+import { moveOrphans, payloadInSpool, spoolPaths } from '../spool';
+import { finishClaim } from './claim';
+import { failOutbound, fileFailed, finishSentBatch, parkForReview } from './file';
+
+/**
+ * What a crash can leave half-done on the send side, and who finishes it: one row of the table
+ * per (state, condition). Run once per process and mailbox, before the first cycle; idempotent.
+ */
+const RECOVERY: ReadonlyArray<{ state: MessageState; needs: (row: MessageRow, ctx: MailboxContext) => boolean; run: (ctx: MailboxContext, row: MessageRow) => Promise<void> }> = [
+  // Stopped between the ledger row and the move into the spool.
+  { state: 'claiming', needs: () => true, run: finishClaim },
+  // The first POST may have reached MESH: never resent blindly.
+  { state: 'queued', needs: (row) => row.recoveryMark === 'post_in_flight', run: unknownOutcome },
+  // Its conversion was started twice and never finished: it killed the process both times.
+  { state: 'queued', needs: (row) => row.processingStarts >= 2, run: poison },
+  // Sent, but its files were not (all) moved to sent/.
+  { state: 'sent', needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
+  // Failed, but its files were not (all) moved to failed/.
+  { state: 'failed', needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
+];
+
+export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
+  await adoptRowIdSpoolNames(ctx);
+  for (const step of RECOVERY) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state: step.state })]) {
+      const now = ctx.ledger.get(row.id)!; // an earlier step may have moved it
+      if (now.state === step.state && step.needs(now, ctx)) await step.run(ctx, now);
+    }
+  }
+  await reconcileSpool(ctx);
+}
+
+async function unknownOutcome(ctx: MailboxContext, row: MessageRow): Promise<void> {
+  if (ctx.config.ledger.ambiguousSend === 'resend') {
+    ctx.ledger.setMark(row.id, null, { event: { type: 'resend_after_unknown_outcome', detail: { policy: 'resend' } } });
+    ctx.log.warn('SEND_RESEND_POLICY', 'first upload of a message was interrupted; resending as ledger.ambiguousSend is resend', { row: row.id });
+    return;
+  }
+  ctx.ledger.transition(row.id, 'needs_review', {
+    from: ['queued'],
+    patch: { errorCode: 'MESH_SEND_AMBIGUOUS', errorText: 'meshd stopped during the first upload; MESH may or may not have the message' },
+    event: { type: 'outcome_unknown', detail: { reason: 'interrupted during first POST /outbox' } },
+  });
+  ctx.log.warn('SEND_NEEDS_REVIEW', 'first upload was interrupted; message parked for review (never resent blindly)', { row: row.id, code: 'MESH_SEND_AMBIGUOUS' });
+}
+
+async function poison(ctx: MailboxContext, row: MessageRow): Promise<void> {
+  await failOutbound(ctx, row, 'POISON', `converting this message stopped meshd ${row.processingStarts} times; it is set aside so the rest of the mailbox goes on`);
+}
+
+/**
+ * Before ledger migration 2, spool files were named by row id. A row that still points at such
+ * a file (an upgrade with work in flight) has it renamed to its claim id; any other file named
+ * that way is owned by nobody and goes to orphans/.
+ */
+async function adoptRowIdSpoolNames(ctx: MailboxContext): Promise<void> {
+  for (const state of ['queued', 'uploading', 'needs_review', 'sent', 'failed'] as const) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state })]) {
+      const old = join(ctx.spool, `${row.id}.dat`);
+      if (row.payloadPath !== old) continue;
+      const now = spoolPaths(ctx, row);
+      for (const ext of ['dat', 'ctl', 'send'] as const) {
+        const from = join(ctx.spool, `${row.id}.${ext}`);
+        if (await exists(from)) await fs.rename(from, now[ext === 'dat' ? 'data' : ext]);
+      }
+      ctx.ledger.update(row.id, { payloadPath: now.data, ctlPath: row.ctlPath === join(ctx.spool, `${row.id}.ctl`) ? now.ctl : row.ctlPath }, { type: 'spool_renamed', detail: { to: 'claim id' } });
+    }
+  }
+}
+
+/**
+ * The spool and the ledger must agree: a row waiting to send whose spool copy is missing is
+ * parked for review, and a spool file no row owns is moved to orphans/ (never sent). Run at
+ * start and by `meshd ledger restore`.
+ */
+export async function reconcileSpool(ctx: MailboxContext): Promise<{ parked: number[]; orphans: string[] }> {
+  const parked: number[] = [];
+  for (const state of ['queued', 'uploading'] as const) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state })]) {
+      if (payloadInSpool(ctx, row) && !(await exists(row.payloadPath!))) {
+        await parkForReview(ctx, row, { code: 'SPOOL_MISSING', text: 'the spool copy of this message is missing; nothing was sent from it' });
+        parked.push(row.id);
+      }
+    }
+  }
+  return { parked, orphans: await moveOrphans(ctx, ctx.spool, 'out') };
+}

@@ -1,0 +1,209 @@
+import { basename } from 'node:path';
+import { MeshdError } from '../../errors';
+import type { MessageRow } from '../../ledger';
+import { exists, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, writeFileAtomic, copyRegular, freeName } from '../../safe-fs';
+import { StopRequested, type MailboxContext } from '../context';
+import { mapLimit } from '../pool';
+import { checkSpool, spoolPaths } from '../spool';
+import { failOutbound, finishSentBatch, parkForReview } from './file';
+import { join } from 'node:path';
+
+/**
+ * Uploading queued rows: the spool copy is checked, converted once if the route says, then sent.
+ * The `post_in_flight` marks of a group are committed together before any POST; each message id
+ * is committed the moment MESH gives it, so only a POST cut off in flight is ever parked.
+ */
+
+/** How many uploads run at once; each is one HTTPS request stream. */
+const UPLOAD_CONCURRENCY = 16;
+
+function backoffMs(attempts: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, attempts - 1), 3_600_000);
+}
+
+/**
+ * Makes sure the payload is in the spool (a row retried by an operator still points at failed/
+ * or sent/) and applies the route's transform once, writing the converted payload beside it.
+ */
+async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<string | undefined> {
+  const spool = spoolPaths(ctx, row);
+  if (row.payloadPath && row.payloadPath !== spool.data) {
+    if (!(await exists(spool.data))) {
+      if (!(await exists(row.payloadPath))) {
+        await failOutbound(ctx, row, 'PAYLOAD_MISSING', `the payload ${row.payloadPath} is gone; nothing to send`);
+        return undefined;
+      }
+      await moveFile(row.payloadPath, spool.data, PRIVATE_FILE_MODE);
+      await fsyncDir(ctx.spool);
+    }
+    row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
+  }
+  // Before the first POST and before each resume: the spool copy must still be what was claimed.
+  const problem = await checkSpool(ctx, row);
+  if (problem) {
+    await parkForReview(ctx, row, problem);
+    return undefined;
+  }
+  if (!row.transform) return spool.data;
+  if (await exists(spool.send)) return spool.send;
+  const [from, to] = row.transform.split('>');
+  const cap = ctx.config.transform.maxInputBytes;
+  if ((row.sizeBytes ?? 0) > cap) {
+    await failOutbound(ctx, row, 'TOO_LARGE_TO_CONVERT', `${row.sizeBytes} bytes is over transform.maxInputBytes (${cap}); it was not loaded. Raise the cap or send it on a route without a transform`);
+    return undefined;
+  }
+  // Committed before converting: if this conversion kills the process twice, recovery sets it aside (POISON).
+  row = ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 }, { type: 'processing_started', detail: { step: 'transform' } });
+  const input = await readRegular(spool.data);
+  let result;
+  try {
+    result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id });
+  } catch (err) {
+    await failOutbound(ctx, row, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
+    return undefined;
+  }
+  if (result.errors.length > 0) {
+    // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
+    const keep = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
+    await copyRegular(spool.data, keep);
+    const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
+    await writeFileAtomic(`${keep}.reason`, lines.join('\n') + '\n');
+    ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.errors.length, of: result.messageCount, copy: keep });
+    ctx.log.warn('TRANSFORM_PARTIAL', `${result.errors.length} of ${result.messageCount} messages in ${row.fileName} could not be converted; a copy with reasons is in failed/`, {
+      row: row.id,
+    });
+  }
+  await writeFileAtomic(spool.send, result.output, PRIVATE_FILE_MODE);
+  ctx.ledger.update(row.id, { processingStarts: 0 }, { type: 'transformed', detail: { transform: row.transform, messages: result.messageCount } });
+  return spool.send;
+}
+
+
+/**
+ * Uploads queued or part-uploaded rows. The "first POST in flight" marks of a whole group are
+ * committed together before any POST (one fsync); each message id is committed the moment MESH
+ * gives it, so only a POST cut off in flight is ever parked for review; the `sent` outcomes of
+ * the group share one commit.
+ */
+export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<number> {
+  const { ledger, mesh, log } = ctx;
+  const prepared: Array<{ row: MessageRow; payload: string }> = [];
+  for (const row of rows) {
+    const payload = await preparePayload(ctx, row);
+    if (payload) prepared.push({ row, payload });
+  }
+  ledger.transaction(() => {
+    for (const p of prepared) {
+      const first = !(p.row.state === 'uploading' && p.row.messageId);
+      p.row = first
+        ? ledger.setMark(p.row.id, 'post_in_flight', { from: ['queued'], patch: { errorCode: null, errorText: null, attempts: p.row.attempts + 1 }, event: { type: 'upload_started' } })
+        : ledger.update(p.row.id, { attempts: p.row.attempts + 1 }, { type: 'upload_resumed', detail: { fromChunk: p.row.chunksDone + 1 } });
+    }
+  });
+  const outcomes = await mapLimit(prepared, UPLOAD_CONCURRENCY, async ({ row, payload }) => {
+    const resume = row.state === 'uploading' && row.messageId ? { messageId: row.messageId, chunksDone: row.chunksDone ?? 0 } : undefined;
+    try {
+      const result = await mesh.send(
+        payload,
+        {
+          to: row.peer!,
+          workflowId: row.workflowId!,
+          subject: row.subject ?? undefined,
+          localId: row.localId ?? undefined,
+          fileName: row.fileName ? basename(row.fileName) : undefined,
+          chunkSize: row.chunkSize ?? ctx.config.transfer.chunkSize,
+          compress: row.compress,
+        },
+        {
+          onMessageId: (messageId, total) => {
+            // Committed the moment MESH answers: from here a restart resumes (or just files it)
+            // instead of parking it as an unknown outcome.
+            ledger.transition(row.id, 'uploading', {
+              from: ['queued'],
+              patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
+              event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
+            });
+            log.debug('SEND_ACCEPTED', 'MESH accepted the first chunk', { row: row.id, messageId, chunks: total });
+          },
+          onChunk: (n, total) => {
+            if (n > 1) ledger.update(row.id, { chunksDone: n, chunksTotal: total }, { type: 'chunk_sent', detail: { chunk: n, of: total } });
+            if (n < total && ctx.stopping()) throw new StopRequested();
+          },
+        },
+        resume,
+      );
+      return { row, payload, result };
+    } catch (err) {
+      return { row, payload, err };
+    }
+  });
+  let sent = 0;
+  const done: MessageRow[] = [];
+  // After the last chunk: a file that changed while it was being sent is not recorded as sent.
+  const changed = await Promise.all(outcomes.map((o) => ('result' in o && o.result ? checkSpool(ctx, o.row, { hash: false }) : undefined)));
+  ledger.transaction(() => {
+    outcomes.forEach((o, i) => {
+      if (!('result' in o) || !o.result || changed[i]) return;
+      const r = o.result;
+      done.push(
+        ledger.transition(o.row.id, 'sent', {
+          from: ['uploading', 'queued'],
+          patch: {
+            messageId: r.messageId,
+            chunksDone: r.chunks,
+            chunksTotal: r.chunks,
+            errorCode: null,
+            errorText: null,
+            nextAttemptAt: new Date(ctx.now().getTime() + 10 * 60_000).toISOString(),
+          },
+          event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
+        }),
+      );
+      sent++;
+    });
+  });
+  for (const [i, o] of outcomes.entries()) {
+    const problem = changed[i];
+    if (!problem || !('result' in o) || !o.result) continue;
+    ledger.update(o.row.id, { messageId: o.result.messageId }, { type: 'sent_but_changed', detail: { messageId: o.result.messageId } });
+    await parkForReview(ctx, ledger.get(o.row.id)!, { code: problem.code, text: `MESH has message ${o.result.messageId}, but ${problem.text}` });
+  }
+  for (const row of done) log.info('SEND_COMPLETE', `sent ${row.fileName} as ${row.messageId}`, { row: row.id, messageId: row.messageId, chunks: row.chunksTotal });
+  await finishSentBatch(ctx, done);
+  for (const o of outcomes) {
+    if ('err' in o && o.err && !(o.err instanceof StopRequested)) await recordSendError(ctx, o.row.id, o.err);
+  }
+  return sent;
+}
+
+async function recordSendError(ctx: MailboxContext, rowId: number, err: unknown): Promise<void> {
+  const { ledger, log } = ctx;
+  const row = ledger.get(rowId)!;
+  const e = err instanceof MeshdError ? err : new MeshdError('SEND_ERROR', (err as Error).message, undefined, 'failure');
+  // The outcome is known (or handed to the resend policy): the in-flight mark goes with the record of it.
+  const later = (patch: { errorCode: string; errorText: string; nextAttemptAt: string }, event: { type: string; detail: object }) =>
+    row.recoveryMark ? ledger.setMark(rowId, null, { patch, event }) : ledger.update(rowId, patch, event);
+  if (e.kind === 'ambiguous' && row.state === 'queued') {
+    if (ctx.config.ledger.ambiguousSend === 'resend') {
+      later({ errorCode: e.code, errorText: e.message, nextAttemptAt: new Date(ctx.now().getTime() + backoffMs(row.attempts)).toISOString() }, { type: 'outcome_unknown', detail: { policy: 'resend' } });
+      log.warn('SEND_RESEND_POLICY', 'outcome of the first upload is unknown; will resend as ledger.ambiguousSend is resend', { row: rowId });
+      return;
+    }
+    ledger.transition(rowId, 'needs_review', {
+      from: ['queued'],
+      patch: { errorCode: e.code, errorText: e.message },
+      event: { type: 'outcome_unknown', detail: { code: e.code, reason: e.message } },
+    });
+    log.warn('SEND_NEEDS_REVIEW', 'MESH may or may not have this message; parked for review (meshd ledger resolve)', { row: rowId, code: e.code });
+    return;
+  }
+  if (e.kind === 'rejected' || e.kind === 'input') {
+    await failOutbound(ctx, ledger.get(rowId)!, e.code, e.message);
+    return;
+  }
+  // Transient, auth, TLS: keep the payload and try again later with backoff.
+  const next = new Date(ctx.now().getTime() + backoffMs(row.attempts)).toISOString();
+  later({ errorCode: e.code, errorText: e.message, nextAttemptAt: next }, { type: 'send_retry_later', detail: { code: e.code, next } });
+  log.warn('SEND_RETRY_LATER', `send failed, will retry at ${next}: ${e.message}`, { row: rowId, code: e.code });
+}
+
