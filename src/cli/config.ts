@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { Finding, checkPrivateMode as CheckPrivateMode } from '../certs';
 import type { MeshdConfig } from '../config';
 import { EXIT } from './exit';
+import { writeJson, writeLines } from './output';
 
 /**
  * `meshd config check [--connect]`: everything that can be wrong before the daemon starts,
@@ -58,7 +59,7 @@ export function register(program: Command): void {
       }
       const errors = report.findings.filter((f) => f.severity === 'error').length;
       if (g.json) {
-        process.stdout.write(JSON.stringify({ ok: errors === 0, ...report }, null, 2) + '\n');
+        writeJson({ ok: errors === 0, ...report }, { space: 2 });
       } else {
         printReport(report, errors);
       }
@@ -67,7 +68,7 @@ export function register(program: Command): void {
 }
 
 function printReport(report: CheckReport, errors: number): void {
-  const out = (s: string) => process.stdout.write(s + '\n');
+  const out = (s: string) => writeLines(s);
   if (report.configPath) out(`config: ${report.configPath}${report.environment ? ` (environment: ${report.environment})` : ''}`);
   for (const f of report.findings) {
     out(`${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.key}: ${f.message}`);

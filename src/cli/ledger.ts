@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import type { MeshdConfig } from '../config/types';
 import type { Direction, EventRow, LedgerStore, MessageRow, MessageState, SqliteLedger } from '../ledger';
 import { MeshdError } from '../errors';
+import { escapeControl } from '../safe-text';
+import { printer } from './output';
 
 /**
  * `meshd status` and `meshd ledger …`: what a sysadmin reads and does to the ledger.
@@ -41,11 +43,7 @@ async function openCli(cmd: Command): Promise<LedgerCli> {
   const json = g.json === true;
   // create: false, so that `sudo meshd status` on a fresh host never leaves a root-owned ledger behind.
   const ledger = openLedger(ledgerPath(config.dataDir), { create: false });
-  const print = (result: unknown, text: string | string[]) => {
-    const out = json ? JSON.stringify(result) : Array.isArray(text) ? text.join('\n') : text;
-    if (out) process.stdout.write(out + '\n');
-  };
-  return { config, mailbox, json, ledger, print };
+  return { config, mailbox, json, ledger, print: printer(json) };
 }
 
 async function withLedger(cmd: Command, fn: (c: LedgerCli) => Promise<void> | void): Promise<void> {
@@ -74,7 +72,9 @@ function counts(c: Partial<Record<MessageState, number>>): string {
   return parts.length ? parts.join(', ') : 'none';
 }
 
-function table(headers: string[], rows: string[][]): string[] {
+function table(headers: string[], cells: string[][]): string[] {
+  // Escaped before measuring, so the columns line up with what is printed.
+  const rows = cells.map((r) => r.map(escapeControl));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)];
