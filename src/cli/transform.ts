@@ -51,9 +51,14 @@ export function register(program: Command): void {
         return;
       }
       if (!opts.from || !opts.to) throw new MeshdError('USAGE', 'transform needs --from <format> and --to <format>', `formats: ${formatNames().join(', ')}`, 'usage');
-      const { getFormat } = await import('../transform/registry');
-      getFormat(opts.from);
-      getFormat(opts.to);
+      // A format name is part of the command line: a wrong one is a usage error (exit 2), like a wrong option.
+      for (const [option, name, use] of [['--from', opts.from, 'read'], ['--to', opts.to, 'write']] as const) {
+        const f = Object.prototype.hasOwnProperty.call(formats, name) ? formats[name] : undefined;
+        if (!f?.[use]) {
+          const usable = formatNames().filter((n) => formats[n][use]);
+          throw new MeshdError('TRANSFORM_UNKNOWN_FORMAT', `${option} ${name}: ${f ? `format ${name} cannot be ${use === 'read' ? 'read' : 'written'}` : 'unknown format'}`, `use one of: ${usable.join(', ')} (meshd transform --list)`, 'usage');
+        }
+      }
       const { convert, describeIssue } = await import('../transform/convert');
       const input = await readInput(file);
       const result = convert(input, { from: opts.from, to: opts.to, options: opts.option });
