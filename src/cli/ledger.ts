@@ -288,7 +288,7 @@ export function register(program: Command): void {
     .option('--payloads-only', 'only delete payload copies; keep rows and history')
     .action(async (opts: { olderThan?: string; payloadsOnly?: boolean }, cmd: Command) => {
       const { parseAge } = await import('../ledger');
-      const fs = await import('node:fs');
+      const { deletePurgedFiles } = await import('../ledger/operator');
       await withLedger(cmd, ({ config, ledger, print }) => {
         const now = new Date();
         const day = 86_400_000;
@@ -306,23 +306,12 @@ export function register(program: Command): void {
             result.payloads.push(...r.payloads);
           }
         }
-        let deleted = 0;
-        let missing = 0;
-        const failures: Array<{ file: string; error: string }> = [];
-        for (const file of result.payloads) {
-          try {
-            fs.unlinkSync(file);
-            deleted++;
-          } catch (err) {
-            const code = (err as NodeJS.ErrnoException).code;
-            if (code === 'ENOENT') missing++;
-            else failures.push({ file, error: code ?? (err as Error).message });
-          }
-        }
-        const text = [`purged ${result.rows} row(s); deleted ${deleted} payload file(s)${missing ? `, ${missing} already gone` : ''}`];
-        for (const f of failures) text.push(`  could not delete ${f.file}: ${f.error}`);
-        print({ rows: result.rows, payloadsDeleted: deleted, payloadsMissing: missing, failures }, text);
-        if (failures.length) process.exitCode = 1;
+        const files = deletePurgedFiles(result.payloads);
+        const extra = [files.companionsDeleted ? `, ${files.companionsDeleted} .ctl/.reason file(s)` : '', files.payloadsMissing ? `, ${files.payloadsMissing} already gone` : ''].join('');
+        const text = [`purged ${result.rows} row(s); deleted ${files.payloadsDeleted} payload file(s)${extra}`];
+        for (const f of files.failures) text.push(`  could not delete ${f.file}: ${f.error}`);
+        print({ rows: result.rows, ...files }, text);
+        if (files.failures.length) process.exitCode = 1;
       });
     });
 

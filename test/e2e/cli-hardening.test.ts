@@ -87,4 +87,57 @@ describe('CLI hardening (as a process)', function () {
       expect(r.stderr.split('\n').filter((l) => l.startsWith('  what to do:'))).to.have.length(1);
     });
   });
+
+  describe('ledger purge', () => {
+    const LONG_AGO = new Date(Date.now() - 90 * 86_400_000);
+    const mailbox = (...parts: string[]) => path.join(dir, 'mailboxes', 'X26ABC1', ...parts);
+    function file(p: string, content = 'synthetic'): string {
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, content);
+      return p;
+    }
+    /** An old outbound row filed at `payloadPath`, in a state whose payload purge deletes. */
+    function oldRow(payloadPath: string, state: 'failed' | 'sent'): void {
+      withStore((l) => {
+        const row = l.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued', peer: 'X26ABC2', workflowId: 'TEST_WORKFLOW', fileName: path.basename(payloadPath) });
+        if (state === 'sent') l.transition(row.id, 'uploading', { patch: { messageId: `20261124100000000000_${row.id}` } });
+        l.transition(row.id, state, { patch: { payloadPath } });
+      }, LONG_AGO);
+    }
+
+    it("removes the purged payloads' .ctl and .reason files with them", async () => {
+      oldRow(file(mailbox('failed', 'refused.csv')), 'failed');
+      file(mailbox('failed', 'refused.csv.ctl'));
+      file(mailbox('failed', 'refused.csv.reason'), 'MESH_REJECTED: refused\n');
+      oldRow(file(mailbox('sent', 'batch.dat')), 'sent');
+      file(mailbox('sent', 'batch.ctl'));
+      const other = file(mailbox('sent', 'other.csv'));
+      const r = await meshd('ledger', 'purge', '--older-than', '30d', '--json');
+      expect(r.code, r.stderr).to.equal(0);
+      expect(JSON.parse(r.stdout)).to.include({ payloadsDeleted: 2, companionsDeleted: 3, payloadsMissing: 0 });
+      expect(fs.readdirSync(mailbox('failed'))).to.deep.equal([]);
+      expect(fs.readdirSync(mailbox('sent'))).to.deep.equal(['other.csv']);
+      expect(fs.existsSync(other)).to.equal(true);
+    });
+
+    it('never follows a symlink: a payload or companion that is one is left, with its target, and reported', async () => {
+      const victim = file(path.join(dir, 'elsewhere', 'victim.txt'), 'not meshd\'s');
+      const victim2 = file(path.join(dir, 'elsewhere', 'victim2.txt'), 'not meshd\'s either');
+      fs.mkdirSync(mailbox('failed'), { recursive: true });
+      fs.symlinkSync(victim, mailbox('failed', 'swapped.csv'));
+      oldRow(mailbox('failed', 'swapped.csv'), 'failed');
+      oldRow(file(mailbox('failed', 'real.csv')), 'failed');
+      fs.symlinkSync(victim2, mailbox('failed', 'real.csv.reason'));
+      const r = await meshd('ledger', 'purge', '--older-than', '30d', '--json');
+      expect(r.code).to.equal(1);
+      const out = JSON.parse(r.stdout);
+      expect(out).to.include({ payloadsDeleted: 1, companionsDeleted: 0 });
+      expect(out.failures.map((f: { file: string }) => f.file).sort()).to.deep.equal([mailbox('failed', 'real.csv.reason'), mailbox('failed', 'swapped.csv')]);
+      expect(out.failures[0].error).to.include('symlink');
+      expect(fs.readFileSync(victim, 'utf8')).to.equal("not meshd's");
+      expect(fs.readFileSync(victim2, 'utf8')).to.equal("not meshd's either");
+      expect(fs.lstatSync(mailbox('failed', 'swapped.csv')).isSymbolicLink()).to.equal(true);
+      expect(fs.existsSync(mailbox('failed', 'real.csv'))).to.equal(false);
+    });
+  });
 });
