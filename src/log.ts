@@ -1,10 +1,12 @@
 import winston from 'winston';
+import { escapeControl, escapeJsonText } from './safe-text';
 
 /**
  * One logger for the whole process. Every entry carries a stable `event` code
  * (catalogue in docs/operations.md). Secrets are redacted here, at the logger, so
  * no caller can leak one by accident: by key name, by registered value, and by shape
- * (PEM private keys, NHSMESH and Bearer tokens, URL credentials, NHS numbers).
+ * (PEM private keys, NHSMESH and Bearer tokens, URL credentials, NHS numbers). Control
+ * characters are escaped (src/safe-text.ts), so no value can forge a line or drive a terminal.
  */
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -30,6 +32,8 @@ export const REDACTED = '[REDACTED]';
 const MAX_DEPTH = 8;
 
 const secretValues = new Set<string>();
+/** Where winston keeps the finished line (triple-beam's MESSAGE). */
+const MESSAGE = Symbol.for('message');
 
 /** Register a secret value (password, shared key) so it is masked wherever it appears. */
 export function registerSecret(value: string | undefined): void {
@@ -122,11 +126,19 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     const extra = Object.entries(rest)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
-    return `${timestamp} ${String(level).toUpperCase()} [${event}] ${message}${extra ? ' ' + extra : ''}`;
+    return escapeControl(`${timestamp} ${String(level).toUpperCase()} [${event}] ${message}${extra ? ' ' + extra : ''}`);
   });
+  const jsonFormat = winston.format.combine(
+    winston.format.json(),
+    winston.format((info) => {
+      const record = info as unknown as Record<symbol, string>;
+      record[MESSAGE] = escapeJsonText(record[MESSAGE]);
+      return info;
+    })(),
+  );
   const w = winston.createLogger({
     level: options.level ?? (isLogLevel(envLevel) ? envLevel : 'info'),
-    format: winston.format.combine(redactFormat(), winston.format.timestamp(), format === 'json' ? winston.format.json() : textFormat),
+    format: winston.format.combine(redactFormat(), winston.format.timestamp(), format === 'json' ? jsonFormat : textFormat),
     transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
   });
   return wrap(w, {});

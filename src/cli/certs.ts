@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { MeshdError } from '../errors';
 import { EXIT } from './exit';
+import { writeJson, writeLines } from './output';
 
 /**
  * `meshd certs csr|inspect|import`: the client certificate's life cycle without openssl
@@ -16,11 +17,11 @@ function globals(cmd: Command): GlobalOpts {
 }
 
 function out(line = ''): void {
-  process.stdout.write(line + '\n');
+  writeLines([line]);
 }
 
 function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  writeJson(value, { space: 2 });
 }
 
 /** A password named by environment variable, so it never sits in shell history. */

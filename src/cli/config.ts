@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { Finding, checkPrivateMode as CheckPrivateMode } from '../certs';
 import type { MeshdConfig } from '../config';
 import { EXIT } from './exit';
+import { writeJson, writeLines } from './output';
 
 /**
  * `meshd config check [--connect]`: everything that can be wrong before the daemon starts,
@@ -58,7 +59,7 @@ export function register(program: Command): void {
       }
       const errors = report.findings.filter((f) => f.severity === 'error').length;
       if (g.json) {
-        process.stdout.write(JSON.stringify({ ok: errors === 0, ...report }, null, 2) + '\n');
+        writeJson({ ok: errors === 0, ...report }, { space: 2 });
       } else {
         printReport(report, errors);
       }
@@ -67,7 +68,7 @@ export function register(program: Command): void {
 }
 
 function printReport(report: CheckReport, errors: number): void {
-  const out = (s: string) => process.stdout.write(s + '\n');
+  const out = (s: string) => writeLines(s);
   if (report.configPath) out(`config: ${report.configPath}${report.environment ? ` (environment: ${report.environment})` : ''}`);
   for (const f of report.findings) {
     out(`${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.key}: ${f.message}`);
@@ -120,6 +121,7 @@ export async function checkConfig(explicitPath: string | undefined, opts: { conn
   const cnFinding = await certificateMailboxFinding(config);
   if (cnFinding) report.findings.push(cnFinding);
   report.findings.push(...(await secretFileFindings(path)));
+  report.findings.push(...(await exposureFindings(path, config)));
   report.findings.push(...checkDataDir(config.dataDir, checkPrivateMode));
   config.mailboxes.forEach((m, i) => report.findings.push(...checkMailboxFolder(`mailboxes[${i}].folder`, m.folder)));
   if (opts.connect) {
@@ -185,7 +187,8 @@ async function secretFileFindings(configPath: string): Promise<Finding[]> {
   const { checkPrivateMode } = await import('../certs');
   const raw = await rawYaml(configPath);
   if (!raw) return [];
-  const refs: Array<[string, unknown]> = [['sharedKey', raw.sharedKey]];
+  const proxy = raw.proxy && typeof raw.proxy === 'object' ? (raw.proxy as Record<string, unknown>) : undefined;
+  const refs: Array<[string, unknown]> = [['sharedKey', raw.sharedKey], ['proxy.password', proxy?.password]];
   if (Array.isArray(raw.mailboxes)) raw.mailboxes.forEach((m, i) => refs.push([`mailboxes[${i}].password`, (m as Record<string, unknown> | null)?.password]));
   const findings: Finding[] = [];
   for (const [key, ref] of refs) {
@@ -195,6 +198,53 @@ async function secretFileFindings(configPath: string): Promise<Finding[]> {
     if (f) findings.push(f);
   }
   return findings;
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
+
+/** Settings that expose meshd or a secret beyond this host's own user. */
+async function exposureFindings(configPath: string, config: MeshdConfig): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  if (config.health.port !== 0 && !LOOPBACK.test(config.health.host)) {
+    findings.push({
+      severity: 'warning',
+      key: 'health.host',
+      message: `/healthz, /readyz and /metrics (no authentication) are served on ${config.health.host}, not only to this host`,
+      hint: 'keep health.host: 127.0.0.1 (the default) and scrape through a local agent, or firewall the port',
+    });
+  }
+  // The raw file, not the resolved config: there the password from proxy.password is in the URL too.
+  const raw = (await rawYaml(configPath))?.proxy;
+  const proxyKey = raw && typeof raw === 'object' ? 'proxy.url' : 'proxy';
+  const written = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).url : raw;
+  let password = '';
+  try {
+    password = typeof written === 'string' ? new URL(written).password : '';
+  } catch {
+    // not a URL: the loader reports it
+  }
+  if (password) {
+    findings.push({
+      severity: 'warning',
+      key: proxyKey,
+      message: 'the proxy URL carries a password in the config file',
+      hint: 'write proxy: { url: http://USER@host:port, password: { credential: NAME } } (or { env } / { file }) instead',
+    });
+  }
+  return findings;
+}
+
+/** Mailbox folders are shared with a group by design, but never with every local user. */
+function worldAccessFinding(key: string, path: string): Finding | undefined {
+  const mode = statSync(path).mode & 0o777;
+  const access = [mode & 0o004 ? 'readable' : '', mode & 0o002 ? 'writable' : ''].filter(Boolean).join(' and ');
+  if (!access) return undefined;
+  return {
+    severity: 'warning',
+    key,
+    message: `${path} is ${access} by every local user (mode ${mode.toString(8).padStart(4, '0')})`,
+    hint: `chmod o-rwx ${path}`,
+  };
 }
 
 /** Nearest existing ancestor may create the missing folder. */
@@ -246,9 +296,11 @@ function checkMailboxFolder(key: string, folder: string): Finding[] {
   }
   if (!isWritableDir(folder)) return [{ severity: 'error', key, message: `${folder} is not a writable folder`, hint: `make it writable by meshd's user (systemd: ReadWritePaths=${folder})` }];
   const findings: Finding[] = [];
-  for (const sub of MAILBOX_SUBFOLDERS) {
-    const p = join(folder, sub);
-    if (existsSync(p) && !isWritableDir(p)) findings.push({ severity: 'error', key, message: `${p} is not a writable folder`, hint: `make it writable by meshd's user` });
+  for (const p of [folder, ...MAILBOX_SUBFOLDERS.map((sub) => join(folder, sub))]) {
+    if (!existsSync(p)) continue;
+    if (!isWritableDir(p)) findings.push({ severity: 'error', key, message: `${p} is not a writable folder`, hint: `make it writable by meshd's user` });
+    const open = worldAccessFinding(key, p);
+    if (open) findings.push(open);
   }
   return findings;
 }

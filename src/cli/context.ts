@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError } from '../errors';
 import type { Logger, LogLevel } from '../log';
+import { printer } from './output';
 
 /**
  * What every MESH command needs from the global options (--config, --mailbox, --json,
@@ -13,6 +14,7 @@ export interface CliContext {
   mailbox: MailboxConfig;
   json: boolean;
   log: Logger;
+  /** humanText: one element per line; control characters in it are escaped. */
   print(result: unknown, humanText: string | string[]): void;
 }
 
@@ -35,9 +37,5 @@ export async function cliContext(cmd: Command): Promise<CliContext> {
     level: (g.logLevel as LogLevel | undefined) ?? envLevel ?? config.log.level,
     format: config.log.format === 'auto' ? undefined : config.log.format,
   }).child({ mailbox: mailbox.id });
-  const print = (result: unknown, humanText: string | string[]) => {
-    const text = json ? JSON.stringify(result) : Array.isArray(humanText) ? humanText.join('\n') : humanText;
-    if (text) process.stdout.write(text + '\n');
-  };
-  return { config, mailbox, json, log, print };
+  return { config, mailbox, json, log, print: printer(json) };
 }

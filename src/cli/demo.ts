@@ -8,7 +8,7 @@ export function register(program: Command): void {
     .option('--dir <dir>', 'where to put the demo (default: a new folder under the system temp dir)')
     .option('--keep', 'leave the simulator running until Ctrl-C so you can look around')
     .action(async (opts: { dir?: string; keep?: boolean }, cmd: Command) => {
-      const { runDemo } = await import('../daemon/demo');
+      const { runDemo } = await import('./demo-flow');
       process.exitCode = await runDemo({ ...opts, json: cmd.optsWithGlobals().json === true });
     });
 }

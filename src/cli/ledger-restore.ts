@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { MeshdError } from '../errors';
+import { printer } from './output';
 
 /**
  * `meshd ledger restore FILE`: the supported way back from a backup. Takes the instance lock
@@ -42,7 +43,7 @@ export function registerRestore(group: Command): void {
           `ledger restored from ${source}${installed.replacedDir ? `; the ledger it replaced is in ${installed.replacedDir}` : ''}`,
           ...mailboxes.map((m) => `${m.mailbox}: ${m.orphans.length} spool file(s) no row owns moved to orphans/${m.orphans.length ? ` (${m.orphans.join(', ')})` : ''}; ${m.parked.length} row(s) whose spool copy is missing parked in needs_review${m.parked.length ? ` (${m.parked.join(', ')})` : ''}`),
         ];
-        process.stdout.write((g.json ? JSON.stringify(result) : text.join('\n')) + '\n');
+        printer(g.json === true)(result, text);
       } finally {
         lock.release();
       }

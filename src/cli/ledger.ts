@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import type { MeshdConfig } from '../config/types';
 import type { Direction, EventRow, LedgerStore, MessageRow, MessageState, SqliteLedger } from '../ledger';
 import { MeshdError } from '../errors';
+import { escapeControl } from '../safe-text';
 import { registerRestore } from './ledger-restore';
+import { printer } from './output';
 
 /**
  * `meshd status` and `meshd ledger …`: what a sysadmin reads and does to the ledger.
@@ -42,11 +44,7 @@ async function openCli(cmd: Command): Promise<LedgerCli> {
   const json = g.json === true;
   // create: false, so that `sudo meshd status` on a fresh host never leaves a root-owned ledger behind.
   const ledger = openLedger(ledgerPath(config.dataDir), { create: false });
-  const print = (result: unknown, text: string | string[]) => {
-    const out = json ? JSON.stringify(result) : Array.isArray(text) ? text.join('\n') : text;
-    if (out) process.stdout.write(out + '\n');
-  };
-  return { config, mailbox, json, ledger, print };
+  return { config, mailbox, json, ledger, print: printer(json) };
 }
 
 async function withLedger(cmd: Command, fn: (c: LedgerCli) => Promise<void> | void): Promise<void> {
@@ -75,7 +73,9 @@ function counts(c: Partial<Record<MessageState, number>>): string {
   return parts.length ? parts.join(', ') : 'none';
 }
 
-function table(headers: string[], rows: string[][]): string[] {
+function table(headers: string[], cells: string[][]): string[] {
+  // Escaped before measuring, so the columns line up with what is printed.
+  const rows = cells.map((r) => r.map(escapeControl));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)];
@@ -289,7 +289,7 @@ export function register(program: Command): void {
     .option('--payloads-only', 'only delete payload copies; keep rows and history')
     .action(async (opts: { olderThan?: string; payloadsOnly?: boolean }, cmd: Command) => {
       const { parseAge } = await import('../ledger');
-      const fs = await import('node:fs');
+      const { deletePurgedFiles } = await import('../ledger/operator');
       await withLedger(cmd, ({ config, ledger, print }) => {
         const now = new Date();
         const day = 86_400_000;
@@ -307,23 +307,12 @@ export function register(program: Command): void {
             result.payloads.push(...r.payloads);
           }
         }
-        let deleted = 0;
-        let missing = 0;
-        const failures: Array<{ file: string; error: string }> = [];
-        for (const file of result.payloads) {
-          try {
-            fs.unlinkSync(file);
-            deleted++;
-          } catch (err) {
-            const code = (err as NodeJS.ErrnoException).code;
-            if (code === 'ENOENT') missing++;
-            else failures.push({ file, error: code ?? (err as Error).message });
-          }
-        }
-        const text = [`purged ${result.rows} row(s); deleted ${deleted} payload file(s)${missing ? `, ${missing} already gone` : ''}`];
-        for (const f of failures) text.push(`  could not delete ${f.file}: ${f.error}`);
-        print({ rows: result.rows, payloadsDeleted: deleted, payloadsMissing: missing, failures }, text);
-        if (failures.length) process.exitCode = 1;
+        const files = deletePurgedFiles(result.payloads);
+        const extra = [files.companionsDeleted ? `, ${files.companionsDeleted} .ctl/.reason file(s)` : '', files.payloadsMissing ? `, ${files.payloadsMissing} already gone` : ''].join('');
+        const text = [`purged ${result.rows} row(s); deleted ${files.payloadsDeleted} payload file(s)${extra}`];
+        for (const f of files.failures) text.push(`  could not delete ${f.file}: ${f.error}`);
+        print({ rows: result.rows, ...files }, text);
+        if (files.failures.length) process.exitCode = 1;
       });
     });
 

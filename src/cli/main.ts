@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { MeshdError } from '../errors';
+import { problemLines, type ConfigProblem } from '../config/problems';
 import { redactString } from '../log';
 import { EXIT, exitCodeFor } from './exit';
-import { version } from './version';
+import { writeJson, writeLines } from './output';
+import { version } from '../version';
 import * as certsCommands from './certs';
 import * as configCommands from './config';
 import * as demoCommands from './demo';
@@ -52,10 +54,17 @@ export function reportError(err: unknown, json: boolean): number {
   const message = redactString(err instanceof Error ? err.message : String(err));
   const code = exitCodeFor(e?.kind);
   if (json) {
-    process.stdout.write(JSON.stringify({ error: { code: e?.code ?? 'FAILED', message, hint: e?.hint } }) + '\n');
+    writeJson({ error: { code: e?.code ?? 'FAILED', message, hint: e?.hint } });
   }
-  process.stderr.write(`meshd: ${message}\n`);
-  if (e?.hint) process.stderr.write(`  what to do: ${e.hint}\n`);
-  if (!e && process.env.MESHD_DEBUG && err instanceof Error && err.stack) process.stderr.write(redactString(err.stack) + '\n');
+  // A config error lists its problems one per line: each line is escaped on its own.
+  const invalid = (err ?? {}) as { file?: unknown; problems?: ConfigProblem[] };
+  const lines =
+    Array.isArray(invalid.problems) && typeof invalid.file === 'string'
+      ? problemLines(invalid.problems).map((line, i) => redactString(i === 0 ? `meshd: ${invalid.file}: ${line}` : line))
+      : [`meshd: ${message}`];
+  writeLines(lines, process.stderr);
+  if (e?.hint) writeLines(`  what to do: ${e.hint}`, process.stderr);
+  // MESHD_DEBUG only: a stack trace is many lines.
+  if (!e && process.env.MESHD_DEBUG && err instanceof Error && err.stack) writeLines(redactString(err.stack).split('\n'), process.stderr);
   return code;
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { InputError, MeshdError } from '../errors';
 import type { CliContext } from './context';
 import { exitCodeFor } from './exit';
+import { writeLines } from './output';
 import type { MeshClient } from '../mesh/client';
 
 /**
@@ -161,7 +162,7 @@ export function register(program: Command): void {
         );
         // The others were received; still fail the command so a script notices the ones left behind.
         const { redactString } = await import('../log');
-        for (const f of failed) process.stderr.write(redactString(`meshd: ${f.messageId} not received (left in the inbox): ${f.message}\n`));
+        for (const f of failed) writeLines(redactString(`meshd: ${f.messageId} not received (left in the inbox): ${f.message}`), process.stderr);
         if (failures.length) process.exitCode = exitCodeFor((failures[0].error as MeshdError).kind);
       });
     });
@@ -185,7 +186,7 @@ export function register(program: Command): void {
     .action(async (ods: string, workflow: string, _opts, cmd: Command) => {
       await withClient(cmd, async (client, ctx) => {
         const results = await client.lookupEndpoint(ods, workflow);
-        ctx.print({ results }, results.map((r) => `${r.mailboxId}${r.mailboxName ? `\t${r.mailboxName}` : ''}`));
+        ctx.print({ results }, results.map((r) => `${r.mailboxId}${r.mailboxName ? `  ${r.mailboxName}` : ''}`));
       });
     });
 
@@ -195,7 +196,7 @@ export function register(program: Command): void {
     .action(async (workflow: string, _opts, cmd: Command) => {
       await withClient(cmd, async (client, ctx) => {
         const results = await client.workflowSearch(workflow);
-        ctx.print({ results }, results.map((r) => `${r.mailboxId}${r.mailboxName ? `\t${r.mailboxName}` : ''}`));
+        ctx.print({ results }, results.map((r) => `${r.mailboxId}${r.mailboxName ? `  ${r.mailboxName}` : ''}`));
       });
     });
 }

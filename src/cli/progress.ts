@@ -1,3 +1,5 @@
+import { escapeControl } from '../safe-text';
+
 /**
  * A one-line progress bar on stderr, only when stderr is a terminal (quiet in scripts, under
  * systemd and in tests). Results still go to stdout.
@@ -15,7 +17,7 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
     update(done, total, note = '') {
       const ratio = total > 0 ? Math.min(1, done / total) : 0;
       const filled = Math.round(ratio * width);
-      stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${note}`.padEnd(stream.columns ? stream.columns - 1 : 0));
+      stream.write(`\r${escapeControl(label)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${escapeControl(note)}`.padEnd(stream.columns ? stream.columns - 1 : 0));
       drawn = true;
     },
     finish() {

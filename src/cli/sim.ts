@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { MeshdError } from '../errors';
+import { writeJson, writeLines } from './output';
 
 /**
  * `meshd sim`: a local MESH simulator (HTTPS + mutual TLS) with its own CA, certificates,
@@ -59,15 +60,12 @@ export function register(program: Command): void {
       const sim = await startSimulator({ dir: opts.dir, port, mailboxes, workflows: list(opts.workflows), faults: opts.faults, seed, logger });
       const configs = Object.fromEntries(mailboxes.map((mb) => [mb.toUpperCase(), sim.client(mb).configPath]));
       if (json) {
-        process.stdout.write(JSON.stringify({ url: sim.url, port: sim.port, dir: sim.dir, ca: sim.pki.ca, configs }) + '\n');
+        writeJson({ url: sim.url, port: sim.port, dir: sim.dir, ca: sim.pki.ca, configs });
       } else {
-        process.stdout.write(`MESH simulator listening at ${sim.url}\n`);
-        process.stdout.write(`CA certificate: ${sim.pki.ca}\n`);
-        for (const [mb, path] of Object.entries(configs)) process.stdout.write(`config for ${mb}: ${path}\n`);
-        process.stdout.write('Press Ctrl+C to stop.\n');
+        writeLines([`MESH simulator listening at ${sim.url}`, `CA certificate: ${sim.pki.ca}`, ...Object.entries(configs).map(([mb, path]) => `config for ${mb}: ${path}`), 'Press Ctrl+C to stop.']);
       }
       await stopped;
       await sim.close();
-      if (!json) process.stdout.write('MESH simulator stopped\n');
+      if (!json) writeLines('MESH simulator stopped');
     });
 }

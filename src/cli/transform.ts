@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { MeshdError } from '../errors';
+import { writeJson, writeLines } from './output';
 
 /**
  * `meshd transform`: converts a file between formats through the canonical model.
@@ -45,23 +46,27 @@ export function register(program: Command): void {
       const { formats, formatNames } = await import('../transform/registry');
       if (opts.list) {
         const list = formatNames().map((n) => ({ name: n, read: Boolean(formats[n].read), write: Boolean(formats[n].write), description: formats[n].description }));
-        if (json) process.stdout.write(JSON.stringify({ formats: list }) + '\n');
-        else for (const f of list) process.stdout.write(`${f.name.padEnd(12)} ${f.read ? 'r' : '-'}${f.write ? 'w' : '-'}  ${f.description}\n`);
+        if (json) writeJson({ formats: list });
+        else writeLines(list.map((f) => `${f.name.padEnd(12)} ${f.read ? 'r' : '-'}${f.write ? 'w' : '-'}  ${f.description}`));
         return;
       }
       if (!opts.from || !opts.to) throw new MeshdError('USAGE', 'transform needs --from <format> and --to <format>', `formats: ${formatNames().join(', ')}`, 'usage');
-      const { getFormat } = await import('../transform/registry');
-      getFormat(opts.from);
-      getFormat(opts.to);
+      // A format name is part of the command line: a wrong one is a usage error (exit 2), like a wrong option.
+      for (const [option, name, use] of [['--from', opts.from, 'read'], ['--to', opts.to, 'write']] as const) {
+        const f = Object.prototype.hasOwnProperty.call(formats, name) ? formats[name] : undefined;
+        if (!f?.[use]) {
+          const usable = formatNames().filter((n) => formats[n][use]);
+          throw new MeshdError('TRANSFORM_UNKNOWN_FORMAT', `${option} ${name}: ${f ? `format ${name} cannot be ${use === 'read' ? 'read' : 'written'}` : 'unknown format'}`, `use one of: ${usable.join(', ')} (meshd transform --list)`, 'usage');
+        }
+      }
       const { convert, describeIssue } = await import('../transform/convert');
       const input = await readInput(file);
       const result = convert(input, { from: opts.from, to: opts.to, options: opts.option });
       process.stdout.write(result.output);
-      for (const n of result.notes) process.stderr.write(`note: ${describeIssue(n)}\n`);
-      for (const e of result.errors) process.stderr.write(`error: ${describeIssue(e)}\n`);
-      if (json) process.stderr.write(JSON.stringify({ records: result.records, messages: result.messageCount, errors: result.errors, notes: result.notes }) + '\n');
+      writeLines([...result.notes.map((n) => `note: ${describeIssue(n)}`), ...result.errors.map((e) => `error: ${describeIssue(e)}`)], process.stderr);
+      if (json) writeJson({ records: result.records, messages: result.messageCount, errors: result.errors, notes: result.notes }, { stream: process.stderr });
       if (result.errors.length > 0) {
-        process.stderr.write(`meshd: ${result.errors.length} of ${result.messageCount} message(s) could not be converted; the rest were written\n`);
+        writeLines(`meshd: ${result.errors.length} of ${result.messageCount} message(s) could not be converted; the rest were written`, process.stderr);
         process.exitCode = 7;
       }
     });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, MeshdError } from '../errors';
-import type { ConfigProblem } from './problems';
+import { problemLines, type ConfigProblem } from './problems';
 import { validateConfig } from './validate';
 import type { MailboxConfig, MeshdConfig } from './types';
 
@@ -19,7 +19,7 @@ export class ConfigInvalidError extends ConfigError {
   ) {
     super(
       file,
-      `${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` + problems.map((p) => `  - ${p.key}: ${p.message}`).join('\n'),
+      problemLines(problems).join('\n'),
       'fix the keys listed and run `meshd config check`',
     );
   }

@@ -5,6 +5,11 @@ export interface ConfigProblem {
   message: string;
 }
 
+/** "N problems:" then one line per problem: the body of a config error. */
+export function problemLines(problems: ConfigProblem[]): string[] {
+  return [`${problems.length} problem${problems.length === 1 ? '' : 's'}:`, ...problems.map((p) => `  - ${p.key}: ${p.message}`)];
+}
+
 export class Problems {
   readonly list: ConfigProblem[] = [];
   add(key: string, message: string): undefined {

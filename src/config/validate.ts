@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { minIntervalMinutes } from './cron';
+import { formatProblem } from './formats';
 import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
 import { isObject, keyOf, Problems } from './problems';
 import { resolveSecret } from './secrets';
@@ -153,6 +154,33 @@ function url(ctx: Ctx, key: string, value: unknown, allowHttp: boolean, fallback
   return raw.replace(/\/+$/, '');
 }
 
+/**
+ * `proxy: URL`, or `proxy: { url: http://USER@host:port, password: <secret> }` so the password
+ * need not sit in the file. Resolves to one URL (with the password) for the HTTP client.
+ */
+function proxyUrl(ctx: Ctx, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const withPassword = isObject(value);
+  const px = withPassword ? section(ctx, 'proxy', value, ['url', 'password']) : { url: value };
+  const key = withPassword ? 'proxy.url' : 'proxy';
+  const p = str(ctx, key, px.url, withPassword);
+  if (!p) return undefined;
+  let u: URL;
+  try {
+    u = new URL(p);
+  } catch {
+    return ctx.problems.add(key, `"${p}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return ctx.problems.add(key, 'must be an http:// or https:// proxy URL');
+  if (!withPassword) return p;
+  if (u.password) return ctx.problems.add(key, 'must not carry a password: proxy.password holds it');
+  if (!u.username) return ctx.problems.add(key, 'needs the user name that goes with proxy.password (http://USER@host:port)');
+  const password = resolveSecret(ctx.problems, 'proxy.password', px.password, ctx);
+  if (password === undefined) return undefined;
+  u.password = password;
+  return u.toString();
+}
+
 function route(ctx: Ctx, key: string, value: unknown): RouteConfig | undefined {
   const r = section(ctx, key, value, ['direction', 'match', 'to', 'from', 'workflow', 'subject', 'transform']);
   if (!isObject(value)) {
@@ -181,7 +209,8 @@ function route(ctx: Ctx, key: string, value: unknown): RouteConfig | undefined {
     const from = str(ctx, keyOf(tk, 'from'), t.from, true);
     const to = str(ctx, keyOf(tk, 'to'), t.to, true);
     for (const [k, v] of [['from', from], ['to', to]] as const) {
-      if (v !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(v)) ctx.problems.add(keyOf(tk, k), 'must be a format name such as csv, fhir-r4, hl7v2');
+      const problem = v === undefined ? undefined : formatProblem(v, k === 'from' ? 'read' : 'write');
+      if (problem) ctx.problems.add(keyOf(tk, k), problem);
     }
     if (from && to) out.transform = { from, to };
   }
@@ -244,19 +273,7 @@ export function validateConfig(
     key: path(ctx, 'tls.key', credentialPath(ctx, 'tls.key', t.key), { required: needTls && top.tls != null && !ctx.skipSecrets, mustExist: true }),
   };
 
-  let proxy: string | undefined;
-  if (top.proxy !== undefined && top.proxy !== null) {
-    const p = str(ctx, 'proxy', top.proxy, false);
-    if (p) {
-      try {
-        const u = new URL(p);
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.add('proxy', 'must be an http:// or https:// proxy URL');
-        else proxy = p;
-      } catch {
-        problems.add('proxy', `"${p}" is not a URL`);
-      }
-    }
-  }
+  const proxy = proxyUrl(ctx, top.proxy);
 
   const dataDir = path(ctx, 'dataDir', top.dataDir, { required: false, mustExist: false, fallback: './var' }) ?? '';
 

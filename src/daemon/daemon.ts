@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
-import { ledgerPath, openLedger, type LedgerStore } from '../ledger';
+import { deletePurgedFiles, ledgerPath, openLedger, type LedgerStore } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
@@ -203,11 +202,9 @@ export class Daemon {
       const payloads = this.ledger.purge({ olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now });
       const rows = this.ledger.purge({ olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now });
       const files = [...payloads.payloads, ...rows.payloads];
-      for (const f of files) {
-        // The payload's companions in sent/ and failed/: its control file and its reason file.
-        const ctl = /\.dat$/i.test(f) ? f.replace(/\.dat$/i, '.ctl') : `${f}.ctl`;
-        for (const p of [f, ctl, `${f}.reason`]) await rm(p, { force: true });
-      }
+      // With each payload go its companions (.ctl, .reason); only regular files, never through a link.
+      const deleted = deletePurgedFiles(files);
+      for (const f of deleted.failures) log.warn('RETENTION_FILE_LEFT', `retention left ${f.file}: ${f.error}`, { file: f.file });
       if (files.length || rows.rows) log.info('RETENTION_PURGED', `retention removed ${files.length} payload file(s) and ${rows.rows} ledger row(s)`, { files: files.length, rows: rows.rows });
       return { payloads: files.length, rows: rows.rows };
     } catch (err) {

@@ -1,28 +1,31 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { MeshdError } from '../errors';
 
 /**
- * One running instance per data dir. The lock is an exclusive SQLite transaction on
- * `<dataDir>/meshd.lock`: SQLite takes a POSIX advisory lock on the file, which the kernel
- * releases when the process dies, however it dies — so a killed daemon never leaves a stale
- * lock, and there is no PID file to clean up.
+ * One running instance per data dir. The lock is flock(2) on the data directory itself: its
+ * inode cannot be swapped under a running daemon (renaming a lock file inside it changes
+ * nothing), and the kernel releases the lock when the process dies, however it dies, so a
+ * killed daemon never leaves a stale lock and there is no PID file to clean up.
+ *
+ * Node has no flock, so util-linux's flock(1) takes it on our own descriptor, passed as its
+ * fd 3: a flock belongs to the open file description, which this process keeps open after the
+ * helper exits. The descriptor is close-on-exec, so no child of the daemon inherits the lock.
  */
 export interface InstanceLock {
   release(): void;
 }
 
+/** flock(1)'s exit status when the lock is held elsewhere (-E), distinct from its own errors (1). */
+const HELD = 75;
+
 export function acquireInstanceLock(dataDir: string): InstanceLock {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const path = join(dataDir, 'meshd.lock');
-  const db = new Database(path, { timeout: 0 });
-  try {
-    db.pragma('journal_mode = DELETE');
-    db.exec('BEGIN EXCLUSIVE');
-  } catch (err) {
-    db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+  const fd = openSync(dataDir, 'r');
+  const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(HELD), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' });
+  if (r.status !== 0) {
+    closeSync(fd);
+    if (r.status === HELD) {
       throw new MeshdError(
         'ALREADY_RUNNING',
         `another meshd is already running with data dir ${dataDir}`,
@@ -30,18 +33,16 @@ export function acquireInstanceLock(dataDir: string): InstanceLock {
         'config',
       );
     }
-    throw err;
+    const why = r.error ? ((r.error as NodeJS.ErrnoException).code ?? r.error.message) : r.stderr.trim() || `exit ${r.status ?? r.signal}`;
+    throw new MeshdError('LOCK_FAILED', `cannot lock data dir ${dataDir} against a second meshd: flock: ${why}`, 'meshd needs flock(1) on its PATH: install util-linux', 'config');
   }
   let released = false;
   return {
     release() {
       if (released) return;
       released = true;
-      try {
-        db.exec('ROLLBACK');
-      } finally {
-        db.close();
-      }
+      // Closing the only descriptor of the open file description drops the flock.
+      closeSync(fd);
     },
   };
 }

@@ -4,7 +4,7 @@ import { minIntervalMinutes } from '../config/cron';
 import { MeshdError } from '../errors';
 import type { Logger } from '../log';
 import type { MeshPort } from '../transfer/context';
-import { version } from '../cli/version';
+import { version } from '../version';
 import type { Daemon } from './daemon';
 import { evaluateReadiness, startHealthServer, type HealthServer, type Readiness } from './health';
 import { createMetrics, recordCertificateExpiry, recordSuccessfulPoll, setMessageCounts, type Metrics } from './metrics';

@@ -72,3 +72,53 @@ export function resolveReview(store: LedgerStore, id: number, as: ResolveAs, not
     event: { type: 'operator_resolve', detail: { as, note, messageId } },
   });
 }
+
+/**
+ * The files meshd writes beside a payload it files: its control file (NAME.dat → NAME.ctl, else
+ * NAME.ctl; the rule of ctlNameFor in src/transfer/outbound.ts) and NAME.reason.
+ */
+export function companionFiles(payloadPath: string): string[] {
+  const ctl = /\.dat$/i.test(payloadPath) ? payloadPath.replace(/\.dat$/i, '.ctl') : `${payloadPath}.ctl`;
+  return [ctl, `${payloadPath}.reason`];
+}
+
+export interface PurgedFiles {
+  payloadsDeleted: number;
+  companionsDeleted: number;
+  /** Payloads already gone (a missing companion is normal: not every payload has one). */
+  payloadsMissing: number;
+  failures: Array<{ file: string; error: string }>;
+}
+
+/**
+ * Deletes the payloads `ledger.purge` released, with their companion files. Deletes only
+ * regular files and never follows a symlink: anything else is left in place and reported.
+ */
+export function deletePurgedFiles(payloads: string[]): PurgedFiles {
+  const result: PurgedFiles = { payloadsDeleted: 0, companionsDeleted: 0, payloadsMissing: 0, failures: [] };
+  const seen = new Set<string>();
+  for (const payload of payloads) {
+    for (const file of [payload, ...companionFiles(payload)]) {
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const companion = file !== payload;
+      const outcome = unlinkRegularFile(file);
+      if (outcome === 'deleted') result[companion ? 'companionsDeleted' : 'payloadsDeleted']++;
+      else if (outcome === 'missing') result.payloadsMissing += companion ? 0 : 1;
+      else result.failures.push({ file, error: outcome });
+    }
+  }
+  return result;
+}
+
+function unlinkRegularFile(file: string): 'deleted' | 'missing' | string {
+  try {
+    const st = fs.lstatSync(file);
+    if (!st.isFile()) return st.isSymbolicLink() ? 'a symlink: not followed, left in place' : 'not a regular file: left in place';
+    fs.unlinkSync(file);
+    return 'deleted';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : (code ?? (err as Error).message);
+  }
+}

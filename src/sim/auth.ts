@@ -1,10 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { TOKEN_MAX_SKEW_MS } from '../mesh/protocol';
 
 /**
  * Checks `Authorization: NHSMESH MAILBOX:nonce:count:timestamp:hmac` the way real MESH is
  * documented to (mesh-api.md §3), including the rules the NHS sandbox skips: timestamp within
- * ±2 h of the simulator's clock, and each token usable once.
+ * ±2 h of the simulator's clock, and each token usable once — also across a restart: each
+ * accepted token is appended to a journal file before the request is served.
  */
 
 export type AuthFailure =
@@ -24,12 +26,37 @@ export interface AuthDirectory {
 }
 
 const TIMESTAMP = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})$/;
+/** Below this many remembered tokens, pruning is not worth a pass. */
+const PRUNE_FLOOR = 10_000;
 
 export class TokenChecker {
-  /** token → its timestamp (ms); entries older than the skew window are pruned. */
+  /** `mailbox:nonce:count:timestamp` → its timestamp (ms); entries older than the skew window are pruned. */
   private readonly used = new Map<string, number>();
+  private pruneAt = PRUNE_FLOOR;
 
-  constructor(private readonly directory: AuthDirectory) {}
+  /** journal: where used tokens are kept for a restart (one per line); none = memory only. */
+  constructor(
+    private readonly directory: AuthDirectory,
+    private readonly journal?: string,
+  ) {}
+
+  /** Takes back the tokens a previous run accepted that are still inside the ±2 h window. */
+  load(nowMs: number): void {
+    if (!this.journal) return;
+    let text = '';
+    try {
+      text = readFileSync(this.journal, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // A line cut short by a crash has no valid timestamp and is skipped.
+    for (const key of text.split('\n')) {
+      const parts = key.split(':');
+      const ms = parts.length === 4 ? parseTimestamp(parts[3]) : undefined;
+      if (ms !== undefined && Math.abs(nowMs - ms) <= TOKEN_MAX_SKEW_MS) this.used.set(key, ms);
+    }
+    this.rewriteJournal();
+  }
 
   check(header: string | undefined, pathMailbox: string, nowMs: number): AuthResult {
     if (!header) return fail('TokenMissing', 'Authorization header missing: send "NHSMESH <mailbox>:<nonce>:<count>:<timestamp>:<hmac>"');
@@ -57,18 +84,38 @@ export class TokenChecker {
     const key = `${mailbox}:${nonce}:${count}:${timestamp}`;
     if (this.used.has(key)) return fail('TokenReused', 'token already used: build a new token for every request, including retries');
     this.used.set(key, tokenMs);
+    // One write(2) in append mode: a killed simulator keeps every token it answered.
+    if (this.journal) appendFileSync(this.journal, `${key}\n`, { mode: 0o600 });
     this.prune(nowMs);
     return { ok: true, mailbox };
   }
 
   reset(): void {
     this.used.clear();
+    this.rewriteJournal();
   }
 
   /** A token older than the skew window would be refused for age anyway; forget it. */
   private prune(nowMs: number): void {
-    if (this.used.size < 10_000) return;
-    for (const [key, ms] of this.used) if (nowMs - ms > TOKEN_MAX_SKEW_MS) this.used.delete(key);
+    if (this.used.size < this.pruneAt) return;
+    for (const [key, ms] of this.used) if (Math.abs(nowMs - ms) > TOKEN_MAX_SKEW_MS) this.used.delete(key);
+    // Next pass when the live set has doubled, so a busy window does not prune on every request.
+    this.pruneAt = Math.max(PRUNE_FLOOR, 2 * this.used.size);
+    this.rewriteJournal();
+  }
+
+  /** Replaces the journal with the tokens still remembered: temp file, fsync, rename. */
+  private rewriteJournal(): void {
+    if (!this.journal) return;
+    const tmp = `${this.journal}.${process.pid}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, [...this.used.keys()].map((k) => `${k}\n`).join(''));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.journal);
   }
 }
 

@@ -40,7 +40,7 @@ export async function writeClientConfigs(input: Omit<ClientConfigInput, 'mailbox
   await mkdir(clientsDir, { recursive: true, mode: 0o700 });
   const paths: Record<string, string> = {};
   for (const mailbox of mailboxes) {
-    await mkdir(join(input.dir, 'mailboxes', mailbox), { recursive: true });
+    await mkdir(join(input.dir, 'mailboxes', mailbox), { recursive: true, mode: 0o750 }); // as the daemon makes them: not for every local user
     await mkdir(join(input.dir, 'var', mailbox), { recursive: true, mode: 0o700 }); // ledger lives here: private
     const path = join(clientsDir, `${mailbox}.yaml`);
     const text = `# meshd config for simulated mailbox ${mailbox}; written by \`meshd sim\` on each start.\n` + stringify(clientConfig({ ...input, mailbox }));

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../log';
 import { INBOX_EXPIRY_DAYS, INBOX_PAGE_DEFAULT, INBOX_PAGE_MAX, INBOX_PAGE_MIN } from '../mesh/protocol';
 import { TokenChecker } from './auth';
@@ -100,7 +100,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const store = new MessageStore(dir);
   await store.load();
   clock.setOffset(store.clockOffsetMs);
-  const tokens = new TokenChecker({ sharedKey: secrets.sharedKey, passwordOf: (mb) => secrets.passwords[mb]?.value });
+  const tokens = new TokenChecker({ sharedKey: secrets.sharedKey, passwordOf: (mb) => secrets.passwords[mb]?.value }, join(dir, 'used-tokens'));
+  tokens.load(clock.nowMs());
   const state = new SimState(
     store,
     clock,

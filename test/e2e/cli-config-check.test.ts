@@ -51,6 +51,7 @@ function writeConfig(dir: string, extra = '', cn = 'X26ABC1.X26.api.mesh-client.
   writeFileSync(join(dir, 'certs', 'client.key'), c.keyPem, { mode: 0o600 });
   mkdirSync(join(dir, 'var'), { mode: 0o700 });
   mkdirSync(join(dir, 'mailboxes', 'X26ABC1'), { recursive: true });
+  chmodSync(join(dir, 'mailboxes', 'X26ABC1'), 0o750);
   const path = join(dir, 'meshd.yaml');
   writeFileSync(
     path,
@@ -133,6 +134,51 @@ describe('meshd config check (CLI as a process)', function () {
     const r = await meshd(['--config', path, 'config', 'check']);
     expect(r.code).to.equal(3);
     expect(r.stdout).to.match(/dataDir: ledger directory .* \(mode 0750\)/).and.match(/dataDir: ledger file .*meshd\.db .*\(mode 0644\)/);
+  });
+
+  it('warns about a mailbox folder or subfolder readable or writable by every local user', async () => {
+    const path = writeConfig(dir);
+    const out = join(dir, 'mailboxes', 'X26ABC1', 'out');
+    mkdirSync(out);
+    chmodSync(out, 0o777);
+    chmodSync(join(dir, 'mailboxes', 'X26ABC1'), 0o755);
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/WARNING mailboxes\[0\]\.folder: .*X26ABC1 is readable by every local user \(mode 0755\)/);
+    expect(r.stdout).to.match(/WARNING mailboxes\[0\]\.folder: .*X26ABC1\/out is readable and writable by every local user \(mode 0777\)/);
+    expect(r.stdout).to.include(`chmod o-rwx ${out}`);
+  });
+
+  it('flags a data dir readable or writable by every local user', async () => {
+    const path = writeConfig(dir);
+    chmodSync(join(dir, 'var'), 0o703);
+    const r = await meshd(['--config', path, 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/ERROR\s+dataDir: ledger directory .* \(mode 0703\)/);
+  });
+
+  it('warns when the health endpoints listen beyond loopback', async () => {
+    const r = await meshd(['--config', writeConfig(dir, 'health: { port: 9464, host: 0.0.0.0 }'), 'config', 'check']);
+    expect(r.code, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/WARNING health\.host: .*served on 0\.0\.0\.0/);
+    for (const host of ['127.0.0.1', '::1', 'localhost']) {
+      const quiet = await meshd(['--config', writeConfig(join(dir, host.replace(/:/g, '_')), `health: { port: 9464, host: "${host}" }`), 'config', 'check']);
+      expect(quiet.stdout, host).not.to.include('health.host');
+    }
+  });
+
+  it('warns when the proxy URL carries a password, without printing it', async () => {
+    const r = await meshd(['--config', writeConfig(dir, 'proxy: http://meshd:Proxy-Secret-9@proxy.example:3128'), 'config', 'check']);
+    expect(r.code, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/WARNING proxy: the proxy URL carries a password in the config file/);
+    expect(r.stdout + r.stderr).not.to.include('Proxy-Secret-9');
+  });
+
+  it('refuses a route to a format that is not registered, naming the key', async () => {
+    const route = '    routes:\n      - { direction: out, match: "*.csv", to: X26ABC2, workflow: WF, transform: { from: csv, to: docx } }';
+    const r = await meshd(['--config', writeConfig(dir, route), 'config', 'check']);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.match(/ERROR\s+mailboxes\[0\]\.routes\[0\]\.transform\.to: unknown format "docx"/);
   });
 
   it('flags a key that does not belong to the certificate, and an expired certificate', async () => {
@@ -234,12 +280,12 @@ describe('meshd config check (CLI as a process)', function () {
       });
     }
 
-    it('carries TLS and the handshake through an HTTP CONNECT proxy', async () => {
-      privateDataDir();
-      const tunnels: string[] = [];
+    /** A tiny HTTP CONNECT proxy that records each tunnel's target and Proxy-Authorization. */
+    async function startProxy(): Promise<{ port: number; tunnels: Array<{ target: string; auth?: string }>; close: () => Promise<void> }> {
+      const tunnels: Array<{ target: string; auth?: string }> = [];
       const proxy = createHttpServer();
       proxy.on('connect', (req, client, head) => {
-        tunnels.push(String(req.url));
+        tunnels.push({ target: String(req.url), auth: req.headers['proxy-authorization'] });
         const [host, port] = String(req.url).split(':');
         const upstream = connect(Number(port), host, () => {
           client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -251,20 +297,49 @@ describe('meshd config check (CLI as a process)', function () {
         client.on('error', () => upstream.destroy());
       });
       await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready));
+      return {
+        port: (proxy.address() as AddressInfo).port,
+        tunnels,
+        close: async () => {
+          proxy.closeAllConnections();
+          await new Promise<void>((done) => proxy.close(() => done()));
+        },
+      };
+    }
+
+    it('carries TLS and the handshake through an HTTP CONNECT proxy', async () => {
+      privateDataDir();
+      const proxy = await startProxy();
       try {
         const path = join(dir, 'proxy.yaml');
-        const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-        writeFileSync(path, readFileSync(sim.client('X26ABC1').configPath, 'utf8') + `proxy: ${proxyUrl}\n`);
+        writeFileSync(path, readFileSync(sim.client('X26ABC1').configPath, 'utf8') + `proxy: http://127.0.0.1:${proxy.port}\n`);
         const r = await meshd(['--json', '--config', path, 'config', 'check', '--connect']);
         const report = JSON.parse(r.stdout);
         expect(r.code, JSON.stringify(report.findings)).to.equal(0);
         expect(report.connect[0]).to.include({ tls: true, handshake: true });
         // One tunnel for the TLS/clock probe and one for the handshake, both to the simulator.
-        expect(tunnels.length).to.be.at.least(2);
-        expect(tunnels.every((t) => t.endsWith(`:${sim.port}`))).to.equal(true);
+        expect(proxy.tunnels.length).to.be.at.least(2);
+        expect(proxy.tunnels.every((t) => t.target.endsWith(`:${sim.port}`) && t.auth === undefined)).to.equal(true);
       } finally {
-        proxy.closeAllConnections();
-        await new Promise<void>((done) => proxy.close(() => done()));
+        await proxy.close();
+      }
+    });
+
+    it('authenticates to the proxy with proxy.password from a secret file, and never prints it', async () => {
+      privateDataDir();
+      const proxy = await startProxy();
+      try {
+        const path = join(dir, 'proxy.yaml');
+        writeFileSync(join(dir, 'proxy.pass'), 'Proxy:Pass@word/1\n', { mode: 0o600 });
+        const proxyBlock = `proxy: { url: "http://meshd@127.0.0.1:${proxy.port}", password: { file: ${join(dir, 'proxy.pass')} } }\n`;
+        writeFileSync(path, readFileSync(sim.client('X26ABC1').configPath, 'utf8') + proxyBlock);
+        const r = await meshd(['--config', path, 'config', 'check', '--connect']);
+        expect(r.code, r.stdout).to.equal(0);
+        expect(r.stdout).not.to.include('Proxy:Pass').and.not.to.match(/WARNING\s+proxy/);
+        expect(proxy.tunnels.length).to.be.at.least(2);
+        for (const t of proxy.tunnels) expect(t.auth).to.equal(`Basic ${Buffer.from('meshd:Proxy:Pass@word/1').toString('base64')}`);
+      } finally {
+        await proxy.close();
       }
     });
 

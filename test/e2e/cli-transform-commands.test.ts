@@ -77,10 +77,13 @@ describe('meshd transform (CLI)', () => {
     expect(r.stderr).to.include('1 of 3 message(s) could not be converted');
   });
 
-  it('exits 7 for an unknown format and 2 when --from/--to are missing', async () => {
+  it('exits 2 (usage) for an unknown format and when --from/--to are missing', async () => {
     const unknown = await meshd(['transform', '--from', 'hl7v9', '--to', 'hl7v2', join(FIXTURES, 'uk-adt-a28.hl7')]);
-    expect(unknown.code).to.equal(7);
-    expect(unknown.stderr).to.include('unknown format "hl7v9"');
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.include('--from hl7v9: unknown format');
+    const docx = await meshd(['transform', '--from', 'hl7v2', '--to', 'docx', join(FIXTURES, 'uk-adt-a28.hl7')]);
+    expect(docx.code).to.equal(2);
+    expect(docx.stderr).to.include('--to docx: unknown format');
     const missing = await meshd(['transform', join(FIXTURES, 'uk-adt-a28.hl7')]);
     expect(missing.code).to.equal(2);
     expect(missing.stderr).to.include('--from');

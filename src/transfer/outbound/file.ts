@@ -1,5 +1,5 @@
-import { basename, join } from 'node:path';
-import type { MessageRow } from '../../ledger';
+import { join } from 'node:path';
+import { companionFiles, type MessageRow } from '../../ledger';
 import { exists, freeName, fsyncDir, moveFile, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import type { MailboxContext } from '../context';
 import { ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from '../ctl';
@@ -44,7 +44,7 @@ export async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<
   if (await exists(spool.ctl)) {
     const ctl = await readCtlOr(spool.ctl);
     ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
-    await writeFileAtomic(join(ctx.folders.failed, ctlNameFor(basename(target))), formatControlFile(ctl));
+    await writeFileAtomic(companionFiles(target)[0], formatControlFile(ctl));
   }
   await writeFileAtomic(`${target}.reason`, `${code}: ${text}\n`);
   await removeSpoolLeftovers(ctx, row);
@@ -57,11 +57,6 @@ async function readCtlOr(path: string): Promise<ControlFile> {
   } catch {
     return { statusRecords: [] };
   }
-}
-
-/** sent/NAME.dat pairs with sent/NAME.ctl; a plain file NAME gets NAME.ctl beside it. */
-export function ctlNameFor(dataName: string): string {
-  return /\.dat$/i.test(dataName) ? dataName.replace(/\.dat$/i, '.ctl') : `${dataName}.ctl`;
 }
 
 /** Files a batch of sent payloads into sent/: one directory fsync and two commits per batch. */
@@ -116,7 +111,7 @@ async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): P
   const spool = spoolPaths(ctx, row);
   if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
   if (!ctx.mailbox.controlFiles) return;
-  const ctlTarget = join(ctx.folders.sent, ctlNameFor(basename(target)));
+  const [ctlTarget] = companionFiles(target);
   const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
   if (!original && (await exists(ctlTarget))) return;
   const ctl = original ? await readCtlOr(original) : { statusRecords: [] };

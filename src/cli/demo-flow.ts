@@ -10,7 +10,8 @@ import { startSimulator } from '../sim';
 import type { CanonicalRecord } from '../transform/model';
 import { getFormat } from '../transform/registry';
 import { meshPortFor } from '../transfer/mesh-port';
-import { Daemon } from './daemon';
+import { Daemon } from '../daemon/daemon';
+import { writeLines } from './output';
 
 /**
  * The showcase behind `npm run demo`: a simulator with two mailboxes (a trust's PAS and a GP
@@ -25,7 +26,7 @@ const WORKFLOW = 'MESHD_DEMO_APPT';
 const FIXTURES = resolve(__dirname, '..', '..', '..', 'fixtures', 'canonical');
 
 function line(text = ''): void {
-  process.stdout.write(text + '\n');
+  writeLines([text]);
 }
 
 export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boolean }): Promise<number> {

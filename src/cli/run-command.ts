@@ -6,11 +6,12 @@ import { MeshdError } from '../errors';
 import { createLogger, type Logger, type LogLevel } from '../log';
 import { planOutbound } from '../transfer/outbound';
 import { meshPortFor } from '../transfer/mesh-port';
-import { EXIT, exitCodeFor } from '../cli/exit';
-import { Daemon } from './daemon';
-import { acquireInstanceLock } from './lock';
-import { startService } from './service';
-import { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version, type Observer } from './observe';
+import { EXIT, exitCodeFor } from './exit';
+import { printer } from './output';
+import { Daemon } from '../daemon/daemon';
+import { acquireInstanceLock } from '../daemon/lock';
+import { startService } from '../daemon/service';
+import { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version, type Observer } from '../daemon/observe';
 
 interface GlobalOptions {
   config?: string;
@@ -41,7 +42,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     level: (g.logLevel as LogLevel | undefined) ?? config.log.level,
     format: config.log.format === 'auto' ? undefined : config.log.format,
   });
-  const print = (result: unknown, text: string) => process.stdout.write((g.json ? JSON.stringify(result) : text) + '\n');
+  const print = printer(g.json === true);
 
   if (opts.dryRun) {
     const daemon = await Daemon.open(config, { log, meshFor: () => noMesh() });
@@ -50,9 +51,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       for (const ctx of daemon.mailboxes) plans.push({ mailbox: ctx.mailbox.id, outbound: await planOutbound(ctx) });
       print(
         { dryRun: true, mailboxes: plans },
-        plans
-          .map((p) => [`${p.mailbox}: ${p.outbound.length} file(s) would be sent`, ...p.outbound.map((o) => `  ${o.file} → ${o.to ?? '?'} ${o.workflow ?? ''}${o.transform ? ` (${o.transform})` : ''}${o.problem ? `  PROBLEM: ${o.problem}` : ''}`)].join('\n'))
-          .join('\n'),
+        plans.flatMap((p) => [`${p.mailbox}: ${p.outbound.length} file(s) would be sent`, ...p.outbound.map((o) => `  ${o.file} → ${o.to ?? '?'} ${o.workflow ?? ''}${o.transform ? ` (${o.transform})` : ''}${o.problem ? `  PROBLEM: ${o.problem}` : ''}`)]),
       );
     } finally {
       await daemon.stop(0);
@@ -92,9 +91,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       const errors = reports.flatMap((r) => r.errors);
       print(
         { mailboxes: reports },
-        reports
-          .map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`)
-          .join('\n'),
+        reports.map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`),
       );
       return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
     }
