@@ -582,8 +582,7 @@ export class MeshClient {
   private async diagnose(err: unknown, what: string): Promise<MeshError> {
     if (err instanceof MeshError) return err;
     // Headers the HTTP parser refuses (control characters, overflow) will be the same next time.
-    const parse = errCode(err);
-    if (parse && (/^HPE_/.test(parse) || parse === 'UND_ERR_HEADERS_OVERFLOW')) return new MeshProtocolError(`${what}: MESH sent headers that cannot be read (${parse})`, { cause: err });
+    if (isUnparsable(err)) return new MeshProtocolError(`${what}: MESH sent headers that cannot be read (${errCode(err) ?? (err as Error).message})`, { cause: err });
     const tls = tlsFailureOf(err) ?? tlsFailureOf((err as { cause?: unknown })?.cause);
     if (tls) return new MeshTlsError(tls.failure, { nodeCode: tls.nodeCode, cause: err });
     // Under TLS 1.3 a refused client certificate shows as a reset right after the handshake.
@@ -623,6 +622,16 @@ export class MeshClient {
 function errCode(err: unknown): string | undefined {
   const c = (err as { code?: unknown })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code;
   return typeof c === 'string' ? c : undefined;
+}
+
+/**
+ * undici's HTTP parser refused a response's headers (its code may be null) or they overflowed.
+ * Before the headers are complete, undici reports a parser error as a Content-Length mismatch
+ * once it has seen a Content-Length, so that counts too here (diagnose sees only that phase).
+ */
+function isUnparsable(err: unknown): boolean {
+  const code = errCode(err) ?? '';
+  return (err as Error)?.name === 'HTTPParserError' || /^HPE_/.test(code) || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 }
 
 function isReset(err: unknown): boolean {
