@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parse, stringify } from 'yaml';
 import { evaluateReadiness } from '../../src/daemon/health';
-import { diskLowReason } from '../../src/daemon/observe';
+import { createMetrics } from '../../src/daemon/metrics';
+import { diskLowReason, startObserver } from '../../src/daemon/observe';
+import { silentLogger } from '../../src/log';
 import { ledgerPath, openLedger, type MessageRow } from '../../src/ledger';
 import { meshClientFor } from '../../src/mesh';
 import type { HostileMessage } from '../../src/sim';
@@ -83,9 +85,13 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect(row.claimId).to.match(/^[0-9a-f]{32}$/);
 
     // Readiness and the metric read the same persisted poll status.
-    const ledger = openLedger(ledgerPath((await env.config(RECEIVER)).dataDir));
-    const reason = diskLowReason(ledger.mailboxStatus(RECEIVER));
-    ledger.close();
+    const daemon = await env.daemon(RECEIVER);
+    const metrics = createMetrics({ processMetrics: false });
+    const observer = await startObserver(daemon, metrics, silentLogger);
+    expect(await metrics.registry.metrics()).to.include(`meshd_disk_space_low{mailbox="${RECEIVER}"} 1`);
+    const reason = diskLowReason(daemon.ledger.mailboxStatus(RECEIVER));
+    await observer.close();
+    await daemon.stop();
     expect(reason).to.match(/^IN_DISK_LOW: free space .* transfer\.minFreeBytes/);
     const verdict = evaluateReadiness({ now: new Date(), ledgerOpen: true, pollIntervalMs: 60_000, mailboxes: [{ id: RECEIVER, lastSuccessfulPoll: new Date(), diskLow: reason }] });
     expect(verdict.ok).to.equal(false);
@@ -110,6 +116,9 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect(readFileSync(join(inDir(), `${id}.dat`), 'utf8')).to.equal('first payload\n');
     expect(readdirSync(tempDir())).to.deep.equal([]);
     expect(acknowledged(id)).to.equal(true);
+    const after = await env.daemon(RECEIVER);
+    expect(diskLowReason(after.ledger.mailboxStatus(RECEIVER))).to.equal(undefined);
+    await after.stop();
   });
 
   it('A+G: a payload over transform.maxInputBytes is kept in failed/ (0640, umask 0) through planted links, never converted', async () => {
