@@ -552,10 +552,17 @@ export async function reprocessKept(ctx: MailboxContext): Promise<number> {
       continue;
     }
     const target = join(folders.in, inboundFileName(row.messageId!));
-    await removeName(temp.out);
-    await writeTemp(temp.out, output, PRIVATE_FILE_MODE);
-    await placePair(ctx, temp.out, target, mailbox.controlFiles ? { temp: temp.ctl, target: target.replace(/\.dat$/, '.ctl'), content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
-    await fsyncDir(folders.in);
+    try {
+      await removeName(temp.out);
+      await writeTemp(temp.out, output, PRIVATE_FILE_MODE);
+      await placePair(ctx, temp.out, target, mailbox.controlFiles ? { temp: temp.ctl, target: target.replace(/\.dat$/, '.ctl'), content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
+      await fsyncDir(folders.in);
+    } catch (err) {
+      // A write failure is no crash: it must not count towards POISON.
+      ledger.update(row.id, { processingStarts: 0 });
+      await removeName(temp.out);
+      throw err;
+    }
     ledger.transaction(() => {
       ledger.transition(row.id, 'delivered', { from: ['receiving'], patch: { payloadPath: target, sizeBytes: output.length, errorCode: null, errorText: null, processingStarts: 0 }, event: { type: 'delivered', detail: { reprocessed: true } } });
       ledger.transition(row.id, 'acknowledged', { from: ['delivered'], patch: { acknowledgedAt: row.acknowledgedAt }, event: { type: 'acknowledged', detail: { note: 'acknowledged to MESH before it was quarantined' } } });

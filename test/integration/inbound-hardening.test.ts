@@ -8,7 +8,7 @@ import { createMetrics } from '../../src/daemon/metrics';
 import { diskLowReason, startObserver } from '../../src/daemon/observe';
 import { silentLogger } from '../../src/log';
 import { ledgerPath, openLedger, type MessageRow } from '../../src/ledger';
-import { meshClientFor } from '../../src/mesh';
+import { meshClientFor, receiveAll, type MeshProtocolError } from '../../src/mesh';
 import type { HostileMessage } from '../../src/sim';
 import { RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -222,6 +222,33 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     }
     // Next poll: still listed, nothing fetched or written again.
     expect(await cycle()).to.include({ listed: 2, delivered: 0 });
+  });
+
+  it('A+F (meshd receive): stores 0640 files through a planted link without following it, and skips ids not of MESH shape', async () => {
+    const good = await send('cli payload\n');
+    for (const id of ['.x', 'a/b']) await env.sim.injectHostile({ mailbox: RECEIVER, id, body: Buffer.from('hostile\n') });
+    const dir = join(env.dir, 'received');
+    const targets = join(env.dir, 'targets');
+    mkdirSync(dir);
+    mkdirSync(targets);
+    symlinkSync(join(targets, 'dat'), join(dir, `${good}.dat`));
+    const client = meshClientFor(await env.config(RECEIVER));
+    const failures: Array<{ id: string; code: string }> = [];
+    try {
+      const got = await receiveAll(client, { dir, onFailed: (id, err) => void failures.push({ id, code: (err as MeshProtocolError).code }) });
+      expect(got.map((m) => m.messageId)).to.deep.equal([good]);
+    } finally {
+      await client.close();
+    }
+    expect(failures).to.deep.equal([
+      { id: '.x', code: 'MESH_PROTOCOL' },
+      { id: 'a/b', code: 'MESH_PROTOCOL' },
+    ]);
+    expect(readdirSync(targets)).to.deep.equal([]);
+    expect(readdirSync(dir)).to.deep.equal([`${good}.dat`]);
+    expect(lstatSync(join(dir, `${good}.dat`)).isFile()).to.equal(true);
+    expect(mode(join(dir, `${good}.dat`))).to.equal(0o640);
+    expect(['.x', 'a/b'].map(acknowledged)).to.deep.equal([false, false]);
   });
 
   it('G: a message whose processing killed the process twice is quarantined POISON, kept and acknowledged; the rest carries on', async () => {
