@@ -318,7 +318,9 @@ export class MeshClient {
         headers: { 'accept-encoding': 'gzip' },
         consume: async (res) => {
           // A retried chunk starts again from where the previous chunk ended.
-          await localWrite(() => sink.handle.truncate(offset));
+          await localWrite(async () => {
+            if ((await sink.handle.stat()).size !== offset) await sink.handle.truncate(offset);
+          });
           const headers = res.headers as RawHeaders;
           if (n === 1) {
             meta = metaFromHeaders(headers, messageId);

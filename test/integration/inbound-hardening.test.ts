@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parse, stringify } from 'yaml';
@@ -142,6 +143,34 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect([mode(kept), mode(`${kept}.reason`)]).to.deep.equal([0o640, 0o640]);
     expect(readdirSync(inDir())).to.deep.equal([]);
     expect(acknowledged(id)).to.equal(true);
+  });
+
+  it('C: a download stops as bytes arrive once free space would fall below minFreeBytes, leaving nothing behind', async () => {
+    const { statfsSync } = await import('node:fs');
+    configure((doc) => (doc.transfer.maxCompressionRatio = 1_000_000));
+    // 96 MiB of zeros arrive as ~96 KiB of gzip: the announced length passes, the bytes do not.
+    const id = await env.sim.injectHostile({ mailbox: RECEIVER, body: gzipSync(Buffer.alloc(96 * 1024 * 1024)), contentEncoding: 'gzip' });
+    const st = statfsSync(env.dir); // the mailbox folders are below it, on the same filesystem
+    configure((doc) => (doc.transfer.minFreeBytes = st.bavail * st.bsize - 8 * 1024 * 1024));
+    const report = await cycle();
+    expect(report.errors.map((e) => e.code)).to.deep.equal(['IN_DISK_LOW']);
+    expect(await rowOf(id)).to.include({ state: 'receiving', errorCode: 'IN_DISK_LOW' });
+    expect(readdirSync(tempDir())).to.deep.equal([]);
+    expect(readdirSync(inDir())).to.deep.equal([]);
+    expect(acknowledged(id)).to.equal(false);
+  });
+
+  it('C: a full disk (ENOSPC) is a local write failure (IN_WRITE_FAILED), not a network error', async () => {
+    const id = await send('x'.repeat(10_000));
+    const client = meshClientFor(await env.config(RECEIVER));
+    const handle = await open('/dev/full', 'w'); // every write fails with ENOSPC
+    try {
+      const err = await client.download(id, { handle }).catch((e) => e);
+      expect(err).to.include({ code: 'IN_WRITE_FAILED', kind: 'failure' });
+    } finally {
+      await handle.close();
+      await client.close();
+    }
   });
 
   it('C: a gzip bomb stops at maxCompressionRatio, is quarantined unacknowledged, and writes nothing', async () => {
