@@ -13,6 +13,7 @@ import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { planChunks } from './chunks';
 import {
+  BadMessageIdError,
   LocalWriteError,
   MeshAmbiguousError,
   MeshError,
@@ -328,9 +329,9 @@ export class MeshClient {
             if (res.statusCode === 206 && meta.totalChunks <= 1) {
               throw new MeshRejectedError(`download ${messageId}: 206 without a usable mex-Chunk-Range`, { status: 206 });
             }
-            if (meta.messageId !== messageId) throw new MeshProtocolError(`download ${messageId}: MESH answered with a different mex-MessageID`);
+            if (meta.messageId !== messageId) throw new BadMessageIdError(`download ${messageId}: MESH answered with a different mex-MessageID`);
             if (meta.linkedMessageId !== undefined && !isMessageId(meta.linkedMessageId)) {
-              throw new MeshProtocolError(`download ${messageId}: mex-LinkedMsgID is not a MESH message id`);
+              throw new BadMessageIdError(`download ${messageId}: mex-LinkedMsgID is not of MESH's shape`);
             }
           }
           const gz = /\bgzip\b/i.test(header(headers, 'content-encoding') ?? '');

@@ -113,6 +113,13 @@ export class MeshProtocolError extends MeshError {
   }
 }
 
+/** MESH named a message by an id not of MESH's shape (ids name files, so it is never used). */
+export class BadMessageIdError extends MeshError {
+  constructor(message: string) {
+    super('MESH_BAD_MESSAGE_ID', message, "ids are letters, digits, _ and -, at most 100 characters; the message is left unacknowledged in MESH, so its sender is told", 'rejected');
+  }
+}
+
 /** A gzip'd body inflated past transfer.maxCompressionRatio times its compressed size. */
 export class SuspectedBombError extends MeshError {
   constructor(ratio: number) {

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../log';
 import { MeshdError } from '../errors';
 import type { MeshClient } from './client';
 import { createExclusive, fsyncDir, PRIVATE_FILE_MODE, removeName, SHARED_FILE_MODE, tempPathFor } from '../safe-fs';
-import { MeshNotFoundError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from './errors';
+import { BadMessageIdError, MeshNotFoundError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from './errors';
 import { isMessageId } from './protocol';
 import type { MessageMeta } from './meta';
 
@@ -35,7 +35,7 @@ export interface ReceivedMessage {
 
 /** A message id as a file name. Only ids of MESH's shape are accepted, so names never collide. */
 export function fileNameFor(messageId: string): string {
-  if (!isMessageId(messageId)) throw new MeshProtocolError('MESH listed a message id that is not of MESH\'s shape; it names no file');
+  if (!isMessageId(messageId)) throw new BadMessageIdError("MESH listed a message id that is not of MESH's shape; it names no file");
   return `${messageId}.dat`;
 }
 
@@ -91,6 +91,7 @@ export function isMessageScoped(err: unknown): boolean {
     err instanceof MessageTooLargeError ||
     err instanceof SuspectedBombError ||
     err instanceof MeshProtocolError ||
+    err instanceof BadMessageIdError ||
     err instanceof MeshNotFoundError ||
     (err instanceof MeshdError && err.kind === 'input')
   );

@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RouteConfig } from '../config/types';
 import { MeshdError } from '../errors';
-import { MeshNotFoundError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../mesh/errors';
+import { BadMessageIdError, MeshNotFoundError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../mesh/errors';
 import { isMessageId } from '../mesh/protocol';
 import type { MessageRow } from '../ledger';
 import { ctlDateTime, formatControlFile, type ControlFile } from './ctl';
@@ -287,6 +287,8 @@ function downloadFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState
     return { kind: 'retry', row, code: err.code, reason: message, counted: false };
   }
   if (err instanceof MessageTooLargeError) return { kind: 'quarantine', row, code: 'SIZE_CAP', reason: message, ack: false };
+  // A REPORT linking a malformed id, or headers naming another message: no retry mends it.
+  if (err instanceof BadMessageIdError) return { kind: 'quarantine', row, code: BAD_MESSAGE_ID, reason: message, ack: false };
   // Not acknowledged: nothing of it is kept, so MESH keeps it and its sender gets a REPORT at expiry.
   if (err instanceof SuspectedBombError) return { kind: 'quarantine', row, code: 'SUSPECTED_BOMB', reason: message, ack: false };
   if (err instanceof MeshProtocolError) {

@@ -9,7 +9,7 @@ import { createMetrics } from '../../src/daemon/metrics';
 import { diskLowReason, startObserver } from '../../src/daemon/observe';
 import { silentLogger } from '../../src/log';
 import { ledgerPath, openLedger, type MessageRow } from '../../src/ledger';
-import { meshClientFor, receiveAll, type MeshProtocolError } from '../../src/mesh';
+import { meshClientFor, receiveAll, type MeshError } from '../../src/mesh';
 import type { HostileMessage } from '../../src/sim';
 import { RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -253,6 +253,17 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect(await cycle()).to.include({ listed: 2, delivered: 0 });
   });
 
+  it('F: a REPORT linking an id not of MESH shape is quarantined at once: no .ctl, not acknowledged', async () => {
+    configure((doc) => (doc.mailboxes[0].controlFiles = true));
+    const id = await env.sim.injectReport({ mailbox: RECEIVER, code: '14', description: 'undelivered', linkedMessageId: '../a/b', workflowId: 'TEST_WORKFLOW' });
+    await cycle();
+    const row = await rowOf(id);
+    expect(row).to.include({ state: 'quarantined', errorCode: 'MESH_BAD_MESSAGE_ID', attempts: 0 });
+    expect(row.errorText).to.match(/mex-LinkedMsgID/);
+    expect(readdirSync(inDir())).to.deep.equal([]);
+    expect(acknowledged(id)).to.equal(false);
+  });
+
   it('A+F (meshd receive): stores 0640 files through a planted link without following it, and skips ids not of MESH shape', async () => {
     const good = await send('cli payload\n');
     for (const id of ['.x', 'a/b']) await env.sim.injectHostile({ mailbox: RECEIVER, id, body: Buffer.from('hostile\n') });
@@ -264,14 +275,14 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     const client = meshClientFor(await env.config(RECEIVER));
     const failures: Array<{ id: string; code: string }> = [];
     try {
-      const got = await receiveAll(client, { dir, onFailed: (id, err) => void failures.push({ id, code: (err as MeshProtocolError).code }) });
+      const got = await receiveAll(client, { dir, onFailed: (id, err) => void failures.push({ id, code: (err as MeshError).code }) });
       expect(got.map((m) => m.messageId)).to.deep.equal([good]);
     } finally {
       await client.close();
     }
     expect(failures).to.deep.equal([
-      { id: '.x', code: 'MESH_PROTOCOL' },
-      { id: 'a/b', code: 'MESH_PROTOCOL' },
+      { id: '.x', code: 'MESH_BAD_MESSAGE_ID' },
+      { id: 'a/b', code: 'MESH_BAD_MESSAGE_ID' },
     ]);
     expect(readdirSync(targets)).to.deep.equal([]);
     expect(readdirSync(dir)).to.deep.equal([`${good}.dat`]);
