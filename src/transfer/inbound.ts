@@ -225,7 +225,7 @@ async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: CycleState)
     const sha256 = await sha256Regular(payload);
     const target = join(folders.in, inboundFileName(id));
     const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
-    await placePair(ctx, payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
+    await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
     await removeName(temp.part);
     return { kind: 'deliver', row, meta, path: target, bytes, sha256, ctl };
   } catch (err) {
@@ -241,7 +241,7 @@ async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: CycleState)
  * is staged in temp/ and renamed first, the .dat last, so a .dat never appears without its
  * .ctl; if the .dat cannot be placed the .ctl is taken back, so neither stays visible.
  */
-async function placePair(ctx: MailboxContext, payload: string, target: string, ctl?: { temp: string; target: string; content: string }): Promise<void> {
+async function placePair(payload: string, target: string, ctl?: { temp: string; target: string; content: string }): Promise<void> {
   if (ctl) {
     await removeName(ctl.temp);
     await writeTemp(ctl.temp, ctl.content, SHARED_FILE_MODE);
@@ -557,7 +557,7 @@ export async function reprocessKept(ctx: MailboxContext): Promise<number> {
     try {
       await removeName(temp.out);
       await writeTemp(temp.out, output, PRIVATE_FILE_MODE);
-      await placePair(ctx, temp.out, target, mailbox.controlFiles ? { temp: temp.ctl, target: target.replace(/\.dat$/, '.ctl'), content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
+      await placePair(temp.out, target, mailbox.controlFiles ? { temp: temp.ctl, target: target.replace(/\.dat$/, '.ctl'), content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
       await fsyncDir(folders.in);
     } catch (err) {
       // A write failure is no crash: it must not count towards POISON.
