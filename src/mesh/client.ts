@@ -574,7 +574,8 @@ export class MeshClient {
         this.log.warn('MESH_RETRY', `${spec.what} failed; retrying`, { attempt: n, delayMs: delay, error: (err as Error).message, status: (err as MeshError).status });
       });
     } catch (err) {
-      if (spec.retry === 'first-post' && err instanceof MeshTransientError && !isDefiniteRefusal(err)) {
+      // An answer we cannot read is still an answer: MESH may have stored the message.
+      if (spec.retry === 'first-post' && ((err instanceof MeshTransientError && !isDefiniteRefusal(err)) || err instanceof MeshProtocolError)) {
         throw new MeshAmbiguousError(`send: outcome unknown (${err.message}); MESH may have stored the message`, { status: err.status, cause: err });
       }
       throw err;

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parse, stringify } from 'yaml';
@@ -9,7 +10,7 @@ import { createMetrics } from '../../src/daemon/metrics';
 import { diskLowReason, startObserver } from '../../src/daemon/observe';
 import { silentLogger } from '../../src/log';
 import { ledgerPath, openLedger, type MessageRow } from '../../src/ledger';
-import { meshClientFor, receiveAll, type MeshError } from '../../src/mesh';
+import { MeshAmbiguousError, MeshClient, meshClientFor, receiveAll, type MeshError } from '../../src/mesh';
 import type { HostileMessage } from '../../src/sim';
 import { RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -315,5 +316,20 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect(await rowOf(other)).to.include({ state: 'acknowledged' });
     expect(readFileSync(join(inDir(), `${other}.dat`), 'utf8')).to.equal('next message\n');
     expect(readdirSync(tempDir())).to.deep.equal([]);
+  });
+});
+
+describe('unreadable MESH answers (issue 9, finding 7) on the send side of the client', () => {
+  it('a first send answered with unreadable headers is ambiguous, never a plain failure that would be resent', async () => {
+    const server = createNetServer((socket) => socket.once('data', () => socket.end('HTTP/1.1 202 Accepted\r\nmex-messageid: bad\u0001id\r\nconnection: close\r\n\r\n{}')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new MeshClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mailboxId: SENDER, password: 'p', sharedKey: 'k', retry: { attempts: 1 } });
+    try {
+      const err = await client.sendBytes(Buffer.from('x'), { to: RECEIVER, workflowId: 'TEST_WORKFLOW' }).catch((e) => e);
+      expect(err).to.be.instanceOf(MeshAmbiguousError);
+    } finally {
+      await client.close();
+      server.close();
+    }
   });
 });
