@@ -108,6 +108,8 @@ export interface MailboxReadinessInput {
   lastSuccessfulPoll?: Date;
   /** From certificateStatus(); undefined for a plain-http local simulator. */
   certificate?: { expired: boolean; notAfter: Date; daysLeft: number };
+  /** Why downloads are paused for lack of disk space (the last poll's IN_DISK_LOW), if they are. */
+  diskLow?: string;
 }
 
 export interface ReadinessInput {
@@ -120,7 +122,8 @@ export interface ReadinessInput {
 
 /**
  * The readiness rule in one place: the ledger is open, every mailbox's last successful
- * poll is within two poll intervals, and no client certificate has expired. The daemon
+ * poll is within two poll intervals, no client certificate has expired, and no mailbox has
+ * paused downloads because free space fell below transfer.minFreeBytes. The daemon
  * gathers the facts; this decides.
  */
 export function evaluateReadiness(input: ReadinessInput): Readiness {
@@ -136,6 +139,7 @@ export function evaluateReadiness(input: ReadinessInput): Readiness {
       const ok = ageS * 1000 <= limitMs;
       checks[`poll:${m.id}`] = { ok, detail: `last successful poll ${ageS}s ago${ok ? '' : ` (limit ${Math.round(limitMs / 1000)}s)`}` };
     }
+    if (m.diskLow) checks[`disk:${m.id}`] = { ok: false, detail: m.diskLow };
     if (m.certificate) {
       const until = m.certificate.notAfter.toISOString().slice(0, 10);
       checks[`certificate:${m.id}`] = m.certificate.expired

@@ -31,6 +31,8 @@ export interface Metrics {
   reports: Counter<'mailbox' | 'code'>;
   /** Payloads that failed a transform or validation, by direction. */
   transformFailures: Counter<'mailbox' | 'direction'>;
+  /** 1 while a mailbox's downloads are paused because free space is below transfer.minFreeBytes. */
+  diskLow: Gauge<'mailbox'>;
 }
 
 export interface MessageCount {
@@ -78,6 +80,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }),
     reports: new Counter({ name: 'meshd_reports_received_total', help: 'REPORT messages received, by MESH error code', labelNames: ['mailbox', 'code'], registers }),
     transformFailures: new Counter({ name: 'meshd_transform_failures_total', help: 'Payloads that failed transform or validation', labelNames: ['mailbox', 'direction'], registers }),
+    diskLow: new Gauge({ name: 'meshd_disk_space_low', help: 'Downloads paused: free space below transfer.minFreeBytes (1) or not (0)', labelNames: ['mailbox'], registers }),
   };
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { certificateStatus, type CertificateStatus } from '../certs';
 import { minIntervalMinutes } from '../config/cron';
 import { MeshdError } from '../errors';
+import type { MailboxStatus } from '../ledger';
 import type { Logger } from '../log';
 import type { MeshPort } from '../transfer/context';
 import { version } from '../version';
@@ -32,9 +33,9 @@ export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): 
   return {
     handshake: () => count('handshake', () => port.handshake()),
     listInbox: () => count('inbox', () => port.listInbox()),
-    download: (id, dest) =>
+    download: (id, sink) =>
       count('download', async () => {
-        const r = await port.download(id, dest);
+        const r = await port.download(id, sink);
         metrics.bytes.inc({ mailbox, direction: 'received' }, r.bytes);
         metrics.chunks.inc({ mailbox, direction: 'received' }, Math.max(1, r.chunks));
         if (r.meta.messageType === 'REPORT') metrics.reports.inc({ mailbox, code: r.meta.statusCode ?? 'unknown' });
@@ -92,6 +93,11 @@ export function countingLogger(log: Logger, metrics: Metrics): Logger {
   return wrap(log);
 }
 
+/** The last poll's reason when it stopped for lack of disk space (IN_DISK_LOW), else undefined. */
+export function diskLowReason(status: MailboxStatus | undefined): string | undefined {
+  return status && !status.lastPollOk && status.lastPollError?.startsWith('IN_DISK_LOW:') ? status.lastPollError : undefined;
+}
+
 export interface Observer {
   /** Refresh gauges from the ledger and re-check certificates; called after stages and on a timer. */
   refresh(): void;
@@ -139,6 +145,7 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       for (const direction of ['in', 'out'] as const) {
         for (const [state, count] of Object.entries(ledger.countsByState(m.id, direction))) counts.push({ mailbox: m.id, direction, state, count: count ?? 0 });
       }
+      metrics.diskLow.set({ mailbox: m.id }, diskLowReason(ledger.mailboxStatus(m.id)) ? 1 : 0);
       const c = ledger.countsByState(m.id, 'out');
       metrics.queueDepth.set({ mailbox: m.id }, (c.queued ?? 0) + (c.uploading ?? 0) + (c.claiming ?? 0));
       const oldest = ledger.oldest(m.id, 'in', ['receiving', 'delivered']);
@@ -161,7 +168,7 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       now: now(),
       ledgerOpen: !daemon.stopping,
       pollIntervalMs,
-      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id) })),
+      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id), diskLow: diskLowReason(ledger.mailboxStatus(m.id)) })),
     });
 
   checkCertificates();

@@ -1,9 +1,10 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { mkdir, stat, truncate, unlink } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as os from 'node:os';
-import { Readable, Transform, pipeline as pipelineCb } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable, Transform, Writable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gzip } from 'node:zlib';
@@ -13,18 +14,22 @@ import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import { planChunks } from './chunks';
 import {
+  BadMessageIdError,
+  LocalWriteError,
   MeshAmbiguousError,
   MeshError,
+  MeshProtocolError,
   MeshRejectedError,
   MeshTlsError,
   MeshTransientError,
   MessageTooLargeError,
+  SuspectedBombError,
   errorForStatus,
   parseRetryAfter,
   tlsFailureOf,
 } from './errors';
 import { header, metaFromHeaders, type MessageMeta, type RawHeaders } from './meta';
-import { ACCEPT_V2, API_PREFIX, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, type TrackingV2 } from './protocol';
+import { ACCEPT_V2, API_PREFIX, DEFAULT_MAX_COMPRESSION_RATIO, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, isMessageId, type TrackingV2 } from './protocol';
 import { RetryPolicy, type RetryHooks, type RetrySettings, type RetryVerdict } from './retry';
 import { meshToken } from './token';
 import { checkClientCertificate, createDispatcher, type TlsMaterial, type TransportState } from './transport';
@@ -54,6 +59,8 @@ export interface MeshClientOptions {
   compress?: boolean;
   /** Cap on a received message's decompressed size. */
   maxMessageBytes?: number;
+  /** A gzip'd body inflating past this many times its compressed size is refused (default 1000). */
+  maxCompressionRatio?: number;
   clientVersion?: string;
   /**
    * How gzip'd chunks are uploaded. spool (default): compressed once to a private temp file in
@@ -96,6 +103,13 @@ export interface SendResult {
   chunks: number;
   /** Raw (uncompressed) bytes of the message. */
   bytes: number;
+}
+
+/** Where a download goes: a file the caller created (e.g. safe-fs createExclusive). */
+export interface DownloadSink {
+  handle: FileHandle;
+  /** Told the bytes about to arrive (a chunk's Content-Length first, where known); throws to stop. */
+  reserve?: (bytes: number) => Promise<void>;
 }
 
 export interface DownloadResult {
@@ -280,17 +294,23 @@ export class MeshClient {
   }
 
   /**
-   * Streams a message (all chunks, each gunzipped on its own) into `destPath`, never holding a
-   * chunk in memory; aborts with MessageTooLargeError past `maxBytes` decompressed.
+   * Streams a message (all chunks, each gunzipped on its own) into the caller's file, written at
+   * offsets through its handle (never opened here by name), never holding a chunk in memory.
+   * Stops with MessageTooLargeError past `maxBytes` decompressed, SuspectedBombError once a
+   * gzip'd body inflates past `maxCompressionRatio` times what arrived, and whatever
+   * `sink.reserve` throws (the caller's free-space check). Syncing and naming are the caller's.
    */
-  async download(messageId: string, destPath: string, opts: { maxBytes?: number } = {}): Promise<DownloadResult> {
+  async download(messageId: string, sink: DownloadSink, opts: { maxBytes?: number } = {}): Promise<DownloadResult> {
     const limit = opts.maxBytes ?? this.opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    const ratio = this.opts.maxCompressionRatio ?? DEFAULT_MAX_COMPRESSION_RATIO;
     const base = `${this.mb()}/inbox/${encodeURIComponent(messageId)}`;
     let meta: MessageMeta | undefined;
     let written = 0;
+    let wire = 0;
     let total = 1;
     for (let n = 1; n <= total; n++) {
       const offset = written;
+      const wireOffset = wire;
       await this.call({
         method: 'GET',
         path: n === 1 ? base : `${base}/${n}`,
@@ -300,7 +320,9 @@ export class MeshClient {
         headers: { 'accept-encoding': 'gzip' },
         consume: async (res) => {
           // A retried chunk starts again from where the previous chunk ended.
-          await truncate(destPath, offset).catch(() => undefined);
+          await localWrite(async () => {
+            if ((await sink.handle.stat()).size !== offset) await sink.handle.truncate(offset);
+          });
           const headers = res.headers as RawHeaders;
           if (n === 1) {
             meta = metaFromHeaders(headers, messageId);
@@ -308,18 +330,26 @@ export class MeshClient {
             if (res.statusCode === 206 && meta.totalChunks <= 1) {
               throw new MeshRejectedError(`download ${messageId}: 206 without a usable mex-Chunk-Range`, { status: 206 });
             }
+            if (meta.messageId !== messageId) throw new BadMessageIdError(`download ${messageId}: MESH answered with a different mex-MessageID`);
+            if (meta.linkedMessageId !== undefined && !isMessageId(meta.linkedMessageId)) {
+              throw new BadMessageIdError(`download ${messageId}: mex-LinkedMsgID is not of MESH's shape`);
+            }
           }
           const gz = /\bgzip\b/i.test(header(headers, 'content-encoding') ?? '');
-          const counter = byteLimit(offset, limit);
-          const sink = createWriteStream(destPath, { flags: offset === 0 ? 'w' : 'r+', start: offset });
+          const announced = Number(header(headers, 'content-length'));
+          if (sink.reserve && Number.isSafeInteger(announced) && announced > 0) await sink.reserve(announced);
+          const arrived = countBytes(wireOffset);
+          const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined);
           try {
-            if (gz) await pipeline(res.body, createGunzip(), counter.stream, sink);
-            else await pipeline(res.body, counter.stream, sink);
+            if (gz) await pipeline(res.body, arrived.stream, createGunzip(), counter.stream, handleWriter(sink, offset));
+            else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));
           } catch (err) {
-            if (err instanceof MeshError) throw err;
+            if (err instanceof MeshdError) throw err;
+            if (/^Z_/.test(errCode(err) ?? '')) throw new MeshProtocolError(`download ${messageId} chunk ${n}: the body is not what its Content-Encoding says (${errCode(err)})`, { cause: err });
             throw this.networkError(err, `download ${messageId} chunk ${n}`);
           }
           written = counter.total();
+          wire = arrived.total();
         },
       });
     }
@@ -546,7 +576,8 @@ export class MeshClient {
         this.log.warn('MESH_RETRY', `${spec.what} failed; retrying`, { attempt: n, delayMs: delay, error: (err as Error).message, status: (err as MeshError).status });
       });
     } catch (err) {
-      if (spec.retry === 'first-post' && err instanceof MeshTransientError && !isDefiniteRefusal(err)) {
+      // An answer we cannot read is still an answer: MESH may have stored the message.
+      if (spec.retry === 'first-post' && ((err instanceof MeshTransientError && !isDefiniteRefusal(err)) || err instanceof MeshProtocolError)) {
         throw new MeshAmbiguousError(`send: outcome unknown (${err.message}); MESH may have stored the message`, { status: err.status, cause: err });
       }
       throw err;
@@ -556,6 +587,8 @@ export class MeshClient {
   /** Turns a transport error into a typed one, telling TLS failures apart from network ones. */
   private async diagnose(err: unknown, what: string): Promise<MeshError> {
     if (err instanceof MeshError) return err;
+    // Headers the HTTP parser refuses (control characters, overflow) will be the same next time.
+    if (isUnparsable(err)) return new MeshProtocolError(`${what}: MESH sent headers that cannot be read (${errCode(err) ?? (err as Error).message})`, { cause: err });
     const tls = tlsFailureOf(err) ?? tlsFailureOf((err as { cause?: unknown })?.cause);
     if (tls) return new MeshTlsError(tls.failure, { nodeCode: tls.nodeCode, cause: err });
     // Under TLS 1.3 a refused client certificate shows as a reset right after the handshake.
@@ -595,6 +628,16 @@ export class MeshClient {
 function errCode(err: unknown): string | undefined {
   const c = (err as { code?: unknown })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code;
   return typeof c === 'string' ? c : undefined;
+}
+
+/**
+ * undici's HTTP parser refused a response's headers (its code may be null) or they overflowed.
+ * Before the headers are complete, undici reports a parser error as a Content-Length mismatch
+ * once it has seen a Content-Length, so that counts too here (diagnose sees only that phase).
+ */
+function isUnparsable(err: unknown): boolean {
+  const code = errCode(err) ?? '';
+  return (err as Error)?.name === 'HTTPParserError' || /^HPE_/.test(code) || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 }
 
 function isReset(err: unknown): boolean {
@@ -692,17 +735,59 @@ async function readJson(res: Dispatcher.ResponseData, what: string): Promise<unk
   }
 }
 
-/** Counts bytes through a stream and fails once the running total passes the limit. */
-function byteLimit(start: number, limit: number): { stream: Transform; total(): number } {
+/** Counts bytes through a stream. */
+function countBytes(start: number): { stream: Transform; total(): number } {
+  let total = start;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, total: () => total };
+}
+
+/**
+ * Counts decompressed bytes and fails once the running total passes the limit, or (gzip) passes
+ * `ratio` times the compressed bytes that arrived so far: a bomb stops within one block.
+ */
+function byteLimit(start: number, limit: number, bomb?: { ratio: number; compressed: () => number }): { stream: Transform; total(): number } {
   let total = start;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       total += chunk.length;
       if (total > limit) cb(new MessageTooLargeError(limit));
+      else if (bomb && total > bomb.ratio * bomb.compressed()) cb(new SuspectedBombError(bomb.ratio));
       else cb(null, chunk);
     },
   });
   return { stream, total: () => total };
+}
+
+/** Writes a stream into the sink's handle from `start`; local failures (ENOSPC) are IN_WRITE_FAILED. */
+function handleWriter(sink: DownloadSink, start: number): Writable {
+  let position = start;
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const step = async () => {
+        await sink.reserve?.(chunk.length);
+        for (let done = 0; done < chunk.length; ) {
+          const { bytesWritten } = await localWrite(() => sink.handle.write(chunk, done, chunk.length - done, position));
+          done += bytesWritten;
+          position += bytesWritten;
+        }
+      };
+      step().then(() => cb(), cb);
+    },
+  });
+}
+
+async function localWrite<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw new LocalWriteError(`could not write the received message (${errCode(err) ?? 'error'})`, err);
+  }
 }
 
 export const _internal = { classifyFirstPost, classifyIdempotent, sendHeaders };

@@ -103,6 +103,37 @@ export class MessageTooLargeError extends MeshError {
   }
 }
 
+/**
+ * MESH answered something no retry will mend: a body that lies about its Content-Encoding,
+ * unparsable or oversized headers, a malformed message id. Permanent for that message.
+ */
+export class MeshProtocolError extends MeshError {
+  constructor(message: string, detail: MeshErrorDetail = {}) {
+    super('MESH_PROTOCOL', message, 'the message is kept unacknowledged in MESH so its sender is told; ask the sender or MESH support', 'rejected', detail);
+  }
+}
+
+/** MESH named a message by an id not of MESH's shape (ids name files, so it is never used). */
+export class BadMessageIdError extends MeshError {
+  constructor(message: string) {
+    super('MESH_BAD_MESSAGE_ID', message, "ids are letters, digits, _ and -, at most 100 characters; the message is left unacknowledged in MESH, so its sender is told", 'rejected');
+  }
+}
+
+/** A gzip'd body inflated past transfer.maxCompressionRatio times its compressed size. */
+export class SuspectedBombError extends MeshError {
+  constructor(ratio: number) {
+    super('MESH_SUSPECTED_BOMB', `the message inflates to more than ${ratio} times its compressed size; decompression stopped`, 'raise transfer.maxCompressionRatio only if such payloads are expected', 'input');
+  }
+}
+
+/** Writing a received message locally failed (disk full, permissions): not a network error. */
+export class LocalWriteError extends MeshdError {
+  constructor(message: string, cause?: unknown) {
+    super('IN_WRITE_FAILED', message, 'check free space and permissions of the mailbox folder', 'failure', { cause });
+  }
+}
+
 /** Node/OpenSSL error codes → which TLS side failed. */
 export function tlsFailureOf(err: unknown): { failure: TlsFailure; nodeCode: string } | undefined {
   const code = String((err as { code?: unknown })?.code ?? '');

@@ -7,7 +7,7 @@ import type { Logger } from '../log';
 import { MeshClient, type MeshClientOptions } from './client';
 
 export { MeshClient } from './client';
-export type { MeshClientOptions, SendOptions, SendResult, DownloadResult, LookupResult } from './client';
+export type { MeshClientOptions, SendOptions, SendResult, DownloadResult, DownloadSink, LookupResult } from './client';
 export * from './errors';
 export { meshToken, meshTimestamp } from './token';
 export { RetryPolicy, DEFAULT_RETRY } from './retry';
@@ -47,6 +47,7 @@ export function meshClientFor(config: MeshdConfig, mailboxId?: string, opts: Mes
     chunkSize: config.transfer.chunkSize,
     compress: config.transfer.compress,
     maxMessageBytes: config.transfer.maxMessageBytes,
+    maxCompressionRatio: config.transfer.maxCompressionRatio,
     // Spooled gzip chunks hold patient data: keep them beside the ledger, not in a shared /tmp.
     spoolDir: join(config.dataDir, 'tmp'),
     ...opts,

@@ -57,6 +57,19 @@ export const MAX_REQUEST_BYTES = 100_000_000;
 /** Largest chunked message we allow (the spec contradicts itself between 20 GB and 100 GB). */
 export const MAX_MESSAGE_BYTES = 20_000_000_000;
 
+/**
+ * The shape of a MESH message id (letters, digits, `_` and `-`, at most 100 characters). An id
+ * outside it is a protocol error: ids name files, so `.x`/`x` or `a/b`/`a_b` must never collide.
+ */
+export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+
+export function isMessageId(id: unknown): id is string {
+  return typeof id === 'string' && MESSAGE_ID_PATTERN.test(id);
+}
+
+/** Default for transfer.maxCompressionRatio: gzip'd bodies inflating past this are suspected bombs. */
+export const DEFAULT_MAX_COMPRESSION_RATIO = 1000;
+
 export const INBOX_PAGE_DEFAULT = 500;
 export const INBOX_PAGE_MIN = 10;
 export const INBOX_PAGE_MAX = 5000;

@@ -1,15 +1,17 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../log';
 import { MeshdError } from '../errors';
 import type { MeshClient } from './client';
-import { MeshNotFoundError, MessageTooLargeError } from './errors';
+import { createExclusive, fsyncDir, PRIVATE_FILE_MODE, removeName, SHARED_FILE_MODE, tempPathFor } from '../safe-fs';
+import { BadMessageIdError, MeshNotFoundError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from './errors';
+import { isMessageId } from './protocol';
 import type { MessageMeta } from './meta';
 
 /**
- * Receive flow: download to a unique dot-named temp file in the target dir, fsync, rename to
- * `<messageId>.dat`, fsync the dir, and only then acknowledge. A crash repeats at most the
+ * Receive flow: download into a fresh exclusive dot-named temp file (0600, O_NOFOLLOW) in the
+ * target dir, fsync, chmod 0640, rename to `<messageId>.dat`, fsync the dir, and only then
+ * acknowledge. Ids not of MESH's shape are refused before they name anything. A crash repeats at most the
  * download. REPORTs are logged and acknowledged, not written as data.
  */
 
@@ -31,30 +33,24 @@ export interface ReceivedMessage {
   acknowledged: boolean;
 }
 
-/** A message id as a safe file name (ids are opaque; never let one escape the directory). */
+/** A message id as a file name. Only ids of MESH's shape are accepted, so names never collide. */
 export function fileNameFor(messageId: string): string {
-  const safe = messageId.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^\.+/, '_');
-  return `${safe || '_'}.dat`;
-}
-
-export async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  if (!isMessageId(messageId)) throw new BadMessageIdError("MESH listed a message id that is not of MESH's shape; it names no file");
+  return `${messageId}.dat`;
 }
 
 export async function receiveMessage(client: MeshClient, messageId: string, opts: ReceiveOptions): Promise<ReceivedMessage> {
   const log = opts.logger ?? silentLogger;
+  const name = fileNameFor(messageId);
   await mkdir(opts.dir, { recursive: true });
-  const temp = join(opts.dir, `.${fileNameFor(messageId)}.${randomUUID()}.part`);
+  const temp = tempPathFor(join(opts.dir, name));
   let result: ReceivedMessage;
+  const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
   try {
-    const { meta, bytes } = await client.download(messageId, temp, { maxBytes: opts.maxBytes });
+    const { meta, bytes } = await client.download(messageId, { handle }, { maxBytes: opts.maxBytes });
     if (meta.messageType === 'REPORT') {
-      await unlink(temp).catch(() => undefined);
+      await handle.close();
+      await removeName(temp);
       log.info('MESH_REPORT_RECEIVED', 'REPORT received', {
         messageId,
         linkedMessageId: meta.linkedMessageId,
@@ -65,15 +61,19 @@ export async function receiveMessage(client: MeshClient, messageId: string, opts
       });
       result = { messageId, meta, bytes: 0, acknowledged: false };
     } else {
-      await fsyncPath(temp);
-      const path = join(opts.dir, fileNameFor(messageId));
+      await handle.sync();
+      await handle.chmod(SHARED_FILE_MODE);
+      await handle.close();
+      const path = join(opts.dir, name);
+      // rename replaces whatever stood at the name (a link included) without following it.
       await rename(temp, path);
-      await fsyncPath(opts.dir);
+      await fsyncDir(opts.dir);
       log.info('MESH_MESSAGE_STORED', 'message stored', { messageId, bytes, workflowId: meta.workflowId });
       result = { messageId, meta, path, bytes, acknowledged: false };
     }
   } catch (err) {
-    await unlink(temp).catch(() => undefined);
+    await handle.close().catch(() => undefined);
+    await removeName(temp).catch(() => undefined);
     throw err;
   }
   await opts.onStored?.(result);
@@ -87,7 +87,14 @@ export async function receiveMessage(client: MeshClient, messageId: string, opts
 
 /** Failures that concern one message only (too large, gone, bad content): the rest can still be received. */
 export function isMessageScoped(err: unknown): boolean {
-  return err instanceof MessageTooLargeError || err instanceof MeshNotFoundError || (err instanceof MeshdError && err.kind === 'input');
+  return (
+    err instanceof MessageTooLargeError ||
+    err instanceof SuspectedBombError ||
+    err instanceof MeshProtocolError ||
+    err instanceof BadMessageIdError ||
+    err instanceof MeshNotFoundError ||
+    (err instanceof MeshdError && err.kind === 'input')
+  );
 }
 
 /**

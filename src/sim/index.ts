@@ -70,9 +70,23 @@ export interface Simulator {
   advanceClock(ms: number): Promise<void>;
   setFaults(spec: string | undefined, seed?: number): void;
   messages(): SimMessage[];
+  /**
+   * Test-only: puts a DATA message into `mailbox`'s inbox as a hostile MESH would serve it —
+   * any id (`.x`, `a/b`), a body sent as given, a lying Content-Encoding, raw header lines.
+   */
+  injectHostile(h: HostileMessage): Promise<string>;
   /** The simulator's current time (base clock plus admin offset): build tokens from this. */
   now(): Date;
   close(): Promise<void>;
+}
+
+export interface HostileMessage {
+  mailbox: string;
+  /** Default: a fresh MESH-shaped id. */
+  id?: string;
+  body: Buffer;
+  contentEncoding?: string;
+  rawHeaders?: string[];
 }
 
 const DEFAULT_MAILBOXES = ['X26ABC1', 'X26ABC2'];
@@ -139,6 +153,26 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       faultSpec = spec;
     },
     messages: (): SimMessage[] => store.all(),
+    async injectHostile(h: HostileMessage): Promise<string> {
+      const now = clock.now();
+      const m = store.create(
+        {
+          type: 'DATA',
+          sender: mailboxes[0],
+          recipient: h.mailbox.toUpperCase(),
+          workflowId: 'TEST_WORKFLOW',
+          status: 'accepted',
+          chunks: 1,
+          acceptedAt: now.toISOString(),
+          hostile: { bodyBase64: h.body.toString('base64'), contentEncoding: h.contentEncoding, rawHeaders: h.rawHeaders },
+        },
+        now,
+        h.id ?? store.newId(now),
+      );
+      store.update(m.id, { chunksReceived: 1, bytes: h.body.length });
+      await store.flush();
+      return m.id;
+    },
     now: (): Date => clock.now(),
     clockOffsetMs: (): number => clock.offset,
   };
@@ -174,6 +208,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     advanceClock: control.advanceClock,
     setFaults: control.setFaults,
     messages: control.messages,
+    injectHostile: control.injectHostile,
     now: control.now,
     close(): Promise<void> {
       closed ??= (async () => {

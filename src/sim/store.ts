@@ -45,6 +45,18 @@ export interface SimMessage {
   linkedMessageId?: string;
   /** REPORTs only: the intended recipient of the original message (sent as mex-To). */
   reportTo?: string;
+  /** Test-only replay of a hostile server (see Simulator.injectHostile): answered as given. */
+  hostile?: HostileAnswer;
+}
+
+/** What a hostile MESH answers for one message's download: its body and header lies. */
+export interface HostileAnswer {
+  /** The body as sent on the wire, base64 (kept inline: a hostile id never names a path). */
+  bodyBase64: string;
+  /** Content-Encoding sent whatever the body is, e.g. "gzip" on plain text. */
+  contentEncoding?: string;
+  /** Extra header lines written verbatim (control characters, oversized values). */
+  rawHeaders?: string[];
 }
 
 interface StoredMessage extends SimMessage {

@@ -1,7 +1,7 @@
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import type { LedgerStore } from '../ledger';
 import type { Logger } from '../log';
-import type { SendOptions } from '../mesh';
+import type { DownloadSink, SendOptions } from '../mesh';
 import type { MailboxFolders } from './folders';
 
 /** Metadata of a received message, from its mex-* headers. */
@@ -46,8 +46,8 @@ export interface MeshPort {
   handshake(): Promise<void>;
   /** Every waiting message id, all pages. */
   listInbox(): Promise<string[]>;
-  /** Streams message `id` (all chunks, gunzipped) into `destPath`; aborts past maxBytes. */
-  download(id: string, destPath: string): Promise<{ meta: InboundMeta; bytes: number; chunks: number }>;
+  /** Streams message `id` (all chunks, gunzipped) into the sink's file; aborts past maxBytes, a bomb ratio, or when reserve throws. */
+  download(id: string, sink: DownloadSink): Promise<{ meta: InboundMeta; bytes: number; chunks: number }>;
   acknowledge(id: string): Promise<void>;
   /** Uploads `payloadPath`; with `resume`, only the chunks after resume.chunksDone. */
   send(

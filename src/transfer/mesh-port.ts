@@ -8,8 +8,8 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
   return {
     handshake: () => client.handshake(),
     listInbox: () => client.listInbox(),
-    async download(id, destPath) {
-      const { meta, bytes } = await client.download(id, destPath);
+    async download(id, sink) {
+      const { meta, bytes } = await client.download(id, sink);
       return {
         bytes,
         chunks: meta.totalChunks,

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -99,6 +100,17 @@ async function startConnectProxy(): Promise<{ url: string; targets: string[]; cl
   };
 }
 
+
+/** The client writes into a file the caller opened (the daemon passes an exclusive one). */
+async function downloadTo(c: MeshClient, id: string, path: string) {
+  const handle = await open(path, 'w');
+  try {
+    return await c.download(id, { handle });
+  } finally {
+    await handle.close();
+  }
+}
+
 describe('MESH client against the simulator (mTLS)', function () {
   this.timeout(120_000);
   let root: string;
@@ -174,12 +186,12 @@ describe('MESH client against the simulator (mTLS)', function () {
       const meta = await rx.messageMetadata(sent.messageId);
       expect(meta).to.include({ messageType: 'DATA', from: 'X26ABC1', workflowId: 'TEST_WORKFLOW', fileName: 'reg.csv', localId: 'batch-1', subject: 'registrations', totalChunks: 1 });
       const dest = join(root, 'single.dat');
-      const got = await rx.download(sent.messageId, dest);
+      const got = await downloadTo(rx, sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
       expect(got.bytes).to.equal(payload.length);
       await rx.acknowledge(sent.messageId);
       expect(await rx.listInbox()).to.deep.equal([]);
-      const err = await rx.download(sent.messageId, dest).catch((e) => e);
+      const err = await downloadTo(rx, sent.messageId, dest).catch((e) => e);
       expect(err).to.be.instanceOf(MeshNotFoundError);
     });
 
@@ -252,7 +264,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(existsSync(spoolDir)).to.equal(true);
       expect(readdirSync(spoolDir)).to.deep.equal([]);
       const dest = join(root, 'spooled.dat');
-      await client(cfg2).download(sent.messageId, dest);
+      await downloadTo(client(cfg2), sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });
 
@@ -261,7 +273,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       const sent = await client(cfg1, { gzipUpload: 'stream' }).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 50_000 });
       expect(sent.chunks).to.equal(Math.ceil(payload.length / 50_000));
       const dest = join(root, 'streamed.dat');
-      await client(cfg2).download(sent.messageId, dest);
+      await downloadTo(client(cfg2), sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });
 
@@ -270,7 +282,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 20_000, compress: false });
       expect(sent.chunks).to.equal(3);
       const dest = join(root, 'plain.dat');
-      await client(cfg2).download(sent.messageId, dest);
+      await downloadTo(client(cfg2), sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });
 
@@ -297,7 +309,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       const resumed = await client(cfg1).sendFile(path, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 10_000, resume: { messageId, nextChunk: 3 } });
       expect(resumed).to.deep.equal({ messageId, chunks: 6, bytes: payload.length });
       const dest = join(root, 'resumed.dat');
-      await client(cfg2).download(messageId, dest);
+      await downloadTo(client(cfg2), messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });
 
@@ -326,7 +338,7 @@ describe('MESH client against the simulator (mTLS)', function () {
           const chunkSize = Math.max(rawChunk, Math.ceil(data.length / 12));
           const sent = await tx[mode].sendBytes(data, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize, compress });
           const dest = join(root, `prop-${n++}.dat`);
-          await rx.download(sent.messageId, dest);
+          await downloadTo(rx, sent.messageId, dest);
           await rx.acknowledge(sent.messageId);
           expect(readFileSync(dest).equals(data)).to.equal(true);
           rmSync(dest);
@@ -651,7 +663,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(sent.chunks).to.equal(4);
       expect(slept.length).to.be.at.least(2);
       const dest = join(root, 'chunk-retry.dat');
-      await client(cfg2).download(sent.messageId, dest);
+      await downloadTo(client(cfg2), sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });
 
@@ -661,7 +673,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       sim.setFaults('download:reset=1');
       onSleep = () => sim.setFaults(undefined);
       const dest = join(root, 'reset.dat');
-      await client(cfg2).download(sent.messageId, dest);
+      await downloadTo(client(cfg2), sent.messageId, dest);
       expect(slept).to.have.length(1);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
     });

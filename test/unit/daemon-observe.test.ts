@@ -4,6 +4,7 @@ import { createMetrics } from '../../src/daemon/metrics';
 import { meteredPort, countingLogger } from '../../src/daemon/observe';
 import { MeshRejectedError } from '../../src/mesh/errors';
 import type { MeshPort } from '../../src/transfer/context';
+import type { DownloadSink } from '../../src/mesh';
 
 describe('daemon observability wiring', () => {
   it('counts MESH_RETRY log events as retries by operation, also through child loggers', async () => {
@@ -44,7 +45,7 @@ describe('daemon observability wiring', () => {
       track: async () => ({ status: 'accepted' }),
     };
     const p = meteredPort(port, metrics, 'X26ABC1');
-    await p.download('a', '/dev/null');
+    await p.download('a', {} as DownloadSink);
     await p.send('/dev/null', { to: 'X', workflowId: 'W' }, { onMessageId() {}, onChunk() {} });
     await p.acknowledge('a').catch(() => undefined);
     const text = await metrics.registry.metrics();

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { meshTimestamp } from '../clock';
 import type { RequestContext } from '../context';
 import { sendError } from '../http';
-import type { SimMessage } from '../store';
+import type { HostileAnswer, SimMessage } from '../store';
 
 /**
  * Download chunk n (1 for `/inbox/{id}`) and HEAD. 206 while more chunks follow, 200 for
@@ -46,6 +46,8 @@ export async function download(ctx: RequestContext): Promise<void> {
     return;
   }
 
+  if (message.hostile) return sendHostile(ctx, message.hostile, headers);
+
   const file = store.chunkPath(id, n);
   const size = (await stat(file)).size;
   const storedGzip = store.chunkEncoding(id, n) === 'gzip';
@@ -76,6 +78,19 @@ export async function download(ctx: RequestContext): Promise<void> {
   } catch {
     ctx.res.destroy();
   }
+}
+
+/**
+ * Test-only: a hostile server's answer, written straight to the socket so that header lines
+ * Node would refuse to send (control characters) reach the client as a bad server sends them.
+ */
+function sendHostile(ctx: RequestContext, answer: HostileAnswer, headers: Record<string, string>): void {
+  const body = Buffer.from(answer.bodyBase64, 'base64');
+  const fields = { ...headers, 'content-length': String(body.length), connection: 'close', ...(answer.contentEncoding ? { 'content-encoding': answer.contentEncoding } : {}) };
+  const lines = [...Object.entries(fields).map(([k, v]) => `${k}: ${v}`), ...(answer.rawHeaders ?? [])];
+  const socket = ctx.res.socket;
+  ctx.res.detachSocket?.(socket!);
+  socket?.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\n${lines.join('\r\n')}\r\n\r\n`, 'latin1'), ctx.req.method === 'HEAD' ? Buffer.alloc(0) : body]));
 }
 
 function goneReason(m: SimMessage): string | undefined {
