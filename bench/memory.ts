@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { convert } from '../src/transform/convert';
+import { convert, fileSink } from '../src/transform/convert';
 import { csvBatch, hl7Batch, hl7Templates } from './batches';
 
 /**
  * Memory benchmark: a 50 MB CSV batch and a 50 MB HL7 v2 batch converted to FHIR R4 (the
  * inbound routes' conversion), each in its own child process as the daemon would (read the
- * file, convert, write the output), reporting the child's peak RSS against the 600 MB goal.
+ * file, convert with the output going to a file as it is written), reporting the child's peak RSS against the 600 MB goal.
  * MESHD_BENCH_QUICK=1 uses 10 MB batches.
  */
 
@@ -17,10 +17,11 @@ const now = () => new Date('2025-06-01T12:00:00Z');
 
 /** Child side: `node memory.js <from> <to> <input> <output>`; prints its figures as JSON. */
 function child(from: string, to: string, input: string, output: string): void {
-  const result = convert(readFileSync(input), { from, to, now });
-  writeFileSync(output, result.output);
+  const fd = openSync(output, 'w');
+  const result = convert(readFileSync(input), { from, to, now }, fileSink(fd));
+  closeSync(fd);
   const peakRssMB = Math.round(process.resourceUsage().maxRSS / 1024);
-  process.stdout.write(JSON.stringify({ records: result.records, errors: result.errors.length, outputMB: Math.round(result.output.length / 1e5) / 10, peakRssMB }));
+  process.stdout.write(JSON.stringify({ records: result.records, errors: result.errors.length, outputMB: Math.round(statSync(output).size / 1e5) / 10, peakRssMB }));
 }
 
 function measure(dir: string, name: string, from: string, input: Buffer): object {

@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MeshdError } from '../errors';
+import type { ConvertOptions, ConvertResult } from '../transform/convert';
 
 /**
  * `meshd transform`: converts a file between formats through the canonical model.
@@ -28,6 +33,29 @@ async function readInput(file: string | undefined): Promise<Buffer> {
   }
 }
 
+/**
+ * Converts with the output going to a private temp file as it is written (a FHIR collection's
+ * opening is rewritten at the end, which a pipe cannot take), then copies it to stdout.
+ */
+async function convertToStdout(input: Buffer, opts: ConvertOptions): Promise<ConvertResult> {
+  const { convert, fileSink } = await import('../transform/convert');
+  const dir = fs.mkdtempSync(join(tmpdir(), 'meshd-transform-'));
+  try {
+    const path = join(dir, 'output');
+    const fd = fs.openSync(path, 'w', 0o600);
+    let result: ConvertResult;
+    try {
+      result = convert(input, opts, fileSink(fd));
+    } finally {
+      fs.closeSync(fd);
+    }
+    for await (const chunk of fs.createReadStream(path)) if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    return result;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('transform [file]')
@@ -53,10 +81,9 @@ export function register(program: Command): void {
       const { getFormat } = await import('../transform/registry');
       getFormat(opts.from);
       getFormat(opts.to);
-      const { convert, describeIssue } = await import('../transform/convert');
+      const { describeIssue } = await import('../transform/convert');
       const input = await readInput(file);
-      const result = convert(input, { from: opts.from, to: opts.to, options: opts.option });
-      process.stdout.write(result.output);
+      const result = await convertToStdout(input, { from: opts.from, to: opts.to, options: opts.option });
       for (const n of result.notes) process.stderr.write(`note: ${describeIssue(n)}\n`);
       for (const e of result.errors) process.stderr.write(`error: ${describeIssue(e)}\n`);
       if (json) process.stderr.write(JSON.stringify({ records: result.records, messages: result.messageCount, errors: result.errors, notes: result.notes }) + '\n');

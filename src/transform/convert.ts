@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { InputError, MeshdError } from '../errors';
 import type { FormatWriter, ReadResult, TransformIssue, WriteContext, WriteResult } from './format';
 import { getFormat } from './registry';
@@ -52,6 +53,14 @@ export function describeIssue(i: TransformIssue): string {
 export interface OutputSink {
   write(chunk: Buffer): void;
   rewriteStart(head: Buffer): void;
+}
+
+/** A sink writing to an open file (not a pipe: the start may be rewritten in place). */
+export function fileSink(fd: number): OutputSink {
+  return {
+    write: (chunk) => void writeSync(fd, chunk),
+    rewriteStart: (head) => void writeSync(fd, head, 0, head.length, 0),
+  };
 }
 
 /** Records written per group: enough to amortise the per-call work, small enough to stay flat. */
