@@ -1,16 +1,18 @@
 import { runDaemonBench } from './daemon';
+import { runMemoryBench } from './memory';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
 
 /**
  * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
  * beside the figures; nothing here fails a build (timing belongs in benchmarks, not tests).
- * `npm run bench -- transport` (or daemon, transform) runs one.
+ * `npm run bench -- transport` (or daemon, transform, memory) runs one.
  */
 const BENCHES: Record<string, () => Promise<object>> = {
   transport: runTransportBench,
   daemon: () => runDaemonBench(),
   transform: runTransformBench,
+  memory: runMemoryBench,
 };
 
 async function main(): Promise<void> {

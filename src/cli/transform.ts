@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
+import { once } from 'node:events';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MeshdError } from '../errors';
+import type { ConvertOptions, ConvertResult } from '../transform/convert';
 import { writeJson, writeLines } from './output';
 
 /**
@@ -26,6 +31,30 @@ async function readInput(file: string | undefined): Promise<Buffer> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new MeshdError('INPUT_UNREADABLE', `cannot read ${file} (${code ?? 'error'})`, 'check the path and permissions', 'input');
+  }
+}
+
+/**
+ * Converts with the output going to a private temp file as it is written (a FHIR collection's
+ * opening is rewritten at the end, which a pipe cannot take), then copies it to stdout.
+ */
+async function convertToStdout(input: Buffer, opts: ConvertOptions): Promise<ConvertResult> {
+  const { convert, fileSink } = await import('../transform/convert');
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-transform-'));
+  try {
+    const path = join(dir, 'output');
+    const { createExclusive, PRIVATE_FILE_MODE } = await import('../safe-fs');
+    const handle = await createExclusive(path, PRIVATE_FILE_MODE);
+    let result: ConvertResult;
+    try {
+      result = convert(input, opts, fileSink(handle.fd));
+    } finally {
+      await handle.close();
+    }
+    for await (const chunk of createReadStream(path)) if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -59,10 +88,9 @@ export function register(program: Command): void {
           throw new MeshdError('TRANSFORM_UNKNOWN_FORMAT', `${option} ${name}: ${f ? `format ${name} cannot be ${use === 'read' ? 'read' : 'written'}` : 'unknown format'}`, `use one of: ${usable.join(', ')} (meshd transform --list)`, 'usage');
         }
       }
-      const { convert, describeIssue } = await import('../transform/convert');
+      const { describeIssue } = await import('../transform/convert');
       const input = await readInput(file);
-      const result = convert(input, { from: opts.from, to: opts.to, options: opts.option });
-      process.stdout.write(result.output);
+      const result = await convertToStdout(input, { from: opts.from, to: opts.to, options: opts.option });
       writeLines([...result.notes.map((n) => `note: ${describeIssue(n)}`), ...result.errors.map((e) => `error: ${describeIssue(e)}`)], process.stderr);
       if (json) writeJson({ records: result.records, messages: result.messageCount, errors: result.errors, notes: result.notes }, { stream: process.stderr });
       if (result.errors.length > 0) {

@@ -1,8 +1,9 @@
 import type { CanonicalRecord } from './model';
 
 /**
- * The contract every format module implements. Conversion is always
- * `write(target, read(source, bytes))` through the canonical model (src/transform/model.ts).
+ * The contract every format module implements. Conversion is always read(source) then
+ * write(target) through the canonical model (src/transform/model.ts), a bounded group of
+ * messages at a time (convert.ts).
  */
 
 /**
@@ -70,12 +71,69 @@ export interface WriteResult {
   appointments: Array<{ key: string; event: string; start?: string; status?: string; trigger?: string }>;
 }
 
+/**
+ * A writer for one conversion: records go in a group at a time, output comes out a piece at a
+ * time, so memory follows the group, not the file.
+ */
+export interface FormatWriter {
+  /**
+   * Writes the next records. `first` is the index of `records[0]` among all records of the
+   * conversion: issue indexes (`message`) and anything derived from a record's position use it.
+   * `output` is this group's bytes, to append to what was written before.
+   */
+  write(records: CanonicalRecord[], first: number): WriteResult;
+  /**
+   * Closes the output: `output` is the trailing bytes; `head`, when given, replaces the same
+   * number of bytes at the very start of the output (a document id known only at the end).
+   */
+  end(): { output: Buffer; head?: Buffer; errors: TransformIssue[]; notes: TransformIssue[] };
+}
+
 export interface FormatModule {
   /** Registry name: 'fhir-r4' | 'hl7v2' | 'csv' | 'notify-csv' | … */
   readonly name: string;
   readonly description: string;
-  /** Absent for write-only formats (notify-csv). */
+  /**
+   * Reads the input a message at a time: each part covers the next message(s) in input order
+   * (records, errors and notes indexed by message within the whole input). Absent for
+   * write-only formats (notify-csv).
+   */
+  readParts?(input: Buffer, ctx?: ReadContext): Iterable<ReadResult>;
+  /** Starts a writer for one conversion. Absent for read-only formats. */
+  writer?(ctx?: WriteContext): FormatWriter;
+  /** The whole input at once (all parts of readParts, collected). */
   read?(input: Buffer, ctx?: ReadContext): ReadResult;
-  /** Absent for read-only formats. */
+  /** All records at once (one writer, one group). */
   write?(records: CanonicalRecord[], ctx?: WriteContext): WriteResult;
+}
+
+/** Every part of a reader collected into one result. */
+export function readAll(parts: Iterable<ReadResult>): ReadResult {
+  const all: ReadResult = { records: [], errors: [], notes: [], messageCount: 0 };
+  for (const p of parts) {
+    for (const r of p.records) all.records.push(r);
+    for (const e of p.errors) all.errors.push(e);
+    for (const n of p.notes) all.notes.push(n);
+    all.messageCount += p.messageCount;
+  }
+  return all;
+}
+
+/** All records through one writer as one group: the output whole. */
+export function writeAll(writer: FormatWriter, records: CanonicalRecord[]): WriteResult {
+  const body = writer.write(records, 0);
+  const tail = writer.end();
+  const output = Buffer.concat([body.output, tail.output]);
+  tail.head?.copy(output, 0);
+  return { output, errors: [...body.errors, ...tail.errors], notes: [...body.notes, ...tail.notes], appointments: body.appointments };
+}
+
+/** A format module from its streaming reader and writer: read and write are derived. */
+export function formatModule(m: Pick<FormatModule, 'name' | 'description' | 'readParts' | 'writer'>): FormatModule {
+  const { readParts, writer } = m;
+  return {
+    ...m,
+    ...(readParts && { read: (input: Buffer, ctx?: ReadContext) => readAll(readParts(input, ctx)) }),
+    ...(writer && { write: (records: CanonicalRecord[], ctx?: WriteContext) => writeAll(writer(ctx), records) }),
+  };
 }

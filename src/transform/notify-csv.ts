@@ -5,7 +5,7 @@
  * Only reminder and booking events become rows; every other record is skipped with a note.
  */
 import { createHash } from 'node:crypto';
-import type { FormatModule, TransformIssue, WriteContext, WriteResult } from './format';
+import { formatModule, writeAll, type FormatWriter, type TransformIssue, type WriteContext, type WriteResult } from './format';
 import { appointmentKey, triValue, type AppointmentEvent, type CanonicalRecord, type HumanName, type Instant } from './model';
 import { isValidNhsNumber } from './nhs-number';
 import { formatRow } from './csv/rfc4180';
@@ -79,50 +79,72 @@ function listOption(v: unknown): string[] | undefined {
  * Options: `events` (comma list, default "book,reminder"), `personalisation` (comma list of
  * PERSONALISATION_FIELDS, default all; the columns must match the Notify template).
  */
-export function writeNotifyCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
-  const errors: TransformIssue[] = [];
-  const notes: TransformIssue[] = [];
-  const appointments: WriteResult['appointments'] = [];
+export function notifyCsvWriter(ctx?: WriteContext): FormatWriter {
   const events = listOption(ctx?.options?.events) ?? DEFAULT_EVENTS;
   const requested = listOption(ctx?.options?.personalisation);
   const unknown = requested?.filter((f) => !(PERSONALISATION_FIELDS as readonly string[]).includes(f)) ?? [];
-  for (const f of unknown) errors.push({ code: 'NOTIFY_UNKNOWN_FIELD', position: 'options.personalisation', field: f.slice(0, 40), text: `is not a personalisation field meshd can fill (${PERSONALISATION_FIELDS.join(', ')})` });
+  // Reported once, with the first group, before any record's issues.
+  let optionErrors: TransformIssue[] = unknown.map((f) => ({ code: 'NOTIFY_UNKNOWN_FIELD', position: 'options.personalisation', field: f.slice(0, 40), text: `is not a personalisation field meshd can fill (${PERSONALISATION_FIELDS.join(', ')})` }));
   const fields = (requested ?? [...PERSONALISATION_FIELDS]).filter((f): f is PersonalisationField => (PERSONALISATION_FIELDS as readonly string[]).includes(f));
-  const lines = [formatRow(['messageReference', 'nhsNumber', ...fields.map((f) => `personalisation_${f}`)])];
-  records.forEach((rec, i) => {
-    const position = `record ${i + 1}`;
-    if (rec.kind !== 'appointment') {
-      notes.push({ code: 'NOTIFY_SKIPPED', message: i, position, field: 'event', text: `skipped: a ${rec.event} registration is not an appointment reminder` });
-      return;
-    }
-    if (!events.includes(rec.event)) {
-      notes.push({ code: 'NOTIFY_SKIPPED', message: i, position, field: 'event', text: `skipped: ${rec.event} events are not sent as reminders (sent: ${events.join(', ')})` });
-      return;
-    }
-    const nhs = triValue(rec.patient?.nhsNumber);
-    if (!nhs || !isValidNhsNumber(nhs)) {
-      errors.push({ code: 'NOTIFY_NO_NHS_NUMBER', message: i, position, field: 'patient.nhsNumber', text: 'NHS Notify needs a valid NHS number to reach the patient; none was given' });
-      return;
-    }
-    const values = fields.map((f) => personalisation(rec, f));
-    const missing = fields.filter((_f, k) => values[k] === undefined);
-    if (missing.some((f) => f === 'appointment_date' || f === 'appointment_time')) {
-      errors.push({ code: 'NOTIFY_NO_START', message: i, position, field: 'appointment.start', text: 'a reminder needs the appointment start time' });
-      return;
-    }
-    if (missing.length) notes.push({ code: 'NOTIFY_EMPTY_FIELD', message: i, position, text: `personalisation left empty (not in the record): ${missing.join(', ')}` });
-    if (rec.patient?.restricted !== undefined && triValue(rec.patient.restricted)) {
-      notes.push({ code: 'NOTIFY_RESTRICTED', message: i, position, field: 'patient.restricted', text: 'restricted patient: the CSV carries only the NHS number and appointment details; Notify looks the contact details up itself' });
-    }
-    lines.push(formatRow([messageReference(rec), nhs, ...values]));
-    const start = triValue(rec.appointment.start);
-    appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
-  });
-  return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
+  let header = formatRow(['messageReference', 'nhsNumber', ...fields.map((f) => `personalisation_${f}`)]);
+  const begin = () => {
+    const out = { header, errors: optionErrors };
+    header = '';
+    optionErrors = [];
+    return out;
+  };
+  return {
+    write(records, first) {
+      const begun = begin();
+      const errors = begun.errors;
+      const notes: TransformIssue[] = [];
+      const appointments: WriteResult['appointments'] = [];
+      const lines = [begun.header];
+      records.forEach((rec, k) => {
+        const i = first + k;
+        const position = `record ${i + 1}`;
+        if (rec.kind !== 'appointment') {
+          notes.push({ code: 'NOTIFY_SKIPPED', message: i, position, field: 'event', text: `skipped: a ${rec.event} registration is not an appointment reminder` });
+          return;
+        }
+        if (!events.includes(rec.event)) {
+          notes.push({ code: 'NOTIFY_SKIPPED', message: i, position, field: 'event', text: `skipped: ${rec.event} events are not sent as reminders (sent: ${events.join(', ')})` });
+          return;
+        }
+        const nhs = triValue(rec.patient?.nhsNumber);
+        if (!nhs || !isValidNhsNumber(nhs)) {
+          errors.push({ code: 'NOTIFY_NO_NHS_NUMBER', message: i, position, field: 'patient.nhsNumber', text: 'NHS Notify needs a valid NHS number to reach the patient; none was given' });
+          return;
+        }
+        const values = fields.map((f) => personalisation(rec, f));
+        const missing = fields.filter((_f, k) => values[k] === undefined);
+        if (missing.some((f) => f === 'appointment_date' || f === 'appointment_time')) {
+          errors.push({ code: 'NOTIFY_NO_START', message: i, position, field: 'appointment.start', text: 'a reminder needs the appointment start time' });
+          return;
+        }
+        if (missing.length) notes.push({ code: 'NOTIFY_EMPTY_FIELD', message: i, position, text: `personalisation left empty (not in the record): ${missing.join(', ')}` });
+        if (rec.patient?.restricted !== undefined && triValue(rec.patient.restricted)) {
+          notes.push({ code: 'NOTIFY_RESTRICTED', message: i, position, field: 'patient.restricted', text: 'restricted patient: the CSV carries only the NHS number and appointment details; Notify looks the contact details up itself' });
+        }
+        lines.push(formatRow([messageReference(rec), nhs, ...values]));
+        const start = triValue(rec.appointment.start);
+        appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
+      });
+      return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
+    },
+    end() {
+      const begun = begin();
+      return { output: Buffer.from(begun.header, 'utf8'), errors: begun.errors, notes: [] };
+    },
+  };
 }
 
-export const format: FormatModule = {
+export function writeNotifyCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
+  return writeAll(notifyCsvWriter(ctx), records);
+}
+
+export const format = formatModule({
   name: 'notify-csv',
   description: 'NHS Notify MESH send-request CSV (write-only): appointment reminders, messageReference,nhsNumber,personalisation_*',
-  write: writeNotifyCsv,
-};
+  writer: notifyCsvWriter,
+});

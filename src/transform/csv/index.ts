@@ -3,19 +3,21 @@
  * a bad row is an error for that row only (line and column named), the rest go through.
  * Options: `profile: 'spreadsheet-safe'` on write neutralises formula-like cells.
  */
-import type { FormatModule, ReadContext, ReadResult, TransformIssue, WriteContext, WriteResult } from '../format';
+import { formatModule, readAll, writeAll, type FormatWriter, type ReadContext, type ReadResult, type TransformIssue, type WriteContext, type WriteResult } from '../format';
 import { CLEARED, appointmentKey, triValue, type CanonicalRecord } from '../model';
 import { formatRow, parseCsv, spreadsheetSafe, type OutCell } from './rfc4180';
 import { COLUMNS, rowToRecord, recordToRow, type InCell } from './schema';
 
 export { COLUMNS, SCHEMA_VERSION } from './schema';
 
-export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
-  const result: ReadResult = { records: [], errors: [], notes: [], messageCount: 0 };
+/** The file read a chunk of rows at a time: one part per chunk parsed. */
+export function* readCsvParts(input: Buffer, _ctx?: ReadContext): Generator<ReadResult> {
+  const fresh = (): ReadResult => ({ records: [], errors: [], notes: [], messageCount: 0 });
+  let result = fresh();
   let header: string[] | undefined;
   let index = -1;
   const unknownNoted = new Set<string>();
-  parseCsv(
+  const rows = parseCsv(
     input,
     ({ fields, line }) => {
       if (!header) {
@@ -66,40 +68,63 @@ export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
       result.errors.push({ code: 'CSV_SYNTAX', message: index, position: `line ${problem.line}`, text: problem.text });
     },
   );
+  for (const _ of rows) {
+    yield result;
+    result = fresh();
+  }
   if (!header) result.errors.push({ code: 'CSV_EMPTY', message: 0, position: 'line 1', text: 'the file is empty: expected a header row' });
-  return result;
+  yield result;
+}
+
+export function readCsv(input: Buffer, ctx?: ReadContext): ReadResult {
+  return readAll(readCsvParts(input, ctx));
+}
+
+/** Records → CSV rows, a group at a time, after one header row. */
+export function csvWriter(ctx?: WriteContext): FormatWriter {
+  const safe = ctx?.options?.profile === 'spreadsheet-safe';
+  let header = formatRow([...COLUMNS]);
+  return {
+    write(records, first) {
+      const notes: TransformIssue[] = [];
+      const errors: TransformIssue[] = [];
+      const appointments: WriteResult['appointments'] = [];
+      const lines: string[] = [header];
+      header = '';
+      records.forEach((rec, k) => {
+        const i = first + k;
+        let mapped: ReturnType<typeof recordToRow>;
+        try {
+          mapped = recordToRow(rec);
+        } catch {
+          errors.push({ code: 'CSV_OUTPUT_INVALID', message: i, position: `row ${i + 1}`, text: 'the record has a shape the CSV writer cannot handle (not a valid canonical record)' });
+          return;
+        }
+        const { row, dropped } = mapped;
+        const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
+        lines.push(formatRow(cells));
+        if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
+        if (rec.kind === 'appointment') {
+          const start = triValue(rec.appointment.start);
+          appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
+        }
+      });
+      return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
+    },
+    end() {
+      const notes: TransformIssue[] = safe ? [{ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" }] : [];
+      return { output: Buffer.from(header, 'utf8'), errors: [], notes };
+    },
+  };
 }
 
 export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
-  const safe = ctx?.options?.profile === 'spreadsheet-safe';
-  const notes: TransformIssue[] = [];
-  const errors: TransformIssue[] = [];
-  const appointments: WriteResult['appointments'] = [];
-  const lines: string[] = [formatRow([...COLUMNS])];
-  records.forEach((rec, i) => {
-    let mapped: ReturnType<typeof recordToRow>;
-    try {
-      mapped = recordToRow(rec);
-    } catch {
-      errors.push({ code: 'CSV_OUTPUT_INVALID', message: i, position: `row ${i + 1}`, text: 'the record has a shape the CSV writer cannot handle (not a valid canonical record)' });
-      return;
-    }
-    const { row, dropped } = mapped;
-    const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
-    lines.push(formatRow(cells));
-    if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
-    if (rec.kind === 'appointment') {
-      const start = triValue(rec.appointment.start);
-      appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
-    }
-  });
-  if (safe) notes.push({ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" });
-  return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
+  return writeAll(csvWriter(ctx), records);
 }
 
-export const format: FormatModule = {
+export const format = formatModule({
   name: 'csv',
   description: "meshd CSV schema v1: one row per registration or appointment event (docs/formats/csv.md)",
-  read: readCsv,
-  write: writeCsv,
-};
+  readParts: readCsvParts,
+  writer: csvWriter,
+});

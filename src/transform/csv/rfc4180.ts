@@ -24,8 +24,11 @@ export interface SyntaxProblem {
 
 const CHUNK = 64 * 1024;
 
-/** Calls `onRow` for every record in `input` (header included), in order; reports syntax errors per record. */
-export function parseCsv(input: Buffer, onRow: (row: RowEvent) => void, onProblem: (p: SyntaxProblem) => void): void {
+/**
+ * Calls `onRow` for every record in `input` (header included), in order; reports syntax errors
+ * per record. Pauses (yields) after each chunk, so a caller can handle the rows read so far.
+ */
+export function* parseCsv(input: Buffer, onRow: (row: RowEvent) => void, onProblem: (p: SyntaxProblem) => void): Generator<void> {
   // Lines are counted here, not taken from csv-parse (which counts a CRLF inside quotes as two).
   let nextLine = 1;
   class RowSink extends Parser {
@@ -51,7 +54,10 @@ export function parseCsv(input: Buffer, onRow: (row: RowEvent) => void, onProble
   const done = (err?: Error | null) => {
     if (err) onProblem({ line: nextLine, text: `is not valid CSV (${(err as CsvError).code ?? 'error'})` });
   };
-  for (let at = 0; at < input.length; at += CHUNK) parser._transform(input.subarray(at, at + CHUNK), 'utf8', done);
+  for (let at = 0; at < input.length; at += CHUNK) {
+    parser._transform(input.subarray(at, at + CHUNK), 'utf8', done);
+    yield;
+  }
   parser._flush(done);
 }
 

@@ -6,8 +6,8 @@
  * registration gives a bare Patient, anything else a collection Bundle of the resources.
  * fullUrls are urn:uuid derived from the record's content, so output is reproducible.
  */
-import { createHash } from 'node:crypto';
-import type { TransformIssue, WriteContext, WriteResult } from '../format';
+import { createHash, type Hash } from 'node:crypto';
+import { writeAll, type FormatWriter, type TransformIssue, type WriteContext, type WriteResult } from '../format';
 import {
   appointmentKey,
   isCleared,
@@ -384,66 +384,138 @@ function buildRecord(record: CanonicalRecord, index: number, messageMode: boolea
 }
 
 /** Options: `output: 'message' | 'resources'`, `validate: 'light' | 'full'`, `pretty: true`. */
-export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
+export function fhirR4Writer(ctx?: WriteContext): FormatWriter {
   const opts = ctx?.options ?? {};
   const messageMode = opts.output !== 'resources';
   // Structural validation of what we write costs tens of microseconds a Bundle: on by default.
   const full = opts.validate !== 'light';
   const now = ctx?.now ?? (() => new Date());
-  const errors: TransformIssue[] = [];
-  const notes: TransformIssue[] = [];
-  const appointments: WriteResult['appointments'] = [];
-  const written: Array<{ record: CanonicalRecord; bundle: Json }> = [];
-  records.forEach((record, index) => {
-    let built: ReturnType<typeof buildRecord>;
-    try {
-      built = buildRecord(record, index, messageMode, now);
-    } catch {
-      errors.push({ code: 'FHIR_OUTPUT_INVALID', message: index, position: 'record', text: 'the record has a shape the FHIR writer cannot handle (not a valid canonical record)' });
-      return;
-    }
-    const { writer, bundle } = built;
-    const problems = writer.errors.map(([position, text]) => ({ position, text }));
-    bundle.entry.forEach((e: Json, i: number) => {
-      for (const issue of codeIssues(e.resource, `Bundle.entry[${i}].resource`)) problems.push({ position: issue.path, text: issue.text });
-    });
-    if (full && problems.length === 0) for (const issue of structuralIssues(bundle, 'Bundle')) problems.push({ position: issue.path, text: issue.text });
-    if (problems.length) {
-      for (const p of problems) errors.push({ code: 'FHIR_OUTPUT_INVALID', message: index, position: p.position, field: p.position.replace(/^.*\./, ''), text: `cannot be written as valid FHIR R4: ${p.text}` });
-      return;
-    }
-    notes.push(...writer.notes);
-    written.push({ record, bundle });
-    if (record.kind === 'appointment') {
-      const start = triValue(record.appointment.start);
-      appointments.push({ key: appointmentKey(record) ?? '', event: record.event, status: record.appointment.status, ...(start ? { start: start.utc } : {}) });
-    }
-  });
-  let doc: Json;
-  if (messageMode) {
-    // The same message twice in one batch gives the same Bundle id: the repeat gets its own,
-    // so the collection's fullUrls stay unique (bdl-7).
-    const seen = new Map<string, number>();
-    for (const { bundle } of written) {
-      const n = seen.get(bundle.id) ?? 0;
-      seen.set(bundle.id, n + 1);
-      if (n > 0) bundle.id = nameUuid(bundle.id, `repeat ${n}`);
-    }
-    doc = written.length === 1 ? written[0].bundle : collection(written.map((w) => ({ fullUrl: `urn:uuid:${w.bundle.id}`, resource: w.bundle })));
-  } else if (written.length === 1 && written[0].record.kind === 'registration') {
-    doc = written[0].bundle.entry[0].resource;
-  } else {
-    const seen = new Set<string>();
-    const entries: Json[] = [];
-    for (const w of written) for (const e of w.bundle.entry) if (!seen.has(e.fullUrl)) {
-      seen.add(e.fullUrl);
-      entries.push(e);
-    }
-    doc = collection(entries);
-  }
-  const output = Buffer.from(opts.pretty ? JSON.stringify(doc, null, 2) + '\n' : JSON.stringify(doc), 'utf8');
-  return { output, errors, notes, appointments };
+  const out = new CollectionOutput(Boolean(opts.pretty));
+  // The same message twice in one batch gives the same Bundle id: the repeat gets its own,
+  // so the collection's fullUrls stay unique (bdl-7).
+  const repeats = new Map<string, number>();
+  // With output=resources, entries shared by several records (same content) are written once.
+  const written = new Set<string>();
+  let first: { record: CanonicalRecord; bundle: Json } | undefined;
+  let count = 0;
+  return {
+    write(records, offset) {
+      const errors: TransformIssue[] = [];
+      const notes: TransformIssue[] = [];
+      const appointments: WriteResult['appointments'] = [];
+      const chunks: string[] = [];
+      records.forEach((record, k) => {
+        const index = offset + k;
+        const bundle = writeRecord(record, index, messageMode, full, now, errors, notes);
+        if (!bundle) return;
+        if (record.kind === 'appointment') {
+          const start = triValue(record.appointment.start);
+          appointments.push({ key: appointmentKey(record) ?? '', event: record.event, status: record.appointment.status, ...(start ? { start: start.utc } : {}) });
+        }
+        let entries: Json[];
+        if (messageMode) {
+          const n = repeats.get(bundle.id) ?? 0;
+          repeats.set(bundle.id, n + 1);
+          if (n > 0) bundle.id = nameUuid(bundle.id, `repeat ${n}`);
+          entries = [{ fullUrl: `urn:uuid:${bundle.id}`, resource: bundle }];
+        } else {
+          entries = bundle.entry.filter((e: Json) => !written.has(e.fullUrl) && written.add(e.fullUrl));
+        }
+        // One record alone is written as its own document: hold it until a second one comes.
+        if (count++ === 0) {
+          first = { record, bundle };
+          for (const e of entries) out.hold(e);
+        } else for (const e of entries) chunks.push(out.entry(e));
+      });
+      return { output: Buffer.from(chunks.join(''), 'utf8'), errors, notes, appointments };
+    },
+    end() {
+      const alone = count === 1 ? first : undefined;
+      if (alone && messageMode) return { output: Buffer.from(out.document(alone.bundle), 'utf8'), errors: [], notes: [] };
+      if (alone?.record.kind === 'registration') return { output: Buffer.from(out.document(alone.bundle.entry[0].resource), 'utf8'), errors: [], notes: [] };
+      const { tail, head } = out.close();
+      return { output: Buffer.from(tail, 'utf8'), head: Buffer.from(head, 'utf8'), errors: [], notes: [] };
+    },
+  };
 }
+
+export function writeFhirR4(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
+  return writeAll(fhirR4Writer(ctx), records);
+}
+
+/** One record built and checked: its Bundle, or undefined with the reasons added to `errors`. */
+function writeRecord(record: CanonicalRecord, index: number, messageMode: boolean, full: boolean, now: () => Date, errors: TransformIssue[], notes: TransformIssue[]): Json | undefined {
+  let built: ReturnType<typeof buildRecord>;
+  try {
+    built = buildRecord(record, index, messageMode, now);
+  } catch {
+    errors.push({ code: 'FHIR_OUTPUT_INVALID', message: index, position: 'record', text: 'the record has a shape the FHIR writer cannot handle (not a valid canonical record)' });
+    return undefined;
+  }
+  const { writer, bundle } = built;
+  const problems = writer.errors.map(([position, text]) => ({ position, text }));
+  bundle.entry.forEach((e: Json, i: number) => {
+    for (const issue of codeIssues(e.resource, `Bundle.entry[${i}].resource`)) problems.push({ position: issue.path, text: issue.text });
+  });
+  if (full && problems.length === 0) for (const issue of structuralIssues(bundle, 'Bundle')) problems.push({ position: issue.path, text: issue.text });
+  if (problems.length) {
+    for (const p of problems) errors.push({ code: 'FHIR_OUTPUT_INVALID', message: index, position: p.position, field: p.position.replace(/^.*\./, ''), text: `cannot be written as valid FHIR R4: ${p.text}` });
+    return undefined;
+  }
+  for (const n of writer.notes) notes.push(n);
+  return bundle;
+}
+
+/**
+ * A collection Bundle written entry by entry. Its id derives from all its entries' fullUrls
+ * (reproducible), so it is hashed as they go and the opening, written first with a placeholder
+ * id of the same length, is given again at the end (`head`) to overwrite it. The bytes are
+ * those JSON.stringify gives for the whole Bundle.
+ */
+class CollectionOutput {
+  entries = 0;
+  private readonly hash = createHash('sha1');
+  private held: Json[] = [];
+
+  constructor(private readonly pretty: boolean) {}
+
+  document(doc: Json): string {
+    return this.pretty ? JSON.stringify(doc, null, 2) + '\n' : JSON.stringify(doc);
+  }
+
+  /** Keeps an entry of the first record back until it is known whether a collection is needed. */
+  hold(e: Json): void {
+    this.held.push(e);
+  }
+
+  entry(e: Json): string {
+    const held = this.held;
+    this.held = [];
+    return (this.entries === 0 ? this.opening(PLACEHOLDER) : '') + [...held, e].map((x) => this.one(x)).join('');
+  }
+
+  close(): { tail: string; head: string } {
+    const held = this.held.map((x) => this.one(x)).join('');
+    const id = uuidOf(this.hash);
+    const opening = this.opening(id);
+    const closing = this.entries === 0 ? (this.pretty ? ']\n}\n' : ']}') : this.pretty ? '\n  ]\n}\n' : ']}';
+    // Nothing was written before: the whole document is the tail.
+    if (held || this.entries === 0) return { tail: opening + held + closing, head: '' };
+    return { tail: closing, head: opening };
+  }
+
+  private one(e: Json): string {
+    this.hash.update(String(e.fullUrl)).update('\0');
+    const sep = this.entries++ === 0 ? '' : ',';
+    return this.pretty ? `${sep}\n    ${JSON.stringify(e, null, 2).replace(/\n/g, '\n    ')}` : sep + JSON.stringify(e);
+  }
+
+  private opening(id: string): string {
+    return this.pretty ? `{\n  "resourceType": "Bundle",\n  "id": "${id}",\n  "type": "collection",\n  "entry": [` : `{"resourceType":"Bundle","id":"${id}","type":"collection","entry":[`;
+  }
+}
+
+const PLACEHOLDER = '00000000-0000-5000-8000-000000000000';
 
 /** FHIR instants and dateTimes with a time need hours at least; a date alone is not an instant. */
 function hasTime(i: Instant): boolean {
@@ -466,15 +538,15 @@ function referenceOnly(entity: object): string | undefined {
   return ids[0].value;
 }
 
-/** A collection Bundle whose id derives from its entries' content-derived fullUrls (reproducible). */
-function collection(entry: Json[]): Json {
-  return { resourceType: 'Bundle', id: nameUuid(...entry.map((e) => String(e.fullUrl))), type: 'collection', entry };
-}
-
 /** A name-based UUID from the parts: RFC 4122 layout, version 5 (SHA-1), variant 10xx. */
 function nameUuid(...parts: Array<string | Buffer>): string {
   const hash = createHash('sha1');
   for (const p of parts) hash.update(p).update('\0');
+  return uuidOf(hash);
+}
+
+/** The UUID of a name hash fed part by part (each part followed by a NUL). */
+function uuidOf(hash: Hash): string {
   const h = hash.digest('hex');
   const v = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${v}${h.slice(17, 20)}-${h.slice(20, 32)}`;

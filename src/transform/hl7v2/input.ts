@@ -50,97 +50,120 @@ function charsetFor(msh18: string): RawMessage['charset'] | 'guess' | undefined 
   return undefined;
 }
 
-function isAsciiBuffer(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] > 0x7e) return false;
-  return true;
-}
-
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7e && s.charCodeAt(i) !== 0x7f) return false;
   return true;
 }
 
+/** Every message of the payload at once (all parts of messageParts, collected). */
 export function splitMessages(input: Buffer): SplitResult {
-  const errors: TransformIssue[] = [];
-  const notes: TransformIssue[] = [];
-  // Latin-1 is byte-for-byte: split first, decode each message by its own MSH-18 after.
-  const allAscii = isAsciiBuffer(input);
-  let text = input.toString('latin1');
-  if (text.includes(MLLP_START) || text.includes(MLLP_END)) text = text.split(MLLP_START).join('').split(MLLP_END).join('');
-  if (text.includes('\n')) text = text.replace(/\r\n|\n/g, '\r');
-  // Files concatenated without a final terminator glue the next MSH to the previous segment;
-  // "MSH|^~\&|" cannot occur inside valid field data (those are delimiters), so split there too.
-  let lines = text.split('\r');
-  if (text.indexOf(GLUED_MSH, 1) > 0) lines = lines.flatMap((l) => (l.indexOf(GLUED_MSH, 1) > 0 ? l.split(GLUED_SPLIT) : [l]));
-  const chunks: string[][] = [];
+  const all: SplitResult = { messages: [], messageCount: 0, errors: [], notes: [] };
+  for (const p of messageParts(input)) {
+    for (const m of p.messages) all.messages.push(m);
+    for (const e of p.errors) all.errors.push(e);
+    for (const n of p.notes) all.notes.push(n);
+    all.messageCount += p.messageCount;
+  }
+  return all;
+}
+
+/**
+ * The payload's messages one at a time, each part holding at most one message (or only notes).
+ * Lines are cut from the buffer as they are reached: only the message in hand is held.
+ */
+export function* messageParts(input: Buffer): Generator<SplitResult> {
   let current: string[] | undefined;
+  let index = 0;
   let batchCount = 0;
   let strays = 0;
-  for (let raw of lines) {
-    if (raw.startsWith(BOM)) raw = raw.slice(BOM.length);
-    const line = raw.charCodeAt(0) > 0x20 ? raw : stripLeading(raw);
+  const done = function* (): Generator<SplitResult> {
+    if (current) yield decode(current, index++);
+    current = undefined;
+  };
+  for (const raw of segmentLines(input)) {
+    const line0 = raw.startsWith(BOM) ? raw.slice(BOM.length) : raw;
+    const line = line0.charCodeAt(0) > 0x20 ? line0 : stripLeading(line0);
     if (line.length === 0) continue;
     const tag = line.slice(0, 3);
     if (tag === 'MSH') {
+      yield* done();
       current = [line];
-      chunks.push(current);
       batchCount++;
       continue;
     }
     if (tag === 'FHS' || tag === 'FTS') {
-      current = undefined;
+      yield* done();
       continue;
     }
     if (tag === 'BHS') {
-      current = undefined;
+      yield* done();
       batchCount = 0;
       continue;
     }
     if (tag === 'BTS') {
+      yield* done();
       const declared = Number(line.split(line[3] ?? '|')[1]);
       if (Number.isInteger(declared) && declared > 0 && declared !== batchCount) {
-        notes.push({ code: 'HL7_BATCH_COUNT', position: 'BTS-1', field: 'batch', text: `BTS-1 declares ${declared} messages but the batch holds ${batchCount}` });
+        yield only({ code: 'HL7_BATCH_COUNT', position: 'BTS-1', field: 'batch', text: `BTS-1 declares ${declared} messages but the batch holds ${batchCount}` });
       }
-      current = undefined;
       continue;
     }
     if (current) current.push(line);
     else strays++;
   }
-  if (strays > 0) {
-    notes.push({ code: 'HL7_STRAY_SEGMENTS', text: `${strays} segment(s) outside any message were ignored (no MSH before them)` });
-  }
+  yield* done();
+  if (strays > 0) yield only({ code: 'HL7_STRAY_SEGMENTS', text: `${strays} segment(s) outside any message were ignored (no MSH before them)` });
+}
 
-  const messages: RawMessage[] = [];
-  chunks.forEach((segs, index) => {
-    const latin = segs.join('\r');
-    const fieldSep = latin[3] ?? '|';
-    const msh18 = segs[0].split(fieldSep)[17] ?? '';
-    const cs = charsetFor(msh18);
-    if (cs === undefined) {
-      errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 names a character set meshd cannot decode (supported: ASCII, 8859/1, UNICODE UTF-8)' });
-      return;
-    }
-    if (cs === 'latin1') {
-      messages.push({ index, text: latin, charset: 'latin1' });
-      return;
-    }
-    if (allAscii || isAscii(latin)) {
-      messages.push({ index, text: latin, charset: 'ascii' });
-      return;
-    }
+function only(note: TransformIssue): SplitResult {
+  return { messages: [], messageCount: 0, errors: [], notes: [note] };
+}
+
+/**
+ * Segment lines of the payload, Latin-1 (byte for byte: each message is decoded by its own
+ * MSH-18 after): CR, LF or CRLF end a line, MLLP framing bytes are dropped, and files
+ * concatenated without a final terminator, which glue the next MSH to the previous segment,
+ * are split there too ("MSH|^~\&|" cannot occur inside valid field data: those are delimiters).
+ */
+function* segmentLines(input: Buffer): Generator<string> {
+  let at = 0;
+  while (at < input.length) {
+    let end = at;
+    while (end < input.length && input[end] !== 0x0d && input[end] !== 0x0a) end++;
+    let line = input.toString('latin1', at, end);
+    at = end + 1;
+    if (line.includes(MLLP_START) || line.includes(MLLP_END)) line = line.split(MLLP_START).join('').split(MLLP_END).join('');
+    if (line.indexOf(GLUED_MSH, 1) > 0) yield* line.split(GLUED_SPLIT);
+    else yield line;
+  }
+}
+
+/** One message's segments → the message decoded by its MSH-18, or why it cannot be. */
+function decode(segs: string[], index: number): SplitResult {
+  const part: SplitResult = { messages: [], messageCount: 1, errors: [], notes: [] };
+  const latin = segs.join('\r');
+  const fieldSep = latin[3] ?? '|';
+  const msh18 = segs[0].split(fieldSep)[17] ?? '';
+  const cs = charsetFor(msh18);
+  if (cs === undefined) {
+    part.errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 names a character set meshd cannot decode (supported: ASCII, 8859/1, UNICODE UTF-8)' });
+  } else if (cs === 'latin1') {
+    part.messages.push({ index, text: latin, charset: 'latin1' });
+  } else if (isAscii(latin)) {
+    part.messages.push({ index, text: latin, charset: 'ascii' });
+  } else {
     try {
       const utf8 = UTF8.decode(Buffer.from(latin, 'latin1'));
-      if (cs === 'ascii') notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says ASCII but the message has non-ASCII bytes; read as UTF-8' });
-      messages.push({ index, text: utf8, charset: 'utf8' });
+      if (cs === 'ascii') part.notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says ASCII but the message has non-ASCII bytes; read as UTF-8' });
+      part.messages.push({ index, text: utf8, charset: 'utf8' });
     } catch {
       if (cs === 'utf8') {
-        errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says UTF-8 but the bytes are not valid UTF-8' });
-        return;
+        part.errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 says UTF-8 but the bytes are not valid UTF-8' });
+      } else {
+        part.notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'non-ASCII bytes without a usable MSH-18; read as 8859/1' });
+        part.messages.push({ index, text: latin, charset: 'latin1' });
       }
-      notes.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'non-ASCII bytes without a usable MSH-18; read as 8859/1' });
-      messages.push({ index, text: latin, charset: 'latin1' });
     }
-  });
-  return { messages, messageCount: chunks.length, errors, notes };
+  }
+  return part;
 }

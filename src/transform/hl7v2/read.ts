@@ -1,4 +1,4 @@
-import type { ReadContext, ReadResult } from '../format';
+import { readAll, type ReadContext, type ReadResult } from '../format';
 import {
   CLEARED,
   SYSTEMS,
@@ -21,7 +21,7 @@ import {
 } from '../model';
 import { addMinutes } from '../time';
 import { parseDtm } from './datetime';
-import { splitMessages } from './input';
+import { messageParts } from './input';
 import { Issues, issue } from './issues';
 import { Hl7Message, type Segment, position } from './message';
 import { readIdentifiers, readPatient, readXcn } from './read-patient';
@@ -85,31 +85,37 @@ const CANCEL_REASONS = new Set([
   'oth-mu', 'oth-room', 'oth-oerr', 'oth-swie', 'oth-weath',
 ]);
 
-export function readHl7v2(input: Buffer, _ctx?: ReadContext): ReadResult {
-  const split = splitMessages(input);
-  const result: ReadResult = { records: [], errors: [...split.errors], notes: [...split.notes], messageCount: split.messageCount };
-  if (split.messageCount === 0) {
-    result.errors.push(issue('HL7_NO_MESSAGE', undefined, undefined, undefined, 'no MSH segment found: the input is not HL7 v2 ER7'));
-    return result;
-  }
-  for (const raw of split.messages) {
-    const issues = new Issues(raw.index);
-    let records: CanonicalRecord[] = [];
-    try {
-      records = readMessage(raw.text, issues);
-    } catch {
-      // Defensive: a reader bug must quarantine the one message, not crash the batch.
-      issues.error('HL7_UNREADABLE', undefined, undefined, 'message could not be read (internal reader error); quarantine it and report the sample');
+/** The payload read a message at a time (see messageParts): one part per message. */
+export function* readHl7v2Parts(input: Buffer, _ctx?: ReadContext): Generator<ReadResult> {
+  let messages = 0;
+  for (const split of messageParts(input)) {
+    messages += split.messageCount;
+    const result: ReadResult = { records: [], errors: split.errors, notes: split.notes, messageCount: split.messageCount };
+    for (const raw of split.messages) {
+      const issues = new Issues(raw.index);
+      let records: CanonicalRecord[] = [];
+      try {
+        records = readMessage(raw.text, issues);
+      } catch {
+        // Defensive: a reader bug must quarantine the one message, not crash the batch.
+        issues.error('HL7_UNREADABLE', undefined, undefined, 'message could not be read (internal reader error); quarantine it and report the sample');
+      }
+      result.notes.push(...issues.notes);
+      if (issues.errors.length) {
+        result.errors.push(...issues.errors);
+        continue;
+      }
+      for (const record of records) result.records.push({ record, message: raw.index });
     }
-    result.notes.push(...issues.notes);
-    if (issues.errors.length) {
-      result.errors.push(...issues.errors);
-      continue;
-    }
-    for (const record of records) result.records.push({ record, message: raw.index });
+    yield result;
   }
-  result.errors.sort((a, b) => (a.message ?? -1) - (b.message ?? -1));
-  return result;
+  if (messages === 0) {
+    yield { records: [], errors: [issue('HL7_NO_MESSAGE', undefined, undefined, undefined, 'no MSH segment found: the input is not HL7 v2 ER7')], notes: [], messageCount: 0 };
+  }
+}
+
+export function readHl7v2(input: Buffer, ctx?: ReadContext): ReadResult {
+  return readAll(readHl7v2Parts(input, ctx));
 }
 
 function readMessage(text: string, issues: Issues): CanonicalRecord[] {

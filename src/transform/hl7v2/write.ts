@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AppointmentHistory, TransformIssue, WriteContext, WriteResult } from '../format';
+import { writeAll, type AppointmentHistory, type FormatWriter, type TransformIssue, type WriteContext, type WriteResult } from '../format';
 import {
   SYSTEMS,
   appointmentKey,
@@ -248,12 +248,42 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   return finish(lines);
 }
 
-export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): WriteResult {
-  const result: WriteResult = { output: Buffer.alloc(0), errors: [], notes: [], appointments: [] };
+/** Records → ER7 messages, a group at a time; `options.batch` wraps them in FHS/BHS…BTS/FTS. */
+export function hl7v2Writer(ctx: WriteContext = {}): FormatWriter {
   const now = instantFromDate(ctx.now ? ctx.now() : new Date());
+  const batch = ctx.options?.batch === true || ctx.options?.batch === 'true';
+  const stamp = formatDtm(now);
+  // The batch header goes before the first message, the trailer (with the count) after the last.
+  let header = batch ? `FHS|^~\\&|||||${stamp}\rBHS|^~\\&|||||${stamp}\r` : '';
+  let count = 0;
+  const take = () => {
+    const h = header;
+    header = '';
+    return h;
+  };
+  return {
+    write(records, first) {
+      const result = writeGroup(records, first, now, ctx);
+      count += result.messages;
+      return { ...result.written, output: Buffer.from(take() + result.text, 'utf8') };
+    },
+    end() {
+      return { output: Buffer.from(batch ? `${take()}BTS|${count}\rFTS|1\r` : '', 'utf8'), errors: [], notes: [] };
+    },
+  };
+}
+
+export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): WriteResult {
+  return writeAll(hl7v2Writer(ctx), records);
+}
+
+/** One group of records; `first` is the index of records[0] in the whole conversion. */
+function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx: WriteContext): { written: Omit<WriteResult, 'output'>; text: string; messages: number } {
+  const result: Omit<WriteResult, 'output'> = { errors: [], notes: [], appointments: [] };
   const messages: string[] = [];
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i];
+  for (let k = 0; k < records.length; k++) {
+    const i = first + k;
+    const r = records[k];
     if (r.kind === 'registration') {
       const p = r.patient;
       if (!triValue(p.nhsNumber) && p.identifiers.length === 0) {
@@ -261,14 +291,14 @@ export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): 
         continue;
       }
       const group = [r];
-      // Consecutive merges from one source message share one A40.
+      // Consecutive merges from one source message share one A40 (a group holds whole messages).
       while (r.event === 'merge' && r.message.messageId) {
-        const next = records[i + 1];
+        const next = records[k + 1];
         if (next?.kind !== 'registration' || next.event !== 'merge' || next.message.messageId !== r.message.messageId) break;
         group.push(next);
-        i++;
+        k++;
       }
-      messages.push(writeAdt(group, i, now, ctx, result.notes));
+      messages.push(writeAdt(group, first + k, now, ctx, result.notes));
       continue;
     }
     const a = r.appointment;
@@ -289,11 +319,5 @@ export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): 
     const start = triValue(a.start);
     result.appointments.push({ key: key ?? '', event: r.event, ...(start && { start: start.utc }), status: a.status, trigger: choice.trigger });
   }
-  let text = messages.join('');
-  if (ctx.options?.batch === true || ctx.options?.batch === 'true') {
-    const stamp = formatDtm(now);
-    text = `FHS|^~\\&|||||${stamp}\rBHS|^~\\&|||||${stamp}\r${text}BTS|${messages.length}\rFTS|1\r`;
-  }
-  result.output = Buffer.from(text, 'utf8');
-  return result;
+  return { written: result, text: messages.join(''), messages: messages.length };
 }
