@@ -82,25 +82,32 @@ describe('csv format', () => {
     );
   });
 
-  it('spreadsheet-safe profile prefixes formula-like cells; the default profile does not', () => {
+  it('is spreadsheet-safe by default (phone numbers and negative numbers untouched), reads back exactly, and profile=raw opts out', () => {
     const rec: PatientRegistration = {
       kind: 'registration',
       event: 'update',
       message: { messageId: '=HYPERLINK("x")' },
-      patient: { nhsNumber: '9991000003', identifiers: [], names: [{ family: '@SUM(A1)', given: ['-1+1'] }], telecom: [{ system: 'phone', value: '+447700900001', use: 'mobile' }] },
+      patient: { nhsNumber: '9991000003', identifiers: [], names: [{ family: '@SUM(A1)', given: ['-1+1', '-12.5'] }], telecom: [{ system: 'phone', value: '+447700900001', use: 'mobile' }] },
     };
-    const plain = write([rec]).output.toString('utf8');
-    expect(plain).to.contain(',+447700900001,');
-    const safe = write([rec], { profile: 'spreadsheet-safe' });
+    const safe = write([rec]);
     const text = safe.output.toString('utf8');
     expect(text).to.contain(`,"'=HYPERLINK(""x"")",`);
-    expect(text).to.contain(",'@SUM(A1),'-1+1,");
-    expect(text).to.contain(",'+447700900001,");
+    expect(text).to.contain(",'@SUM(A1),");
+    expect(text).to.contain("'-1+1");
+    expect(text).to.contain(',+447700900001,');
+    expect(text).to.not.contain("'-12.5");
     expect(safe.notes.map((n) => n.code)).to.include('CSV_SPREADSHEET_SAFE');
-    for (const bad of ['\tcmd', '\rcmd']) {
-      const t = write([{ ...rec, message: { messageId: bad } }], { profile: 'spreadsheet-safe' }).output.toString('utf8');
+    for (const bad of ['\tcmd', '\rcmd', '+cmd|calc']) {
+      const t = write([{ ...rec, message: { messageId: bad } }]).output.toString('utf8');
       expect(t).to.contain(`'${bad}`);
     }
+    const back = read(safe.output).records[0].record as PatientRegistration;
+    expect(back.message.messageId).to.equal('=HYPERLINK("x")');
+    const quoted = read(write([{ ...rec, message: { messageId: "'=x" } }]).output).records[0].record;
+    expect(quoted.message.messageId).to.equal("'=x");
+    const plain = write([rec], { profile: 'raw' });
+    expect(plain.output.toString('utf8')).to.contain(',@SUM(A1),');
+    expect(plain.notes.map((n) => n.code)).to.not.include('CSV_SPREADSHEET_SAFE');
   });
 
   it('accepts a UTF-8 BOM on input', () => {

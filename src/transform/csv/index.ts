@@ -1,16 +1,18 @@
 /**
  * The `csv` format: meshd's documented CSV schema (docs/formats/csv.md). One row per event;
  * a bad row is an error for that row only (line and column named), the rest go through.
- * Options: `profile: 'spreadsheet-safe'` on write neutralises formula-like cells.
+ * Spreadsheet-safe by default: formula-like cells are written with a leading `'` and read
+ * back without it; option `profile: 'raw'` writes and reads cells exactly as they are.
  */
 import type { FormatModule, ReadContext, ReadResult, TransformIssue, WriteContext, WriteResult } from '../format';
 import { CLEARED, appointmentKey, triValue, type CanonicalRecord } from '../model';
-import { formatRow, parseCsv, spreadsheetSafe, type OutCell } from './rfc4180';
+import { formatRow, isRawProfile, parseCsv, spreadsheetSafe, unguard, type OutCell } from './rfc4180';
 import { COLUMNS, rowToRecord, recordToRow, type InCell } from './schema';
 
 export { COLUMNS, SCHEMA_VERSION } from './schema';
 
-export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
+export function readCsv(input: Buffer, ctx?: ReadContext): ReadResult {
+  const raw = isRawProfile(ctx?.options);
   const result: ReadResult = { records: [], errors: [], notes: [], messageCount: 0 };
   let header: string[] | undefined;
   let index = -1;
@@ -44,7 +46,7 @@ export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
       fields.forEach((f, i) => {
         const name = header![i];
         if (f.value === '') cells.set(name, f.quoted ? CLEARED : undefined);
-        else cells.set(name, f.value);
+        else cells.set(name, raw ? f.value : unguard(f.value));
       });
       let parsed: ReturnType<typeof rowToRecord>;
       try {
@@ -71,7 +73,8 @@ export function readCsv(input: Buffer, _ctx?: ReadContext): ReadResult {
 }
 
 export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
-  const safe = ctx?.options?.profile === 'spreadsheet-safe';
+  const safe = !isRawProfile(ctx?.options);
+  let guarded = 0;
   const notes: TransformIssue[] = [];
   const errors: TransformIssue[] = [];
   const appointments: WriteResult['appointments'] = [];
@@ -86,6 +89,7 @@ export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteR
     }
     const { row, dropped } = mapped;
     const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
+    guarded += cells.filter((c, k) => c !== row[COLUMNS[k]]).length;
     lines.push(formatRow(cells));
     if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
     if (rec.kind === 'appointment') {
@@ -93,7 +97,7 @@ export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteR
       appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
     }
   });
-  if (safe) notes.push({ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" });
+  if (guarded) notes.push({ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: `${guarded} cell(s) that a spreadsheet would run as a formula were prefixed with ' (meshd reads them back without it; profile=raw writes them as they are)` });
   return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
 }
 
