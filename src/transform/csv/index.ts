@@ -74,6 +74,7 @@ export function readCsv(input: Buffer, ctx?: ReadContext): ReadResult {
 
 export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteResult {
   const safe = !isRawProfile(ctx?.options);
+  const today = (ctx?.now ? ctx.now() : new Date()).toISOString().slice(0, 10);
   let guarded = 0;
   const notes: TransformIssue[] = [];
   const errors: TransformIssue[] = [];
@@ -82,7 +83,7 @@ export function writeCsv(records: CanonicalRecord[], ctx?: WriteContext): WriteR
   records.forEach((rec, i) => {
     let mapped: ReturnType<typeof recordToRow>;
     try {
-      mapped = recordToRow(rec);
+      mapped = recordToRow(rec, today);
     } catch {
       errors.push({ code: 'CSV_OUTPUT_INVALID', message: i, position: `row ${i + 1}`, text: 'the record has a shape the CSV writer cannot handle (not a valid canonical record)' });
       return;
