@@ -109,6 +109,17 @@ describe('transform fidelity (issue 10)', function () {
         ['https://trust-b.example/Id/mrn', 'LTH123', 'Trust B'],
         ['urn:meshd:local:RX1', 'RX9', 'RX1'],
       ]);
+      const doctor: AppointmentEvent = {
+        kind: 'appointment',
+        event: 'book',
+        message: {},
+        appointment: { status: 'booked', fillerId: { system: 'urn:meshd:local:RX1', value: 'A1' }, practitioners: [{ identifiers: [{ system: 'https://trust-a.example/Id/staff', value: 'S1' }] }, { identifiers: [{ system: SYSTEMS.gmc, value: 'C1234567' }] }] },
+        patient: { identifiers: [], nhsNumber: '9991000003' },
+      };
+      const siu = hl7Write([doctor]);
+      expect(siu.output.toString()).to.contain('AIP|1|A|S1^^^^^^^^&https://trust-a.example/Id/staff&URI');
+      const staff = appt(readHl7v2(siu.output).records[0]).appointment.practitioners!.map((p) => p.identifiers[0].system);
+      expect(staff).to.deep.equal(['https://trust-a.example/Id/staff', SYSTEMS.gmc]);
       const cx6 = readHl7v2(msg([MSH('ADT^A31^ADT_A05'), 'EVN|A31', 'PID|1||LTH123^^^^MR^RXF||SMITH^John']));
       expect(reg(cx6.records[0]).patient.identifiers[0]).to.deep.equal({ system: 'urn:meshd:local:RXF', value: 'LTH123', type: 'MR', assigner: 'RXF' });
     });
@@ -125,6 +136,8 @@ describe('transform fidelity (issue 10)', function () {
       expect(v2).to.contain('MRG|9991000119^^^NHS^NH');
       const unknown = fhirRead(patientResource({ link: [{ type: 'replaced-by', other: { reference: 'Patient/elsewhere' } }] }));
       expect(codes(unknown.errors)).to.deep.equal(['FHIR_MERGE_TARGET_UNKNOWN']);
+      const seeAlso = fhirRead(patientResource({ link: [{ type: 'seealso', other: { identifier: { system: NHS, value: '9991000127' } } }] }));
+      expect(codes(seeAlso.notes)).to.include('FHIR_LINK_NOT_CARRIED');
     });
   });
 

@@ -235,6 +235,7 @@ class MessageReader {
     if (security) p.restricted = security.code;
     const merged: Identifier[] = [];
     arr(r.link).forEach((l: Json, i) => {
+      if (l?.type === 'seealso' || l?.type === 'refer') this.note(`${loc.path}.link[${i}]`, `a ${String(l.type)} link to another patient record is not carried`, 'FHIR_LINK_NOT_CARRIED');
       if (l?.type !== 'replaces') return;
       const path = `${loc.path}.link[${i}].other`;
       const target = this.resources.resolve(l.other, loc);

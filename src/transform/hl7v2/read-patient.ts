@@ -55,8 +55,12 @@ export function readXcn(msg: Hl7Message, rep: string, fallbackSystem?: string): 
   const middle = msg.leaf(rep, 4);
   const prefix = msg.leaf(rep, 6);
   const authority = msg.leaf(rep, 9, 1);
+  const universal = msg.leaf(rep, 9, 2);
   if (!id && !family && !given) return undefined;
-  const p: Practitioner = { identifiers: id ? [personIdentifier(id, authority, fallbackSystem)] : [] };
+  // XCN.9 is an HD like CX.4: a URI universal id is the identifier's system.
+  const uri = universal !== '' && /^(URI|URL)$/i.test(msg.leaf(rep, 9, 3));
+  const ident = uri ? { system: universal, value: id, ...(authority && { assigner: authority }) } : personIdentifier(id, authority, fallbackSystem);
+  const p: Practitioner = { identifiers: id ? [ident] : [] };
   const name: HumanName = {};
   if (family) name.family = family;
   const givens = [given, middle].filter((g) => g !== '');

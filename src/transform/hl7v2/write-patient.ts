@@ -47,12 +47,9 @@ export function tri<T>(v: Tri<T>, render: (v: T) => string): string {
   return render(v as T);
 }
 
-/** Assigning authority for an identifier: its assigner, else derived from its system. */
-export function authorityOf(id: Identifier): string {
-  if (id.assigner) return id.assigner;
-  const local = localAuthority(id.system);
-  if (local !== undefined) return local;
-  switch (id.system) {
+/** The short register code HL7 UK puts in XCN.9 for a national professional register. */
+function registerCode(system: string): string | undefined {
+  switch (system) {
     case SYSTEMS.gmc:
       return 'GMC';
     case SYSTEMS.sdsUser:
@@ -65,38 +62,36 @@ export function authorityOf(id: Identifier): string {
       return 'GPHC';
     case SYSTEMS.hcpc:
       return 'HCPC';
-    case SYSTEMS.odsOrganization:
-    case SYSTEMS.odsSite:
-      return 'ODS';
   }
-  return '';
+  return undefined;
 }
 
 /**
- * CX.4 assigning authority as an HD: the namespace alone when the system is meshd's local
- * one for that namespace, else namespace & system & URI, so FHIR → HL7 → FHIR gives back
- * the same system (two trusts' identically-spelt MRNs stay apart).
+ * CX.4 / XCN.9 assigning authority as an HD: the namespace alone when the system is meshd's
+ * local one for that namespace (or, in an XCN, a national register code such as GMC that
+ * the reader maps back), else namespace & system & URI, so FHIR → HL7 → FHIR gives back the
+ * same system (two trusts' identically-spelt MRNs stay apart).
  */
-function assigningAuthority(id: Identifier): string {
+function assigningAuthority(id: Identifier, registerCodes: boolean): string {
   const local = localAuthority(id.system);
   const namespace = id.assigner ?? local ?? '';
   if (id.system.startsWith('urn:meshd:local:') && (local === undefined || namespace === local)) return e(namespace);
-  const national = authorityOf({ system: id.system, value: id.value });
-  if (national && !id.assigner) return e(national);
+  const register = registerCode(id.system);
+  if (registerCodes && register && !id.assigner) return e(register);
   return [e(namespace), e(id.system), 'URI'].join('&');
 }
 
 export function cx(id: Identifier): string {
   if (id.system === SYSTEMS.nhsNumber) return comps(e(id.value), '', '', 'NHS', 'NH');
-  return comps(e(id.value), '', '', assigningAuthority(id), e(id.type ?? ''));
+  return comps(e(id.value), '', '', assigningAuthority(id, false), e(id.type ?? ''));
 }
 
 /** XCN: id^family^given^middle^^prefix^^^authority. */
 export function xcn(p: Practitioner, defaultAuthoritySystem?: string): string {
   const id = p.identifiers[0];
   const n = p.name ?? {};
-  const authority = id ? (id.system === defaultAuthoritySystem ? '' : authorityOf(id)) : '';
-  return comps(e(id?.value), e(n.family), e(n.given?.[0]), e(n.given?.slice(1).join(' ')), '', e(n.prefix?.[0]), '', '', e(authority));
+  const authority = id ? (id.system === defaultAuthoritySystem ? '' : assigningAuthority(id, true)) : '';
+  return comps(e(id?.value), e(n.family), e(n.given?.[0]), e(n.given?.slice(1).join(' ')), '', e(n.prefix?.[0]), '', '', authority);
 }
 
 /** HL7 date of a period bound ("2020-01-31" or a FHIR dateTime) → YYYYMMDD. */
