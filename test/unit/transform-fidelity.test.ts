@@ -86,6 +86,8 @@ describe('transform fidelity (issue 10)', function () {
       expect(appt(spaced.records[0]).patient?.nhsNumber).to.equal('9991000119');
       const out = hl7Write(spaced.records.map((r) => r.record)).output.toString();
       expect(out).to.contain('PID|1||9991000119^^^NHS^NH');
+      const doc = Buffer.from(JSON.stringify(collection([fhirAppointment([{ actor: { identifier: { system: NHS, value: '999-100-0119' }, type: 'Patient' }, status: 'accepted' }])])));
+      expect(convert(doc, { from: 'fhir-r4', to: 'csv', now }).output.toString()).to.contain(',9991000119,');
       const w = hl7Write([{ ...appt(spaced.records[0]), patient: { identifiers: [], nhsNumber: '9991000118' } }]);
       expect(codes(w.errors)).to.deep.equal(['HL7_BAD_NHS_NUMBER']);
     });
