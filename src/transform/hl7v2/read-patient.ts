@@ -89,8 +89,8 @@ function readName(msg: Hl7Message, rep: string): HumanName | undefined {
 
 /** Effective and expiry dates at components `from` and `from + 1` (XPN.12/13, XAD.13/14, XTN.13/14). */
 function readPeriod(msg: Hl7Message, rep: string, from: number): Period | undefined {
-  const start = dateOfDtm(msg.leaf(rep, from) || '-');
-  const end = dateOfDtm(msg.leaf(rep, from + 1) || '-');
+  const start = dateOfDtm(msg.leaf(rep, from));
+  const end = dateOfDtm(msg.leaf(rep, from + 1));
   return start || end ? { ...(start && { start }), ...(end && { end }) } : undefined;
 }
 
