@@ -130,9 +130,21 @@ export function localAuthority(system: string): string | undefined {
 
 // ---------------------------------------------------------------- people and places
 
+/**
+ * When a name, address or phone number was or is in use: dates "YYYY-MM-DD" (or FHIR
+ * dateTimes as sent). HL7 v2: XPN.12/13, XAD.13/14, XTN.13/14; FHIR: `period`.
+ */
+export interface Period {
+  start?: string;
+  end?: string;
+}
+
 export interface HumanName {
   /** FHIR name use: official, usual, maiden, nickname, old, anonymous, temp. */
   use?: string;
+  /** The whole name as text, when that is how it was given (FHIR HumanName.text). */
+  text?: string;
+  period?: Period;
   family?: string;
   given?: string[];
   prefix?: string[];
@@ -142,7 +154,10 @@ export interface HumanName {
 export interface Address {
   /** FHIR address use: home, work, temp, old, billing. */
   use?: string;
+  /** The whole address as text, when that is how it was given (FHIR Address.text). */
+  text?: string;
   lines?: string[];
+  period?: Period;
   city?: string;
   district?: string;
   postalCode?: string;
@@ -154,6 +169,7 @@ export interface ContactPoint {
   value: string;
   /** home, work, temp, old, mobile. */
   use?: string;
+  period?: Period;
 }
 
 export type Gender = 'male' | 'female' | 'other' | 'unknown';
@@ -205,6 +221,21 @@ export interface Patient {
   restricted?: Tri<Confidentiality>;
   /** On a merge: the identifiers of the record(s) merged INTO this one (non-surviving). */
   mergedFrom?: Identifier[];
+}
+
+/** True when `end` (a date or dateTime) is before `today` ("YYYY-MM-DD"): the value is no longer in use. */
+export function hasEnded(period: Period | undefined, today: string): boolean {
+  return period?.end !== undefined && period.end.slice(0, 10) < today;
+}
+
+/**
+ * An appointment's patient is identified by an NHS number or by a local identifier whose
+ * authority is known (never `urn:meshd:local:unknown`): anything less can match the wrong person.
+ */
+export function hasPatientIdentity(p: Patient | undefined): boolean {
+  if (!p) return false;
+  if (triValue(p.nhsNumber)) return true;
+  return p.identifiers.some((i) => i.value !== '' && i.system !== localSystem(undefined));
 }
 
 // ---------------------------------------------------------------- appointments

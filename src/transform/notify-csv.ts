@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { formatModule, writeAll, type FormatWriter, type TransformIssue, type WriteContext, type WriteResult } from './format';
 import { appointmentKey, triValue, type AppointmentEvent, type CanonicalRecord, type HumanName, type Instant } from './model';
 import { isValidNhsNumber } from './nhs-number';
-import { formatRow } from './csv/rfc4180';
+import { formatRow, isRawProfile, spreadsheetSafe } from './csv/rfc4180';
 
 /** Personalisation fields meshd can fill, in column order (docs/formats/notify-csv.md). */
 export const PERSONALISATION_FIELDS = ['appointment_date', 'appointment_time', 'location', 'service', 'clinician', 'organisation'] as const;
@@ -126,7 +126,10 @@ export function notifyCsvWriter(ctx?: WriteContext): FormatWriter {
         if (rec.patient?.restricted !== undefined && triValue(rec.patient.restricted)) {
           notes.push({ code: 'NOTIFY_RESTRICTED', message: i, position, field: 'patient.restricted', text: 'restricted patient: the CSV carries only the NHS number and appointment details; Notify looks the contact details up itself' });
         }
-        lines.push(formatRow([messageReference(rec), nhs, ...values]));
+        // Personalisation text ends up in spreadsheets too: guard formula-like cells unless profile=raw.
+        const cells = isRawProfile(ctx?.options) ? values : values.map(spreadsheetSafe);
+        if (cells.some((c, k) => c !== values[k])) notes.push({ code: 'CSV_SPREADSHEET_SAFE', message: i, position, text: "personalisation that a spreadsheet would run as a formula was prefixed with ' (profile=raw writes it as it is)" });
+        lines.push(formatRow([messageReference(rec), nhs, ...cells]));
         const start = triValue(rec.appointment.start);
         appointments.push({ key: appointmentKey(rec) ?? '', event: rec.event, status: rec.appointment.status, ...(start ? { start: start.utc } : {}) });
       });

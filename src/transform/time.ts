@@ -262,7 +262,10 @@ export function formatIsoDateTime(inst: Instant, minPrecision?: 'second'): strin
 /** The Instant shifted by whole minutes (used to compute end = start + duration), same offset rules. */
 export function addMinutes(inst: Instant, minutes: number): Instant {
   const utcMs = Date.parse(inst.utc) + minutes * 60_000;
-  if (!inst.assumedZone && inst.offset) {
+  // A start sent in UK time (its offset is London's at that moment) ends in UK time too,
+  // so an end across a clock change gets the new offset, not the start's.
+  const ukTime = inst.offset !== null && inst.offset === formatOffset(londonOffsetMinutes(Date.parse(inst.utc)));
+  if (!inst.assumedZone && inst.offset && !ukTime) {
     const off = parseOffset(inst.offset) ?? 0;
     const wall = new Date(utcMs + off * 60_000);
     const q = cutToPrecision(

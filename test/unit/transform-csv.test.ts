@@ -82,25 +82,32 @@ describe('csv format', () => {
     );
   });
 
-  it('spreadsheet-safe profile prefixes formula-like cells; the default profile does not', () => {
+  it('is spreadsheet-safe by default (phone numbers and negative numbers untouched), reads back exactly, and profile=raw opts out', () => {
     const rec: PatientRegistration = {
       kind: 'registration',
       event: 'update',
       message: { messageId: '=HYPERLINK("x")' },
-      patient: { nhsNumber: '9991000003', identifiers: [], names: [{ family: '@SUM(A1)', given: ['-1+1'] }], telecom: [{ system: 'phone', value: '+447700900001', use: 'mobile' }] },
+      patient: { nhsNumber: '9991000003', identifiers: [], names: [{ family: '@SUM(A1)', given: ['-1+1', '-12.5'] }], telecom: [{ system: 'phone', value: '+447700900001', use: 'mobile' }] },
     };
-    const plain = write([rec]).output.toString('utf8');
-    expect(plain).to.contain(',+447700900001,');
-    const safe = write([rec], { profile: 'spreadsheet-safe' });
+    const safe = write([rec]);
     const text = safe.output.toString('utf8');
     expect(text).to.contain(`,"'=HYPERLINK(""x"")",`);
-    expect(text).to.contain(",'@SUM(A1),'-1+1,");
-    expect(text).to.contain(",'+447700900001,");
+    expect(text).to.contain(",'@SUM(A1),");
+    expect(text).to.contain("'-1+1");
+    expect(text).to.contain(',+447700900001,');
+    expect(text).to.not.contain("'-12.5");
     expect(safe.notes.map((n) => n.code)).to.include('CSV_SPREADSHEET_SAFE');
-    for (const bad of ['\tcmd', '\rcmd']) {
-      const t = write([{ ...rec, message: { messageId: bad } }], { profile: 'spreadsheet-safe' }).output.toString('utf8');
+    for (const bad of ['\tcmd', '\rcmd', '+cmd|calc']) {
+      const t = write([{ ...rec, message: { messageId: bad } }]).output.toString('utf8');
       expect(t).to.contain(`'${bad}`);
     }
+    const back = read(safe.output).records[0].record as PatientRegistration;
+    expect(back.message.messageId).to.equal('=HYPERLINK("x")');
+    const quoted = read(write([{ ...rec, message: { messageId: "'=x" } }]).output).records[0].record;
+    expect(quoted.message.messageId).to.equal("'=x");
+    const plain = write([rec], { profile: 'raw' });
+    expect(plain.output.toString('utf8')).to.contain(',@SUM(A1),');
+    expect(plain.notes.map((n) => n.code)).to.not.include('CSV_SPREADSHEET_SAFE');
   });
 
   it('accepts a UTF-8 BOM on input', () => {
@@ -129,7 +136,7 @@ describe('csv format', () => {
   });
 
   it('names the starting line of a row that follows a multi-line quoted field', () => {
-    const text = csv(['schema_version', 'event', 'comment', 'status'], ['1', 'book', '"two\r\nlines"', 'booked'], ['1', 'book', 'x', 'BOOKED']);
+    const text = csv(['schema_version', 'event', 'comment', 'status', 'nhs_number'], ['1', 'book', '"two\r\nlines"', 'booked', '9991000003'], ['1', 'book', 'x', 'BOOKED', '9991000003']);
     const r = read(text);
     expect(r.errors).to.have.length(1);
     expect(r.errors[0].position).to.equal('line 4, column status');
@@ -187,8 +194,38 @@ describe('csv format', () => {
   });
 
   it('derives the appointment status from the event when the status column is empty', () => {
-    const r = read(csv(['schema_version', 'event', 'filler_id'], ['1', 'noshow', 'F9']));
+    const r = read(csv(['schema_version', 'event', 'filler_id', 'nhs_number'], ['1', 'noshow', 'F9', '9991000003']));
     expect((r.records[0].record as AppointmentEvent).appointment.status).to.equal('noshow');
+  });
+
+  it('refuses an appointment row with no patient identity (an mrn needs its authority)', () => {
+    const r = read(csv(['schema_version', 'event', 'filler_id', 'mrn', 'mrn_authority'], ['1', 'book', 'F9', '', ''], ['1', 'book', 'F9', 'M1', ''], ['1', 'book', 'F9', 'M1', 'RRF']));
+    expect(r.errors.map((e) => [e.code, e.message, e.field])).to.deep.equal([
+      ['CSV_BAD_VALUE', 0, 'nhs_number'],
+      ['CSV_BAD_VALUE', 1, 'nhs_number'],
+    ]);
+    expect(r.records.map((x) => x.message)).to.deep.equal([2]);
+  });
+
+  it('writes the current name, address and phones, never an ended one as current, and notes the periods it drops', () => {
+    const rec: PatientRegistration = {
+      kind: 'registration',
+      event: 'update',
+      message: {},
+      patient: {
+        nhsNumber: '9991000003',
+        identifiers: [],
+        names: [{ use: 'official', family: 'JONES', period: { end: '2019-01-01' } }, { use: 'official', family: 'SMITH' }],
+        addresses: [{ use: 'home', lines: ['1 Old Road'], period: { end: '2019-01-01' } }],
+        telecom: [{ system: 'phone', value: '01130000000', use: 'home', period: { end: '2019-01-01' } }],
+      },
+    };
+    const w = format.write!([rec], { now: () => new Date('2025-06-01T00:00:00Z') });
+    const back = (read(w.output).records[0].record as PatientRegistration).patient;
+    expect(back.names).to.deep.equal([{ use: 'official', family: 'SMITH' }]);
+    expect((back.addresses as Array<{ use?: string }>)[0].use).to.equal('old');
+    expect(back.telecom).to.equal(undefined);
+    expect(w.notes[0].text).to.contain('old or ended telecom entries');
   });
 
   it('notes what the schema cannot carry when writing', () => {

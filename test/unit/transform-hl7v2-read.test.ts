@@ -144,7 +144,7 @@ describe('HL7 v2 read', () => {
       expect(a.start).to.deep.equal({ utc: '2025-07-14T08:30:00.000Z', offset: '+01:00', precision: 'second', assumedZone: true, local: '2025-07-14T09:30:00' });
       expect(a.minutesDuration).to.equal(30);
       expect(a.appointmentType).to.deep.equal({ coding: [{ system: SYSTEMS.appointmentReason, code: 'FOLLOWUP', display: 'Follow up' }] });
-      expect(a.comment).to.equal('Bring a list of medicines.\nArrive 10 minutes early.');
+      expect(a.comment).to.equal('Bring a list of medicines.\nArrive 10 minutes early.\n[AIL] Level 2');
       expect(a.locations?.map((l) => l.identifiers)).to.deep.equal([[{ system: 'urn:meshd:local:location', value: 'OPD-3' }, { system: SYSTEMS.odsSite, value: 'RX1AB' }]]);
       expect(a.practitioners?.map((p) => [p.identifiers[0].system, p.identifiers[0].value, p.status])).to.deep.equal([
         [SYSTEMS.gmc, 'C1234567', 'accepted'],
@@ -154,7 +154,7 @@ describe('HL7 v2 read', () => {
     });
 
     const siu = (trigger: string, status: string, reason = 'CANCEL^Cancelled') =>
-      msg([MSH(`SIU^${trigger}^SIU_S12`), `SCH||APPT-1^RX1||||${reason}|||30|min|^^^202507140930+0100||||||||||||||${status}`, 'RGS|1|A']);
+      msg([MSH(`SIU^${trigger}^SIU_S12`), `SCH||APPT-1^RX1||||${reason}|||30|min|^^^202507140930+0100||||||||||||||${status}`, 'PID|1||9991000003^^^NHS^NH', 'RGS|1|A']);
 
     it('takes status from the trigger first (stale SCH-25 ignored), then SCH-25', () => {
       const cases: Array<[string, string, string, string]> = [
@@ -193,7 +193,7 @@ describe('HL7 v2 read', () => {
 
     it('converts duration units (60 s is 1 minute, 2 h is 120)', () => {
       const d = (amount: string, units: string) =>
-        appt(readHl7v2(msg([MSH('SIU^S12^SIU_S12'), `SCH||A^RX1||||BOOK|||${amount}|${units}||||||||||||||Booked`])).records[0]).appointment.minutesDuration;
+        appt(readHl7v2(msg([MSH('SIU^S12^SIU_S12'), `SCH||A^RX1||||BOOK|||${amount}|${units}||||||||||||||Booked`, 'PID|1||9991000003^^^NHS^NH'])).records[0]).appointment.minutesDuration;
       expect(d('60', 's')).to.equal(1);
       expect(d('2', 'h')).to.equal(120);
       expect(d('45', 'MIN')).to.equal(45);

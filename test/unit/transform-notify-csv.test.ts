@@ -86,7 +86,7 @@ describe('notify-csv format', () => {
     const records = canonical(); // book, cancel, update (registration), merge, reminder
     const w = write(records);
     const out = rows(w.output);
-    expect(out).to.have.length(2); // header + the booking; the reminder has no patient
+    expect(out).to.have.length(2); // header + the booking; the reminder has no NHS number
     expect(out[1][1]).to.equal('9991000003');
     const skipped = w.notes.filter((n) => n.code === 'NOTIFY_SKIPPED').map((n) => n.message);
     expect(skipped).to.deep.equal([1, 2, 3]);

@@ -1,17 +1,19 @@
 /**
  * The `csv` format: meshd's documented CSV schema (docs/formats/csv.md). One row per event;
  * a bad row is an error for that row only (line and column named), the rest go through.
- * Options: `profile: 'spreadsheet-safe'` on write neutralises formula-like cells.
+ * Spreadsheet-safe by default: formula-like cells are written with a leading `'` and read
+ * back without it; option `profile: 'raw'` writes and reads cells exactly as they are.
  */
 import { formatModule, readAll, writeAll, type FormatWriter, type ReadContext, type ReadResult, type TransformIssue, type WriteContext, type WriteResult } from '../format';
 import { CLEARED, appointmentKey, triValue, type CanonicalRecord } from '../model';
-import { formatRow, parseCsv, spreadsheetSafe, type OutCell } from './rfc4180';
+import { formatRow, isRawProfile, parseCsv, spreadsheetSafe, unguard, type OutCell } from './rfc4180';
 import { COLUMNS, rowToRecord, recordToRow, type InCell } from './schema';
 
 export { COLUMNS, SCHEMA_VERSION } from './schema';
 
 /** The file read a chunk of rows at a time: one part per chunk parsed. */
-export function* readCsvParts(input: Buffer, _ctx?: ReadContext): Generator<ReadResult> {
+export function* readCsvParts(input: Buffer, ctx?: ReadContext): Generator<ReadResult> {
+  const raw = isRawProfile(ctx?.options);
   const fresh = (): ReadResult => ({ records: [], errors: [], notes: [], messageCount: 0 });
   let result = fresh();
   let header: string[] | undefined;
@@ -46,7 +48,7 @@ export function* readCsvParts(input: Buffer, _ctx?: ReadContext): Generator<Read
       fields.forEach((f, i) => {
         const name = header![i];
         if (f.value === '') cells.set(name, f.quoted ? CLEARED : undefined);
-        else cells.set(name, f.value);
+        else cells.set(name, raw ? f.value : unguard(f.value));
       });
       let parsed: ReturnType<typeof rowToRecord>;
       try {
@@ -82,7 +84,9 @@ export function readCsv(input: Buffer, ctx?: ReadContext): ReadResult {
 
 /** Records → CSV rows, a group at a time, after one header row. */
 export function csvWriter(ctx?: WriteContext): FormatWriter {
-  const safe = ctx?.options?.profile === 'spreadsheet-safe';
+  const safe = !isRawProfile(ctx?.options);
+  const today = (ctx?.now ? ctx.now() : new Date()).toISOString().slice(0, 10);
+  let guarded = 0;
   let header = formatRow([...COLUMNS]);
   return {
     write(records, first) {
@@ -95,13 +99,14 @@ export function csvWriter(ctx?: WriteContext): FormatWriter {
         const i = first + k;
         let mapped: ReturnType<typeof recordToRow>;
         try {
-          mapped = recordToRow(rec);
+          mapped = recordToRow(rec, today);
         } catch {
           errors.push({ code: 'CSV_OUTPUT_INVALID', message: i, position: `row ${i + 1}`, text: 'the record has a shape the CSV writer cannot handle (not a valid canonical record)' });
           return;
         }
         const { row, dropped } = mapped;
         const cells: OutCell[] = COLUMNS.map((c) => (safe ? spreadsheetSafe(row[c]) : row[c]));
+        guarded += cells.filter((c, n) => c !== row[COLUMNS[n]]).length;
         lines.push(formatRow(cells));
         if (dropped.length) notes.push({ code: 'FIELD_DROPPED', message: i, position: `row ${i + 1}`, text: `the CSV schema cannot carry: ${dropped.join('; ')}` });
         if (rec.kind === 'appointment') {
@@ -112,7 +117,7 @@ export function csvWriter(ctx?: WriteContext): FormatWriter {
       return { output: Buffer.from(lines.join(''), 'utf8'), errors, notes, appointments };
     },
     end() {
-      const notes: TransformIssue[] = safe ? [{ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: "spreadsheet-safe profile: cells starting with = + - @ TAB or CR were prefixed with ' (values changed; do not read this file back as data)" }] : [];
+      const notes: TransformIssue[] = guarded ? [{ code: 'CSV_SPREADSHEET_SAFE', position: 'file', text: `${guarded} cell(s) that a spreadsheet would run as a formula were prefixed with ' (meshd reads them back without it; profile=raw writes them as they are)` }] : [];
       return { output: Buffer.from(header, 'utf8'), errors: [], notes };
     },
   };

@@ -103,10 +103,29 @@ export function formatRow(cells: OutCell[]): string {
   );
 }
 
-/** Cells an office spreadsheet would run as a formula (OWASP CSV injection list). */
-const FORMULA_START = /^[=+\-@\t\r]/;
+/**
+ * Cells an office spreadsheet would run as a formula (OWASP CSV injection): a start of
+ * `=`, `@`, TAB or CR, or `+`/`-` followed by anything but a plain number (so phone numbers
+ * like +447700900123 and negative numbers stay as they are). A cell that already starts with
+ * the `'` guard in front of such text is guarded too, so reading back is exact.
+ */
+function runsAsFormula(cell: string): boolean {
+  if (/^[=@\t\r]/.test(cell)) return true;
+  if (/^[+-]/.test(cell)) return !/^[+-]\d[\d .]*$/.test(cell);
+  return cell.startsWith("'") && runsAsFormula(cell.slice(1));
+}
 
-/** Prefixes formula-like text with a single quote (the spreadsheet-safe profile). */
+/** Prefixes formula-like text with a single quote (the default spreadsheet-safe profile). */
 export function spreadsheetSafe(cell: OutCell): OutCell {
-  return typeof cell === 'string' && FORMULA_START.test(cell) ? `'${cell}` : cell;
+  return typeof cell === 'string' && runsAsFormula(cell) ? `'${cell}` : cell;
+}
+
+/** Undoes `spreadsheetSafe` on a cell read back (the `'` guard meshd adds, and only that). */
+export function unguard(cell: string): string {
+  return cell.startsWith("'") && runsAsFormula(cell.slice(1)) ? cell.slice(1) : cell;
+}
+
+/** CSV outputs are spreadsheet-safe unless the route asks for `profile=raw`. */
+export function isRawProfile(options: Record<string, unknown> | undefined): boolean {
+  return options?.profile === 'raw';
 }

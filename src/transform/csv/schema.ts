@@ -4,6 +4,8 @@
  * This file maps one row to one canonical record and back.
  */
 import {
+  hasEnded,
+  hasPatientIdentity,
   APPOINTMENT_EVENTS,
   APPOINTMENT_STATUSES,
   CLEARED,
@@ -24,6 +26,7 @@ import {
   type Instant,
   type MessageInfo,
   type Patient,
+  type Period,
   type RegistrationEventKind,
   type Tri,
 } from '../model';
@@ -342,6 +345,7 @@ export function rowToRecord(cells: ReadonlyMap<string, InCell>): { record?: Cano
     record = { kind: 'registration', event: event as RegistrationEventKind, message, patient: patient ?? { identifiers: [] } };
   } else {
     const appointment = readAppointment(r, event as AppointmentEventKind);
+    if (!hasPatientIdentity(patient)) r.bad('nhs_number', 'an appointment row needs its patient: nhs_number, or mrn with mrn_authority (or a system-qualified other_identifiers entry)');
     record = { kind: 'appointment', event: event as AppointmentEventKind, message, appointment, ...(patient ? { patient } : {}) };
   }
   return r.problems.length ? { reader: r } : { record, reader: r };
@@ -416,7 +420,12 @@ function writeCoded(w: RowWriter, textCol: Column, codeCol: Column, v: Tri<Coded
   }
 }
 
-function writePatient(w: RowWriter, p: Patient): void {
+/** A use as the row can show it: an ended period makes the value old. */
+function currentUse(use: string | undefined, period: Period | undefined, today: string): string | undefined {
+  return hasEnded(period, today) ? 'old' : use;
+}
+
+function writePatient(w: RowWriter, p: Patient, today: string): void {
   w.tri('nhs_number', p.nhsNumber, (s) => s);
   w.tri('nhs_number_status', p.nhsNumberVerification, (s) => s);
   const authority = p.identifiers.find((i) => i.type === 'MR' && i.system === localSystem(i.assigner))?.assigner;
@@ -435,9 +444,12 @@ function writePatient(w: RowWriter, p: Patient): void {
   if (others.length) w.set('other_identifiers', others.join(';'));
   if (isCleared(p.names)) w.row.family_name = null;
   else if (p.names?.length) {
-    const n = p.names[0];
-    w.set('name_use', n.use);
-    w.set('family_name', n.family);
+    // The row has room for one name: the first current one (an ended name is written as old).
+    const n = p.names.find((x) => currentUse(x.use, x.period, today) !== 'old') ?? p.names[0];
+    w.set('name_use', currentUse(n.use, n.period, today));
+    w.set('family_name', n.family ?? (n.given?.length ? undefined : n.text));
+    if (n.text && (n.family || n.given?.length)) w.drop('patient name text');
+    if (n.period) w.drop('patient name period');
     w.set('given_names', n.given?.join(' '));
     w.set('name_prefix', n.prefix?.join(' '));
     w.set('name_suffix', n.suffix?.join(' '));
@@ -448,9 +460,12 @@ function writePatient(w: RowWriter, p: Patient): void {
   w.tri('gender', p.gender, (s) => s);
   if (isCleared(p.addresses)) w.row.address_line_1 = null;
   else if (p.addresses?.length) {
-    const a = p.addresses[0];
-    w.set('address_use', a.use);
-    (['address_line_1', 'address_line_2', 'address_line_3', 'address_line_4'] as const).forEach((c, i) => w.set(c, a.lines?.[i]));
+    const a = p.addresses.find((x) => currentUse(x.use, x.period, today) !== 'old') ?? p.addresses[0];
+    w.set('address_use', currentUse(a.use, a.period, today));
+    const lines = a.lines?.length ? a.lines : a.text ? [a.text] : [];
+    (['address_line_1', 'address_line_2', 'address_line_3', 'address_line_4'] as const).forEach((c, i) => w.set(c, lines[i]));
+    if (a.text && a.lines?.length) w.drop('patient address text');
+    if (a.period) w.drop('patient address period');
     if ((a.lines?.length ?? 0) > 4) w.drop('address lines after the fourth');
     w.set('city', a.city);
     w.set('district', a.district);
@@ -462,6 +477,12 @@ function writePatient(w: RowWriter, p: Patient): void {
     for (const c of ['phone', 'phone_home', 'phone_mobile', 'phone_work', 'email'] as const) w.row[c] = null;
   } else {
     for (const t of p.telecom ?? []) {
+      // The phone columns are all current numbers: an old or ended one is left out.
+      if (currentUse(t.use, t.period, today) === 'old') {
+        w.drop('old or ended telecom entries');
+        continue;
+      }
+      if (t.period) w.drop('telecom period');
       const col: Column | undefined =
         t.system === 'email' ? 'email' : t.system === 'phone' || t.system === 'sms' ? (t.use === 'home' ? 'phone_home' : t.use === 'mobile' ? 'phone_mobile' : t.use === 'work' ? 'phone_work' : 'phone') : undefined;
       if (col && w.row[col] === undefined) {
@@ -540,7 +561,7 @@ function writeAppointment(w: RowWriter, a: import('../model').Appointment): void
 }
 
 /** One record → one row (cells by column), plus what the schema could not carry. */
-export function recordToRow(rec: CanonicalRecord): { row: RowOut; dropped: string[] } {
+export function recordToRow(rec: CanonicalRecord, today = new Date().toISOString().slice(0, 10)): { row: RowOut; dropped: string[] } {
   const w = new RowWriter();
   w.set('event', rec.event);
   const m = rec.message;
@@ -552,9 +573,9 @@ export function recordToRow(rec: CanonicalRecord): { row: RowOut; dropped: strin
   w.set('receiver_app', m.receiver?.application);
   w.set('receiver_org', m.receiver?.organization);
   w.set('source_event', m.sourceEvent);
-  if (rec.kind === 'registration') writePatient(w, rec.patient);
+  if (rec.kind === 'registration') writePatient(w, rec.patient, today);
   else {
-    if (rec.patient) writePatient(w, rec.patient);
+    if (rec.patient) writePatient(w, rec.patient, today);
     writeAppointment(w, rec.appointment);
   }
   return { row: w.row, dropped: [...new Set(w.dropped)] };

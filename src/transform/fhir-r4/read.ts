@@ -23,9 +23,12 @@ import {
   type MessageInfo,
   type NhsNumberVerification,
   type Patient,
+  type Period,
   type Practitioner,
   type RegistrationEventKind,
+  hasPatientIdentity,
 } from '../model';
+import { normaliseNhsNumber } from '../nhs-number';
 import { parseIsoDateTime } from '../time';
 import { ResourceIndex, referenceType, type Located } from './resolve';
 import { EXTENSION, MESHD, RETIRED_VERIFICATION_CODES, SYSTEM, VERIFICATION_CODES } from './uk-core';
@@ -119,6 +122,9 @@ class MessageReader {
     if (prefix.length) out.prefix = prefix;
     const suffix = strings(n.suffix);
     if (suffix.length) out.suffix = suffix;
+    if (typeof n.text === 'string' && n.text.trim()) out.text = n.text;
+    const period = readPeriod(n.period);
+    if (period) out.period = period;
     return Object.keys(out).length > 0 ? out : undefined;
   }
 
@@ -153,7 +159,7 @@ class MessageReader {
       if (!ident) return;
       if (ident.system === SYSTEM.nhsNumber) {
         if (p.nhsNumber !== undefined) return;
-        p.nhsNumber = ident.value.replace(/\s/g, '');
+        p.nhsNumber = normaliseNhsNumber(ident.value);
         const status = this.verification(id, path);
         if (status) p.nhsNumberVerification = status;
         return;
@@ -180,6 +186,9 @@ class MessageReader {
       if (typeof a.district === 'string') out.district = a.district;
       if (typeof a.postalCode === 'string') out.postalCode = a.postalCode;
       if (typeof a.country === 'string') out.country = a.country;
+      if (typeof a.text === 'string' && a.text.trim()) out.text = a.text;
+      const period = readPeriod(a.period);
+      if (period) out.period = period;
       return out;
     });
     if (addresses.length) p.addresses = addresses;
@@ -188,11 +197,21 @@ class MessageReader {
       .map((t: Json) => {
         const out: ContactPoint = { system: t.system, value: t.value };
         if (typeof t.use === 'string') out.use = t.use;
+        const period = readPeriod(t.period);
+        if (period) out.period = period;
         return out;
       });
     if (telecom.length) p.telecom = telecom;
     arr(r.generalPractitioner).forEach((ref: Json, i) => this.generalPractitioner(p, ref, loc, `${loc.path}.generalPractitioner[${i}]`));
+    if (r.active === false) this.note(`${loc.path}.active`, 'the record is marked inactive (active: false); the canonical model has no such flag, so the target cannot show it', 'FHIR_PATIENT_INACTIVE');
     for (const ext of arr(r.extension)) {
+      if (ext?.url === EXTENSION.nhsCommunication && findExt(ext.extension, 'interpreterRequired')?.valueBoolean === true) {
+        this.note(`${loc.path}.extension`, 'the patient needs an interpreter (NHSCommunication interpreterRequired); the canonical model cannot carry it: tell the receiver another way', 'FHIR_INTERPRETER_REQUIRED');
+      } else if (ext?.url === EXTENSION.deathNotificationStatus) {
+        this.note(`${loc.path}.extension`, 'death notification status (informal / formal / removed) is not carried: only deceased and the date of death are', 'FHIR_DEATH_NOTIFICATION_NOT_CARRIED');
+      } else if (ext?.url !== EXTENSION.ethnicCategory) {
+        this.note(`${loc.path}.extension`, `extension not carried by the canonical model: ${String(ext?.url).slice(0, 120)}`);
+      }
       if (ext?.url === EXTENSION.ethnicCategory) {
         const c = this.coding(arr(ext.valueCodeableConcept?.coding)[0]);
         if (c) {
@@ -216,6 +235,7 @@ class MessageReader {
     if (security) p.restricted = security.code;
     const merged: Identifier[] = [];
     arr(r.link).forEach((l: Json, i) => {
+      if (l?.type === 'seealso' || l?.type === 'refer') this.note(`${loc.path}.link[${i}]`, `a ${String(l.type)} link to another patient record is not carried`, 'FHIR_LINK_NOT_CARRIED');
       if (l?.type !== 'replaces') return;
       const path = `${loc.path}.link[${i}].other`;
       const target = this.resources.resolve(l.other, loc);
@@ -382,11 +402,15 @@ class MessageReader {
         this.note(`${path}.actor`, 'participant reference of unknown type and no role read as the patient', 'FHIR_ASSUMED_PATIENT');
       }
       if (type === 'Patient') {
-        if (target && !patient) patient = this.patient(target);
-        else if (!target) {
+        if (patient) {
+          this.note(`${path}.actor`, 'the appointment names a second patient; only the first is carried (the canonical appointment has one patient)', 'FHIR_PATIENT_DROPPED');
+          return;
+        }
+        if (target) patient = this.patient(target);
+        else {
           const ident = this.identifier(part.actor?.identifier, `${path}.actor.identifier`);
           const literal = literalReference(part.actor);
-          if (ident && !patient) patient = ident.system === SYSTEM.nhsNumber ? { identifiers: [], nhsNumber: ident.value } : { identifiers: [ident] };
+          if (ident && !patient) patient = ident.system === SYSTEM.nhsNumber ? { identifiers: [], nhsNumber: normaliseNhsNumber(ident.value) } : { identifiers: [ident] };
           else if (literal && !patient) {
             patient = { identifiers: [literal] };
             this.note(`${path}.actor`, 'patient resource is not in this message: only its reference is kept', 'FHIR_UNRESOLVED_REFERENCE');
@@ -411,7 +435,48 @@ class MessageReader {
     for (const k of ['description', 'patientInstruction', 'serviceCategory', 'created', 'supportingInformation', 'requestedPeriod']) {
       if (r[k] !== undefined) this.note(`${loc.path}.${k}`, 'not carried by the canonical model');
     }
+    if (!hasPatientIdentity(patient)) {
+      this.error(`${loc.path}.participant`, 'names no patient identified by an NHS number, a local identifier with its system, or a reference: the appointment could match the wrong patient', 'patient', 'FHIR_NO_PATIENT_IDENTITY');
+    }
+    if (start && end && Date.parse(end.utc) < Date.parse(start.utc)) this.error(`${loc.path}.end`, 'is before the start', 'end', 'FHIR_END_BEFORE_START');
+    else if (start && end && typeof r.minutesDuration === 'number' && r.minutesDuration !== (Date.parse(end.utc) - Date.parse(start.utc)) / 60_000) {
+      this.note(`${loc.path}.minutesDuration`, 'does not match start and end; all three kept as sent', 'FHIR_DURATION_MISMATCH');
+    }
     return patient ? { appointment: a, patient } : { appointment: a };
+  }
+
+  /**
+   * A Patient whose `link` says `replaced-by` is the superseded record of a merge: read as
+   * the merge (survivor = the link target, merged from = this record). Undefined when there is
+   * no such link; an error when the survivor cannot be identified.
+   */
+  supersededBy(loc: Located, old: Patient): Patient | undefined {
+    const links = arr(loc.resource.link).filter((l: Json) => l?.type === 'replaced-by');
+    if (links.length === 0) return undefined;
+    const path = `${loc.path}.link[${arr(loc.resource.link).indexOf(links[0])}].other`;
+    if (links.length > 1) this.error(path, 'the record is replaced by more than one other record: which one survives is unclear', 'link', 'FHIR_AMBIGUOUS_MERGE');
+    const target = this.resources.resolve(links[0].other, loc);
+    const survivor: Patient = { identifiers: [] };
+    const ids = target
+      ? arr(target.resource.identifier).map((id, j) => this.identifier(id, `${target.path}.identifier[${j}]`))
+      : [this.identifier(links[0].other?.identifier, `${path}.identifier`)];
+    for (const id of ids) {
+      if (!id) continue;
+      if (id.system === SYSTEM.nhsNumber) survivor.nhsNumber ??= normaliseNhsNumber(id.value);
+      else survivor.identifiers.push(id);
+    }
+    if (!hasPatientIdentity(survivor)) {
+      this.error(path, 'the record is replaced by another that this message does not identify (no NHS number or identifier): the merge cannot be written', 'link', 'FHIR_MERGE_TARGET_UNKNOWN');
+      return undefined;
+    }
+    const oldNhs = typeof old.nhsNumber === 'string' ? [{ system: SYSTEM.nhsNumber, value: old.nhsNumber }] : [];
+    survivor.mergedFrom = [...oldNhs, ...old.identifiers];
+    if (survivor.mergedFrom.length === 0) {
+      this.error(loc.path, 'the superseded record has no identifier to merge from', 'identifier', 'FHIR_MERGE_TARGET_UNKNOWN');
+      return undefined;
+    }
+    this.note(path, "read as a merge: the survivor is the link target, this record's identifiers are the merged-from ones; this record's other details are not sent (they are superseded)", 'FHIR_SUPERSEDED_AS_MERGE');
+    return survivor;
   }
 
   private logicalPractitioner(ref: Json | undefined, path: string): Practitioner | undefined {
@@ -572,6 +637,10 @@ function readMessage(unit: MessageUnit, index: number, light: boolean): { record
   // Our code checks repeat some of the schema's required bindings: one error per position.
   const reported = new Set(reader.errors.map((e) => e.position));
   for (const loc of resources.all) for (const i of codeIssues(loc.resource, loc.path)) if (!reported.has(i.path)) reader.error(i.path, i.text);
+  // R4: a system that does not understand a modifier extension must not process the resource.
+  for (const loc of resources.all) {
+    for (const at of modifierExtensions(loc.resource, loc.path)) reader.error(at, 'is a modifier extension meshd does not understand: it may change the meaning of the resource, so the message is refused', 'modifierExtension', 'FHIR_MODIFIER_EXTENSION');
+  }
   if (reader.errors.length > 0) return { records: [], errors: reader.errors, notes: reader.notes };
 
   // Focus of a message, else every Appointment, plus Patients no Appointment points at.
@@ -600,7 +669,9 @@ function readMessage(unit: MessageUnit, index: number, light: boolean): { record
       records.push({ kind: 'appointment', event, message: structuredClone(message), appointment, ...(patient ? { patient } : {}) });
     } else {
       const patient = reader.patient(loc);
-      records.push({ kind: 'registration', event: registrationEvent(stated, patient, loc.method), message: structuredClone(message), patient });
+      const survivor = reader.supersededBy(loc, patient);
+      if (survivor) records.push({ kind: 'registration', event: 'merge', message: structuredClone(message), patient: survivor });
+      else records.push({ kind: 'registration', event: registrationEvent(stated, patient, loc.method), message: structuredClone(message), patient });
     }
   }
   if (records.length === 0) {
@@ -676,6 +747,26 @@ function literalReference(ref: Json | undefined): Identifier | undefined {
   const text: unknown = ref?.reference;
   if (typeof text !== 'string' || text.length === 0 || text.startsWith('#')) return undefined;
   return { system: REFERENCE_SYSTEM, value: text };
+}
+
+function readPeriod(p: Json | undefined): Period | undefined {
+  if (!p || typeof p !== 'object') return undefined;
+  const out: Period = {};
+  if (typeof p.start === 'string') out.start = p.start;
+  if (typeof p.end === 'string') out.end = p.end;
+  return out.start || out.end ? out : undefined;
+}
+
+/** Paths of every non-empty modifierExtension in a resource (contained and nested elements included). */
+function modifierExtensions(node: unknown, path: string, out: string[] = []): string[] {
+  if (Array.isArray(node)) node.forEach((n, i) => modifierExtensions(n, `${path}[${i}]`, out));
+  else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'modifierExtension' && Array.isArray(v) && v.length > 0) out.push(`${path}.modifierExtension`);
+      else modifierExtensions(v, `${path}.${k}`, out);
+    }
+  }
+  return out;
 }
 
 function findExt(list: unknown, url: string): Json | undefined {

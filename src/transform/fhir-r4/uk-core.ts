@@ -29,6 +29,8 @@ export const EXTENSION = {
   bookingOrganization: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BookingOrganization',
   deliveryChannel: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DeliveryChannel',
   birthTime: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime',
+  nhsCommunication: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSCommunication',
+  deathNotificationStatus: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DeathNotificationStatus',
 } as const;
 
 export const PROFILE = {

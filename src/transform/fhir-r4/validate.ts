@@ -4,7 +4,7 @@
  * plus our own checks of the codes we read and write (mapping.md §9.10), the NHS number and the
  * UK Core identifier slices, and STU3 detection (§9.9). Issue texts name paths and rules, never values.
  */
-import { isValidNhsNumber } from '../nhs-number';
+import { isValidNhsNumber, normaliseNhsNumber } from '../nhs-number';
 import type { SchemaIssue } from './schema';
 import { APPOINTMENT_STATUS, GENDER, PARTICIPANT_STATUS, STU3_PROFILE_PATTERNS, SYSTEM, SYSTEM_ALIASES } from './uk-core';
 
@@ -74,6 +74,11 @@ export function codeIssues(resource: Json, path: string): FhirIssue[] {
     const parts: unknown = resource.participant;
     if (Array.isArray(parts)) {
       parts.forEach((p: Json, i) => {
+        // Every NHS number goes through the same check, wherever it appears.
+        const id = p?.actor?.identifier;
+        if (normaliseSystem(id?.system) === SYSTEM.nhsNumber && !isValidNhsNumber(normaliseNhsNumber(typeof id.value === 'string' ? id.value : ''))) {
+          out.push({ path: `${path}.participant[${i}].actor.identifier.value`, text: 'is not a valid NHS number (10 digits with a Modulus 11 check digit)' });
+        }
         if (p?.status !== undefined && !(PARTICIPANT_STATUS as readonly string[]).includes(p.status)) {
           out.push({ path: `${path}.participant[${i}].status`, text: `is not a participant status code (${PARTICIPANT_STATUS.join(', ')})` });
         }
@@ -102,7 +107,7 @@ export function codeIssues(resource: Json, path: string): FhirIssue[] {
       ids.forEach((id: Json, i) => {
         if (normaliseSystem(id?.system) !== SYSTEM.nhsNumber) return;
         nhs++;
-        const value = typeof id.value === 'string' ? id.value.replace(/\s/g, '') : '';
+        const value = typeof id.value === 'string' ? normaliseNhsNumber(id.value) : '';
         if (!isValidNhsNumber(value)) out.push({ path: `${path}.identifier[${i}].value`, text: 'is not a valid NHS number (10 digits with a Modulus 11 check digit)' });
       });
       if (nhs > 1) out.push({ path: `${path}.identifier`, text: 'holds more than one NHS number (UK Core slice nhsNumber is 0..1)' });

@@ -131,6 +131,8 @@ class RecordWriter {
     if (n.given?.length) out.given = [...n.given];
     if (n.prefix?.length) out.prefix = [...n.prefix];
     if (n.suffix?.length) out.suffix = [...n.suffix];
+    if (n.text) out.text = n.text;
+    if (n.period) out.period = { ...n.period };
     return out;
   }
 
@@ -177,7 +179,7 @@ class RecordWriter {
     const names = this.val(p.names, 'patient.names');
     if (names?.length) r.name = names.map((n) => this.name(n));
     const telecom = this.val(p.telecom, 'patient.telecom');
-    if (telecom?.length) r.telecom = telecom.map((t) => ({ system: t.system, value: t.value, ...(t.use ? { use: t.use } : {}) }));
+    if (telecom?.length) r.telecom = telecom.map((t) => ({ system: t.system, value: t.value, ...(t.use ? { use: t.use } : {}), ...(t.period ? { period: { ...t.period } } : {}) }));
     const gender = this.val(p.gender, 'patient.gender');
     if (gender) r.gender = gender;
     const birthDate = this.val(p.birthDate, 'patient.birthDate');
@@ -202,6 +204,8 @@ class RecordWriter {
         if (a.district) out.district = a.district;
         if (a.postalCode) out.postalCode = a.postalCode;
         if (a.country) out.country = a.country;
+        if (a.text) out.text = a.text;
+        if (a.period) out.period = { ...a.period };
         return out;
       });
     }

@@ -13,7 +13,7 @@ export interface RawMessage {
   /** Decoded text, segments separated by CR. */
   text: string;
   /** The character set used to decode it. */
-  charset: 'ascii' | 'latin1' | 'utf8';
+  charset: 'ascii' | 'latin1' | 'cp1252' | 'utf8';
 }
 
 export interface SplitResult {
@@ -39,13 +39,21 @@ function stripLeading(s: string): string {
   return s.slice(i);
 }
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** Windows-1252 0x80–0x9F (Node's decoder treats it as Latin-1); undefined bytes stay as they are. */
+const CP1252_HIGH = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+function decodeCp1252(latin: string): string {
+  return latin.replace(/[\x80-\x9f]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]);
+}
 
 /** MSH-18 names (HL7 table 0211 and variants seen) → how to decode. */
 function charsetFor(msh18: string): RawMessage['charset'] | 'guess' | undefined {
   const v = msh18.trim().toUpperCase();
   if (v === '') return 'guess';
   if (v === 'ASCII' || v === 'US-ASCII') return 'ascii';
-  if (v === '8859/1' || v === 'ISO-8859-1' || v === 'ISO_8859-1' || v === 'LATIN1' || v === '8859/15' || v === 'WINDOWS-1252' || v === 'CP1252') return 'latin1';
+  if (v === '8859/1' || v === 'ISO-8859-1' || v === 'ISO_8859-1' || v === 'LATIN1' || v === '8859/15') return 'latin1';
+  // Windows-1252 puts curly quotes, dashes and € at 0x80–0x9F, where Latin-1 has control codes.
+  if (v === 'WINDOWS-1252' || v === 'CP1252' || v === 'CP-1252') return 'cp1252';
   if (v === 'UNICODE UTF-8' || v === 'UTF-8' || v === 'UTF8' || v === 'UNICODE') return 'utf8';
   return undefined;
 }
@@ -149,6 +157,8 @@ function decode(segs: string[], index: number): SplitResult {
     part.errors.push({ code: 'HL7_CHARSET', message: index, position: 'MSH-18', field: 'characterSet', text: 'MSH-18 names a character set meshd cannot decode (supported: ASCII, 8859/1, UNICODE UTF-8)' });
   } else if (cs === 'latin1') {
     part.messages.push({ index, text: latin, charset: 'latin1' });
+  } else if (cs === 'cp1252') {
+    part.messages.push({ index, text: decodeCp1252(latin), charset: 'cp1252' });
   } else if (isAscii(latin)) {
     part.messages.push({ index, text: latin, charset: 'ascii' });
   } else {

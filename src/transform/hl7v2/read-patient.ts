@@ -9,6 +9,7 @@ import {
   type Identifier,
   type NhsNumberVerification,
   type Patient,
+  type Period,
   type Practitioner,
   type Tri,
 } from '../model';
@@ -19,8 +20,8 @@ import type { Issues } from './issues';
 
 /** PID/PD1 → canonical Patient (mapping.md §5.3, HL7 UK conventions and local variants §9.16). */
 
-const NAME_USE: Record<string, string> = { L: 'official', D: 'usual', M: 'maiden', N: 'nickname', S: 'anonymous', T: 'temp' };
-const ADDRESS_USE: Record<string, string> = { H: 'home', B: 'work', O: 'work', C: 'temp', BA: 'old' };
+const NAME_USE: Record<string, string> = { L: 'official', D: 'usual', M: 'maiden', N: 'nickname', S: 'anonymous', T: 'temp', TEMP: 'temp', BAD: 'old', NOUSE: 'old' };
+const ADDRESS_USE: Record<string, string> = { H: 'home', B: 'work', O: 'work', C: 'temp', BA: 'old', BI: 'billing', BDL: 'billing' };
 const GENDER: Record<string, Gender> = { M: 'male', F: 'female', U: 'unknown', O: 'other', A: 'other', N: 'other' };
 const ETHNIC = /^(?:[A-HJ-NPRSZ]|99)$/;
 
@@ -54,8 +55,12 @@ export function readXcn(msg: Hl7Message, rep: string, fallbackSystem?: string): 
   const middle = msg.leaf(rep, 4);
   const prefix = msg.leaf(rep, 6);
   const authority = msg.leaf(rep, 9, 1);
+  const universal = msg.leaf(rep, 9, 2);
   if (!id && !family && !given) return undefined;
-  const p: Practitioner = { identifiers: id ? [personIdentifier(id, authority, fallbackSystem)] : [] };
+  // XCN.9 is an HD like CX.4: a URI universal id is the identifier's system.
+  const uri = universal !== '' && /^(URI|URL)$/i.test(msg.leaf(rep, 9, 3));
+  const ident = uri ? { system: universal, value: id, ...(authority && { assigner: authority }) } : personIdentifier(id, authority, fallbackSystem);
+  const p: Practitioner = { identifiers: id ? [ident] : [] };
   const name: HumanName = {};
   if (family) name.family = family;
   const givens = [given, middle].filter((g) => g !== '');
@@ -77,13 +82,23 @@ function readName(msg: Hl7Message, rep: string): HumanName | undefined {
   if (given.length) name.given = given;
   if (prefix) name.prefix = [prefix];
   if (suffix) name.suffix = [suffix];
+  const period = readPeriod(msg, rep, 12);
+  if (period) name.period = period;
   return name.family || name.given ? name : undefined;
+}
+
+/** Effective and expiry dates at components `from` and `from + 1` (XPN.12/13, XAD.13/14, XTN.13/14). */
+function readPeriod(msg: Hl7Message, rep: string, from: number): Period | undefined {
+  const start = dateOfDtm(msg.leaf(rep, from));
+  const end = dateOfDtm(msg.leaf(rep, from + 1));
+  return start || end ? { ...(start && { start }), ...(end && { end }) } : undefined;
 }
 
 function readAddress(msg: Hl7Message, rep: string): Address | undefined {
   const a: Address = {};
   const street = msg.subs(rep, 1).filter((s) => s !== '').join(' ');
-  const lines = [street, msg.leaf(rep, 2)].filter((l) => l !== '');
+  // XAD.8 "other geographic designation" holds the lines beyond two (meshd's writer puts them there).
+  const lines = [street, msg.leaf(rep, 2), ...msg.subs(rep, 8)].filter((l) => l !== '');
   if (lines.length) a.lines = lines;
   const city = msg.leaf(rep, 3);
   const district = msg.leaf(rep, 4);
@@ -95,21 +110,26 @@ function readAddress(msg: Hl7Message, rep: string): Address | undefined {
   if (district) a.district = district;
   if (postalCode) a.postalCode = postalCode;
   if (country) a.country = country;
+  const period = readPeriod(msg, rep, 13);
+  if (period) a.period = period;
   return a.lines || a.city || a.postalCode ? a : undefined;
 }
 
 function readTelecom(msg: Hl7Message, rep: string, work: boolean): ContactPoint | undefined {
   const useCode = msg.leaf(rep, 2).toUpperCase();
   const equipment = msg.leaf(rep, 3).toUpperCase();
+  const period = readPeriod(msg, rep, 13);
+  const withPeriod = (cp: ContactPoint): ContactPoint => (period ? { ...cp, period } : cp);
   if (equipment === 'INTERNET' || equipment === 'X.400' || useCode === 'NET') {
     const value = msg.leaf(rep, 4) || msg.leaf(rep, 1);
     if (!value) return undefined;
-    return work ? { system: 'email', value, use: 'work' } : { system: 'email', value };
+    const system = useCode === 'NET' && equipment !== 'INTERNET' && equipment !== 'X.400' ? 'url' : 'email';
+    return withPeriod(work ? { system, value, use: 'work' } : { system, value });
   }
   const value = msg.leaf(rep, 1) || [msg.leaf(rep, 6), msg.leaf(rep, 7)].filter((s) => s).join(' ') || msg.leaf(rep, 12);
   if (!value) return undefined;
-  const system: ContactPoint['system'] = equipment === 'FX' ? 'fax' : equipment === 'BP' ? 'pager' : 'phone';
-  const cp: ContactPoint = { system, value };
+  const system: ContactPoint['system'] = equipment === 'FX' ? 'fax' : equipment === 'BP' ? 'pager' : equipment === 'SMS' ? 'sms' : equipment === 'OTHER' ? 'other' : 'phone';
+  const cp: ContactPoint = withPeriod({ system, value });
   if (equipment === 'CP') cp.use = 'mobile';
   else if (useCode === 'WPN' || (work && useCode === '')) cp.use = 'work';
   else if (useCode === 'PRN' || (!work && useCode === '')) cp.use = 'home';
@@ -140,19 +160,31 @@ export function readIdentifiers(
   msg.reps(seg, field).forEach((rep, i) => {
     const value = msg.leaf(rep, 1);
     if (!value || value === '""') return;
-    const authority = msg.leaf(rep, 4, 1);
+    // The authority is CX.4 (HD: namespace & universal id & type), else CX.6 assigning facility.
+    const hd = msg.leaf(rep, 4, 1) || msg.leaf(rep, 4, 2) ? 4 : 6;
+    const authority = msg.leaf(rep, hd, 1);
+    const universal = msg.leaf(rep, hd, 2);
     const type = msg.leaf(rep, 5);
-    if (isNhsAuthority(authority, type)) {
+    if (isNhsAuthority(authority, type) || universal === SYSTEMS.nhsNumber) {
       const n = normaliseNhsNumber(value);
       if (!isValidNhsNumber(n)) {
         issues.error('HL7_BAD_NHS_NUMBER', position(seg.name, field, i, 1), 'patient.nhsNumber', 'NHS number is not 10 digits with a valid Modulus 11 check digit');
         bad = true;
         return;
       }
-      if (nhsNumber === undefined) nhsNumber = n;
+      if (nhsNumber !== undefined && nhsNumber !== n) {
+        issues.error('HL7_CONFLICTING_NHS_NUMBERS', position(seg.name, field, i, 1), 'patient.nhsNumber', `${seg.name}-${field} holds two different NHS numbers: the patient cannot be identified`);
+        bad = true;
+        return;
+      }
+      nhsNumber = n;
       return;
     }
-    const id: Identifier = { system: localSystem(authority), value };
+    if (type.toUpperCase() === 'NH' || type.toUpperCase() === 'NHS') {
+      issues.note('HL7_NHS_TYPE_LOCAL_AUTHORITY', position(seg.name, field, i, 4), 'patient.identifiers', `identifier type is NH (NHS number) but the authority is a local one, not NHS: read as a local identifier of that authority, not as an NHS number`);
+    }
+    const isUri = universal !== '' && /^(URI|URL)$/i.test(msg.leaf(rep, hd, 3));
+    const id: Identifier = { system: isUri ? universal : localSystem(authority), value };
     if (type) id.type = type;
     if (authority) id.assigner = authority;
     identifiers.push(id);

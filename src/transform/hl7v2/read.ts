@@ -2,6 +2,7 @@ import { readAll, type ReadContext, type ReadResult } from '../format';
 import {
   CLEARED,
   SYSTEMS,
+  hasPatientIdentity,
   localSystem,
   triValue,
   type Appointment,
@@ -58,14 +59,22 @@ const SIU_EVENTS: Record<string, AppointmentEventKind> = {
   S26: 'noshow',
 };
 
-const FILLER_STATUS: Record<string, AppointmentStatus> = {
+/**
+ * HL7 table 0278 filler status → FHIR status (every code of the table; `DC` is the short form
+ * some feeds send for Discontinued). Blocked is a slot state, not an appointment one: pending.
+ */
+export const FILLER_STATUS: Record<string, AppointmentStatus> = {
   PENDING: 'pending',
   WAITLIST: 'waitlist',
   BOOKED: 'booked',
+  OVERBOOK: 'booked',
   STARTED: 'checked-in',
   COMPLETE: 'fulfilled',
   CANCELLED: 'cancelled',
+  DISCONTINUED: 'cancelled',
+  DC: 'cancelled',
   DELETED: 'entered-in-error',
+  BLOCKED: 'pending',
   NOSHOW: 'noshow',
 };
 
@@ -282,8 +291,35 @@ function durationMinutes(amount: string, units: string): number | undefined {
   return undefined;
 }
 
-function statusFor(trigger: string, fillerStatus: string): AppointmentStatus {
-  const mapped = FILLER_STATUS[fillerStatus.toUpperCase()];
+/** A duration in whole minutes from an amount field and a units field (component `unitsComp`). */
+function duration(msg: Hl7Message, issues: Issues, seg: Segment | undefined, amountField: number, unitsField: number, unitsComp = 1): number | undefined {
+  if (!seg) return undefined;
+  const amount = msg.get(seg, { field: amountField });
+  if (!amount || amount === '""') return undefined;
+  const mins = durationMinutes(amount, msg.get(seg, { field: unitsField, comp: unitsComp }));
+  const where = `${seg.name}-${amountField}`;
+  if (mins === undefined) {
+    issues.note('HL7_UNKNOWN_CODE', where, 'appointment.minutesDuration', 'duration or its units not understood (s, min, h, d are); duration ignored');
+    return undefined;
+  }
+  if (Number.isInteger(mins)) return mins;
+  issues.note('HL7_ROUNDED', where, 'appointment.minutesDuration', 'duration is not a whole number of minutes; rounded up');
+  return Math.ceil(mins);
+}
+
+/** SCH-11.3 (TQ duration) "M30", "H2", "S90", "D1" → minutes. */
+function schTimingDuration(text: string): number | undefined {
+  const m = /^([SMHD])(\d+)$/i.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[2]);
+  const mins = { S: n / 60, M: n, H: n * 60, D: n * 1440 }[m[1].toUpperCase() as 'S' | 'M' | 'H' | 'D'];
+  return mins > 0 ? Math.ceil(mins) : undefined;
+}
+
+function statusFor(trigger: string, fillerStatus: string, issues: Issues): AppointmentStatus {
+  const code = fillerStatus === '""' ? '' : fillerStatus.trim();
+  const mapped = FILLER_STATUS[code.toUpperCase()];
+  if (code && !mapped) issues.note('HL7_UNKNOWN_FILLER_STATUS', 'SCH-25', 'appointment.status', 'filler status is not in HL7 table 0278; read as pending (not booked) and kept as received');
   switch (trigger) {
     case 'S15':
     case 'S16':
@@ -293,7 +329,7 @@ function statusFor(trigger: string, fillerStatus: string): AppointmentStatus {
     case 'S26':
       return 'noshow';
   }
-  return mapped ?? 'booked';
+  return mapped ?? (code ? 'pending' : 'booked');
 }
 
 function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Issues): CanonicalRecord[] {
@@ -311,7 +347,7 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
     return [];
   }
   const fillerStatus = msg.get(sch, { field: 25 });
-  const appt: Appointment = { status: statusFor(trigger, fillerStatus) };
+  const appt: Appointment = { status: statusFor(trigger, fillerStatus, issues) };
   const placer = appointmentIdentifier(msg, sch, 1, 'PLAC');
   const filler = appointmentIdentifier(msg, sch, 2, 'FILL');
   if (placer) appt.placerId = placer;
@@ -349,23 +385,23 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
     if (t) appt.appointmentType = t;
   }
 
-  if (msg.fieldCleared(sch, 9)) appt.minutesDuration = CLEARED;
-  else {
-    const amount = msg.get(sch, { field: 9 });
-    if (amount) {
-      const mins = durationMinutes(amount, msg.get(sch, { field: 10 }));
-      if (mins === undefined) issues.note('HL7_UNKNOWN_CODE', 'SCH-10', 'appointment.minutesDuration', 'duration units not understood (s, min, h, d are); duration ignored');
-      else if (!Number.isInteger(mins)) {
-        appt.minutesDuration = Math.ceil(mins);
-        issues.note('HL7_ROUNDED', 'SCH-9', 'appointment.minutesDuration', 'duration is not a whole number of minutes; rounded up');
-      } else appt.minutesDuration = mins;
-    }
-  }
-
   // Start/end: TQ1-7/8 (2.5+), SCH-11.4/.5 (2.4), then AIS-4 / AIL-6.
   const tq1 = msg.first('TQ1');
   const ais = msg.first('AIS');
   const ail = msg.first('AIL');
+  const aip = msg.first('AIP');
+  if (msg.fieldCleared(sch, 9)) appt.minutesDuration = CLEARED;
+  else {
+    // Duration: SCH-9/10, else SCH-11.3 ("M30", meshd's own writer), TQ1-6, AIS-7/8, AIL-9/10, AIP-9/10.
+    const mins =
+      duration(msg, issues, sch, 9, 10) ??
+      schTimingDuration(msg.get(sch, { field: 11, comp: 3 })) ??
+      duration(msg, issues, tq1, 6, 6, 2) ??
+      duration(msg, issues, ais, 7, 8) ??
+      duration(msg, issues, ail, 9, 10) ??
+      duration(msg, issues, aip, 9, 10);
+    if (mins !== undefined) appt.minutesDuration = mins;
+  }
   const start =
     instantAt(msg, tq1, 7, 1, 'appointment.start', issues, true) ??
     instantAt(msg, sch, 11, 4, 'appointment.start', issues, true) ??
@@ -376,8 +412,18 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
   if (start) appt.start = start;
   if (end) appt.end = end;
   else if (start && typeof appt.minutesDuration === 'number') appt.end = addMinutes(start, appt.minutesDuration);
+  if (start && end) {
+    const span = (Date.parse(end.utc) - Date.parse(start.utc)) / 60_000;
+    if (span < 0) {
+      issues.error('HL7_END_BEFORE_START', tq1 && msg.get(tq1, { field: 8 }) ? 'TQ1-8' : 'SCH-11.5', 'appointment.end', 'the appointment ends before it starts');
+      return [];
+    }
+    if (typeof appt.minutesDuration === 'number' && appt.minutesDuration !== span) {
+      issues.note('HL7_DURATION_MISMATCH', 'SCH-9', 'appointment.minutesDuration', 'the duration does not match the start and end times; start and end kept, duration kept as sent');
+    }
+  }
 
-  const comment = schNotes(msg, sch);
+  const comment = appointmentNotes(msg, sch, issues);
   if (comment !== undefined) appt.comment = comment;
 
   // Resource groups: every RGS group's AIS/AIL/AIP adds to the one appointment.
@@ -419,26 +465,49 @@ function readSiu(msg: Hl7Message, trigger: string, info: MessageInfo, issues: Is
   }
 
   const record: CanonicalRecord = { kind: 'appointment', event, message: info, appointment: appt };
-  const pid = msg.first('PID');
+  const pids = msg.all('PID');
+  const pid = pids[0];
   if (pid) {
     const patient = readPatient(msg, pid, nextBefore(msg, pid, 'PD1', ['RGS', 'PID']), issues);
     if (!patient) return [];
     record.patient = patient;
   }
+  if (!hasPatientIdentity(record.patient)) {
+    issues.error('HL7_NO_PATIENT_IDENTITY', pid ? 'PID-3' : 'PID', 'patient.identifiers', 'an appointment needs its patient identified by an NHS number or a local identifier with its assigning authority (PID-3 CX.4)');
+    return [];
+  }
+  if (pids.length > 1) {
+    issues.note('HL7_PATIENT_DROPPED', 'PID', 'patient', `the message names ${pids.length} patients; only the first is carried (the canonical appointment has one patient)`);
+  }
   return [record];
 }
 
-/** NTEs between SCH and the patient/resource groups are the appointment comment. */
-function schNotes(msg: Hl7Message, sch: Segment): Tri<string> {
+/**
+ * NTEs between SCH and the patient/resource groups (Z-segments may sit between) are the
+ * appointment comment; NTEs inside a resource group (after AIS/AIL/AIP/AIG) follow it, each
+ * line prefixed with its segment name, e.g. "[AIS] Nil by mouth from midnight".
+ */
+function appointmentNotes(msg: Hl7Message, sch: Segment, issues: Issues): Tri<string> {
   const lines: string[] = [];
+  const text = (s: Segment) => msg.reps(s, 3).map((r) => msg.leaf(r)).join('\n');
   for (let i = sch.index + 1; i < msg.segments.length; i++) {
     const s = msg.segments[i];
-    if (s.name === 'TQ1' || s.name === 'TQ2') continue;
+    if (s.name === 'TQ1' || s.name === 'TQ2' || s.name.startsWith('Z')) continue;
     if (s.name !== 'NTE') break;
     if (msg.fieldCleared(s, 3)) return CLEARED;
-    const text = msg.reps(s, 3).map((r) => msg.leaf(r)).join('\n');
-    if (text) lines.push(text);
+    if (text(s)) lines.push(text(s));
   }
+  let group: string | undefined;
+  let grouped = 0;
+  for (const s of msg.segments) {
+    if (['AIS', 'AIL', 'AIP', 'AIG'].includes(s.name)) group = s.name;
+    else if (s.name === 'RGS' || s.name === 'PID') group = undefined;
+    else if (s.name === 'NTE' && group && text(s)) {
+      lines.push(`[${group}] ${text(s)}`);
+      grouped++;
+    }
+  }
+  if (grouped) issues.note('HL7_GROUP_NOTES', 'NTE', 'appointment.comment', `${grouped} resource-group note(s) (NTE after AIS/AIL/AIP/AIG) carried in the appointment comment, each prefixed with its segment`);
   return lines.length ? lines.join('\n') : undefined;
 }
 

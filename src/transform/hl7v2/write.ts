@@ -3,6 +3,7 @@ import { writeAll, type AppointmentHistory, type FormatWriter, type TransformIss
 import {
   SYSTEMS,
   appointmentKey,
+  hasPatientIdentity,
   isCleared,
   localAuthority,
   triValue,
@@ -15,10 +16,11 @@ import {
   type ParticipationStatus,
   type PatientRegistration,
 } from '../model';
+import { isValidNhsNumber } from '../nhs-number';
 import { instantFromDate } from '../time';
 import { formatDtm } from './datetime';
 import { issue } from './issues';
-import { DEFAULT_REASON_SYSTEM } from './read';
+import { DEFAULT_REASON_SYSTEM, FILLER_STATUS as READ_FILLER_STATUS } from './read';
 import { comps, cx, e, fill, patientSegments, segment, tri, xcn } from './write-patient';
 
 /**
@@ -30,6 +32,12 @@ export interface TriggerChoice {
   trigger: string;
   fillerStatus: string;
 }
+
+/** Canonical status of each SCH-25 code meshd writes. */
+const FILLER_STATUS_OF: Record<string, string> = {
+  Pending: 'pending', Waitlist: 'waitlist', Booked: 'booked', Started: 'checked-in', Complete: 'fulfilled',
+  Cancelled: 'cancelled', Discontinued: 'cancelled', Deleted: 'entered-in-error', Noshow: 'noshow',
+};
 
 const FILLER_STATUS: Record<string, string> = {
   proposed: 'Pending',
@@ -110,10 +118,16 @@ function pl(l: LocationParticipant): string {
 
 const VERSIONS = new Set(['2.4', '2.5', '2.5.1', '2.6', '2.7', '2.7.1', '2.8']);
 
-/** MSH-12: 2.4 unless the route asks for a later version (`version` option). */
+/** MSH-12: 2.4 unless the route asks for a later version (`version` option; others are noted in writeHl7v2). */
 function versionOf(ctx: WriteContext): string {
   const v = String(ctx.options?.version ?? '2.4');
   return VERSIONS.has(v) ? v : '2.4';
+}
+
+/** SCH-25: the filler status as received when it still says what the status says (keeps `Dc`), else the table's. */
+function fillerStatusFor(a: AppointmentEvent['appointment'], fallback: string): string {
+  const received = a.fillerStatus?.trim();
+  return received && READ_FILLER_STATUS[received.toUpperCase()] === FILLER_STATUS_OF[fallback] ? received : fallback;
 }
 
 function messageId(record: CanonicalRecord, index: number): string {
@@ -165,9 +179,9 @@ function writeAdt(group: PatientRegistration[], index: number, now: Instant, ctx
   const offsets = ctx.options?.offsets === 'always';
   const lines = [msh(first, `ADT^${trigger}^${structure}`, index, now, ctx)];
   lines.push(segment('EVN', [trigger, formatDtm(first.message.recordedAt ?? first.message.sentAt ?? now, offsets)]));
-  const note = (field: string, text: string) => notes.push(issue('FIELD_NOT_CARRIED', index, 'PD1-12', field, text));
+  const note = (field: string, text: string, position?: string) => notes.push(issue('FIELD_NOT_CARRIED', index, position, field, text));
   for (const r of group) {
-    lines.push(...patientSegments(r.patient, note));
+    lines.push(...patientSegments(r.patient, note, now.utc.slice(0, 10)));
     if (r.event === 'merge') {
       const old = (r.patient.mergedFrom ?? []).map(cx).join('~');
       lines.push(segment('MRG', [old]));
@@ -198,7 +212,7 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   const contact = a.practitioners?.[0] ? xcn(a.practitioners[0]) : typeof ctx.options?.serviceUser === 'string' ? ctx.options.serviceUser : '';
   s[16] = contact;
   s[20] = contact;
-  s[25] = choice.fillerStatus;
+  s[25] = fillerStatusFor(a, choice.fillerStatus);
   s[26] = ei(a.basedOn?.[0]);
   lines.push(segment('SCH', fill(s, 26)));
   // 2.5+ receivers read timing from TQ1 (SCH-11 stays for those that still look there).
@@ -206,7 +220,7 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   if (isCleared(a.comment)) lines.push('NTE|1||""');
   else if (typeof a.comment === 'string') a.comment.split('\n').forEach((line, i) => lines.push(segment('NTE', [String(i + 1), '', e(line)])));
   if (ev.patient) {
-    lines.push(...patientSegments(ev.patient, (field, text) => notes.push(issue('FIELD_NOT_CARRIED', index, 'PD1-12', field, text))));
+    lines.push(...patientSegments(ev.patient, (field, text, position) => notes.push(issue('FIELD_NOT_CARRIED', index, position, field, text)), now.utc.slice(0, 10)));
   }
   if (a.specialty !== undefined) lines.push(segment('PV1', ['1', 'O', ...Array(7).fill(''), tri(a.specialty, (sp) => e(sp.coding?.[0]?.code ?? sp.text ?? ''))]));
   lines.push('RGS|1|A');
@@ -224,7 +238,7 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
     f[1] = String(i + 1);
     f[2] = 'A';
     f[3] = ce(st);
-    f[10] = choice.fillerStatus;
+    f[10] = fillerStatusFor(a, choice.fillerStatus);
     lines.push(segment('AIS', fill(f, 10)));
   });
   (a.locations ?? []).forEach((l, i) => {
@@ -248,6 +262,16 @@ function writeSiu(ev: AppointmentEvent, choice: TriggerChoice, index: number, no
   return finish(lines);
 }
 
+/** The field holding an NHS number that fails the Modulus 11 check, if any (patient and merged-from records). */
+function badNhsNumber(r: CanonicalRecord): string | undefined {
+  const p = r.patient;
+  if (!p) return undefined;
+  const nhs = triValue(p.nhsNumber);
+  if (nhs !== undefined && !isValidNhsNumber(nhs)) return 'patient.nhsNumber';
+  if ((p.mergedFrom ?? []).some((i) => i.system === SYSTEMS.nhsNumber && !isValidNhsNumber(i.value))) return 'patient.mergedFrom';
+  return undefined;
+}
+
 /** Records → ER7 messages, a group at a time; `options.batch` wraps them in FHS/BHS…BTS/FTS. */
 export function hl7v2Writer(ctx: WriteContext = {}): FormatWriter {
   const now = instantFromDate(ctx.now ? ctx.now() : new Date());
@@ -268,7 +292,9 @@ export function hl7v2Writer(ctx: WriteContext = {}): FormatWriter {
       return { ...result.written, output: Buffer.from(take() + result.text, 'utf8') };
     },
     end() {
-      return { output: Buffer.from(batch ? `${take()}BTS|${count}\rFTS|1\r` : '', 'utf8'), errors: [], notes: [] };
+      const asked = ctx.options?.version;
+      const notes = asked !== undefined && !VERSIONS.has(String(asked)) ? [issue('HL7_VERSION_UNSUPPORTED', undefined, 'MSH-12', 'options.version', `version option is not one meshd writes (${[...VERSIONS].join(', ')}); wrote 2.4`)] : [];
+      return { output: Buffer.from(batch ? `${take()}BTS|${count}\rFTS|1\r` : '', 'utf8'), errors: [], notes };
     },
   };
 }
@@ -284,6 +310,11 @@ function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx
   for (let k = 0; k < records.length; k++) {
     const i = first + k;
     const r = records[k];
+    const bad = badNhsNumber(r);
+    if (bad) {
+      result.errors.push(issue('HL7_BAD_NHS_NUMBER', i, 'PID-3', bad, 'NHS number is not 10 digits with a valid Modulus 11 check digit; not written'));
+      continue;
+    }
     if (r.kind === 'registration') {
       const p = r.patient;
       if (!triValue(p.nhsNumber) && p.identifiers.length === 0) {
@@ -302,6 +333,10 @@ function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx
       continue;
     }
     const a = r.appointment;
+    if (!hasPatientIdentity(r.patient)) {
+      result.errors.push(issue('HL7_NO_PATIENT_IDENTITY', i, 'PID-3', 'patient.identifiers', 'appointment has no patient identified by an NHS number or a local identifier with its authority; an SIU without one could match the wrong patient'));
+      continue;
+    }
     if (!a.fillerId && !a.placerId) {
       result.errors.push(issue('HL7_MISSING_FIELD', i, 'SCH-2', 'appointment.fillerId', 'appointment has neither a filler nor a placer id; SIU cannot identify it'));
       continue;
