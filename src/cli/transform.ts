@@ -15,7 +15,7 @@ import { writeJson, writeLines } from './output';
 
 function collectOption(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=');
-  if (eq <= 0) throw new MeshdError('USAGE', `--option expects key=value, got "${value}"`, 'e.g. --option profile=spreadsheet-safe', 'usage');
+  if (eq <= 0) throw new MeshdError('USAGE', `--option expects key=value, got "${value}"`, 'e.g. --option profile=raw', 'usage');
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
@@ -64,7 +64,7 @@ export function register(program: Command): void {
     .description('convert a message file between formats (hl7v2, fhir-r4, csv, notify-csv); reads stdin when file is - or absent')
     .option('--from <format>', 'input format')
     .option('--to <format>', 'output format')
-    .option('--option <key=value>', 'format option, repeatable (e.g. batch=true, profile=spreadsheet-safe)', collectOption, {})
+    .option('--option <key=value>', 'format option, repeatable (e.g. batch=true, profile=raw)', collectOption, {})
     .option('--list', 'list the formats and exit')
     .addHelpText(
       'after',
@@ -94,7 +94,7 @@ export function register(program: Command): void {
       writeLines([...result.notes.map((n) => `note: ${describeIssue(n)}`), ...result.errors.map((e) => `error: ${describeIssue(e)}`)], process.stderr);
       if (json) writeJson({ records: result.records, messages: result.messageCount, errors: result.errors, notes: result.notes }, { stream: process.stderr });
       if (result.errors.length > 0) {
-        writeLines(`meshd: ${result.errors.length} of ${result.messageCount} message(s) could not be converted; the rest were written`, process.stderr);
+        writeLines(`meshd: ${result.failedMessages} of ${result.messageCount} message(s) could not be converted; the rest were written`, process.stderr);
         process.exitCode = 7;
       }
     });

@@ -20,6 +20,8 @@ export interface ConvertResult {
   records: number;
   /** Messages in the input (read or not). */
   messageCount: number;
+  /** Source messages with at least one error (an error naming no message counts as one). */
+  failedMessages: number;
   /** Messages or records that failed (quarantine them); the rest are in `output`. */
   errors: TransformIssue[];
   notes: TransformIssue[];
@@ -87,14 +89,12 @@ export function convert(input: Buffer, opts: ConvertOptions, sink?: OutputSink):
   let messageCount = 0;
   let records = 0;
   let failedRecords = 0;
-  let bytes = 0;
   let writer: FormatWriter | undefined;
   let group: ReadResult['records'] = [];
 
   const emit = (chunk: Buffer) => {
     if (chunk.length === 0) return;
     out.write(chunk);
-    bytes += chunk.length;
   };
   const flush = () => {
     writer ??= target.writer!({ options: opts.options, previousAppointment: opts.previousAppointment, now: opts.now });
@@ -127,7 +127,7 @@ export function convert(input: Buffer, opts: ConvertOptions, sink?: OutputSink):
   if (records === 0) {
     // Valid input that carries no registration or appointment (e.g. a bare Location): nothing to write.
     const notes = [...readNotes, { code: 'TRANSFORM_NOTHING', text: 'the input is valid but holds no patient registration or appointment event; nothing was written' }];
-    return { output: Buffer.alloc(0), records: 0, messageCount, errors: [], notes, appointments: [] };
+    return { output: Buffer.alloc(0), records: 0, messageCount, failedMessages: 0, errors: [], notes, appointments: [] };
   }
   if (group.length) flush();
   const tail = writer!.end();
@@ -139,6 +139,8 @@ export function convert(input: Buffer, opts: ConvertOptions, sink?: OutputSink):
   const notes = [...readNotes, ...writeNotes];
   // An error about no record in particular (e.g. a bad option) counts once, as one record.
   const recordsWritten = records - failedRecords - (writeErrors.some((e) => e.message === undefined) ? 1 : 0);
-  if (recordsWritten <= 0 && bytes === 0) throw new TransformInvalidError(errors, notes, source.name, target.name);
-  return { output: sink ? Buffer.alloc(0) : Buffer.concat(collected), records: Math.max(0, recordsWritten), messageCount, errors, notes, appointments };
+  // Nothing converted: never hand on an empty envelope (an empty collection Bundle, a bare batch header).
+  if (recordsWritten <= 0) throw new TransformInvalidError(errors, notes, source.name, target.name);
+  const failedMessages = new Set(errors.map((e) => e.message ?? -1)).size;
+  return { output: sink ? Buffer.alloc(0) : Buffer.concat(collected), records: recordsWritten, messageCount, failedMessages, errors, notes, appointments };
 }
