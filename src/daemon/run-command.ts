@@ -7,6 +7,8 @@ import { createLogger, type Logger, type LogLevel } from '../log';
 import { planOutbound } from '../transfer/outbound';
 import { meshPortFor } from '../transfer/mesh-port';
 import { EXIT, exitCodeFor } from '../cli/exit';
+import { startUiServer } from '../ui/server';
+import { tokenPath } from '../ui/auth';
 import { Daemon } from './daemon';
 import { acquireInstanceLock } from './lock';
 import { startService } from './service';
@@ -99,8 +101,12 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
     }
     const observer = (observed.observer = await startObserver(daemon, metrics, log));
+    // The web console beside the health server, on the daemon's own ledger connection (docs/ui.md).
+    const consoleServer = config.ui ? await startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
+    if (consoleServer) log.info('UI_LISTENING', `web console on ${consoleServer.url.replace(/\?token=.*$/, '')} (login token in ${tokenPath(config.dataDir)})`, { port: consoleServer.port });
     const service = startService(daemon, log);
     await service.done;
+    await consoleServer?.close();
     await observer.close();
     return EXIT.OK;
   } finally {

@@ -27,6 +27,7 @@ import {
 import type {
   AppointmentInput,
   AppointmentRecord,
+  BrowseFilter,
   EventInput,
   EventRow,
   LedgerStore,
@@ -38,6 +39,8 @@ import type {
   NewMessage,
   PurgeOptions,
   PurgeResult,
+  ThroughputRow,
+  ThroughputUnit,
   TransitionOptions,
 } from './types';
 
@@ -323,6 +326,49 @@ export class SqliteLedger implements LedgerStore {
     for (const row of this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id`).iterate(params)) {
       yield messageFromSql(row as Row);
     }
+  }
+
+  browse(filter: BrowseFilter): MessageRow[] {
+    const clauses: string[] = [];
+    const params: Record<string, unknown> = { limit: filter.limit };
+    const add = (clause: string, name: string, value: unknown) => {
+      if (value === undefined || value === '') return;
+      clauses.push(clause);
+      params[name] = value;
+    };
+    const states = filter.state === undefined ? [] : ([] as MessageState[]).concat(filter.state);
+    // One state: `=` lets the (state) index give rows newest first without a sort.
+    if (states.length === 1) add('state = @state', 'state', states[0]);
+    else if (states.length > 1) add('state IN (SELECT value FROM json_each(@states))', 'states', JSON.stringify(states));
+    add('mailbox = @mailbox', 'mailbox', filter.mailbox);
+    add('direction = @direction', 'direction', filter.direction);
+    add('workflow_id = @workflow', 'workflow', filter.workflow);
+    add('created_at >= @from', 'from', filter.from && toSql(filter.from));
+    add('created_at < @to', 'to', filter.to && toSql(filter.to));
+    add('message_id = @messageId', 'messageId', filter.messageId);
+    add('local_id = @localId', 'localId', filter.localId);
+    add('instr(file_name, @fileName) > 0', 'fileName', filter.fileName);
+    add('id < @before', 'before', filter.before);
+    const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
+    return (this.db.prepare(`SELECT * FROM messages ${where} ORDER BY id DESC LIMIT @limit`).all(params) as Row[]).map(messageFromSql);
+  }
+
+  linkedReports(messageId: string): MessageRow[] {
+    const rows = this.db.prepare("SELECT * FROM messages WHERE linked_message_id = ? AND message_type = 'REPORT' ORDER BY id").all(messageId) as Row[];
+    return rows.map(messageFromSql);
+  }
+
+  throughput(since: Date, unit: ThroughputUnit): ThroughputRow[] {
+    const width = unit === 'hour' ? 13 : 10;
+    return this.db
+      .prepare(
+        `SELECT substr(at, 1, ${width}) AS period,
+           SUM(to_state = 'sent') AS sent, SUM(to_state = 'delivered') AS received,
+           SUM(to_state IN ('failed', 'quarantined', 'undeliverable')) AS failed
+         FROM events WHERE to_state IN ('sent', 'delivered', 'failed', 'quarantined', 'undeliverable') AND at >= ?
+         GROUP BY period ORDER BY period`,
+      )
+      .all(toSql(since)) as ThroughputRow[];
   }
 
   events(id: number): EventRow[] {
