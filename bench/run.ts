@@ -1,16 +1,18 @@
 import { runDaemonBench } from './daemon';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
+import { runUiBench } from './ui';
 
 /**
  * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
  * beside the figures; nothing here fails a build (timing belongs in benchmarks, not tests).
- * `npm run bench -- transport` (or daemon, transform) runs one.
+ * `npm run bench -- transport` (or daemon, transform, ui) runs one.
  */
 const BENCHES: Record<string, () => Promise<object>> = {
   transport: runTransportBench,
   daemon: () => runDaemonBench(),
   transform: runTransformBench,
+  ui: () => runUiBench(),
 };
 
 async function main(): Promise<void> {

@@ -340,17 +340,25 @@ export class SqliteLedger implements LedgerStore {
     // One state: `=` lets the (state) index give rows newest first without a sort.
     if (states.length === 1) add('state = @state', 'state', states[0]);
     else if (states.length > 1) add('state IN (SELECT value FROM json_each(@states))', 'states', JSON.stringify(states));
-    add('mailbox = @mailbox', 'mailbox', filter.mailbox);
-    add('direction = @direction', 'direction', filter.direction);
+    // Unary + keeps SQLite off the work-queue index for these broad columns: walking ids newest
+    // first stops after one page, where that index would collect and sort every matching row.
+    add('+mailbox = @mailbox', 'mailbox', filter.mailbox);
+    add('+direction = @direction', 'direction', filter.direction);
     add('workflow_id = @workflow', 'workflow', filter.workflow);
-    add('created_at >= @from', 'from', filter.from && toSql(filter.from));
-    add('created_at < @to', 'to', filter.to && toSql(filter.to));
     add('message_id = @messageId', 'messageId', filter.messageId);
     add('local_id = @localId', 'localId', filter.localId);
-    add('instr(file_name, @fileName) > 0', 'fileName', filter.fileName);
-    add('id < @before', 'before', filter.before);
+    // A substring cannot use an index for lookup, but scanning the small file-name index beats scanning the table.
+    add('id IN (SELECT id FROM messages WHERE file_name IS NOT NULL AND instr(file_name, @fileName) > 0)', 'fileName', filter.fileName);
+    // With a date range, "newest first" walks the created_at index backwards, so an old range is
+    // reached directly; the page cursor is then (created_at, id) of the last row shown.
+    const byTime = filter.from !== undefined || filter.to !== undefined;
+    add('created_at >= @from', 'from', filter.from && toSql(filter.from));
+    add('created_at < @to', 'to', filter.to && toSql(filter.to));
+    if (byTime) add('(created_at, id) < (SELECT created_at, id FROM messages WHERE id = @before)', 'before', filter.before);
+    else add('id < @before', 'before', filter.before);
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
-    return (this.db.prepare(`SELECT * FROM messages ${where} ORDER BY id DESC LIMIT @limit`).all(params) as Row[]).map(messageFromSql);
+    const order = byTime ? 'created_at DESC, id DESC' : 'id DESC';
+    return (this.db.prepare(`SELECT * FROM messages ${where} ORDER BY ${order} LIMIT @limit`).all(params) as Row[]).map(messageFromSql);
   }
 
   linkedReports(messageId: string): MessageRow[] {
