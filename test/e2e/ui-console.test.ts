@@ -227,7 +227,7 @@ describe('meshd ui: the web console in a real browser', function () {
     withLedger((l) => expect(l.get(id)!.state).to.equal('needs_review'));
   });
 
-  it('has no serious or critical axe-core violations on any page', async () => {
+  it('has no serious or critical axe-core violations on any page, and reflows at 200% zoom', async () => {
     const id = review[0];
     const checked = await browser.newContext({ bypassCSP: true, storageState: await context.storageState() });
     try {
@@ -243,6 +243,14 @@ describe('meshd ui: the web console in a real browser', function () {
             .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
         });
         expect(violations, path).to.deep.equal([]);
+        // 200% zoom of a 1280-pixel window: the page reflows instead of scrolling sideways.
+        await p.setViewportSize({ width: 640, height: 800 });
+        const overflow = await p.evaluate(() => {
+          const root = (globalThis as any).document.documentElement;
+          return root.scrollWidth - root.clientWidth;
+        });
+        expect(overflow, `${path} at 200%`).to.be.at.most(0);
+        await p.setViewportSize({ width: 1280, height: 720 });
       }
     } finally {
       await checked.close();
