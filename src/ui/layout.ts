@@ -16,7 +16,8 @@ const NAV: Array<[string, string]> = [
   ['/attention', 'Needs attention'],
 ];
 
-export function page(title: string, current: string, body: Html, opts: { refresh?: boolean } = {}): Html {
+/** The document start, up to <body>; pages without a session get no script. */
+function head(title: string, script: boolean): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -24,8 +25,12 @@ export function page(title: string, current: string, body: Html, opts: { refresh
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · meshd</title>
 <link rel="stylesheet" href="/static/console.css">
-<script src="/static/console.js" defer></script>
-</head>
+${script ? html`<script src="/static/console.js" defer></script>` : ''}
+</head>`;
+}
+
+export function page(title: string, current: string, body: Html, opts: { refresh?: boolean } = {}): Html {
+  return html`${head(title, true)}
 <body${opts.refresh ? html` data-refresh="30"` : ''}>
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
@@ -45,14 +50,7 @@ ${body}
 
 /** A page with no session-dependent content: 401, 403, 404, 429. */
 export function plainPage(title: string, message: string, link?: [string, string]): Html {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · meshd</title>
-<link rel="stylesheet" href="/static/console.css">
-</head>
+  return html`${head(title, false)}
 <body>
 <main id="main">
 <h1>${title}</h1>

@@ -99,6 +99,9 @@ describe('meshd ui: the web console in a real browser', function () {
     dropFile(out, 'clinic-list.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW', `<Subject>${SCRIPT_SUBJECT.replace(/</g, '&lt;').replace(/>/g, '&gt;')}</Subject>`));
     dropFile(out, `${XSS_NAME}.dat`, 'synthetic');
     dropFile(out, `${XSS_NAME}.ctl`, controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    // An empty file cannot be sent: the daemon moves it to failed/ with a .reason file.
+    dropFile(out, 'empty.dat', '');
+    dropFile(out, 'empty.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
     for (const mb of [SENDER, RECEIVER, SENDER]) {
       const d = await env.daemon(mb);
       try {
@@ -110,6 +113,9 @@ describe('meshd ui: the web console in a real browser', function () {
     db = ledgerPath((await env.config(SENDER)).dataDir);
     // Two uploads whose outcome was unknown (as after a lost connection): only a person settles them.
     withLedger((l) => {
+      // A REPORT about the first referral, as MESH would send for a non-delivery.
+      const referral = l.list({}).find((r) => r.fileName === 'referral-1.dat')!;
+      l.insertMessage({ direction: 'in', mailbox: SENDER, state: 'delivered', messageType: 'REPORT', messageId: 'REPORT0001', linkedMessageId: referral.messageId, reportCode: '14' });
       for (const name of ['review-me.dat', 'review-me-too.dat']) {
         const row = l.insertMessage({ direction: 'out', mailbox: SENDER, state: 'queued', peer: RECEIVER, workflowId: 'TEST_WORKFLOW', fileName: name });
         l.transition(row.id, 'needs_review', { patch: { errorCode: 'MESH_AMBIGUOUS', errorText: 'connection lost during the first upload' } });
@@ -181,6 +187,9 @@ describe('meshd ui: the web console in a real browser', function () {
     expect(timeline.some((t) => t.includes('claiming'))).to.equal(true);
     expect(timeline.some((t) => t.includes('sent'))).to.equal(true);
     expect(await page.locator('.facts').textContent()).to.include('ref-1');
+    expect(await page.locator('section[aria-labelledby=reports] table').textContent()).to.include('REPORT0001');
+    // Payloads hold patient data: no preview unless ui.showPayloads is on.
+    expect(await page.locator('#payload').count()).to.equal(0);
     await screenshot(page, 'message');
   });
 
@@ -206,6 +215,19 @@ describe('meshd ui: the web console in a real browser', function () {
     withLedger((l) => {
       expect(l.get(id)!.state).to.equal('sent');
       expect(l.events(id).at(-1)).to.deep.include({ type: 'operator_resolve', toState: 'sent', detail: { as: 'sent', note: 'seen in the MESH UI, ticket 1234', via: 'console' } });
+    });
+  });
+
+  it('a failed message shows its .reason file, and retry through the console queues it again', async () => {
+    const id = withLedger((l) => l.list({ state: 'failed' }).find((r) => r.fileName === 'empty.dat')!.id);
+    await page.goto(`${main.base}/messages/${id}`);
+    expect(await page.locator('pre.reason').textContent()).to.match(/^[A-Z_]+: .+/);
+    await page.fill(`#note-${id}`, 'sender will fix the file');
+    await Promise.all([page.waitForURL(new RegExp(`/messages/${id}\\?done=retry`)), page.click(`form[action="/messages/${id}/retry"] button`)]);
+    withLedger((l) => {
+      expect(l.get(id)!.state).to.equal('queued');
+      expect(l.events(id).at(-1)).to.deep.include({ type: 'operator_retry', toState: 'queued' });
+      expect(l.events(id).at(-1)!.detail).to.include({ note: 'sender will fix the file', via: 'console' });
     });
   });
 
@@ -257,9 +279,9 @@ describe('meshd ui: the web console in a real browser', function () {
     }
   });
 
-  it('readOnly hides the buttons and refuses the POST', async () => {
+  it('readOnly hides the buttons and refuses the POST; showPayloads shows a preview under a warning', async () => {
     const doc = parse(readFileSync(env.configPath[SENDER], 'utf8'));
-    doc.ui = { readOnly: true, port: 0 };
+    doc.ui = { readOnly: true, showPayloads: true, port: 0 };
     const path = join(env.dir, 'readonly.yaml');
     writeFileSync(path, stringify(doc));
     readOnly = await startConsole(path);
@@ -275,6 +297,12 @@ describe('meshd ui: the web console in a real browser', function () {
       expect(await p.locator('main button').count()).to.equal(0);
       await p.goto(`${readOnly.base}/messages/${review[1]}`);
       expect(await p.locator('main form[method=post]').count()).to.equal(0);
+      // showPayloads: the preview, under a visible warning.
+      const sent = withLedger((l) => l.list({}).find((r) => r.fileName === 'referral-1.dat')!.id);
+      await p.goto(`${readOnly.base}/messages/${sent}`);
+      expect(await p.locator('#payload ~ .warning').isVisible()).to.equal(true);
+      expect(await p.locator('#payload ~ .warning').textContent()).to.include('patient data');
+      expect(await p.locator('pre.payload').textContent()).to.equal('MSH|synthetic referral\n'); // HTML turns CR into LF
       const res = await ctx.request.post(`${readOnly.base}/messages/${review[1]}/resolve`, { form: { as: 'sent', note: 'x', csrf: 'x' }, maxRedirects: 0 });
       expect(res.status()).to.equal(403);
       expect(await res.text()).to.include('read-only');
