@@ -100,6 +100,8 @@ export class Sessions {
   /** Records a failed login; returns how many this address has had in the window. */
   failed(address: string): number {
     const t = this.now();
+    // Many addresses (a scan) must not grow the map for ever: forget windows that are over.
+    if (this.failures.size > 10_000) for (const [a, old] of this.failures) if (t - old.since > FAILURE_WINDOW_MS) this.failures.delete(a);
     const f = this.failures.get(address);
     if (!f || t - f.since > FAILURE_WINDOW_MS) {
       this.failures.set(address, { count: 1, since: t });

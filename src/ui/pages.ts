@@ -246,7 +246,9 @@ ${'missing' in p ? html`<p>${p.missing}</p>` : html`<pre class="payload">${p.tex
 export function attentionPage(rows: MessageRow[], ctx: PageContext, notice?: string): Html {
   const body = html`${notice ? html`<p class="notice" role="status">${notice}</p>` : ''}
 <p>Messages meshd will not move on by itself: <code>needs_review</code>, <code>failed</code> and <code>quarantined</code>, newest first.${
-    ctx.readOnly ? ' This console is read-only: use `meshd ledger retry|resolve` to act.' : ' Every action is recorded in the message’s history as done through the console.'
+    ctx.readOnly
+      ? html` This console is read-only: act with <code>meshd ledger retry</code> and <code>meshd ledger resolve</code>.`
+      : ' Every action is recorded in the message’s history as done through the console.'
   }</p>
 ${messageTable(rows, 'Messages needing attention', (r) => html`<p>${recommendedAction(r)}</p>${actions(r, ctx)}`)}`;
   return page('Needs attention', '/attention', body);

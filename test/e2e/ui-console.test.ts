@@ -204,13 +204,18 @@ describe('meshd ui: the web console in a real browser', function () {
     expect(dialogs).to.deep.equal([]);
   });
 
-  it('resolve on a needs_review row changes its state in the ledger, recorded as done through the console', async () => {
+  it('resolve on a needs_review row (by keyboard) changes its state in the ledger, recorded as done through the console', async () => {
     await page.goto(`${main.base}/attention`);
     await screenshot(page, 'attention');
     const id = review[0];
-    await page.check(`#as-sent-${id}`);
-    await page.fill(`#note-${id}`, 'seen in the MESH UI, ticket 1234');
-    await Promise.all([page.waitForURL(new RegExp(`/messages/${id}\\?done=resolve`)), page.click(`form[action="/messages/${id}/resolve"] button`)]);
+    // By keyboard alone: the skip link first, then the radio (Space) and the note (Enter submits).
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.textContent)).to.equal('Skip to content');
+    await page.focus(`#as-sent-${id}`);
+    await page.keyboard.press('Space');
+    await page.focus(`#note-${id}`);
+    await page.keyboard.type('seen in the MESH UI, ticket 1234');
+    await Promise.all([page.waitForURL(new RegExp(`/messages/${id}\\?done=resolve`)), page.keyboard.press('Enter')]);
     expect(await page.locator('.notice').textContent()).to.include('recorded in the history');
     withLedger((l) => {
       expect(l.get(id)!.state).to.equal('sent');
