@@ -6,15 +6,16 @@ const SAFE_FS = 'create and copy files through src/safe-fs.ts (never through an 
 
 /** For each folder of src/, the folders it must never import from. */
 const LAYERS = {
-  root: ['cli', 'daemon', 'transfer', 'mesh', 'ledger', 'transform', 'sim', 'certs'],
-  daemon: ['cli'],
-  transfer: ['cli', 'daemon', 'sim'],
-  mesh: ['cli', 'daemon', 'transfer', 'ledger', 'transform', 'sim', 'certs'],
-  ledger: ['cli', 'daemon', 'transfer', 'mesh', 'transform', 'sim', 'certs'],
-  transform: ['cli', 'daemon', 'transfer', 'mesh', 'ledger', 'sim', 'certs'],
-  certs: ['cli', 'daemon', 'transfer', 'mesh', 'ledger', 'transform', 'sim'],
-  sim: ['cli', 'daemon', 'transfer', 'ledger', 'transform', 'certs'],
-  config: ['cli', 'daemon', 'transfer', 'mesh', 'ledger', 'transform', 'sim', 'certs'],
+  root: ['cli', 'daemon', 'ui', 'transfer', 'mesh', 'ledger', 'transform', 'sim', 'certs'],
+  daemon: ['cli', 'ui'],
+  ui: ['cli'],
+  transfer: ['cli', 'daemon', 'ui', 'sim'],
+  mesh: ['cli', 'daemon', 'ui', 'transfer', 'ledger', 'transform', 'sim', 'certs'],
+  ledger: ['cli', 'daemon', 'ui', 'transfer', 'mesh', 'transform', 'sim', 'certs'],
+  transform: ['cli', 'daemon', 'ui', 'transfer', 'mesh', 'ledger', 'sim', 'certs'],
+  certs: ['cli', 'daemon', 'ui', 'transfer', 'mesh', 'ledger', 'transform', 'sim'],
+  sim: ['cli', 'daemon', 'ui', 'transfer', 'ledger', 'transform', 'certs'],
+  config: ['cli', 'daemon', 'ui', 'transfer', 'mesh', 'ledger', 'transform', 'sim', 'certs'],
 };
 
 export default tseslint.config(
@@ -28,7 +29,7 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
-  // Layers: imports point down only. cli → daemon → transfer → {mesh, ledger, transform}; sim and
+  // Layers: imports point down only. cli → {daemon, ui} → transfer → {mesh, ledger, transform}; sim and
   // certs beside them; config, log, errors, safe-fs, safe-text and version at the bottom.
   // Files: every file meshd creates or copies goes through src/safe-fs.ts (O_CREAT|O_EXCL|O_NOFOLLOW
   // under a fresh name, exact modes, renamed into place; docs/operations.md, "Security model").

@@ -2,17 +2,19 @@ import { runDaemonBench } from './daemon';
 import { runMemoryBench } from './memory';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
+import { runUiBench } from './ui';
 
 /**
  * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
  * beside the figures; nothing here fails a build (timing belongs in benchmarks, not tests).
- * `npm run bench -- transport` (or daemon, transform, memory) runs one.
+ * `npm run bench -- transport` (or daemon, transform, memory, ui) runs one.
  */
 const BENCHES: Record<string, () => Promise<object>> = {
   transport: runTransportBench,
   daemon: () => runDaemonBench(),
   transform: runTransformBench,
   memory: runMemoryBench,
+  ui: () => runUiBench(),
 };
 
 async function main(): Promise<void> {

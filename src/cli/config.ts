@@ -124,6 +124,7 @@ export async function checkConfig(explicitPath: string | undefined, opts: { conn
   report.findings.push(...(await exposureFindings(path, config)));
   report.findings.push(...checkDataDir(config.dataDir, checkPrivateMode));
   config.mailboxes.forEach((m, i) => report.findings.push(...checkMailboxFolder(`mailboxes[${i}].folder`, m.folder)));
+  report.findings.push(...(await import('../ui/check')).uiFindings(config));
   if (opts.connect) {
     const targets = opts.mailbox ? config.mailboxes.filter((m) => m.id === opts.mailbox?.toUpperCase()) : config.mailboxes;
     if (targets.length === 0) report.findings.push({ severity: 'error', key: 'mailboxes', message: `mailbox ${opts.mailbox} is not in the config` });

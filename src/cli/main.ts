@@ -13,12 +13,13 @@ import * as meshCommands from './mesh';
 import * as runCommands from './run';
 import * as simCommands from './sim';
 import * as transformCommands from './transform';
+import * as uiCommands from './ui';
 
 /**
  * The command tree. Each group module registers its commands and loads its heavy
  * dependencies lazily inside the action, so `meshd --help` stays fast.
  */
-const GROUPS: Array<{ register(program: Command): void }> = [meshCommands, transformCommands, ledgerCommands, runCommands, certsCommands, configCommands, simCommands, demoCommands];
+const GROUPS: Array<{ register(program: Command): void }> = [meshCommands, transformCommands, ledgerCommands, runCommands, certsCommands, configCommands, simCommands, demoCommands, uiCommands];
 
 export function buildProgram(): Command {
   const program = new Command('meshd')

@@ -12,6 +12,8 @@ import { Daemon } from '../daemon/daemon';
 import { acquireInstanceLock } from '../daemon/lock';
 import { startService } from '../daemon/service';
 import { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version, type Observer } from '../daemon/observe';
+import { startUiServer } from '../ui/server';
+import { tokenPath } from '../ui/auth';
 
 interface GlobalOptions {
   config?: string;
@@ -96,8 +98,12 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
       return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
     }
     const observer = (observed.observer = await startObserver(daemon, metrics, log));
+    // The web console beside the health server, on the daemon's own ledger connection (docs/ui.md).
+    const consoleServer = config.ui ? await startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
+    if (consoleServer) log.info('UI_LISTENING', `web console on ${consoleServer.url.replace(/\?token=.*$/, '')} (login token in ${tokenPath(config.dataDir)})`, { port: consoleServer.port });
     const service = startService(daemon, log);
     await service.done;
+    await consoleServer?.close();
     await observer.close();
     return EXIT.OK;
   } finally {

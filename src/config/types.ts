@@ -86,6 +86,18 @@ export interface HealthConfig {
   host: string;
 }
 
+/** The web console (docs/ui.md): `meshd ui`, and `meshd run` when this section is present. */
+export interface UiConfig {
+  port: number;
+  host: string;
+  /** No retry or resolve buttons; POSTs are refused. */
+  readOnly: boolean;
+  /** Payload previews on message pages (payloads hold patient data): off by default. */
+  showPayloads: boolean;
+  /** Required to bind to anything but loopback. Absolute paths. */
+  tls?: { cert: string; key: string };
+}
+
 export interface MeshdConfig {
   /** Absolute path of the file this came from, and its directory. */
   configPath: string;
@@ -103,6 +115,8 @@ export interface MeshdConfig {
   schedule: ScheduleConfig;
   ledger: LedgerConfig;
   health: HealthConfig;
+  /** Absent unless the config has a `ui` section. */
+  ui?: UiConfig;
   log: { level: LogLevelSetting; format: 'auto' | 'json' | 'text' };
   mailboxes: MailboxConfig[];
 }

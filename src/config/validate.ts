@@ -6,7 +6,7 @@ import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
 import { isObject, keyOf, Problems } from './problems';
 import { resolveSecret } from './secrets';
 import { parseSize } from './size';
-import type { Environment, MailboxConfig, MeshdConfig, RouteConfig } from './types';
+import type { Environment, MailboxConfig, MeshdConfig, RouteConfig, UiConfig } from './types';
 
 /**
  * Validates the parsed YAML against the config contract (prompts/config-schema.md),
@@ -22,7 +22,7 @@ interface Ctx {
   skipSecrets?: boolean;
 }
 
-const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'transform', 'retry', 'schedule', 'ledger', 'health', 'log', 'mailboxes'];
+const TOP_KEYS = ['environment', 'url', 'sharedKey', 'tls', 'proxy', 'dataDir', 'transfer', 'transform', 'retry', 'schedule', 'ledger', 'health', 'ui', 'log', 'mailboxes'];
 const ENVIRONMENTS: Environment[] = ['local', 'int', 'dep', 'live'];
 const MAILBOX_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
@@ -246,6 +246,33 @@ function mailbox(ctx: Ctx, key: string, value: unknown): MailboxConfig | undefin
   return { id: upper, password: password ?? '', folder: folder ?? '', controlFiles, routes, ...(tls ? { tls } : {}) };
 }
 
+/** True for names and addresses that only this host can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The web console's section: anything but loopback needs TLS (the session cookie must not cross a network in clear). */
+function uiSection(ctx: Ctx, value: unknown): UiConfig {
+  const u = section(ctx, 'ui', value, ['port', 'host', 'readOnly', 'showPayloads', 'tls']);
+  const D = DEFAULTS.ui;
+  const ui: UiConfig = {
+    port: int(ctx, 'ui.port', u.port, D.port, 0, 65_535),
+    host: str(ctx, 'ui.host', u.host, false) ?? D.host,
+    readOnly: bool(ctx, 'ui.readOnly', u.readOnly, D.readOnly),
+    showPayloads: bool(ctx, 'ui.showPayloads', u.showPayloads, D.showPayloads),
+  };
+  if (u.tls !== undefined && u.tls !== null) {
+    const t = section(ctx, 'ui.tls', u.tls, ['cert', 'key']);
+    const cert = path(ctx, 'ui.tls.cert', t.cert, { required: true, mustExist: true });
+    // A plain key path is resolved even for commands that skip secrets: `meshd ui` needs it and no MESH secret.
+    const asCredential = isObject(t.key);
+    const key = path(ctx, 'ui.tls.key', asCredential ? credentialPath(ctx, 'ui.tls.key', t.key) : t.key, { required: !(ctx.skipSecrets && asCredential), mustExist: true });
+    if (cert) ui.tls = { cert, key: key ?? '' };
+  }
+  if (!isLoopbackHost(ui.host) && !ui.tls) ctx.problems.add('ui.host', `${ui.host} is not a loopback address: ui.tls (cert and key) is required to serve the console beyond this host`);
+  return ui;
+}
+
 /** Validates `raw` (parsed YAML); returns the config and the problems found. */
 export function validateConfig(
   raw: unknown,
@@ -324,6 +351,8 @@ export function validateConfig(
     host: str(ctx, 'health.host', he.host, false) ?? D.health.host,
   };
 
+  const ui = top.ui === undefined || top.ui === null ? undefined : uiSection(ctx, top.ui);
+
   const lo = section(ctx, 'log', top.log, ['level', 'format']);
   const log = {
     level: oneOf(ctx, 'log.level', lo.level, ['error', 'warn', 'info', 'debug'] as const, D.log.level),
@@ -359,6 +388,7 @@ export function validateConfig(
     schedule,
     ledger,
     health,
+    ...(ui ? { ui } : {}),
     log,
     mailboxes,
   };

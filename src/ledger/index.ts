@@ -28,6 +28,9 @@ export type {
   MailboxStatus,
   MailboxStatusPatch,
   ListFilter,
+  BrowseFilter,
+  ThroughputUnit,
+  ThroughputRow,
   PurgeOptions,
   PurgeResult,
   LedgerStore,
@@ -35,5 +38,5 @@ export type {
 export { SqliteLedger, openLedger, ledgerPath, newClaimId, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';
-export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, type ResolveAs } from './operator';
+export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, type ResolveAs, type OperatorVia } from './operator';
 export { parseSince, parseAge } from './periods';

@@ -17,7 +17,7 @@ function refused(row: MessageRow, what: string, hint: string): MeshdError {
  * or a quarantined inbound row back to `receiving`: reprocessed from the kept payload, or downloaded again
  * when MESH still holds it (never acknowledged).
  */
-export function retryMessage(store: LedgerStore, id: number, opts: { payloadExists?: (file: string) => boolean; note?: string } = {}): MessageRow {
+export function retryMessage(store: LedgerStore, id: number, opts: { payloadExists?: (file: string) => boolean; note?: string; via?: OperatorVia } = {}): MessageRow {
   const exists = opts.payloadExists ?? ((file: string) => fs.existsSync(file));
   const row = store.get(id);
   if (!row) throw new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
@@ -45,14 +45,17 @@ export function retryMessage(store: LedgerStore, id: number, opts: { payloadExis
   return store.transition(id, to, {
     from: [row.state],
     patch,
-    event: { type: 'operator_retry', detail: { previousErrorCode: row.errorCode, previousMessageId: row.messageId, note: opts.note } },
+    event: { type: 'operator_retry', detail: { previousErrorCode: row.errorCode, previousMessageId: row.messageId, note: opts.note, via: opts.via } },
   });
 }
 
 export type ResolveAs = 'sent' | 'failed';
 
+/** Where an operator action came from, kept in its event; absent means the CLI. */
+export type OperatorVia = 'console';
+
 /** Settles a needs_review row after a person has checked with MESH or the recipient. */
-export function resolveReview(store: LedgerStore, id: number, as: ResolveAs, note: string, messageId?: string): MessageRow {
+export function resolveReview(store: LedgerStore, id: number, as: ResolveAs, note: string, messageId?: string, via?: OperatorVia): MessageRow {
   const row = store.get(id);
   if (!row) throw new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
   if (row.state !== MessageState.NeedsReview) {
@@ -69,7 +72,7 @@ export function resolveReview(store: LedgerStore, id: number, as: ResolveAs, not
   return store.transition(id, as === 'sent' ? MessageState.Sent : MessageState.Failed, {
     from: [MessageState.NeedsReview],
     patch,
-    event: { type: 'operator_resolve', detail: { as, note, messageId } },
+    event: { type: 'operator_resolve', detail: { as, note, messageId, via } },
   });
 }
 

@@ -194,6 +194,20 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE messages SET error_code = 'MESH_SEND_AMBIGUOUS' WHERE error_code = 'MESH_AMBIGUOUS';
     `,
   },
+  {
+    version: 4,
+    // The web console (docs/ui.md) browses newest first by state and workflow, looks local ids
+    // and REPORT links up exactly, searches file names (scanning this index, not the table),
+    // and charts moves into sent/delivered/failed by time.
+    sql: `
+      CREATE INDEX messages_state ON messages (state);
+      CREATE INDEX messages_workflow ON messages (workflow_id) WHERE workflow_id IS NOT NULL;
+      CREATE INDEX messages_local_id ON messages (local_id) WHERE local_id IS NOT NULL;
+      CREATE INDEX messages_linked ON messages (linked_message_id) WHERE linked_message_id IS NOT NULL;
+      CREATE INDEX messages_file_name ON messages (file_name) WHERE file_name IS NOT NULL;
+      CREATE INDEX events_to_state_at ON events (to_state, at) WHERE to_state IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -29,6 +29,7 @@ import {
 import type {
   AppointmentInput,
   AppointmentRecord,
+  BrowseFilter,
   EventInput,
   EventRow,
   LedgerStore,
@@ -40,6 +41,8 @@ import type {
   NewMessage,
   PurgeOptions,
   PurgeResult,
+  ThroughputRow,
+  ThroughputUnit,
   TransitionOptions,
 } from './types';
 
@@ -344,6 +347,57 @@ export class SqliteLedger implements LedgerStore {
     for (const row of this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id`).iterate(params)) {
       yield messageFromSql(row as Row);
     }
+  }
+
+  browse(filter: BrowseFilter): MessageRow[] {
+    const clauses: string[] = [];
+    const params: Record<string, unknown> = { limit: filter.limit };
+    const add = (clause: string, name: string, value: unknown) => {
+      if (value === undefined || value === '') return;
+      clauses.push(clause);
+      params[name] = value;
+    };
+    const states = filter.state === undefined ? [] : ([] as MessageState[]).concat(filter.state);
+    // One state: `=` lets the (state) index give rows newest first without a sort.
+    if (states.length === 1) add('state = @state', 'state', states[0]);
+    else if (states.length > 1) add('state IN (SELECT value FROM json_each(@states))', 'states', JSON.stringify(states));
+    // Unary + keeps SQLite off the work-queue index for these broad columns: walking ids newest
+    // first stops after one page, where that index would collect and sort every matching row.
+    add('+mailbox = @mailbox', 'mailbox', filter.mailbox);
+    add('+direction = @direction', 'direction', filter.direction);
+    add('workflow_id = @workflow', 'workflow', filter.workflow);
+    add('message_id = @messageId', 'messageId', filter.messageId);
+    add('local_id = @localId', 'localId', filter.localId);
+    // A substring cannot use an index for lookup, but scanning the small file-name index beats scanning the table.
+    add('id IN (SELECT id FROM messages WHERE file_name IS NOT NULL AND instr(file_name, @fileName) > 0)', 'fileName', filter.fileName);
+    // With a date range, "newest first" walks the created_at index backwards, so an old range is
+    // reached directly; the page cursor is then (created_at, id) of the last row shown.
+    const byTime = filter.from !== undefined || filter.to !== undefined;
+    add('created_at >= @from', 'from', filter.from && toSql(filter.from));
+    add('created_at < @to', 'to', filter.to && toSql(filter.to));
+    if (byTime) add('(created_at, id) < (SELECT created_at, id FROM messages WHERE id = @before)', 'before', filter.before);
+    else add('id < @before', 'before', filter.before);
+    const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
+    const order = byTime ? 'created_at DESC, id DESC' : 'id DESC';
+    return (this.db.prepare(`SELECT * FROM messages ${where} ORDER BY ${order} LIMIT @limit`).all(params) as Row[]).map(messageFromSql);
+  }
+
+  linkedReports(messageId: string): MessageRow[] {
+    const rows = this.db.prepare("SELECT * FROM messages WHERE linked_message_id = ? AND message_type = 'REPORT' ORDER BY id").all(messageId) as Row[];
+    return rows.map(messageFromSql);
+  }
+
+  throughput(since: Date, unit: ThroughputUnit): ThroughputRow[] {
+    const width = unit === 'hour' ? 13 : 10;
+    return this.db
+      .prepare(
+        `SELECT substr(at, 1, ${width}) AS period,
+           SUM(to_state = 'sent') AS sent, SUM(to_state = 'delivered') AS received,
+           SUM(to_state IN ('failed', 'quarantined', 'undeliverable')) AS failed
+         FROM events WHERE to_state IN ('sent', 'delivered', 'failed', 'quarantined', 'undeliverable') AND at >= ?
+         GROUP BY period ORDER BY period`,
+      )
+      .all(toSql(since)) as ThroughputRow[];
   }
 
   events(id: number): EventRow[] {

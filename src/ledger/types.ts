@@ -137,6 +137,37 @@ export interface ListFilter {
   limit?: number;
 }
 
+/** The web console's message browser: exact filters, newest first, keyset paging (docs/ui.md). */
+export interface BrowseFilter {
+  mailbox?: string;
+  direction?: Direction;
+  /** One state, or any of several. */
+  state?: MessageState | MessageState[];
+  workflow?: string;
+  /** created_at >= from. */
+  from?: Date;
+  /** created_at < to. */
+  to?: Date;
+  messageId?: string;
+  localId?: string;
+  /** Part of the file name. */
+  fileName?: string;
+  /** Only rows with a smaller id: the next page after the last row shown. */
+  before?: number;
+  limit: number;
+}
+
+export type ThroughputUnit = 'hour' | 'day';
+
+/** Moves into sent (outbound), delivered (inbound) and failed/quarantined/undeliverable, counted per period. */
+export interface ThroughputRow {
+  /** UTC hour `2026-11-24T10` or day `2026-11-24`. */
+  period: string;
+  sent: number;
+  received: number;
+  failed: number;
+}
+
 export interface PurgeOptions {
   /** Rows (and payloads) last updated before this instant are candidates. */
   olderThan: Date;
@@ -180,6 +211,12 @@ export interface LedgerStore {
   /** A numeric row id, else a MESH message id (first row if both directions hold it). */
   findByRef(ref: string): MessageRow | undefined;
   list(filter: ListFilter): MessageRow[];
+  /** The console's message browser (see BrowseFilter). */
+  browse(filter: BrowseFilter): MessageRow[];
+  /** REPORT rows about this MESH message. */
+  linkedReports(messageId: string): MessageRow[];
+  /** Sent, received and failed per hour or day since `since` (periods with none are left out). */
+  throughput(since: Date, unit: ThroughputUnit): ThroughputRow[];
   /** Every row matching the filter (no limit), oldest first, without holding them all in memory. */
   iterate(filter: Omit<ListFilter, 'limit'>): IterableIterator<MessageRow>;
   events(id: number): EventRow[];
