@@ -56,43 +56,33 @@ export function register(program: Command): void {
     .option('--content-type <type>', 'MIME type of the message (mex-Content-Type)')
     .option('--chunk-size <bytes>', 'chunk size, e.g. 20MiB (default from config)')
     .option('--no-compress', 'do not gzip chunks in transit')
+    .option('--raw', "send the bytes as they are: skip an outbound route's transform for this file name")
     .action(async (file: string, opts: Record<string, string | boolean | undefined>, cmd: Command) => {
       const chunkSize = parseChunkSizeOption(opts.chunkSize as string | undefined);
       const { stat } = await import('node:fs/promises');
       const info = await stat(file).catch(() => undefined);
       if (!info?.isFile()) throw new InputError('FILE_NOT_FOUND', `${file} is not a readable file`, 'check the path');
-      await withClient(cmd, async (client, ctx) => {
-        const compress = cmd.getOptionValueSource('compress') === 'cli' ? (opts.compress as boolean) : ctx.config.transfer.compress;
-        const { recordManualSend } = await import('../transfer/manual');
-        const { progressBar } = await import('./progress');
+      const { cliContext } = await import('./context');
+      const ctx = await cliContext(cmd);
+      const compress = cmd.getOptionValueSource('compress') === 'cli' ? (opts.compress as boolean) : ctx.config.transfer.compress;
+      const { oneShotMailbox } = await import('./one-shot');
+      const { sendByHand } = await import('../transfer/outbound/by-hand');
+      const { progressBar } = await import('./progress');
+      await oneShotMailbox(ctx, async (mailbox) => {
         const bar = progressBar(`sending ${file}`);
-        const record = await recordManualSend(ctx.config, ctx.mailbox.id, file, {
-          to: String(opts.to),
-          workflowId: String(opts.workflow),
-          subject: opts.subject as string | undefined,
-          localId: opts.localId as string | undefined,
-          compress,
-          chunkSize: chunkSize ?? ctx.config.transfer.chunkSize,
-        });
-        const result = await record.around(() => client.sendFile(record.path, {
+        // The daemon's send steps: claimed by copy, checked, converted if a route says (not with --raw), filed into sent/.
+        const { result } = await sendByHand(mailbox, file, {
           to: String(opts.to),
           workflowId: String(opts.workflow),
           subject: opts.subject as string | undefined,
           localId: opts.localId as string | undefined,
           fileName: opts.filename as string | undefined,
           contentType: opts.contentType as string | undefined,
-          chunkSize,
+          chunkSize: chunkSize ?? ctx.config.transfer.chunkSize,
           compress,
-          onMessageId: (id, total) => {
-            record.messageId(id, total);
-            ctx.log.info('MESH_SEND_ACCEPTED', 'MESH accepted chunk 1 and gave the message id', { messageId: id, chunks: total });
-          },
-          onChunkSent: (n, total) => {
-            record.chunk(n, total);
-            bar.update(n, total, 'chunks');
-            ctx.log.debug('MESH_CHUNK_SENT', 'chunk accepted', { chunk: n, chunks: total });
-          },
-        }));
+          raw: opts.raw === true,
+          onChunk: (n, total) => bar.update(n, total, 'chunks'),
+        });
         bar.finish();
         ctx.log.info('MESH_SEND_DONE', 'message sent', { messageId: result.messageId, chunks: result.chunks, bytes: result.bytes });
         ctx.print(result, result.messageId);
@@ -112,58 +102,47 @@ export function register(program: Command): void {
 
   program
     .command('receive')
-    .description('download waiting messages (or one) into a folder, then acknowledge them')
+    .description("download waiting messages (or one) into the mailbox's in/ as the daemon does, then acknowledge them")
     .option('--out <dir>', "target folder (default: the mailbox's in/)")
     .option('--id <messageId>', 'receive only this message')
     .option('--no-ack', 'do not acknowledge (the message stays in the inbox)')
-    .action(async (opts: { out?: string; id?: string; ack: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client, ctx) => {
-        const { join, resolve } = await import('node:path');
-        const { receiveAll, receiveMessage } = await import('../mesh/receive');
-        const dir = opts.out ? resolve(opts.out) : join(ctx.mailbox.folder, 'in');
-        const { manualReceiveRecorder } = await import('../transfer/manual');
-        const recorder = manualReceiveRecorder(ctx.config, ctx.mailbox.id);
-        const { progressBar } = await import('./progress');
-        const bar = progressBar('receiving');
-        let stored = 0;
-        const common = {
-          dir,
-          acknowledge: opts.ack !== false,
-          maxBytes: ctx.config.transfer.maxMessageBytes,
-          logger: ctx.log,
-          onStored: (m: Parameters<typeof recorder.stored>[0]) => {
-            recorder.stored(m);
-            bar.update(++stored, stored, m.messageId);
-          },
-        };
-        const failures: Array<{ messageId: string; error: unknown }> = [];
-        const received = opts.id
-          ? [await receiveMessage(client, opts.id, common)]
-          : await receiveAll(client, { ...common, onFailed: (messageId, error) => void failures.push({ messageId, error }) });
-        bar.finish();
-        recorder.acknowledged(received.filter((m) => m.acknowledged).map((m) => m.messageId));
-        recorder.close();
-        const messages = received.map((m) => ({
-          messageId: m.messageId,
-          type: m.meta.messageType,
-          path: m.path,
-          bytes: m.bytes,
-          acknowledged: m.acknowledged,
-          workflowId: m.meta.workflowId,
-          from: m.meta.from,
-          ...(m.meta.messageType === 'REPORT'
-            ? { linkedMessageId: m.meta.linkedMessageId, statusCode: m.meta.statusCode, statusDescription: m.meta.statusDescription }
-            : {}),
-        }));
-        const failed = failures.map((f) => ({ messageId: f.messageId, code: (f.error as MeshdError).code, message: (f.error as Error).message }));
+    .option('--raw', "deliver as received: skip the inbound routes' transforms")
+    .action(async (opts: { out?: string; id?: string; ack: boolean; raw?: boolean }, cmd: Command) => {
+      const { cliContext } = await import('./context');
+      const ctx = await cliContext(cmd);
+      const { oneShotMailbox } = await import('./one-shot');
+      const { receiveMessages } = await import('../transfer/inbound');
+      await oneShotMailbox(ctx, async (mailbox) => {
+        if (opts.out) {
+          const { mkdir } = await import('node:fs/promises');
+          const { resolve } = await import('node:path');
+          mailbox.folders.in = resolve(opts.out);
+          await mkdir(mailbox.folders.in, { recursive: true, mode: 0o750 });
+        }
+        if (opts.raw) mailbox.mailbox = { ...mailbox.mailbox, routes: mailbox.mailbox.routes.filter((r) => r.direction !== 'in' || !r.transform) };
+        // The daemon's steps, on this one mailbox: same folders, .ctl files, REPORT handling, routes and ledger rows.
+        const received = await receiveMessages(mailbox, { acknowledge: opts.ack !== false, ids: opts.id ? [opts.id] : undefined });
+        const messages = received
+          .filter((m) => m.outcome === 'deliver' || m.outcome === 'report' || m.outcome === 'ack-only')
+          .map((m) => ({
+            messageId: m.messageId,
+            type: m.meta?.messageType ?? 'DATA',
+            path: m.path,
+            bytes: m.bytes,
+            acknowledged: m.acknowledged,
+            workflowId: m.meta?.workflowId,
+            from: m.meta?.from,
+            ...(m.meta?.messageType === 'REPORT' ? { linkedMessageId: m.meta.linkedMessageId, statusCode: m.meta.statusCode, statusDescription: m.meta.statusDescription } : {}),
+          }));
+        const failed = received.filter((m) => m.outcome === 'quarantine' || m.outcome === 'retry').map((m) => ({ messageId: m.messageId, code: m.code, message: m.reason, kind: m.kind }));
         ctx.print(
-          failed.length ? { messages, failed } : { messages },
+          failed.length ? { messages, failed: failed.map(({ kind: _kind, ...f }) => f) } : { messages },
           messages.map((m) => (m.type === 'REPORT' ? `${m.messageId} REPORT ${m.statusCode ?? ''} for ${m.linkedMessageId ?? '?'}` : `${m.messageId} ${m.path}`)),
         );
         // The others were received; still fail the command so a script notices the ones left behind.
         const { redactString } = await import('../log');
-        for (const f of failed) writeLines(redactString(`meshd: ${f.messageId} not received (left in the inbox): ${f.message}`), process.stderr);
-        if (failures.length) process.exitCode = exitCodeFor((failures[0].error as MeshdError).kind);
+        for (const f of failed) writeLines(redactString(`meshd: ${f.messageId} not received: ${f.message}`), process.stderr);
+        if (failed.length) process.exitCode = exitCodeFor(failed[0].kind);
       });
     });
 

@@ -6,7 +6,7 @@ import { deletePurgedFiles, ledgerPath, openLedger, type LedgerStore } from '../
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
-import { receiveCycle } from '../transfer/inbound';
+import { receiveCycle, recoverInbound } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
 import { withCrashHook } from './crash-hook';
@@ -53,8 +53,8 @@ export class Daemon {
   private stopRequested = false;
   /** Stages in flight, so a scheduled stage never overlaps itself and shutdown can wait. */
   private readonly running = new Map<string, Promise<unknown>>();
-  /** Mailboxes whose send-side recovery has run in this process. */
-  private readonly recovered = new Set<MailboxContext>();
+  /** Mailbox sides whose recovery has run in this process. */
+  private readonly recovered = new Set<string>();
 
   private constructor(
     readonly config: MeshdConfig,
@@ -126,6 +126,19 @@ export class Daemon {
     }
   }
 
+  /**
+   * Half-done work only outlives a crash, so each side's recovery (transfer/outbound/recover.ts,
+   * transfer/inbound/recover.ts) runs once per process and mailbox, before its first cycle.
+   * Returns acknowledgements the receive side repeated.
+   */
+  private async recoverOnce(ctx: MailboxContext, direction: 'in' | 'out'): Promise<number> {
+    const key = `${ctx.mailbox.id}:${direction}`;
+    if (this.recovered.has(key)) return 0;
+    const repeated = direction === 'out' ? (await recoverOutbound(ctx), 0) : await recoverInbound(ctx);
+    this.recovered.add(key);
+    return repeated;
+  }
+
   private async stage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
     const { ledger, mailbox } = ctx;
     switch (stage) {
@@ -137,11 +150,7 @@ export class Daemon {
         return;
       }
       case 'send': {
-        // Half-done work only outlives a crash, so recovery runs once per process and mailbox.
-        if (!this.recovered.has(ctx)) {
-          await recoverOutbound(ctx);
-          this.recovered.add(ctx);
-        }
+        await this.recoverOnce(ctx, 'out');
         const r = await sendCycle(ctx);
         if (report) {
           report.claimed += r.claimed;
@@ -151,7 +160,9 @@ export class Daemon {
       }
       case 'receive': {
         const started = Date.now();
+        const recovered = await this.recoverOnce(ctx, 'in');
         const r = await receiveCycle(ctx);
+        r.acknowledged += recovered;
         ledger.setMailboxStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
         ctx.log.info('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
         if (report) {
@@ -225,9 +236,9 @@ export class Daemon {
 /** Reports conversions that failed (thrown) or quarantined part of a batch, then passes the outcome on. */
 function observedTransform(inner: TransformFn, mailbox: string, onFailure?: (mailbox: string, direction: 'in' | 'out') => void): TransformFn {
   if (!onFailure) return inner;
-  return async (input, from, to, subject) => {
+  return async (input, from, to, subject, outFd) => {
     try {
-      const result = await inner(input, from, to, subject);
+      const result = await inner(input, from, to, subject, outFd);
       if (result.errors.length > 0) onFailure(mailbox, subject.direction);
       return result;
     } catch (err) {
@@ -243,8 +254,8 @@ function observedTransform(inner: TransformFn, mailbox: string, onFailure?: (mai
  * SIU S12 from S13/S14) and records what was written, per direction.
  */
 function defaultTransform(ledger: LedgerStore, now: () => Date): TransformFn {
-  return async (input, from, to, subject) => {
-    const { convert } = await import('../transform/convert');
+  return async (input, from, to, subject, outFd) => {
+    const { convert, fileSink } = await import('../transform/convert');
     const result = convert(input, {
       from,
       to,
@@ -253,7 +264,7 @@ function defaultTransform(ledger: LedgerStore, now: () => Date): TransformFn {
         const last = subject.direction === 'out' ? record?.lastSent : record?.lastReceived;
         return last ? { lastEvent: last.eventKind, start: last.startAt ?? undefined, status: last.status ?? undefined } : undefined;
       },
-    });
+    }, outFd === undefined ? undefined : fileSink(outFd));
     if (subject.rowId > 0) {
       ledger.transaction(() => {
         for (const a of result.appointments) {

@@ -15,8 +15,6 @@ export type { RetrySettings, RetryHooks, RetryVerdict } from './retry';
 export { planChunks } from './chunks';
 export type { ChunkSpan } from './chunks';
 export type { MessageMeta } from './meta';
-export { receiveMessage, receiveAll, fileNameFor } from './receive';
-export type { ReceiveOptions, ReceivedMessage } from './receive';
 
 export type MeshClientOverrides = Partial<Omit<MeshClientOptions, 'baseUrl' | 'mailboxId' | 'password' | 'sharedKey'>> & { logger?: Logger };
 

@@ -65,12 +65,35 @@ export interface TransformFor {
   rowId: number;
 }
 
-export type TransformFn = (
-  input: Buffer,
-  from: string,
-  to: string,
-  subject: TransformFor,
-) => Promise<{ output: Buffer; errors: Array<{ code: string; message?: number; position?: string; field?: string; text: string }>; notes: unknown[]; messageCount: number }>;
+/** A problem or note about one message of a conversion: where and what, never patient values. */
+export interface TransformIssueRef {
+  code: string;
+  message?: number;
+  position?: string;
+  field?: string;
+  text: string;
+}
+
+export interface TransformOutcome {
+  /** The converted bytes; empty when they went to `outFd`. */
+  output: Buffer;
+  errors: TransformIssueRef[];
+  notes: TransformIssueRef[];
+  messageCount: number;
+  /** Source messages that could not be converted (the rest are in the output). */
+  failedMessages: number;
+}
+
+/**
+ * Converts `input` between formats. With `outFd` (a file meshd created exclusively) the output
+ * is written there as it is produced, so a large batch is never held whole in memory.
+ */
+export type TransformFn = (input: Buffer, from: string, to: string, subject: TransformFor, outFd?: number) => Promise<TransformOutcome>;
+
+/** What a ledger event keeps of conversion issues: codes and positions (the text stays in logs and .reason files). */
+export function issueSummary(issues: TransformIssueRef[], max = 20): { count: number; first: Array<Omit<TransformIssueRef, 'text'>> } {
+  return { count: issues.length, first: issues.slice(0, max).map(({ code, message, position, field }) => ({ code, message, position, field })) };
+}
 
 /** Everything a pipeline step needs for one mailbox. */
 export interface MailboxContext {

@@ -76,7 +76,8 @@ describe('meshd transfer commands (as a process)', function () {
     const got = JSON.parse(rx.stdout).messages;
     expect(got).to.have.length(1);
     expect(got[0]).to.include({ messageId: out.messageId, type: 'DATA', acknowledged: true, bytes: payload.length, workflowId: 'TEST_WORKFLOW', from: 'X26ABC1' });
-    expect(readdirSync(dir)).to.deep.equal([`${out.messageId}.dat`]);
+    // As the daemon does: the Java-client control file beside the payload (this mailbox has controlFiles on).
+    expect(readdirSync(dir).sort()).to.deep.equal([`${out.messageId}.ctl`, `${out.messageId}.dat`]);
     expect(readFileSync(join(dir, `${out.messageId}.dat`)).equals(payload)).to.equal(true);
 
     const after = await meshd(['--config', c2, '--json', 'inbox']);
@@ -113,13 +114,13 @@ describe('meshd transfer commands (as a process)', function () {
     expect(JSON.parse((await meshd(['--config', c2, '--json', 'inbox'])).stdout).messages).to.deep.equal([id]);
   });
 
-  it('receive acknowledges REPORTs without writing data files', async () => {
+  it('receive acknowledges REPORTs without writing data files (only their .ctl, as the daemon does)', async () => {
     const reportId = await sim.injectReport({ mailbox: 'X26ABC1', code: '14', description: 'Message not collected by recipient after 5 days', linkedMessageId: 'ORIGINAL1', workflowId: 'TEST_WORKFLOW' });
     const dir = join(root, 'reports');
     const r = await meshd(['--config', c1, 'receive', '--out', dir]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.trim()).to.equal(`${reportId} REPORT 14 for ORIGINAL1`);
-    expect(readdirSync(dir)).to.deep.equal([]);
+    expect(readdirSync(dir)).to.deep.equal([`${reportId}.ctl`]);
     expect(r.stderr).to.contain('MESH_REPORT_RECEIVED');
   });
 

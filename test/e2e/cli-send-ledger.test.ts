@@ -43,14 +43,17 @@ describe('meshd send and the ledger (as a process)', function () {
     }
   }
 
-  it('records the compress and chunk size the send really used, and keeps no copy once sent', async () => {
+  it('records the compress and chunk size the send really used, and files a copy into sent/ as the daemon does', async () => {
     const file = join(root, 'plain.txt');
     writeFileSync(file, 'x'.repeat(3000));
     const r = await meshd(['--config', config, 'send', file, '--to', 'X26ABC2', '--workflow', 'TEST_WORKFLOW', '--no-compress', '--chunk-size', '1KiB']);
     expect(r.code, r.stderr).to.equal(0);
     const [row] = await rows();
-    expect(row).to.include({ state: 'sent', compress: false, chunkSize: 1024, chunksTotal: 3, payloadPath: null, fileName: 'plain.txt' });
+    const sentDir = join(sim.dir, 'mailboxes', 'X26ABC1', 'sent');
+    expect(row).to.include({ state: 'sent', compress: false, chunkSize: 1024, chunksTotal: 3, payloadPath: join(sentDir, 'plain.txt'), fileName: 'plain.txt' });
+    expect(readdirSync(sentDir).sort()).to.deep.equal(['plain.txt', 'plain.txt.ctl']);
     expect(readFileSync(file, 'utf8')).to.equal('x'.repeat(3000));
+    expect(readdirSync(join((await loadConfig(config, process.env, { skipSecrets: true })).dataDir, 'spool', 'X26ABC1'))).to.deep.equal([]);
   });
 
   it('an unclear send is parked with a spool copy: retrying it after review sends the copy, never moving the user\'s file', async () => {

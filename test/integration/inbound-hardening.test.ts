@@ -10,7 +10,7 @@ import { createMetrics } from '../../src/daemon/metrics';
 import { diskLowReason, startObserver } from '../../src/daemon/observe';
 import { silentLogger } from '../../src/log';
 import { ledgerPath, openLedger, type MessageRow } from '../../src/ledger';
-import { MeshAmbiguousError, MeshClient, meshClientFor, receiveAll, type MeshError } from '../../src/mesh';
+import { MeshAmbiguousError, MeshClient, meshClientFor } from '../../src/mesh';
 import type { HostileMessage } from '../../src/sim';
 import { RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -273,20 +273,16 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     mkdirSync(dir);
     mkdirSync(targets);
     symlinkSync(join(targets, 'dat'), join(dir, `${good}.dat`));
-    const client = meshClientFor(await env.config(RECEIVER));
-    const failures: Array<{ id: string; code: string }> = [];
-    try {
-      const got = await receiveAll(client, { dir, onFailed: (id, err) => void failures.push({ id, code: (err as MeshError).code }) });
-      expect(got.map((m) => m.messageId)).to.deep.equal([good]);
-    } finally {
-      await client.close();
-    }
-    expect(failures).to.deep.equal([
+    const r = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'receive', '--out', dir]);
+    expect(r.code, r.stderr).to.equal(7);
+    const out = JSON.parse(r.stdout);
+    expect(out.messages.map((m: { messageId: string }) => m.messageId)).to.deep.equal([good]);
+    expect(out.failed.map((f: { messageId: string; code: string }) => ({ id: f.messageId, code: f.code }))).to.deep.equal([
       { id: '.x', code: 'MESH_BAD_MESSAGE_ID' },
       { id: 'a/b', code: 'MESH_BAD_MESSAGE_ID' },
     ]);
     expect(readdirSync(targets)).to.deep.equal([]);
-    expect(readdirSync(dir)).to.deep.equal([`${good}.dat`]);
+    expect(readdirSync(dir).sort()).to.deep.equal([`${good}.ctl`, `${good}.dat`]);
     expect(lstatSync(join(dir, `${good}.dat`)).isFile()).to.equal(true);
     expect(mode(join(dir, `${good}.dat`))).to.equal(0o640);
     expect(['.x', 'a/b'].map(acknowledged)).to.deep.equal([false, false]);

@@ -21,11 +21,10 @@ import {
   MeshTransientError,
   MessageTooLargeError,
   meshClientFor,
-  receiveAll,
-  receiveMessage,
   type MeshClientOverrides,
 } from '../../src/mesh';
 import { startSimulator, type Simulator } from '../../src/sim';
+import { fetchToDir } from './support/fetch';
 
 /** Makes a CA and leaf certificates with node-forge (keys from node:crypto for speed). */
 function makePki() {
@@ -248,10 +247,10 @@ describe('MESH client against the simulator (mTLS)', function () {
       const stored = sim.messages().find((m) => m.id === sent.messageId)!;
       expect(stored).to.have.property('contentEncoding', 'gzip');
       const dir = work('chunked');
-      const rx = await receiveMessage(client(cfg2), sent.messageId, { dir });
-      expect(rx.meta.totalChunks).to.equal(expected);
+      const [rx] = await fetchToDir(client(cfg2), [sent.messageId], dir);
+      expect(rx.meta!.totalChunks).to.equal(expected);
       expect(readFileSync(rx.path!).equals(payload)).to.equal(true);
-      expect(rx.acknowledged).to.equal(true);
+      expect(await client(cfg2).listInbox()).to.deep.equal([]);
     });
 
     it('spools each gzip chunk over 1 MiB to a private temp file under dataDir/tmp and removes it', async () => {
@@ -374,19 +373,18 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(await rx.listInbox({ workflowFilter: '!TEST_WORKFLOW_ACK', maxResults: 10 })).to.have.length(25);
     });
 
-    it('receives every waiting message to disk and acknowledges each one only after it is stored', async () => {
+    it('lists every waiting message in send order, downloads each byte-identical, and acknowledging removes them', async () => {
       const tx = client(cfg1);
       const bodies = [Buffer.from('one'), Buffer.from('two'), randomBytes(3000)];
       const ids = [];
       for (const b of bodies) ids.push((await tx.sendBytes(b, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId);
       const dir = work('all');
       const rx = client(cfg2);
-      const order: string[] = [];
-      const got = await receiveAll(rx, { dir, onStored: (m) => void order.push(`stored ${m.messageId} ${existsSync(m.path!)}`) });
-      expect(got.map((m) => m.messageId)).to.deep.equal(ids);
+      const listed = await rx.listInbox();
+      expect(listed).to.deep.equal(ids);
+      const got = await fetchToDir(rx, listed, dir);
       got.forEach((m, i) => expect(readFileSync(m.path!).equals(bodies[i])).to.equal(true));
-      expect(order.every((o) => o.endsWith('true'))).to.equal(true);
-      expect(readdirSync(dir).filter((f) => f.startsWith('.'))).to.deep.equal([]);
+      expect(existsSync(join(dir, `${ids[0]}.dat`))).to.equal(true);
       expect(await rx.listInbox()).to.deep.equal([]);
     });
   });
@@ -397,32 +395,22 @@ describe('MESH client against the simulator (mTLS)', function () {
       for (let i = 0; i < 505; i++) await tx.sendBytes(Buffer.from(`r${i}`), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
       const dir = work('many');
       const rx = client(cfg2);
-      const got = await receiveAll(rx, { dir });
+      const got = await fetchToDir(rx, await rx.listInbox(), dir);
       expect(got).to.have.length(505);
       expect(readdirSync(dir)).to.have.length(505);
       expect(await rx.listInbox()).to.deep.equal([]);
     });
 
-    it('with onFailed, leaves a too-large message in the inbox and still receives the others', async () => {
+    it('leaves a too-large message in the inbox (MessageTooLargeError) and still receives the others', async () => {
       const tx = client(cfg1);
       const small1 = (await tx.sendBytes(Buffer.from('small one'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
       const big = (await tx.sendBytes(Buffer.alloc(50_000, 'b'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
       const small2 = (await tx.sendBytes(Buffer.from('small two'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' })).messageId;
-      const failed: string[] = [];
       const rx = client(cfg2);
-      const got = await receiveAll(rx, { dir: work('partial'), maxBytes: 10_000, onFailed: (id, err) => void failed.push(`${id} ${(err as Error).name}`) });
-      expect(got.map((m) => m.messageId)).to.deep.equal([small1, small2]);
-      expect(failed).to.deep.equal([`${big} MessageTooLargeError`]);
+      const got = await fetchToDir(rx, await rx.listInbox(), work('partial'), { maxBytes: 10_000 });
+      expect(got.filter((m) => !m.error).map((m) => m.messageId)).to.deep.equal([small1, small2]);
+      expect(got.filter((m) => m.error).map((m) => `${m.messageId} ${(m.error as Error).name}`)).to.deep.equal([`${big} MessageTooLargeError`]);
       expect(await rx.listInbox()).to.deep.equal([big]);
-    });
-
-    it('without onFailed, stops at the first failure', async () => {
-      const tx = client(cfg1);
-      await tx.sendBytes(Buffer.alloc(50_000, 'b'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
-      await tx.sendBytes(Buffer.from('small'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
-      const err = await receiveAll(client(cfg2), { dir: work('stop'), maxBytes: 10_000 }).catch((e) => e);
-      expect(err).to.be.instanceOf(MessageTooLargeError);
-      expect(await client(cfg2).listInbox()).to.have.length(2);
     });
   });
 
@@ -432,11 +420,11 @@ describe('MESH client against the simulator (mTLS)', function () {
       const reportId = await sim.injectReport({ mailbox: 'X26ABC1', code: '14', description: 'Message not collected by recipient after 5 days', linkedMessageId: sent.messageId, workflowId: 'TEST_WORKFLOW' });
       const dir = work('reports');
       const c = client(cfg1);
-      const [rx] = await receiveAll(c, { dir });
+      const [rx] = await fetchToDir(c, await c.listInbox(), dir);
       expect(rx.messageId).to.equal(reportId);
       expect(rx.meta).to.include({ messageType: 'REPORT', totalChunks: 0, statusCode: '14', linkedMessageId: sent.messageId });
       expect(rx.path).to.equal(undefined);
-      expect(rx.acknowledged).to.equal(true);
+      expect(await c.listInbox()).to.deep.equal([]);
       expect(readdirSync(dir)).to.deep.equal([]);
       expect(await c.listInbox()).to.deep.equal([]);
     });
@@ -695,7 +683,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 50_000 });
       const dir = work('cap');
       const rx = client(cfg2);
-      const err = await receiveMessage(rx, sent.messageId, { dir, maxBytes: 120_000 }).catch((e) => e);
+      const [{ error: err }] = await fetchToDir(rx, [sent.messageId], dir, { maxBytes: 120_000 });
       expect(err).to.be.instanceOf(MessageTooLargeError);
       expect(readdirSync(dir)).to.deep.equal([]);
       expect(await rx.listInbox()).to.deep.equal([sent.messageId]);

@@ -1,12 +1,12 @@
-import { basename } from 'node:path';
+import { promises as fs } from 'node:fs';
+import { basename, join } from 'node:path';
 import { MeshdError } from '../../errors';
 import type { MessageRow } from '../../ledger';
-import { exists, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, writeFileAtomic, copyRegular, freeName } from '../../safe-fs';
-import { StopRequested, type MailboxContext } from '../context';
+import { copyRegular, createExclusive, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, tempPathFor, writeFileAtomic } from '../../safe-fs';
+import { issueSummary, StopRequested, type MailboxContext } from '../context';
 import { mapLimit } from '../pool';
 import { checkSpool, spoolPaths } from '../spool';
 import { failOutbound, finishSentBatch, parkForReview } from './file';
-import { join } from 'node:path';
 
 /**
  * Uploading queued rows: the spool copy is checked, converted once if the route says, then sent.
@@ -55,26 +55,33 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   // Committed before converting: if this conversion kills the process twice, recovery sets it aside (POISON).
   row = ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 }, { type: 'processing_started', detail: { step: 'transform' } });
   const input = await readRegular(spool.data);
+  // The converted payload is written as it is produced into a fresh file, renamed into place once whole.
+  const temp = tempPathFor(spool.send);
+  const out = await createExclusive(temp, PRIVATE_FILE_MODE);
   let result;
   try {
-    result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id });
+    result = await ctx.transform(input, from, to, { direction: 'out', rowId: row.id }, out.fd);
+    await out.sync();
   } catch (err) {
+    await out.close();
+    await removeName(temp);
     await failOutbound(ctx, row, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
     return undefined;
   }
+  await out.close();
   if (result.errors.length > 0) {
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
     const keep = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
     await copyRegular(spool.data, keep);
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
     await writeFileAtomic(`${keep}.reason`, lines.join('\n') + '\n');
-    ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.errors.length, of: result.messageCount, copy: keep });
-    ctx.log.warn('TRANSFORM_PARTIAL', `${result.errors.length} of ${result.messageCount} messages in ${row.fileName} could not be converted; a copy with reasons is in failed/`, {
+    ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.failedMessages, of: result.messageCount, copy: keep, errors: issueSummary(result.errors) });
+    ctx.log.warn('TRANSFORM_PARTIAL', `${result.failedMessages} of ${result.messageCount} messages in ${row.fileName} could not be converted; a copy with reasons is in failed/`, {
       row: row.id,
     });
   }
-  await writeFileAtomic(spool.send, result.output, PRIVATE_FILE_MODE);
-  ctx.ledger.update(row.id, { processingStarts: 0 }, { type: 'transformed', detail: { transform: row.transform, messages: result.messageCount } });
+  await fs.rename(temp, spool.send);
+  ctx.ledger.update(row.id, { processingStarts: 0 }, { type: 'transformed', detail: { transform: row.transform, messages: result.messageCount, ...(result.notes.length ? { notes: issueSummary(result.notes) } : {}) } });
   return spool.send;
 }
 

@@ -1,0 +1,224 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { MeshdError } from '../../errors';
+import type { MessageRow } from '../../ledger';
+import { BadMessageIdError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../../mesh/errors';
+import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
+import { formatControlFile } from '../ctl';
+import { hashRegular, inboundControl, inboundFileName, matchInboundRoute, placePair, readForConversion, tempNames } from './place';
+
+/**
+ * Download and delivery of one message: the only path from bytes to in/, used by the daemon's
+ * poll, `meshd receive` and an operator's retry of a kept payload. Nothing here acknowledges:
+ * the batch does, after its directory fsync and ledger commit (batch.ts).
+ */
+
+export type Outcome =
+  | { kind: 'deliver'; row: MessageRow; meta: InboundMeta; path: string; bytes: number; sha256: string; ctl?: string; notes: TransformIssueRef[] }
+  | { kind: 'report'; row: MessageRow; meta: InboundMeta; ctl?: string }
+  /** error: what the MESH client or the disk said, when the outcome comes from an error. */
+  | { kind: 'quarantine'; row: MessageRow; meta?: InboundMeta; code: string; reason: string; path?: string; ack: boolean; error?: unknown }
+  /** counted: a permanent failure of this message (counts towards retry.attempts). */
+  | { kind: 'retry'; row: MessageRow; code: string; reason: string; counted: boolean; error?: unknown }
+  | { kind: 'ack-only'; row: MessageRow }
+  | { kind: 'skip' };
+
+/** What one receive pass learnt that stops it: free space ran short. */
+export interface CycleState {
+  diskLow?: DiskSpaceLowError;
+}
+
+/** Free space in a mailbox's filesystem would drop below transfer.minFreeBytes. */
+export class DiskSpaceLowError extends MeshdError {
+  constructor(free: number, minFree: number) {
+    super(
+      'IN_DISK_LOW',
+      `free space in the mailbox folder is ${free} bytes; downloads pause below transfer.minFreeBytes (${minFree}); messages stay in MESH and are fetched once space is freed`,
+      'free disk space in the mailbox folder (or lower transfer.minFreeBytes)',
+      'failure',
+    );
+  }
+}
+
+/** Ledger code of a message refused because its MESH id is not of MESH's shape. */
+export const BAD_MESSAGE_ID = 'MESH_BAD_MESSAGE_ID';
+
+/** How much may arrive between two free-space checks during a download. */
+const SPACE_CHECK_EVERY = 1024 * 1024;
+
+async function freeBytes(dir: string): Promise<number> {
+  const st = await fs.statfs(dir);
+  return st.bavail * st.bsize;
+}
+
+/**
+ * The download's free-space check (transfer.minFreeBytes), on temp/ and in/: before starting,
+ * on each chunk's announced length, and every SPACE_CHECK_EVERY bytes as they arrive.
+ */
+function spaceGuard(ctx: MailboxContext): (bytes: number) => Promise<void> {
+  const minFree = ctx.config.transfer.minFreeBytes;
+  let pending = 0;
+  let checked = false;
+  return async (bytes) => {
+    pending += bytes;
+    if (checked && pending < SPACE_CHECK_EVERY) return;
+    const free = Math.min(await freeBytes(ctx.folders.temp), await freeBytes(ctx.folders.in));
+    if (free - pending < minFree) throw new DiskSpaceLowError(free, minFree);
+    pending = 0;
+    checked = true;
+  };
+}
+
+/** Downloads one message into temp/<claimId>.part, then delivers it. */
+export async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: CycleState): Promise<Outcome> {
+  if (cycle.diskLow) return { kind: 'skip' };
+  const temp = tempNames(ctx, row);
+  let meta: InboundMeta;
+  let bytes: number;
+  let sha256: string;
+  try {
+    // temp/<claimId>.* are this row's names: whatever stands there (a planted link) is removed, not followed.
+    await removeName(temp.part);
+    const handle = await createExclusive(temp.part, PRIVATE_FILE_MODE);
+    try {
+      const reserve = spaceGuard(ctx);
+      await reserve(0);
+      ({ meta, bytes } = await ctx.mesh.download(row.messageId!, { handle, reserve }));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    sha256 = (await hashRegular(temp.part)).sha256;
+  } catch (err) {
+    await removeName(temp.part);
+    return downloadFailure(ctx, row, cycle, err);
+  }
+  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256, kept: false });
+}
+
+/**
+ * Converts (if a route says) and places one payload: `source` is the download in temp/, or a
+ * payload kept in failed/ that an operator sent back (`kept`: it stays where it is). The poison
+ * guard is committed first; a local write failure leaves the message for the next try.
+ */
+export async function deliverPayload(
+  ctx: MailboxContext,
+  row: MessageRow,
+  meta: InboundMeta,
+  source: { path: string; bytes: number; sha256: string; kept: boolean },
+): Promise<Outcome> {
+  const { folders, log } = ctx;
+  const id = row.messageId!;
+  const temp = tempNames(ctx, row);
+  const dropSource = async () => {
+    if (!source.kept) await removeName(source.path);
+  };
+  // Poison guard: committed before any conversion or delivery, reset to 0 with the outcome.
+  ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
+  try {
+    if (meta.messageType === 'REPORT') {
+      await dropSource();
+      let ctl: string | undefined;
+      if (ctx.mailbox.controlFiles) {
+        ctl = join(folders.in, `${safeFileName(id, 'report')}.ctl`);
+        await writeFileAtomic(ctl, formatControlFile(inboundControl(ctx, meta)), SHARED_FILE_MODE, false);
+      }
+      return { kind: 'report', row, meta, ctl };
+    }
+    let payload = source.path;
+    let delivered = { sha256: source.sha256, size: source.bytes };
+    let notes: TransformIssueRef[] = [];
+    const route = matchInboundRoute(ctx.mailbox.routes, meta);
+    if (route?.transform) {
+      const input = await readForConversion(ctx, source.path);
+      if (typeof input === 'string') return await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', input);
+      await removeName(temp.out);
+      const out = await createExclusive(temp.out, PRIVATE_FILE_MODE);
+      let result;
+      try {
+        result = await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id }, out.fd);
+        await out.sync();
+      } catch (err) {
+        await out.close();
+        await removeName(temp.out);
+        return await setAside(ctx, row, meta, source, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
+      }
+      await out.close();
+      notes = result.notes;
+      if (result.errors.length > 0) {
+        const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
+        const copy = join(folders.failed, `${safeFileName(id, 'message')}.partial.dat`);
+        await copyRegular(source.path, copy, SHARED_FILE_MODE);
+        await writeFileAtomic(`${copy}.reason`, lines.join('\n') + '\n', SHARED_FILE_MODE, false);
+        log.warn('TRANSFORM_PARTIAL', `${result.failedMessages} of ${result.messageCount} messages could not be converted; original kept in failed/`, { messageId: id });
+      }
+      payload = temp.out;
+      delivered = await hashRegular(payload);
+    } else if (source.kept) {
+      // The kept copy stays in failed/: deliver a copy of it.
+      await removeName(temp.out);
+      await copyRegular(source.path, temp.out, PRIVATE_FILE_MODE);
+      payload = temp.out;
+    }
+    const target = join(folders.in, inboundFileName(id));
+    const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
+    await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
+    await dropSource();
+    return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes };
+  } catch (err) {
+    // A local write error (disk full, permissions): keep the message unacknowledged in MESH. It is no crash, so not poison.
+    for (const name of Object.values(temp)) await removeName(name).catch(() => undefined);
+    if (!source.kept) await removeName(source.path).catch(() => undefined);
+    log.error('IN_WRITE_FAILED', `could not write a received message into the mailbox folder: ${(err as Error).message}`, { messageId: id });
+    return { kind: 'retry', row, code: 'IN_WRITE_FAILED', reason: (err as Error).message, counted: false };
+  }
+}
+
+/** Sorts a download failure: pause (disk), quarantine (too large, bomb, poison after N tries) or retry. */
+function downloadFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState, err: unknown): Outcome {
+  const outcome = sortFailure(ctx, row, cycle, err);
+  return outcome.kind === 'quarantine' || outcome.kind === 'retry' ? { ...outcome, error: err } : outcome;
+}
+
+function sortFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState, err: unknown): Outcome {
+  const message = (err as Error).message;
+  if (err instanceof DiskSpaceLowError) {
+    cycle.diskLow ??= err;
+    return { kind: 'retry', row, code: err.code, reason: message, counted: false };
+  }
+  if (err instanceof MessageTooLargeError) return { kind: 'quarantine', row, code: 'SIZE_CAP', reason: message, ack: false };
+  // A REPORT linking a malformed id, or headers naming another message: no retry mends it.
+  if (err instanceof BadMessageIdError) return { kind: 'quarantine', row, code: BAD_MESSAGE_ID, reason: message, ack: false };
+  // Not acknowledged: nothing of it is kept, so MESH keeps it and its sender gets a REPORT at expiry.
+  if (err instanceof SuspectedBombError) return { kind: 'quarantine', row, code: 'SUSPECTED_BOMB', reason: message, ack: false };
+  if (err instanceof MeshProtocolError) {
+    if (row.attempts + 1 >= ctx.config.retry.attempts) {
+      return { kind: 'quarantine', row, code: 'RECEIVE_FAILED', reason: `${row.attempts + 1} attempts: ${message}`, ack: false };
+    }
+    return { kind: 'retry', row, code: err.code, reason: message, counted: true };
+  }
+  // Anything not from the MESH client is local (creating the temp file, disk full).
+  if (!(err instanceof MeshdError) || err.code === 'IN_WRITE_FAILED') {
+    ctx.log.error('IN_WRITE_FAILED', `could not write a received message into temp/: ${message}`, { messageId: row.messageId });
+    return { kind: 'retry', row, code: 'IN_WRITE_FAILED', reason: message, counted: false };
+  }
+  return { kind: 'retry', row, code: err.code, reason: message, counted: false };
+}
+
+/**
+ * A payload that cannot be converted: kept in failed/ with its reason (written first) and
+ * acknowledged like any filed message. A kept payload is already there and stays.
+ */
+async function setAside(ctx: MailboxContext, row: MessageRow, meta: InboundMeta, source: { path: string; kept: boolean }, code: string, reason: string): Promise<Outcome> {
+  if (source.kept) return { kind: 'quarantine', row, meta, code, reason, path: source.path, ack: false };
+  const target = join(ctx.folders.failed, inboundFileName(row.messageId!));
+  await writeFileAtomic(`${target}.reason`, `${code}: ${reason}\n`, SHARED_FILE_MODE, false);
+  await moveFile(source.path, target, SHARED_FILE_MODE);
+  return { kind: 'quarantine', row, meta, code, reason, path: target, ack: true };
+}
+
+/** What the ledger keeps of a delivery's conversion notes. */
+export function notesDetail(notes: TransformIssueRef[]): object {
+  return notes.length ? { notes: issueSummary(notes) } : {};
+}
