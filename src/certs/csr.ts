@@ -19,7 +19,7 @@ export interface CsrResult {
   csrPem: string;
 }
 
-/** Where to send the CSR, per environment (mesh-api.md §2). */
+/** Where to send the CSR, per environment (docs/mesh-protocol.md, Client certificate). */
 export const CSR_NEXT_STEPS = [
   'INT (Path to Live): email the .csr to itoc.supportdesk@nhs.net with your mailbox ID and ODS code.',
   'LIVE: email the .csr to ssd.nationalservicedesk@nhs.net together with your conformance certificate.',

@@ -1,5 +1,5 @@
 /**
- * The client certificate's CN convention (mesh-api.md §2):
+ * The client certificate's CN convention (docs/mesh-protocol.md, Client certificate):
  * `<mailboxid>.<odscode>.api.mesh-client.nhs.uk`, every other subject field blank.
  */
 export const MESH_CN_SUFFIX = '.api.mesh-client.nhs.uk';

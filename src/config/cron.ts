@@ -1,7 +1,7 @@
 /**
  * The few cron facts config validation needs. node-cron validates syntax; here we only work
  * out how often an expression can fire, because MESH forbids polling more often than every
- * 5 minutes outside a backlog (mesh-api.md §12).
+ * 5 minutes outside a backlog (docs/mesh-protocol.md, Polling and handshake).
  */
 
 /** Expands one cron field (e.g. `*`, `*\/5`, `1-10/2`, `0,30`) into its values, or undefined if unsupported. */

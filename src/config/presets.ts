@@ -1,6 +1,6 @@
 import type { Environment } from './types';
 
-/** Internet base URLs per environment (mesh-api.md §1); HSCN hosts are deprecated. */
+/** Internet base URLs per environment (docs/mesh-protocol.md, Environments); HSCN hosts are deprecated. */
 export const ENVIRONMENT_URL: Record<Exclude<Environment, 'local'>, string> = {
   int: 'https://msg.intspineservices.nhs.uk',
   dep: 'https://msg.depspineservices.nhs.uk',

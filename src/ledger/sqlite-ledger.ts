@@ -85,7 +85,6 @@ export class SqliteLedger implements LedgerStore {
   private readonly stmtInsertEvent: Statement;
   private readonly stmtEvents: Statement;
   private readonly stmtDue: Statement;
-  private readonly stmtClaim: Statement;
   private readonly stmtCountsByState: Statement;
   private readonly stmtOldest: Statement;
   private readonly stmtGetAppointment: Statement;
@@ -93,7 +92,6 @@ export class SqliteLedger implements LedgerStore {
   private readonly stmtMailboxStatus: Statement;
 
   private readonly transitionTx: (id: number, to: MessageState, opts: TransitionOptions) => MessageRow;
-  private readonly claimTx: (...args: Parameters<SqliteLedger['claimRows']>) => MessageRow[];
 
   constructor(readonly file: string, opts: LedgerOptions = {}) {
     this.now = opts.now ?? (() => new Date());
@@ -113,13 +111,6 @@ export class SqliteLedger implements LedgerStore {
     const due = `mailbox = @mailbox AND direction = @direction AND state IN (SELECT value FROM json_each(@states))
       AND (next_attempt_at IS NULL OR next_attempt_at <= @now)`;
     this.stmtDue = db.prepare(`SELECT * FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit`);
-    // The claim is one UPDATE … RETURNING: the state guard in the outer WHERE means two workers never take the same row.
-    this.stmtClaim = db.prepare(
-      `UPDATE messages SET state = @to, updated_at = @at
-       WHERE id IN (SELECT id FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit)
-         AND state IN (SELECT value FROM json_each(@states))
-       RETURNING *`,
-    );
     this.stmtCountsByState = db.prepare(
       `SELECT state, COUNT(*) AS n FROM messages
        WHERE (@mailbox IS NULL OR mailbox = @mailbox) AND (@direction IS NULL OR direction = @direction)
@@ -142,7 +133,6 @@ export class SqliteLedger implements LedgerStore {
     this.stmtMailboxStatus = db.prepare('SELECT * FROM mailbox_status WHERE mailbox = ?');
 
     this.transitionTx = db.transaction((id: number, to: MessageState, o: TransitionOptions) => this.transitionRow(id, to, o)).immediate;
-    this.claimTx = db.transaction((...args: Parameters<SqliteLedger['claimRows']>) => this.claimRows(...args)).immediate;
   }
 
   private stamp(): string {
@@ -219,22 +209,6 @@ export class SqliteLedger implements LedgerStore {
     if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
     this.insertEvent(id, at, opts.event?.type ?? 'transition', current.state, to, opts.event?.detail);
     return updated;
-  }
-
-  claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[] {
-    if (!canTransition(direction, from, to)) throw conflict(`${direction} rows cannot move from ${from} to ${to}`);
-    return this.claimTx(mailbox, direction, from, to, now, limit, event);
-  }
-
-  private claimRows(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[] {
-    const at = this.stamp();
-    const rows = (
-      this.stmtClaim.all({ mailbox, direction, states: JSON.stringify([from]), now: now.toISOString(), limit, to, at }) as Row[]
-    )
-      .map(messageFromSql)
-      .sort((a, b) => a.id - b.id);
-    for (const row of rows) this.insertEvent(row.id, at, event?.type ?? 'claimed', from, to, event?.detail);
-    return rows;
   }
 
   setMark(id: number, mark: RecoveryMark | null, opts: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput } = {}): MessageRow {

@@ -192,11 +192,6 @@ export interface LedgerStore {
   /** Atomic state change; LEDGER_CONFLICT if the move is illegal or the row is not in `from`. */
   transition(id: number, to: MessageState, opts?: TransitionOptions): MessageRow;
   /**
-   * Claims up to `limit` due rows in one statement (UPDATE … RETURNING): two workers never get the same row.
-   * Due = in state `from` with next_attempt_at null or <= now.
-   */
-  claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[];
-  /**
    * Sets or clears the row's recovery mark in its current state (refused where states.ts MARKS
    * does not allow it), with an optional patch, in one transaction.
    */

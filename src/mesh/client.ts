@@ -36,7 +36,7 @@ import { checkClientCertificate, createDispatcher, type TlsMaterial, type Transp
 
 /**
  * One small client for one mailbox: one short method per MESH endpoint. Transport, token,
- * retries and error typing are set up once here (mesh-api.md; ARCHITECTURE §3).
+ * retries and error typing are set up once here (docs/mesh-protocol.md; docs/architecture.md).
  */
 
 export interface MeshClientOptions {
@@ -273,7 +273,7 @@ export class MeshClient {
       const body = (await readJson(res, 'list inbox')) as { messages?: unknown; links?: { next?: unknown } };
       const messages = Array.isArray(body?.messages) ? body.messages.filter((m): m is string => typeof m === 'string') : [];
       yield messages;
-      // links.next is relative and opaque; an empty filtered page may still have a next (mesh-api.md §5).
+      // links.next is relative and opaque; an empty filtered page may still have a next (docs/mesh-protocol.md, Endpoints).
       next = typeof body?.links?.next === 'string' && body.links.next ? this.resolveNext(body.links.next) : undefined;
     }
   }

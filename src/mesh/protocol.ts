@@ -1,6 +1,6 @@
 /**
  * MESH API v2 facts shared by the client (src/mesh) and the simulator (src/sim):
- * header names, media types, limits and error codes. Source: ../shared/reference/mesh-api.md.
+ * header names, media types, limits and error codes, as docs/mesh-protocol.md explains them.
  * The simulator may import this file and nothing else from src/mesh.
  */
 
@@ -82,7 +82,7 @@ export const TOKEN_MAX_SKEW_MS = 2 * 60 * 60 * 1000;
 export type MessageType = 'DATA' | 'REPORT';
 export type TrackingStatus = 'uploading' | 'accepted' | 'acknowledged' | 'undeliverable' | 'error';
 
-/** MESH server error codes (mesh-api.md §11). Not the Java client's .ctl status codes. */
+/** MESH server error codes (docs/mesh-protocol.md, Errors). Not the Java client's .ctl status codes. */
 export const MESH_ERROR: Record<string, string> = {
   '02': 'Data file is missing or inaccessible',
   '06': 'Malformed headers or control file',

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 
 /**
- * The NHSMESH Authorization header (mesh-api.md §3). A new token for every request,
+ * The NHSMESH Authorization header (docs/mesh-protocol.md, Authorization token). A new token for every request,
  * retries included: MESH refuses a repeated token with 403.
  */
 

@@ -4,7 +4,7 @@ import { TOKEN_MAX_SKEW_MS } from '../mesh/protocol';
 
 /**
  * Checks `Authorization: NHSMESH MAILBOX:nonce:count:timestamp:hmac` the way real MESH is
- * documented to (mesh-api.md §3), including the rules the NHS sandbox skips: timestamp within
+ * documented to (docs/mesh-protocol.md, Authorization token), including the rules the NHS sandbox skips: timestamp within
  * ±2 h of the simulator's clock, and each token usable once — also across a restart: each
  * accepted token is appended to a journal file before the request is served.
  */

@@ -1,5 +1,5 @@
 /**
- * The canonical model every format reads into and writes from (mapping.md §0, §10).
+ * The canonical model every format reads into and writes from (docs/mapping-basis.md, Canonical model).
  * It follows FHIR R4 UK Core closely and adds what FHIR lacks: three-state fields
  * (value / not sent / cleared), instants that remember how they were received, and an
  * explicit event kind. No format converts straight to another; all go through here.
@@ -87,7 +87,7 @@ export interface CodedText {
   text?: string;
 }
 
-/** Exact identifier and code systems (mapping.md §1). Case-sensitive; emit these. */
+/** Exact identifier and code systems (docs/mapping-basis.md, Identifier and code systems). Case-sensitive; emit these. */
 export const SYSTEMS = {
   nhsNumber: 'https://fhir.nhs.uk/Id/nhs-number',
   odsOrganization: 'https://fhir.nhs.uk/Id/ods-organization-code',
@@ -362,7 +362,7 @@ export type CanonicalRecord = PatientRegistration | AppointmentEvent;
 
 /**
  * Ledger key for an appointment: sender + filler id, else sender + placer id
- * (mapping.md §9.12). `sender` overrides the message's own sender (e.g. the MESH mailbox).
+ * (docs/mapping-basis.md, Identity). `sender` overrides the message's own sender (e.g. the MESH mailbox).
  */
 export function appointmentKey(ev: AppointmentEvent, sender?: string): string | undefined {
   const who = sender ?? ev.message.sender?.organization ?? ev.message.sender?.application ?? '';

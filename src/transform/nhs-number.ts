@@ -1,5 +1,5 @@
 /**
- * NHS number check (mapping.md §9.7): ten digits, Modulus 11 over the first nine with
+ * NHS number check (docs/mapping-basis.md, NHS number): ten digits, Modulus 11 over the first nine with
  * weights 10…2; check = 11 − (sum mod 11), 11 → 0, 10 → the number is invalid.
  */
 

@@ -1,6 +1,6 @@
 /**
  * The `notify-csv` format (write-only): appointment reminders as the CSV NHS Notify takes
- * over MESH (workflow NHS_NOTIFY_SEND_REQUEST; mapping.md §3, §10). Columns:
+ * over MESH (workflow NHS_NOTIFY_SEND_REQUEST; docs/mapping-basis.md, NHS services over MESH). Columns:
  * `messageReference`, `nhsNumber`, then `personalisation_<name>` for the template fields.
  * Only reminder and booking events become rows; every other record is skipped with a note.
  */

@@ -1,7 +1,7 @@
 import type { Instant, Precision } from './model';
 
 /**
- * Instants with provenance and UK local time resolution (mapping.md §9.1).
+ * Instants with provenance and UK local time resolution (docs/mapping-basis.md, Times).
  * Times sent without an offset mean Europe/London wall-clock time *for that date*
  * (GMT/BST, 1925 BST, wartime double summer time all come from ICU). A wall time in the
  * spring gap does not exist and one in the autumn overlap happens twice: both are

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -178,24 +178,7 @@ describe('ledger store', () => {
     });
   });
 
-  describe('claims', () => {
-    it('moves due rows in one statement and never hands the same row to two connections', () => {
-      for (let i = 0; i < 10; i++) queued();
-      const other = openLedger(file, { now: () => clock });
-      try {
-        const mine = ledger.claim('X26ABC1', 'out', 'queued', 'uploading', clock, 6);
-        const theirs = other.claim('X26ABC1', 'out', 'queued', 'uploading', clock, 6);
-        expect(mine).to.have.length(6);
-        expect(theirs).to.have.length(4);
-        const ids = [...mine, ...theirs].map((r) => r.id);
-        expect(new Set(ids).size).to.equal(10);
-        expect(ledger.countsByState('X26ABC1', 'out')).to.deep.equal({ uploading: 10 });
-        expect(ledger.events(mine[0].id).at(-1)).to.include({ type: 'claimed', fromState: 'queued', toState: 'uploading' });
-      } finally {
-        other.close();
-      }
-    });
-
+  describe('concurrent moves', () => {
     it('lets exactly one of two connections move the same row out of queued', () => {
       const row = queued();
       const other = openLedger(file, { now: () => clock });
@@ -207,41 +190,6 @@ describe('ledger store', () => {
       } finally {
         other.close();
       }
-    });
-
-    it('shares rows between concurrent processes without giving any row twice', () => {
-      ledger.transaction(() => {
-        for (let i = 0; i < 300; i++) queued();
-      });
-      const modulePath = path.resolve(__dirname, '../../src/ledger');
-      const script = `
-        const { openLedger } = require(${JSON.stringify(modulePath)});
-        const l = openLedger(${JSON.stringify(file)});
-        const got = [];
-        for (;;) {
-          const rows = l.claim('X26ABC1', 'out', 'queued', 'uploading', new Date('2100-01-01'), 3);
-          if (rows.length === 0) break;
-          for (const r of rows) got.push(r.id);
-        }
-        l.close();
-        process.stdout.write(JSON.stringify(got));`;
-      const run = () =>
-        new Promise<number[]>((resolve, reject) => {
-          const p = spawn(process.execPath, ['-e', script]);
-          let out = '';
-          let err = '';
-          p.stdout.on('data', (d) => (out += d));
-          p.stderr.on('data', (d) => (err += d));
-          p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(err))));
-        });
-      return Promise.all([run(), run()]).then(([a, b]) => {
-        expect(a.length + b.length).to.equal(300);
-        expect(new Set([...a, ...b]).size).to.equal(300);
-      });
-    });
-
-    it('refuses a claim whose move is illegal', () => {
-      expect(() => ledger.claim('X26ABC1', 'out', 'sent', 'queued', clock, 1)).to.throw(MeshdError).with.property('code', 'LEDGER_CONFLICT');
     });
   });
 

@@ -10,7 +10,7 @@ function checker(): TokenChecker {
 }
 
 describe('sim token checks', () => {
-  it('accepts a token from the reference Node recipe (mesh-api.md §3)', () => {
+  it('accepts a token from the reference Node recipe (docs/mesh-protocol.md, Authorization token)', () => {
     const token = buildToken('X26ABC1', 'pw-one', KEY, 'nonce-1', 0, new Date(NOW));
     expect(token).to.match(/^NHSMESH X26ABC1:nonce-1:0:202603021030:[0-9a-f]{64}$/);
     expect(checker().check(token, 'X26ABC1', NOW)).to.deep.equal({ ok: true, mailbox: 'X26ABC1' });

@@ -124,7 +124,7 @@ describe('HL7 v2 write', () => {
     expect(readHl7v2(w.output).records).to.have.length(1);
   });
 
-  describe('trigger selection (mapping.md §6)', () => {
+  describe('trigger selection (docs/formats/hl7v2.md)', () => {
     const [book] = load('appointments.json') as AppointmentEvent[];
     const ev = (event: string, status: string): AppointmentEvent => ({ ...plain(book), event, appointment: { ...plain(book.appointment), status } });
     const prev = (lastEvent: string, start = '2025-07-14T08:30:00.000Z'): AppointmentHistory => ({ lastEvent, start });

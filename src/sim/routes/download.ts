@@ -108,7 +108,7 @@ function goneReason(m: SimMessage): string | undefined {
   }
 }
 
-/** The mex-* response headers of mesh-api.md §6 (lower-case names, empty ones left out). */
+/** The mex-* response headers (docs/mesh-protocol.md, mex headers) (lower-case names, empty ones left out). */
 export function messageHeaders(m: SimMessage, n: number): Record<string, string> {
   const isReport = m.type === 'REPORT';
   const total = isReport ? 0 : m.chunks;

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { H, HEADER_MAX_LENGTH } from '../../mesh/protocol';
 
-/** Send-header validation (mesh-api.md §6): length limits, control characters, URL-like values. */
+/** Send-header validation (docs/mesh-protocol.md, mex headers): length limits, control characters, URL-like values. */
 
 export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];

@@ -75,7 +75,7 @@ export function decodeContinue(token: string, mailbox: string): number | undefin
 }
 
 /**
- * The six workflow_filter forms of mesh-api.md §5: `WF` equals, `!WF` not equal,
+ * The six workflow_filter forms (docs/mesh-protocol.md, Endpoints): `WF` equals, `!WF` not equal,
  * `WF*` begins with, `!WF*` does not begin with, `*X*` contains, `!*X*` does not contain.
  */
 export function workflowFilter(expr: string): (workflowId: string) => boolean {

@@ -1,6 +1,6 @@
 /**
  * FHIR R4 / UK Core identifiers, extension URLs, profile URLs and the code lists we read and
- * write. Copied exactly from mapping.md §1–§2 (they are case-sensitive).
+ * write, exactly as docs/mapping-basis.md lists them (they are case-sensitive).
  */
 
 import { SYSTEMS } from '../model';
@@ -41,7 +41,7 @@ export const PROFILE = {
   location: 'https://fhir.hl7.org.uk/StructureDefinition/UKCore-Location',
 } as const;
 
-/** Known NHS URLs that arrive misspelt (mapping.md §9.8): normalised on input with a note. */
+/** Known NHS URLs that arrive misspelt (docs/mapping-basis.md, Identifier and code systems): normalised on input with a note. */
 export const SYSTEM_ALIASES: Readonly<Record<string, string>> = {
   'https://fhir.nhs.uk/id/ods-organization-code': SYSTEM.odsOrganization,
   'https://fhir.nhs.uk/id/nhs-number': SYSTEM.nhsNumber,

@@ -1,8 +1,8 @@
 /**
  * FHIR R4 validation: structure, cardinality, formats, required-binding codes and invariants via
  * schema.ts (Ajv and the FHIR R4 JSON Schema, with keywords from the R4 StructureDefinitions),
- * plus our own checks of the codes we read and write (mapping.md §9.10), the NHS number and the
- * UK Core identifier slices, and STU3 detection (§9.9). Issue texts name paths and rules, never values.
+ * plus our own checks of the codes we read and write (docs/mapping-basis.md, Validation), the NHS number and the
+ * UK Core identifier slices, and STU3 detection (same page, UK Core rules). Issue texts name paths and rules, never values.
  */
 import { isValidNhsNumber, normaliseNhsNumber } from '../nhs-number';
 import type { SchemaIssue } from './schema';

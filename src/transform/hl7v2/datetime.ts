@@ -4,7 +4,7 @@ import { type LocalParts, type TimeResult, makeInstant, parseOffset, partsOf } f
 /**
  * HL7 v2 DTM/TS: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]` (TS may add `^precision`).
  * No offset means UK local time for that date (never UTC, never the host zone);
- * birth dates keep their day and never pass through UTC (mapping.md §9.1).
+ * birth dates keep their day and never pass through UTC (docs/mapping-basis.md, Times).
  */
 
 const DTM = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$/;

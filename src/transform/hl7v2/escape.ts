@@ -1,5 +1,5 @@
 /**
- * HL7 v2 escape sequences (mapping.md §9.3). Messages are split on delimiters first and
+ * HL7 v2 escape sequences (docs/mapping-basis.md, Escapes, framing and character sets). Messages are split on delimiters first and
  * each leaf is unescaped afterwards; writers escape each leaf before joining.
  * MSH-1 and MSH-2 are never escaped.
  */

@@ -1,7 +1,7 @@
 import type { TransformIssue } from '../format';
 
 /**
- * Turns a payload into individual ER7 messages (mapping.md §9.4, §9.5, §9.13): strips a
+ * Turns a payload into individual ER7 messages (docs/mapping-basis.md, Escapes, framing and character sets): strips a
  * UTF-8 BOM and MLLP framing, accepts CR, LF or CRLF, unwraps FHS/BHS…BTS/FTS batches and
  * back-to-back messages, and decodes each message's bytes by its own MSH-18.
  * Output messages use CR between segments.

@@ -18,7 +18,7 @@ import { dateOfDtm, parseDtm } from './datetime';
 import { type Hl7Message, type Segment, position } from './message';
 import type { Issues } from './issues';
 
-/** PID/PD1 → canonical Patient (mapping.md §5.3, HL7 UK conventions and local variants §9.16). */
+/** PID/PD1 → canonical Patient (docs/mapping-basis.md, HL7 UK conventions, local variants included). */
 
 const NAME_USE: Record<string, string> = { L: 'official', D: 'usual', M: 'maiden', N: 'nickname', S: 'anonymous', T: 'temp', TEMP: 'temp', BAD: 'old', NOUSE: 'old' };
 const ADDRESS_USE: Record<string, string> = { H: 'home', B: 'work', O: 'work', C: 'temp', BA: 'old', BI: 'billing', BDL: 'billing' };

@@ -27,7 +27,7 @@ import { Issues, issue } from './issues';
 import { Hl7Message, type Segment, position } from './message';
 import { readIdentifiers, readPatient, readXcn } from './read-patient';
 
-/** ER7 bytes → canonical records (mapping.md §4, §5). One bad message never stops the others. */
+/** ER7 bytes → canonical records (docs/mapping-basis.md, HL7 v2 structures). One bad message never stops the others. */
 
 /** Marker for SCH-6 values meshd wrote as a required default (not a real reason). */
 export const DEFAULT_REASON_SYSTEM = 'MESHD';

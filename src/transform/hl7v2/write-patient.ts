@@ -16,7 +16,7 @@ import {
 import { formatDate, formatDtm } from './datetime';
 import { escapeHl7 } from './escape';
 
-/** Canonical Patient → PID/PD1 text (HL7 UK conventions, mapping.md §4, §6). */
+/** Canonical Patient → PID/PD1 text (docs/mapping-basis.md, HL7 UK conventions). */
 
 const NULL = '""';
 // `old` is BAD (table 0200) and BA (table 0190), as in HL7's v2-to-FHIR concept maps.

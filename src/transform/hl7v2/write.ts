@@ -24,7 +24,7 @@ import { DEFAULT_REASON_SYSTEM, FILLER_STATUS as READ_FILLER_STATUS } from './re
 import { comps, cx, e, fill, patientSegments, segment, tri, xcn } from './write-patient';
 
 /**
- * Canonical records → HL7 v2.4 ER7, HL7 UK style (mapping.md §6). One message per record,
+ * Canonical records → HL7 v2.4 ER7, HL7 UK style (docs/mapping-basis.md, Writing HL7 v2). One message per record,
  * except consecutive merges of one source message, which share one A40 (PID/MRG pairs).
  */
 
@@ -69,7 +69,7 @@ const NOT_CARRIED = ['bookingReference', 'reason', 'priority', 'deliveryChannel'
 const PARTICIPANT_STATUS: Record<ParticipationStatus, string> = { accepted: 'Booked', tentative: 'Pending', declined: 'Cancelled', 'needs-action': 'Pending' };
 
 /**
- * Picks the SIU trigger (mapping.md §6): the event kind and status first, then, for book and
+ * Picks the SIU trigger (docs/formats/hl7v2.md, SIU trigger selection): the event kind and status first, then, for book and
  * modify, the ledger's previous state. Without a previous state, book → S12 and modify → S14.
  */
 export function selectTrigger(ev: AppointmentEvent, previous?: AppointmentHistory): TriggerChoice | { error: string } {
