@@ -75,7 +75,7 @@ function keyFile(ctx: Ctx, key: string, value: unknown, required: boolean): stri
 }
 
 function cron(ctx: Ctx, key: string, value: string, fallback: string, minMinutes: number): string {
-  if (value === fallback) return value;
+  if (value === fallback) return value; // the defaults are valid: node-cron need not load
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { validate } = require('node-cron') as { validate(e: string): boolean };
   if (!validate(value)) return ctx.problems.add(key, `"${value}" is not a valid cron expression (e.g. "*/5 * * * *")`) ?? fallback;
