@@ -1,12 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { registerSecret } from '../log';
-import { isObject, keyOf, type Problems } from './problems';
+import { keyOf, type Problems } from './problems';
 import type { Environment } from './types';
 
 /**
  * Secrets are `{ env }`, `{ file }`, `{ credential }` (systemd LoadCredential) or, for the
- * local simulator only, a literal string. Values never appear in problem messages.
+ * local simulator only, a literal string. The schema has checked the shape (and that the secret
+ * is there): `value` is undefined when it is missing or malformed, already reported.
+ * Values never appear in problem messages.
  */
 export function resolveSecret(
   problems: Problems,
@@ -16,7 +18,7 @@ export function resolveSecret(
 ): string | undefined {
   // Read-only commands (status, ledger) never use secrets: don't require them to be reachable.
   if (ctx.skipSecrets) return '';
-  if (value === undefined || value === null) return problems.add(key, 'is required (a secret: { env: NAME }, { file: PATH } or { credential: NAME })');
+  if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') {
     if (ctx.environment !== 'local') {
       return problems.add(key, 'a literal secret is allowed only with environment: local; use { env: NAME }, { file: PATH } or { credential: NAME }');
@@ -25,31 +27,29 @@ export function resolveSecret(
     registerSecret(value);
     return value;
   }
-  if (!isObject(value)) return problems.add(key, 'must be { env: NAME }, { file: PATH } or { credential: NAME }');
-  const forms = Object.keys(value);
-  const known = ['env', 'file', 'credential'];
-  for (const k of forms) if (!known.includes(k)) problems.add(keyOf(key, k), 'unknown key (expected one of env, file, credential)');
-  const chosen = forms.filter((k) => known.includes(k));
-  if (chosen.length !== 1) return problems.add(key, 'must have exactly one of env, file, credential');
-  const form = chosen[0];
-  const ref = value[form];
-  if (typeof ref !== 'string' || !ref) return problems.add(keyOf(key, form), 'must be a non-empty string');
+  const forms = value as { env?: string; file?: string; credential?: string };
   let secret: string | undefined;
-  if (form === 'env') {
-    secret = ctx.env[ref];
-    if (!secret) return problems.add(keyOf(key, 'env'), `environment variable ${ref} is not set or empty`);
-  } else if (form === 'file') {
-    const path = isAbsolute(ref) ? ref : resolve(ctx.configDir, ref);
+  if (forms.env !== undefined) {
+    secret = ctx.env[forms.env];
+    if (!secret) return problems.add(keyOf(key, 'env'), `environment variable ${forms.env} is not set or empty`);
+  } else if (forms.file !== undefined) {
+    const path = isAbsolute(forms.file) ? forms.file : resolve(ctx.configDir, forms.file);
     secret = readSecretFile(problems, keyOf(key, 'file'), path);
   } else {
-    const dir = ctx.env.CREDENTIALS_DIRECTORY;
-    if (!dir) return problems.add(keyOf(key, 'credential'), 'CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)');
-    if (basename(ref) !== ref) return problems.add(keyOf(key, 'credential'), 'must be a plain credential name, not a path');
-    secret = readSecretFile(problems, keyOf(key, 'credential'), resolve(dir, ref));
+    const path = credentialFile(problems, keyOf(key, 'credential'), String(forms.credential), ctx.env);
+    secret = path === undefined ? undefined : readSecretFile(problems, keyOf(key, 'credential'), path);
   }
   if (secret === undefined) return undefined;
   registerSecret(secret);
   return secret;
+}
+
+/** Where systemd put the credential `name` (LoadCredential=name:…), or undefined with the problem recorded. */
+export function credentialFile(problems: Problems, key: string, name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (!dir) return problems.add(key, 'CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)');
+  if (basename(name) !== name) return problems.add(key, 'must be a plain credential name, not a path');
+  return resolve(dir, name);
 }
 
 function readSecretFile(problems: Problems, key: string, path: string): string | undefined {

@@ -1,5 +1,7 @@
 /** Byte sizes written as integers or `512KiB` / `20MiB` / `1GiB` strings. */
 
+export const SIZE_FORMAT = 'must be a byte count: an integer, or a number with KiB, MiB or GiB (e.g. 20MiB)';
+
 const UNITS: Record<string, number> = {
   b: 1,
   kib: 1024,
