@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { certificateStatus, type CertificateStatus } from '../certs';
 import { minIntervalMinutes } from '../config/cron';
 import { MeshdError } from '../errors';
+import { MESH_ENDPOINTS, type MeshEndpoint } from '../mesh/protocol';
 import type { MailboxStatus } from '../ledger';
 import type { Logger } from '../log';
 import type { MeshPort } from '../transfer/context';
@@ -20,7 +21,7 @@ const INBOX_AGE_WARN_MS = 3 * DAY_MS;
 
 /** Wraps a MESH port so every call is counted by endpoint and outcome, with bytes and chunks. */
 export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): MeshPort {
-  const count = async <T>(endpoint: string, call: () => Promise<T>): Promise<T> => {
+  const count = async <T>(endpoint: MeshEndpoint, call: () => Promise<T>): Promise<T> => {
     try {
       const result = await call();
       metrics.meshRequests.inc({ endpoint, status: 'ok' });
@@ -67,9 +68,15 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set([
   'TOO_LARGE_TO_CONVERT',
 ]);
 
+/** The endpoint field of a MESH_RETRY event, in the one vocabulary (protocol.ts MESH_ENDPOINTS). */
+function endpointOf(fields: Record<string, unknown> | undefined): MeshEndpoint | 'unknown' {
+  const e = fields?.endpoint;
+  return (MESH_ENDPOINTS as readonly unknown[]).includes(e) ? (e as MeshEndpoint) : 'unknown';
+}
+
 /**
- * Counts structured log events as metrics: the MESH client's MESH_RETRY events (the endpoint
- * label is the operation the message names first), and every warning or error whose `code`
+ * Counts structured log events as metrics, from their code and fields, never their text: the
+ * MESH client's MESH_RETRY events by their `endpoint`, and every warning or error whose `code`
  * field is a refusal. Keeps the client and the pipelines free of metrics.
  */
 export function countingLogger(log: Logger, metrics: Metrics): Logger {
@@ -80,7 +87,7 @@ export function countingLogger(log: Logger, metrics: Metrics): Logger {
   const wrap = (inner: Logger): Logger => ({
     ...inner,
     warn(event, message, fields) {
-      if (event === 'MESH_RETRY') metrics.retries.inc({ endpoint: /^[a-z]+/i.exec(message)?.[0]?.toLowerCase() ?? 'unknown' });
+      if (event === 'MESH_RETRY') metrics.retries.inc({ endpoint: endpointOf(fields) });
       refusal(fields);
       inner.warn(event, message, fields);
     },

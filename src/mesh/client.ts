@@ -29,7 +29,7 @@ import {
   tlsFailureOf,
 } from './errors';
 import { header, metaFromHeaders, type MessageMeta, type RawHeaders } from './meta';
-import { ACCEPT_V2, API_PREFIX, DEFAULT_MAX_COMPRESSION_RATIO, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, isMessageId, type TrackingV2 } from './protocol';
+import { ACCEPT_V2, API_PREFIX, DEFAULT_MAX_COMPRESSION_RATIO, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, isMessageId, type MeshEndpoint, type TrackingV2 } from './protocol';
 import { RetryPolicy, type RetryHooks, type RetrySettings, type RetryVerdict } from './retry';
 import { meshToken } from './token';
 import { checkClientCertificate, createDispatcher, type TlsMaterial, type TransportState } from './transport';
@@ -158,6 +158,8 @@ interface CallSpec {
   method: Dispatcher.HttpMethod;
   /** Path below the base URL, or an absolute URL (links.next). */
   path: string;
+  /** Which operation, for metrics and logs (one vocabulary: MeshEndpoint). */
+  endpoint: MeshEndpoint;
   what: string;
   headers?: Record<string, string>;
   /** Builds a fresh body for each attempt. */
@@ -228,7 +230,7 @@ export class MeshClient {
     const res = await this.call({
       method: 'POST',
       path: this.mb(),
-      what: 'handshake',
+      endpoint: 'handshake', what: 'handshake',
       retry: 'idempotent',
       ok: [200],
       headers: {
@@ -243,7 +245,7 @@ export class MeshClient {
 
   /** Liveness of the MESH service (not in the public spec; no auth). */
   async ping(): Promise<unknown> {
-    const res = await this.call({ method: 'GET', path: `${API_PREFIX}/_ping`, what: 'ping', retry: 'idempotent', ok: [200], auth: false });
+    const res = await this.call({ method: 'GET', path: `${API_PREFIX}/_ping`, endpoint: 'ping', what: 'ping', retry: 'idempotent', ok: [200], auth: false });
     return readJson(res, 'ping');
   }
 
@@ -269,7 +271,7 @@ export class MeshClient {
     while (next) {
       if (seen.has(next)) throw new MeshRejectedError('inbox paging looped: MESH returned the same next link twice');
       seen.add(next);
-      const res = await this.call({ method: 'GET', path: next, what: 'list inbox', retry: 'idempotent', ok: [200] });
+      const res = await this.call({ method: 'GET', path: next, endpoint: 'inbox', what: 'list inbox', retry: 'idempotent', ok: [200] });
       const body = (await readJson(res, 'list inbox')) as { messages?: unknown; links?: { next?: unknown } };
       const messages = Array.isArray(body?.messages) ? body.messages.filter((m): m is string => typeof m === 'string') : [];
       yield messages;
@@ -288,7 +290,7 @@ export class MeshClient {
 
   /** Metadata of one inbox message without its body (HEAD). */
   async messageMetadata(messageId: string): Promise<MessageMeta> {
-    const res = await this.call({ method: 'HEAD', path: `${this.mb()}/inbox/${encodeURIComponent(messageId)}`, what: `metadata of ${messageId}`, retry: 'idempotent', ok: [200] });
+    const res = await this.call({ method: 'HEAD', path: `${this.mb()}/inbox/${encodeURIComponent(messageId)}`, endpoint: 'metadata', what: `metadata of ${messageId}`, retry: 'idempotent', ok: [200] });
     await drain(res);
     return metaFromHeaders(res.headers as RawHeaders, messageId);
   }
@@ -314,7 +316,7 @@ export class MeshClient {
       await this.call({
         method: 'GET',
         path: n === 1 ? base : `${base}/${n}`,
-        what: n === 1 ? `download ${messageId}` : `download ${messageId} chunk ${n}`,
+        endpoint: 'download', what: n === 1 ? `download ${messageId}` : `download ${messageId} chunk ${n}`,
         retry: 'idempotent',
         ok: [200, 206],
         headers: { 'accept-encoding': 'gzip' },
@@ -361,7 +363,7 @@ export class MeshClient {
     const res = await this.call({
       method: 'PUT',
       path: `${this.mb()}/inbox/${encodeURIComponent(messageId)}/status/acknowledged`,
-      what: `acknowledge ${messageId}`,
+      endpoint: 'ack', what: `acknowledge ${messageId}`,
       retry: 'idempotent',
       ok: [200],
     });
@@ -435,7 +437,7 @@ export class MeshClient {
       let res: Dispatcher.ResponseData;
       try {
         const headers: Record<string, string> = { ...common, ...withLength(first), ...mex, [H.chunkRange]: `1:${total}` };
-        res = await this.call({ method: 'POST', path: `${this.mb()}/outbox`, what: 'send', retry: 'first-post', ok: [202, 200], headers, body: first.open });
+        res = await this.call({ method: 'POST', path: `${this.mb()}/outbox`, endpoint: 'send', what: 'send', retry: 'first-post', ok: [202, 200], headers, body: first.open });
       } finally {
         await first.cleanup();
       }
@@ -458,7 +460,7 @@ export class MeshClient {
         const res = await this.call({
           method: 'POST',
           path: `${this.mb()}/outbox/${encodeURIComponent(messageId)}/${n}`,
-          what: `send chunk ${n} of ${total}`,
+          endpoint: 'send', what: `send chunk ${n} of ${total}`,
           retry: 'idempotent',
           ok: [202, 200],
           headers,
@@ -498,7 +500,7 @@ export class MeshClient {
     const res = await this.call({
       method: 'GET',
       path: `${this.mb()}/outbox/tracking?messageID=${encodeURIComponent(messageId)}`,
-      what: `track ${messageId}`,
+      endpoint: 'tracking', what: `track ${messageId}`,
       retry: 'idempotent',
       ok: [200],
     });
@@ -514,7 +516,7 @@ export class MeshClient {
     const res = await this.call({
       method: 'GET',
       path: `${API_PREFIX}/endpointlookup/${encodeURIComponent(odsCode)}/${encodeURIComponent(workflowId)}`,
-      what: 'endpoint lookup',
+      endpoint: 'lookup', what: 'endpoint lookup',
       retry: 'idempotent',
       ok: [200],
     });
@@ -526,7 +528,7 @@ export class MeshClient {
     const res = await this.call({
       method: 'GET',
       path: `${API_PREFIX}/workflowsearch/${encodeURIComponent(workflowId)}`,
-      what: 'workflow search',
+      endpoint: 'workflows', what: 'workflow search',
       retry: 'idempotent',
       ok: [200],
     });
@@ -573,7 +575,7 @@ export class MeshClient {
     const classify = spec.retry === 'first-post' ? classifyFirstPost : spec.retry === 'idempotent' ? classifyIdempotent : () => ({ retry: false }) as RetryVerdict;
     try {
       return await this.retryPolicy.run(once, classify, (err, n, delay) => {
-        this.log.warn('MESH_RETRY', `${spec.what} failed; retrying`, { attempt: n, delayMs: delay, error: (err as Error).message, status: (err as MeshError).status });
+        this.log.warn('MESH_RETRY', `${spec.what} failed; retrying`, { endpoint: spec.endpoint, attempt: n, delayMs: delay, error: (err as Error).message, status: (err as MeshError).status });
       });
     } catch (err) {
       // An answer we cannot read is still an answer: MESH may have stored the message.

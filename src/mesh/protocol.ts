@@ -147,3 +147,7 @@ export function parseChunkRange(value: string | undefined): { index: number; tot
   if (!m) return undefined;
   return { index: Number(m[1]), total: Number(m[2]) };
 }
+
+/** The MESH operations, as metrics and log events name them (meshd_mesh_requests_total{endpoint}). */
+export const MESH_ENDPOINTS = ['handshake', 'ping', 'inbox', 'metadata', 'download', 'ack', 'send', 'tracking', 'lookup', 'workflows'] as const;
+export type MeshEndpoint = (typeof MESH_ENDPOINTS)[number];

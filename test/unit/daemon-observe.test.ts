@@ -10,12 +10,17 @@ describe('daemon observability wiring', () => {
   it('counts MESH_RETRY log events as retries by operation, also through child loggers', async () => {
     const metrics = createMetrics({ processMetrics: false });
     const log = countingLogger(silentLogger, metrics).child({ mailbox: 'X26ABC1' });
-    log.warn('MESH_RETRY', 'send chunk 2 of 3 failed; retrying', {});
-    log.warn('MESH_RETRY', 'download 123 failed; retrying', {});
-    log.warn('SOMETHING_ELSE', 'not a retry', {});
+    log.warn('MESH_RETRY', 'send chunk 2 of 3 failed; retrying', { endpoint: 'send' });
+    log.warn('MESH_RETRY', 'download 123 failed; retrying', { endpoint: 'download' });
+    // The label comes from the event's field, never its text.
+    log.warn('MESH_RETRY', 'tracking words that say download', { endpoint: 'tracking' });
+    log.warn('MESH_RETRY', 'no field', {});
+    log.warn('SOMETHING_ELSE', 'not a retry', { endpoint: 'send' });
     const text = await metrics.registry.metrics();
     expect(text).to.match(/meshd_mesh_retries_total\{endpoint="send"\} 1/);
     expect(text).to.match(/meshd_mesh_retries_total\{endpoint="download"\} 1/);
+    expect(text).to.match(/meshd_mesh_retries_total\{endpoint="tracking"\} 1/);
+    expect(text).to.match(/meshd_mesh_retries_total\{endpoint="unknown"\} 1/);
   });
 
   it('counts refusals by the ledger code of their warning or error, never by message text', async () => {
