@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
+import { parseControlFile } from '../../src/transfer/ctl';
 import { mulberry32 } from '../../src/sim/prng';
 import { controlFile, dropFile, RECEIVER, runMeshd, SENDER, sha256, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -10,6 +11,8 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
   let env: DaemonEnv;
   const MESSAGES = 200;
   const MIN_KILLS = 20;
+  /** The recovery handlers a run of plain sends and receives can need (poison and failed filing need conversions or refusals). */
+  const REQUIRED_HANDLERS = ['finish-claim', 'unknown-outcome', 'finish-sent', 'reacknowledge'];
 
   before(async () => {
     env = await startDaemonEnv({
@@ -33,6 +36,8 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       if (i % 5 === 0) dropFile(out, `m${i}.ctl`, controlFile(RECEIVER, 'TEST_WORKFLOW', `<LocalId>m${i}</LocalId>`));
       expected.set(sha256(body), name);
     }
+    const byName = new Map([...expected].map(([h, n]) => [n, h]));
+    const byNameHash = (name: string) => byName.get(name);
 
     // Kill phase: alternate sender and receiver runs, each killed at a seeded point —
     // half at an exact ledger write (claims, chunk records, deliveries, acks), half by a timer.
@@ -43,24 +48,40 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
     let runs = 0;
     let hookMax = 120;
     let timerMax = 700;
-    for (; kills < MIN_KILLS && runs < 150; runs++) {
+    // Where each hook kill landed (write and event type), and which recovery handlers ran after.
+    const killPoints = new Map<string, number>();
+    const handlers = new Map<string, number>();
+    const record = (stderr: string) => {
+      for (const line of stderr.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const e = JSON.parse(line) as { event?: string; write?: string; type?: string; handler?: string };
+        if (e.event === 'TEST_CRASH_POINT') killPoints.set(`${e.write}:${e.type}`, (killPoints.get(`${e.write}:${e.type}`) ?? 0) + 1);
+        if (e.event === 'RECOVERY' && e.handler) handlers.set(e.handler, (handlers.get(e.handler) ?? 0) + 1);
+      }
+    };
+    const seenAll = () => REQUIRED_HANDLERS.every((h) => handlers.has(h));
+    for (; (kills < MIN_KILLS || !seenAll()) && runs < 150; runs++) {
       const mailbox = runs % 3 === 2 ? RECEIVER : SENDER;
       const byHook = runs % 2 === 0;
       const result = await runMeshd(['--config', env.configPath[mailbox], 'run', '--once'], {
         env: byHook ? { MESHD_TEST_CRASH_AFTER_WRITES: String(1 + Math.floor(random() * hookMax)) } : {},
         killAfterMs: byHook ? undefined : 150 + Math.floor(random() * timerMax),
       });
+      record(result.stderr);
       const killed = result.signal === 'SIGKILL';
       if (killed) kills++;
       if (byHook) hookMax = killed ? Math.min(120, hookMax * 2) : Math.max(8, Math.floor(hookMax / 2));
       else timerMax = killed ? Math.min(700, timerMax * 2) : Math.max(50, Math.floor(timerMax / 2));
     }
     expect(kills).to.be.at.least(MIN_KILLS);
+    expect([...handlers.keys()].sort(), 'every recovery handler this scenario can reach ran at least once').to.include.members(REQUIRED_HANDLERS);
 
     // Recovery phase: clean runs until nothing is left to do.
     for (let round = 0; round < 10; round++) {
       const s = await runMeshd(['--config', env.configPath[SENDER], 'run', '--once']);
       const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run', '--once']);
+      record(s.stderr);
+      record(r.stderr);
       expect(s.code, s.stderr).to.equal(0);
       expect(r.code, r.stderr).to.equal(0);
       const waiting = env.sim.messages().filter((m) => m.recipient === RECEIVER && m.status === 'accepted');
@@ -104,13 +125,26 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       // No debris: temp/ empty; the spool holds only payloads of rows under review.
       expect(readdirSync(env.folder(RECEIVER, 'temp'))).to.deep.equal([]);
       const spool = join((await env.config(SENDER)).dataDir, 'spool', SENDER);
-      const allowed = new Set(review.flatMap((r) => [`${r.id}.dat`, `${r.id}.ctl`, `${r.id}.send`]));
+      const allowed = new Set(review.flatMap((r) => [`${r.claimId}.dat`, `${r.claimId}.ctl`, `${r.claimId}.send`]));
       expect(readdirSync(spool).filter((f) => !allowed.has(f))).to.deep.equal([]);
+      // Parked payloads survive, byte for byte, for the person who decides.
+      for (const r of review) expect(sha256(readFileSync(r.payloadPath!)), `${r.fileName} kept for review`).to.equal(byNameHash(r.fileName!));
+      // sent/ holds each sent file once, with its rewritten .ctl (DTSId and a SUCCESS status record).
+      const sentDir = env.folder(SENDER, 'sent');
+      const sentFiles = readdirSync(sentDir).filter((n) => !n.endsWith('.ctl'));
+      expect(sentFiles.sort()).to.deep.equal(outRows.filter((r) => r.state === 'sent').map((r) => r.fileName!).sort());
+      for (const r of outRows.filter((row) => row.state === 'sent')) {
+        expect(sha256(readFileSync(join(sentDir, r.fileName!))), r.fileName!).to.equal(byNameHash(r.fileName!));
+        const ctl = parseControlFile(readFileSync(join(sentDir, r.fileName!.endsWith('.dat') ? r.fileName!.replace(/\.dat$/, '.ctl') : `${r.fileName}.ctl`)));
+        expect(ctl.dtsId, r.fileName!).to.equal(r.messageId);
+        expect(ctl.statusRecords.at(-1), r.fileName!).to.include({ status: 'SUCCESS', statusCode: '00' });
+      }
       // Reported for the closing note: how many first POSTs were cut off mid-flight.
       // Each parked send checked against the simulator: did MESH get it before the kill?
-      const byName = new Map([...expected].map(([h, n]) => [n, h]));
       const reachedMesh = review.filter((r) => (seen.get(byName.get(r.fileName!)!) ?? 0) > 0).length;
       console.log(`      ${kills} kills in ${runs} runs; ${review.length} send(s) parked in needs_review (${reachedMesh} of them had reached MESH); ${[...seen.values()].filter((c) => c > 1).length} duplicate(s)`);
+      console.log(`      kill points: ${[...killPoints].map(([k, n]) => `${k}×${n}`).join(', ')}`);
+      console.log(`      recovery handlers run: ${[...handlers].map(([k, n]) => `${k}×${n}`).join(', ')}`);
     } finally {
       senderLedger.close();
       receiverLedger.close();

@@ -27,6 +27,7 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   let done = 0;
   for (const row of pending) {
     if (ctx.stopping()) break;
+    log.info('RECOVERY', 'finishing what a stop left half-done: reacknowledge', { handler: 'reacknowledge', messageId: row.messageId });
     let detail: object = {};
     try {
       await ctx.mesh.acknowledge(row.messageId!);
@@ -55,6 +56,7 @@ async function quarantinePoison(ctx: MailboxContext): Promise<void> {
   const { ledger, mailbox, log } = ctx;
   for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'receiving' })]) {
     if (row.processingStarts < 2) continue;
+    log.info('RECOVERY', 'finishing what a stop left half-done: inbound-poison', { handler: 'inbound-poison', messageId: row.messageId });
     const reason = `processing began ${row.processingStarts} times and the process stopped each time; not tried again`;
     let payloadPath = row.payloadPath; // reprocessing a kept copy: it stays where it is
     const part = tempNames(ctx, row).part;

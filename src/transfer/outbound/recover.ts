@@ -11,17 +11,17 @@ import { failOutbound, fileFailed, finishSentBatch, parkForReview } from './file
  * What a crash can leave half-done on the send side, and who finishes it: one row of the table
  * per (state, condition). Run once per process and mailbox, before the first cycle; idempotent.
  */
-const RECOVERY: ReadonlyArray<{ state: MessageState; needs: (row: MessageRow, ctx: MailboxContext) => boolean; run: (ctx: MailboxContext, row: MessageRow) => Promise<void> }> = [
+const RECOVERY: ReadonlyArray<{ handler: string; state: MessageState; needs: (row: MessageRow, ctx: MailboxContext) => boolean; run: (ctx: MailboxContext, row: MessageRow) => Promise<void> }> = [
   // Stopped between the ledger row and the move into the spool.
-  { state: 'claiming', needs: () => true, run: finishClaim },
+  { handler: 'finish-claim', state: 'claiming', needs: () => true, run: finishClaim },
   // The first POST may have reached MESH: never resent blindly.
-  { state: 'queued', needs: (row) => row.recoveryMark === 'post_in_flight', run: unknownOutcome },
+  { handler: 'unknown-outcome', state: 'queued', needs: (row) => row.recoveryMark === 'post_in_flight', run: unknownOutcome },
   // Its conversion was started twice and never finished: it killed the process both times.
-  { state: 'queued', needs: (row) => row.processingStarts >= 2, run: poison },
+  { handler: 'poison', state: 'queued', needs: (row) => row.processingStarts >= 2, run: poison },
   // Sent, but its files were not (all) moved to sent/.
-  { state: 'sent', needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
+  { handler: 'finish-sent', state: 'sent', needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
   // Failed, but its files were not (all) moved to failed/.
-  { state: 'failed', needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
+  { handler: 'finish-failed', state: 'failed', needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
 ];
 
 export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
@@ -29,7 +29,9 @@ export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   for (const step of RECOVERY) {
     for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state: step.state })]) {
       const now = ctx.ledger.get(row.id)!; // an earlier step may have moved it
-      if (now.state === step.state && step.needs(now, ctx)) await step.run(ctx, now);
+      if (now.state !== step.state || !step.needs(now, ctx)) continue;
+      ctx.log.info('RECOVERY', `finishing what a stop left half-done: ${step.handler}`, { handler: step.handler, row: row.id });
+      await step.run(ctx, now);
     }
   }
   await reconcileSpool(ctx);
