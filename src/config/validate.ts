@@ -4,6 +4,7 @@ import { minIntervalMinutes } from './cron';
 import { formatProblem } from './formats';
 import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
 import { isObject, keyOf, Problems } from './problems';
+import { ledgerPostgres } from './ledger-postgres';
 import { resolveSecret } from './secrets';
 import { parseSize } from './size';
 import type { Environment, MailboxConfig, MeshdConfig, RouteConfig, UiConfig } from './types';
@@ -338,11 +339,12 @@ export function validateConfig(
     settleSeconds: int(ctx, 'schedule.settleSeconds', sc.settleSeconds, D.schedule.settleSeconds, 0, 3600),
   };
 
-  const le = section(ctx, 'ledger', top.ledger, ['payloadRetentionDays', 'rowRetentionDays', 'ambiguousSend']);
+  const le = section(ctx, 'ledger', top.ledger, ['payloadRetentionDays', 'rowRetentionDays', 'ambiguousSend', 'postgres']);
   const ledger = {
     payloadRetentionDays: int(ctx, 'ledger.payloadRetentionDays', le.payloadRetentionDays, D.ledger.payloadRetentionDays, 0, 36_500),
     rowRetentionDays: int(ctx, 'ledger.rowRetentionDays', le.rowRetentionDays, D.ledger.rowRetentionDays, 0, 36_500),
     ambiguousSend: oneOf(ctx, 'ledger.ambiguousSend', le.ambiguousSend, ['review', 'resend'] as const, D.ledger.ambiguousSend),
+    ...ledgerPostgres(ctx.problems, le.postgres, ctx),
   };
 
   const he = section(ctx, 'health', top.health, ['port', 'host']);
