@@ -55,11 +55,12 @@ export function checkMove(id: number, current: MessageRow | undefined, to: Messa
   return { row: current, mark, patch };
 }
 
-/** Checks a mark change on the current row in its current state. */
-export function checkMarkChange(id: number, current: MessageRow | undefined, mark: RecoveryMark | null, from?: MessageState[]): void {
+/** Checks a mark change on the current row in its current state; returns the row. */
+export function checkMarkChange(id: number, current: MessageRow | undefined, mark: RecoveryMark | null, from?: MessageState[]): MessageRow {
   if (!current) throw notFound(id);
   if (from && !from.includes(current.state)) throw conflict(`message ${id} is ${current.state}, not ${from.join(' or ')}; its recovery mark was not changed`);
   if (!canMark(current.direction, current.state, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${current.state}`);
+  return current;
 }
 
 /** A row id if the reference is one (findByRef: else it is a MESH message id). */

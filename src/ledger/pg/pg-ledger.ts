@@ -47,6 +47,13 @@ const BATCH = 500;
 const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
 const UNIQUE_VIOLATION = '23505';
 
+/**
+ * Runs inside every write transaction for a mailbox, before the write, with the transaction's
+ * own connection; throws to refuse the write. The daemon's leases (daemon/lease.ts) check the
+ * caller's fencing number here, so a host that lost a mailbox can never commit for it again.
+ */
+export type WriteFence = (mailbox: string, query: (sql: string, params: unknown[]) => PgRow[]) => void;
+
 export interface PgLedgerOptions {
   /** Refuse a database without the ledger's tables instead of creating them (read-only CLI commands). */
   create?: boolean;
@@ -77,6 +84,7 @@ export class PgLedger implements LedgerStore {
   private readonly db: SyncPg;
   private readonly now: () => Date;
   private depth = 0;
+  private fence: WriteFence | undefined;
 
   constructor(
     url: string,
@@ -92,6 +100,22 @@ export class PgLedger implements LedgerStore {
       this.db.close();
       throw err;
     }
+  }
+
+  /** Fences every later write (undefined: unfenced, as the CLI's operator commands write). */
+  setWriteFence(fence: WriteFence | undefined): void {
+    this.fence = fence;
+  }
+
+  private fenced(mailbox: string): void {
+    this.fence?.(mailbox, (sql, params) => this.rows(sql, params));
+  }
+
+  /** The fence for the mailbox of row `id` (which never changes), if there is a fence and a row. */
+  private fencedRow(id: number): void {
+    if (!this.fence) return;
+    const [row] = this.rows('SELECT mailbox FROM messages WHERE id = $1', [id]);
+    if (row) this.fenced(row.mailbox as string);
   }
 
   private stamp(): string {
@@ -134,6 +158,7 @@ export class PgLedger implements LedgerStore {
     // Columns left out take their defaults (message_type DATA, counters 0, compress false).
     const cols = Object.keys(values).filter((c) => values[c] !== null || !['message_type', 'chunks_done', 'compress', 'attempts', 'processing_starts'].includes(c));
     return this.transaction(() => {
+      this.fenced(mailbox);
       let inserted: PgRow;
       try {
         [inserted] = this.rows(
@@ -160,6 +185,7 @@ export class PgLedger implements LedgerStore {
     return this.transaction(() => {
       const at = this.stamp();
       const { row: current, mark, patch } = checkMove(id, this.lockRow(id), to, opts, at);
+      this.fenced(current.mailbox);
       const updated = this.updateRow(id, patch, at, { from: current.state, to }, mark);
       if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
       this.insertEvent(id, at, opts.event?.type ?? 'transition', current.state, to, opts.event?.detail);
@@ -170,6 +196,7 @@ export class PgLedger implements LedgerStore {
   claim(mailbox: string, direction: Direction, from: MessageState, to: MessageState, now: Date, limit: number, event?: EventInput): MessageRow[] {
     if (!canTransition(direction, from, to)) throw conflict(`${direction} rows cannot move from ${from} to ${to}`);
     return this.transaction(() => {
+      this.fenced(mailbox);
       const at = this.stamp();
       // SKIP LOCKED: rows another host is claiming right now are left to it, never taken twice.
       // The pick is a CTE, run once: as an IN (subquery) PostgreSQL may rescan it per row and go past the limit.
@@ -191,7 +218,7 @@ export class PgLedger implements LedgerStore {
 
   setMark(id: number, mark: RecoveryMark | null, opts: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput } = {}): MessageRow {
     return this.transaction(() => {
-      checkMarkChange(id, this.lockRow(id), mark, opts.from);
+      this.fenced(checkMarkChange(id, this.lockRow(id), mark, opts.from).mailbox);
       const at = this.stamp();
       const updated = this.updateRow(id, opts.patch ?? {}, at, undefined, mark);
       if (!updated) throw notFound(id);
@@ -202,6 +229,7 @@ export class PgLedger implements LedgerStore {
 
   update(id: number, patch: MessagePatch, event?: EventInput): MessageRow {
     return this.transaction(() => {
+      this.fencedRow(id);
       const at = this.stamp();
       const updated = this.updateRow(id, patch, at);
       if (!updated) throw notFound(id);
@@ -233,8 +261,11 @@ export class PgLedger implements LedgerStore {
   }
 
   recordEvent(id: number, type: string, detail?: object): void {
-    if (!this.get(id)) throw notFound(id);
-    this.insertEvent(id, this.stamp(), type, null, null, detail);
+    this.transaction(() => {
+      if (!this.get(id)) throw notFound(id);
+      this.fencedRow(id);
+      this.insertEvent(id, this.stamp(), type, null, null, detail);
+    });
   }
 
   get(id: number): MessageRow | undefined {
@@ -397,11 +428,14 @@ export class PgLedger implements LedgerStore {
     const pairs = patchColumns(patch, MAILBOX_STATUS_FIELDS, MAILBOX_STATUS_COLUMNS);
     const cols = pairs.map(([c]) => c);
     const update = cols.length ? `DO UPDATE SET ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}` : 'DO NOTHING';
-    this.rows(
+    this.transaction(() => {
+      this.fenced(mailbox);
+      this.rows(
       `INSERT INTO mailbox_status (mailbox${cols.map((c) => ', ' + c).join('')}) VALUES ($1${cols.map((_, i) => `, $${i + 2}`).join('')})
        ON CONFLICT (mailbox) ${update}`,
       [mailbox, ...pairs.map(([, v]) => v)],
-    );
+      );
+    });
   }
 
   /** One commit for the callback's statements; nested calls run in a savepoint, as better-sqlite3's do. */

@@ -152,17 +152,22 @@ export const MIGRATION_LOCK = 7_146_530_001;
  * advisory lock; refuses a database written by a newer meshd. Returns the schema version.
  * With create false, a database without the ledger's tables is refused instead of initialised.
  */
-export function runPgMigrations(db: SyncPg, where: string, opts: { create?: boolean; migrations?: readonly PgMigration[] } = {}): number {
+export function runPgMigrations(
+  db: SyncPg,
+  where: string,
+  opts: { create?: boolean; migrations?: readonly PgMigration[]; /** Another list (hosts and leases) keeps its own. */ versionTable?: string } = {},
+): number {
   const migrations = opts.migrations ?? PG_MIGRATIONS;
+  const table = opts.versionTable ?? 'schema_version';
   const latest = migrations[migrations.length - 1]?.version ?? 0;
   db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
   try {
-    const exists = db.rows("SELECT to_regclass('schema_version') IS NOT NULL AS e")[0].e === true;
+    const exists = db.rows('SELECT to_regclass($1) IS NOT NULL AS e', [table])[0].e === true;
     if (!exists && opts.create === false) {
       throw new MeshdError('LEDGER_MISSING', `no ledger in ${where}`, 'the daemon creates the ledger tables on first run');
     }
-    db.query('CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)');
-    let current = Number(db.rows('SELECT COALESCE(MAX(version), 0) AS v FROM schema_version')[0].v);
+    db.query(`CREATE TABLE IF NOT EXISTS ${table} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)`);
+    let current = Number(db.rows(`SELECT COALESCE(MAX(version), 0) AS v FROM ${table}`)[0].v);
     if (current > latest) {
       throw new MeshdError(
         'LEDGER_TOO_NEW',
@@ -175,7 +180,7 @@ export function runPgMigrations(db: SyncPg, where: string, opts: { create?: bool
       db.query('BEGIN');
       try {
         db.query(migration.sql);
-        db.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, now())', [migration.version]);
+        db.query(`INSERT INTO ${table} (version, applied_at) VALUES ($1, now())`, [migration.version]);
         db.query('COMMIT');
       } catch (err) {
         db.query('ROLLBACK');
