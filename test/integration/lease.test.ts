@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { expect } from 'chai';
 import { MeshdError } from '../../src/errors';
 import { LeaseManager, rendezvousOwner } from '../../src/daemon/lease';
@@ -164,5 +166,43 @@ describe('mailbox leases (PostgreSQL)', () => {
     expect(owners()).to.deep.equal(Object.fromEntries(MAILBOXES.map((m) => [m, 'host-b'])));
     // Mailboxes dropped from the config are handed back too.
     expect(b.tick(MAILBOXES.slice(1)).released).to.deep.equal([MAILBOXES[0]]);
+  });
+
+  it('makes a takeover wait for a write in progress, which then commits before it', async () => {
+    // host-a, in its own process, holds the lease and writes inside a transaction that stays open
+    // a while; host-b takes the expired lease meanwhile. The takeover must wait for that commit.
+    const dist = path.resolve(__dirname, '../../src');
+    const script = `
+      const { SyncPg } = require(${JSON.stringify(dist + '/ledger/pg/bridge')});
+      const { LeaseManager } = require(${JSON.stringify(dist + '/daemon/lease')});
+      const { openPgLedger } = require(${JSON.stringify(dist + '/ledger/pg/pg-ledger')});
+      const now = () => new Date(${JSON.stringify(clock.toISOString())});
+      const a = new LeaseManager(new SyncPg(process.env.URL), { hostId: 'host-a', leaseSeconds: ${LEASE}, now });
+      a.tick(['X26ABC1']);
+      const ledger = openPgLedger(process.env.URL, { now });
+      ledger.setWriteFence(a.writeFence);
+      ledger.transaction(() => {
+        ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued', localId: 'written-by-a' });
+        process.stdout.write('written');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+      });
+      ledger.close();
+      process.exit(0);`;
+    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, URL: url } });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('written') && resolve());
+      void exited.then(() => reject(new Error(`host-a exited early: ${err}`)));
+    });
+    later(LEASE + 1);
+    const b = host('host-b');
+    const gained = b.acquire('X26ABC1');
+    expect(gained).to.include({ mailbox: 'X26ABC1', takenOver: true });
+    // Had the takeover not waited, host-a's row would not be committed yet.
+    const ledgerB = ledgerFor(b);
+    expect(ledgerB.list({}).map((r) => r.localId)).to.deep.equal(['written-by-a']);
+    expect(await exited, err).to.equal(0);
   });
 });
