@@ -8,7 +8,7 @@ import { MIGRATIONS, PgLedger, SqliteLedger, ledgerPath, openStore } from '../..
 import { SyncPg } from '../../src/ledger/pg/bridge';
 import { openPgLedger } from '../../src/ledger/pg/pg-ledger';
 import { PG_MIGRATIONS, runPgMigrations } from '../../src/ledger/pg/schema';
-import { pgCluster } from './support/postgres';
+import { pgBinDir, pgCluster } from './support/postgres';
 
 /** What only the PostgreSQL ledger has: shared migrations, several processes, a server that can be away. */
 
@@ -149,5 +149,28 @@ describe('PostgreSQL ledger', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('reconnects after its connection is cut (a call caught in the cut fails LEDGER_UNAVAILABLE)', () => {
+    const ledger = openPgLedger(url);
+    const admin = new SyncPg(url);
+    try {
+      const row = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued' });
+      admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'meshd' AND pid <> pg_backend_pid()");
+      // The worker may learn of the cut before the next call (and reconnect) or during it (and fail it).
+      try {
+        ledger.get(row.id);
+      } catch (err) {
+        expect((err as MeshdError).code).to.equal('LEDGER_UNAVAILABLE');
+      }
+      expect(ledger.get(row.id)!.id).to.equal(row.id);
+    } finally {
+      admin.close();
+      ledger.close();
+    }
+  });
+
+  it('names the missing package when the PostgreSQL server binaries are not installed', () => {
+    expect(() => pgBinDir('/nonexistent/postgresql')).to.throw(/apt-get install postgresql/);
   });
 });

@@ -1,5 +1,6 @@
 import { type MessagePort, workerData } from 'node:worker_threads';
 import pg from 'pg';
+import { isConnectionFailure } from './bridge';
 
 /**
  * The async half of SyncPg (bridge.ts): runs node-postgres on its own event loop while the main
@@ -54,6 +55,9 @@ function reply(message: unknown): void {
   Atomics.notify(state, 0);
 }
 
+// A bug here must not leave the caller waiting out its timeout: the error goes back as the reply.
+process.on('uncaughtException', (err) => reply({ error: { message: `ledger worker failed: ${err.message}` } }));
+
 port.on('message', (req: Request) => {
   void (async () => {
     try {
@@ -69,6 +73,12 @@ port.on('message', (req: Request) => {
       reply({ rows: plain(result.rows ?? []), rowCount: result.rowCount ?? 0 });
     } catch (err) {
       const e = err as { message?: string; code?: string; constraint?: string };
+      // The query can fail before the client reports its end: drop it now so the next call reconnects.
+      if (isConnectionFailure(e.code)) {
+        const c = client;
+        client = undefined;
+        c?.end().catch(() => undefined);
+      }
       reply({ error: { message: e.message ?? String(err), code: e.code, constraint: e.constraint } });
     }
   })();

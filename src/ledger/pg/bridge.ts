@@ -103,6 +103,6 @@ export class SyncPg {
 }
 
 /** Network errors (ECONNREFUSED, …) and SQLSTATE classes 08 (connection) and 57P (server shutting down). */
-function isConnectionFailure(code: string | undefined): boolean {
+export function isConnectionFailure(code: string | undefined): boolean {
   return code === undefined || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P');
 }

@@ -26,9 +26,8 @@ export function pgCluster(): Promise<PgCluster> {
 }
 
 /** The newest installed server's bin dir (Debian: /usr/lib/postgresql/<major>/bin), or PG_BIN. */
-export function pgBinDir(): string {
+export function pgBinDir(root = '/usr/lib/postgresql'): string {
   if (process.env.PG_BIN) return process.env.PG_BIN;
-  const root = '/usr/lib/postgresql';
   const majors = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'bin', 'initdb'))) : [];
   if (majors.length === 0) {
     throw new Error(`PostgreSQL server binaries not found under ${root}: install Debian's postgresql package (apt-get install postgresql) or set PG_BIN`);
