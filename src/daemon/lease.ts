@@ -60,8 +60,11 @@ export interface LeaseChanges {
   gained: GainedLease[];
   /** Taken over by another host while this one held it: stop work on these. */
   lost: string[];
-  /** Handed back because another live host is now their owner (rebalance). */
-  released: string[];
+  /**
+   * Still held (and renewed) but now another live host's, or no longer configured: stop work on
+   * these, then release() each, so the next owner never polls while this host still does.
+   */
+  handBack: string[];
 }
 
 export function defaultHostId(): string {
@@ -139,29 +142,21 @@ export class LeaseManager {
   }
 
   /**
-   * One round: heartbeat, then for each configured mailbox renew, take, or hand back its lease
-   * so that each ends with its rendezvous owner among the live hosts.
+   * One round: heartbeat, renew every lease held, take the configured mailboxes that are this
+   * host's by rendezvous over the live hosts once free or expired, and name those to hand back.
    */
   tick(mailboxes: readonly string[]): LeaseChanges {
     this.heartbeat();
     const live = this.liveHosts();
-    const changes: LeaseChanges = { gained: [], lost: [], released: [] };
-    const wanted = new Set(mailboxes);
-    for (const mailbox of this.held.keys()) {
-      if (!wanted.has(mailbox)) {
-        this.release(mailbox);
-        changes.released.push(mailbox);
-      }
+    const changes: LeaseChanges = { gained: [], lost: [], handBack: [] };
+    const configured = new Set(mailboxes);
+    for (const mailbox of [...this.held.keys()]) {
+      if (!this.renew(mailbox)) changes.lost.push(mailbox);
+      else if (!configured.has(mailbox) || rendezvousOwner(mailbox, live) !== this.hostId) changes.handBack.push(mailbox);
     }
     for (const mailbox of mailboxes) {
-      const mine = rendezvousOwner(mailbox, live) === this.hostId;
-      if (this.held.has(mailbox)) {
-        if (!this.renew(mailbox)) changes.lost.push(mailbox);
-        else if (!mine) {
-          this.release(mailbox);
-          changes.released.push(mailbox);
-        }
-      } else if (mine) {
+      if (this.held.has(mailbox) || changes.lost.includes(mailbox)) continue;
+      if (rendezvousOwner(mailbox, live) === this.hostId) {
         const gained = this.acquire(mailbox);
         if (gained) changes.gained.push(gained);
       }

@@ -37,7 +37,9 @@ describe('mailbox leases (PostgreSQL)', () => {
   function twoSettledHosts(): [LeaseManager, LeaseManager] {
     const a = host('host-a');
     const b = host('host-b');
-    for (let round = 0; round < 2; round++) for (const h of [a, b]) h.tick(MAILBOXES);
+    for (let round = 0; round < 2; round++) {
+      for (const h of [a, b]) for (const m of h.tick(MAILBOXES).handBack) h.release(m);
+    }
     return [a, b];
   }
 
@@ -77,10 +79,13 @@ describe('mailbox leases (PostgreSQL)', () => {
 
     const b = host('host-b');
     expect(b.tick(MAILBOXES).gained, 'b waits while a holds unexpired leases').to.deep.equal([]);
-    const handed = a.tick(MAILBOXES).released;
+    const handBack = a.tick(MAILBOXES).handBack;
     const forB = MAILBOXES.filter((m) => rendezvousOwner(m, ['host-a', 'host-b']) === 'host-b');
-    expect(handed).to.deep.equal(forB);
+    expect(handBack).to.deep.equal(forB);
     expect(forB.length).to.be.within(1, MAILBOXES.length - 1);
+    // Until host-a has stopped work on them and released them, host-b must not poll them.
+    expect(b.tick(MAILBOXES).gained).to.deep.equal([]);
+    for (const m of handBack) a.release(m);
     const gained = b.tick(MAILBOXES).gained;
     expect(gained.map((g) => g.mailbox)).to.deep.equal(forB);
     expect(gained.every((g) => g.takenOver)).to.equal(true);
@@ -88,8 +93,8 @@ describe('mailbox leases (PostgreSQL)', () => {
     expect(owners()).to.deep.equal(expected);
     // Steady state: renewals only.
     later(LEASE / 3);
-    expect(a.tick(MAILBOXES)).to.deep.equal({ gained: [], lost: [], released: [] });
-    expect(b.tick(MAILBOXES)).to.deep.equal({ gained: [], lost: [], released: [] });
+    expect(a.tick(MAILBOXES)).to.deep.equal({ gained: [], lost: [], handBack: [] });
+    expect(b.tick(MAILBOXES)).to.deep.equal({ gained: [], lost: [], handBack: [] });
   });
 
   it('takes a dead host’s mailboxes over when its leases expire, with larger fencing numbers', () => {
@@ -144,7 +149,7 @@ describe('mailbox leases (PostgreSQL)', () => {
     // The new holder writes normally.
     expect(ledgerB.transition(row.id, 'queued').state).to.equal('queued');
 
-    expect(a.tick(['X26ABC1'])).to.deep.equal({ gained: [], lost: ['X26ABC1'], released: [] });
+    expect(a.tick(['X26ABC1'])).to.deep.equal({ gained: [], lost: ['X26ABC1'], handBack: [] });
     expect(a.fenceOf('X26ABC1')).to.equal(undefined);
   });
 
@@ -153,7 +158,7 @@ describe('mailbox leases (PostgreSQL)', () => {
     a.tick(['X26ABC1']);
     const fence = a.fenceOf('X26ABC1');
     later(LEASE + 5);
-    expect(a.tick(['X26ABC1'])).to.deep.equal({ gained: [], lost: [], released: [] });
+    expect(a.tick(['X26ABC1'])).to.deep.equal({ gained: [], lost: [], handBack: [] });
     expect(a.fenceOf('X26ABC1')).to.equal(fence);
     expect(owners()).to.deep.equal({ X26ABC1: 'host-a' });
   });
@@ -165,7 +170,7 @@ describe('mailbox leases (PostgreSQL)', () => {
     expect(gained.length).to.be.greaterThan(0);
     expect(owners()).to.deep.equal(Object.fromEntries(MAILBOXES.map((m) => [m, 'host-b'])));
     // Mailboxes dropped from the config are handed back too.
-    expect(b.tick(MAILBOXES.slice(1)).released).to.deep.equal([MAILBOXES[0]]);
+    expect(b.tick(MAILBOXES.slice(1)).handBack).to.deep.equal([MAILBOXES[0]]);
   });
 
   it('makes a takeover wait for a write in progress, which then commits before it', async () => {
