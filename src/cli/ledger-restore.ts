@@ -17,12 +17,13 @@ export function registerRestore(group: Command): void {
       const path = await import('node:path');
       const { findConfigPath, loadConfig } = await import('../config');
       const { acquireInstanceLock } = await import('../daemon/lock');
-      const { ledgerPath } = await import('../ledger');
+      const { ledgerPath, requireSqlite } = await import('../ledger');
       const { installLedgerCopy } = await import('../ledger/restore');
       const { Daemon } = await import('../daemon/daemon');
       const { reconcileSpool } = await import('../transfer/outbound');
       const { createLogger } = await import('../log');
       const config = await loadConfig(findConfigPath(g.config), process.env, { skipSecrets: true });
+      requireSqlite(config, 'meshd ledger restore');
       const source = path.resolve(file);
       const lock = acquireInstanceLock(config.dataDir);
       try {

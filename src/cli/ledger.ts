@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { MeshdConfig } from '../config/types';
-import type { Direction, EventRow, LedgerStore, MessageRow, MessageState, SqliteLedger } from '../ledger';
+import type { Direction, EventRow, LedgerStore, MessageRow, MessageState } from '../ledger';
 import { MeshdError } from '../errors';
 import { escapeControl } from '../safe-text';
 import { registerRestore } from './ledger-restore';
@@ -16,7 +16,7 @@ interface LedgerCli {
   /** --mailbox as a filter (upper-cased, checked against the config); absent = every mailbox. */
   mailbox?: string;
   json: boolean;
-  ledger: SqliteLedger;
+  ledger: LedgerStore;
   print(result: unknown, text: string | string[]): void;
 }
 
@@ -31,7 +31,7 @@ function usage(message: string, hint?: string): MeshdError {
 async function openCli(cmd: Command): Promise<LedgerCli> {
   const g = cmd.optsWithGlobals() as { config?: string; mailbox?: string; json?: boolean };
   const { findConfigPath, loadConfig } = await import('../config');
-  const { openLedger, ledgerPath } = await import('../ledger');
+  const { openStore } = await import('../ledger');
   // These commands read the ledger only: secrets (often systemd credentials) need not be reachable.
   const config = await loadConfig(findConfigPath(g.config), process.env, { skipSecrets: true });
   let mailbox: string | undefined;
@@ -43,7 +43,7 @@ async function openCli(cmd: Command): Promise<LedgerCli> {
   }
   const json = g.json === true;
   // create: false, so that `sudo meshd status` on a fresh host never leaves a root-owned ledger behind.
-  const ledger = openLedger(ledgerPath(config.dataDir), { create: false });
+  const ledger = openStore(config, { create: false });
   return { config, mailbox, json, ledger, print: printer(json) };
 }
 

@@ -22,7 +22,7 @@ export function register(program: Command): void {
       const { findConfigPath, loadConfig } = await import('../config');
       const { DEFAULTS } = await import('../config/presets');
       const { isLoopbackHost } = await import('../config/validate');
-      const { openLedger, ledgerPath } = await import('../ledger');
+      const { openStore } = await import('../ledger');
       const { createLogger } = await import('../log');
       const { startUiServer } = await import('../ui/server');
       // The console reads the ledger and never contacts MESH: MESH secrets need not be reachable.
@@ -35,7 +35,7 @@ export function register(program: Command): void {
       }
       if (ui.tls && !ui.tls.key) throw new MeshdError('UI_TLS_REQUIRED', 'ui.tls.key is a systemd credential, which `meshd ui` cannot read outside the service', 'give ui.tls.key as a file path, or use the console `meshd run` serves', 'config');
       const log = createLogger({ level: (g.logLevel as 'info' | undefined) ?? config.log.level, format: config.log.format === 'auto' ? undefined : config.log.format });
-      const ledger = openLedger(ledgerPath(config.dataDir), { create: false });
+      const ledger = openStore(config, { create: false });
       try {
         const server = await startUiServer({ config, ui, ledger, log });
         process.stdout.write((g.json ? JSON.stringify({ url: server.url }) : `meshd console: ${server.url}`) + '\n');

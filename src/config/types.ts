@@ -78,6 +78,8 @@ export interface LedgerConfig {
   payloadRetentionDays: number;
   rowRetentionDays: number;
   ambiguousSend: 'review' | 'resend';
+  /** The resolved connection URL of a shared PostgreSQL ledger; absent: SQLite in dataDir. */
+  postgres?: string;
 }
 
 export interface HealthConfig {

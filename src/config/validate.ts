@@ -4,6 +4,7 @@ import { minIntervalMinutes } from './cron';
 import { formatProblem } from './formats';
 import { DEFAULTS, ENVIRONMENT_URL, MAX_CHUNK_SIZE } from './presets';
 import { isObject, keyOf, Problems } from './problems';
+import { ledgerPostgres } from './ledger-postgres';
 import { schemaProblems } from './schema';
 import { credentialFile, resolveSecret } from './secrets';
 import { parseSize, SIZE_FORMAT } from './size';
@@ -248,7 +249,7 @@ export function validateConfig(
     schedule[k] = cron(ctx, `schedule.${k}`, schedule[k], D.schedule[k], k === 'poll' && !isLocal ? 5 : 0);
   }
 
-  const ledger = plain(ctx, 'ledger', top.ledger, D.ledger);
+  const ledger = { ...plain(ctx, 'ledger', top.ledger, D.ledger), ...ledgerPostgres(ctx.problems, isObject(top.ledger) ? top.ledger.postgres : undefined, ctx) };
   const health = plain(ctx, 'health', top.health, D.health);
   const ui = top.ui === undefined ? undefined : uiSection(ctx, top.ui);
   const log = plain(ctx, 'log', top.log, D.log);

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
-import { deletePurgedFiles, ledgerPath, openLedger, type LedgerStore } from '../ledger';
+import { deletePurgedFiles, openStore, type LedgerStore } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
@@ -61,7 +61,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = withCrashHook(openLedger(ledgerPath(config.dataDir)));
+    this.ledger = withCrashHook(openStore(config));
   }
 
   static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {

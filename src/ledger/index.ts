@@ -40,3 +40,5 @@ export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './sch
 export { BUSY_TIMEOUT_MS } from './open';
 export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, type ResolveAs, type OperatorVia } from './operator';
 export { parseSince, parseAge } from './periods';
+export { openStore, requireSqlite, type LedgerChoice } from './open-store';
+export { PgLedger, openPgLedger, type PgLedgerOptions } from './pg/pg-ledger';

@@ -7,7 +7,6 @@ import {
   MAILBOX_STATUS_COLUMNS,
   MESSAGE_COLUMNS,
   PATCHABLE_FIELDS,
-  appointmentEventFromSql,
   eventFromSql,
   mailboxStatusFromSql,
   messageFromSql,
@@ -15,16 +14,13 @@ import {
   toSql,
 } from './columns';
 import { openDatabase, type OpenOptions } from './open';
+import { appointmentFromRows, checkMarkChange, checkMove, checkNewRow, conflict, duplicateOnInsert, duplicateOnUpdate, notFound, refRowId } from './rules';
 import {
   type Direction,
-  INITIAL_STATES,
   MessageState,
   PAYLOAD_PURGE_STATES,
   SETTLED_STATES,
-  canMark,
-  canTransition,
   type RecoveryMark,
-  predecessors,
 } from './states';
 import type {
   AppointmentInput,
@@ -57,14 +53,6 @@ const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
 export interface LedgerOptions extends OpenOptions {
   /** Injectable clock for stamps (tests). */
   now?: () => Date;
-}
-
-function conflict(message: string, hint?: string): MeshdError {
-  return new MeshdError('LEDGER_CONFLICT', message, hint);
-}
-
-function notFound(id: number | string): MeshdError {
-  return new MeshdError('LEDGER_NOT_FOUND', `no ledger row ${id}`, 'list rows with `meshd ledger list`');
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -144,15 +132,8 @@ export class SqliteLedger implements LedgerStore {
   }
 
   insertMessage(row: NewMessage, event?: EventInput): MessageRow {
-    if (!INITIAL_STATES[row.direction]?.includes(row.state)) {
-      throw new MeshdError(
-        'LEDGER_INVALID_STATE',
-        `a new ${row.direction} row cannot start in state ${row.state}`,
-        `start in one of: ${(INITIAL_STATES[row.direction] ?? []).join(', ')}`,
-      );
-    }
-    const { direction, mailbox, state, recoveryMark = null, ...patch } = row;
-    if (!canMark(direction, state, recoveryMark)) throw conflict(`a new ${direction} row in state ${state} cannot carry the recovery mark ${recoveryMark}`);
+    const { recoveryMark, patch } = checkNewRow(row);
+    const { direction, mailbox, state } = row;
     const values: Record<string, unknown> = {};
     for (const c of Object.values(MESSAGE_COLUMNS)) values[c] = null;
     for (const [col, value] of patchColumns(patch, PATCHABLE_FIELDS, MESSAGE_COLUMNS)) values[col] = value;
@@ -171,9 +152,7 @@ export class SqliteLedger implements LedgerStore {
       try {
         inserted = this.stmtInsertMessage.get(values) as Row;
       } catch (err) {
-        if (isUniqueViolation(err)) {
-          throw new MeshdError('LEDGER_DUPLICATE', `mailbox ${mailbox} already has a ${direction} row for MESH message ${String(values.message_id)}`, undefined, 'failure', { cause: err });
-        }
+        if (isUniqueViolation(err)) throw duplicateOnInsert(row, values.message_id, err);
         throw err;
       }
       const created = messageFromSql(inserted);
@@ -187,23 +166,8 @@ export class SqliteLedger implements LedgerStore {
   }
 
   private transitionRow(id: number, to: MessageState, opts: TransitionOptions): MessageRow {
-    const current = this.get(id);
-    if (!current) throw notFound(id);
-    if (opts.from && !opts.from.includes(current.state)) {
-      throw conflict(`message ${id} is ${current.state}, not ${opts.from.join(' or ')}; it was not moved to ${to}`);
-    }
-    if (!canTransition(current.direction, current.state, to)) {
-      const legal = predecessors(current.direction, to);
-      throw conflict(
-        `message ${id} (${current.direction}) cannot move from ${current.state} to ${to}`,
-        legal.length ? `only ${legal.join(', ')} rows can move to ${to}` : `no ${current.direction} row can move to ${to}`,
-      );
-    }
-    const mark = opts.mark ?? null;
-    if (!canMark(current.direction, to, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${to}`);
     const at = this.stamp();
-    const patch: MessagePatch = { ...opts.patch };
-    if (to === MessageState.Acknowledged && patch.acknowledgedAt === undefined) patch.acknowledgedAt = at;
+    const { row: current, mark, patch } = checkMove(id, this.get(id), to, opts, at);
     const updated = this.updateRow(id, patch, at, { from: current.state, to }, mark);
     // Unreachable under the immediate transaction's lock; kept as a guard should the isolation ever change.
     if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
@@ -213,10 +177,7 @@ export class SqliteLedger implements LedgerStore {
 
   setMark(id: number, mark: RecoveryMark | null, opts: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput } = {}): MessageRow {
     return this.transaction(() => {
-      const current = this.get(id);
-      if (!current) throw notFound(id);
-      if (opts.from && !opts.from.includes(current.state)) throw conflict(`message ${id} is ${current.state}, not ${opts.from.join(' or ')}; its recovery mark was not changed`);
-      if (!canMark(current.direction, current.state, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${current.state}`);
+      checkMarkChange(id, this.get(id), mark, opts.from);
       const at = this.stamp();
       const updated = this.updateRow(id, opts.patch ?? {}, at, undefined, mark);
       if (!updated) throw notFound(id);
@@ -256,9 +217,7 @@ export class SqliteLedger implements LedgerStore {
     try {
       row = stmt.get(params) as Row | undefined;
     } catch (err) {
-      if (isUniqueViolation(err)) {
-        throw new MeshdError('LEDGER_DUPLICATE', `another row of this mailbox and direction already has MESH message id ${String(params.message_id)}`, undefined, 'failure', { cause: err });
-      }
+      if (isUniqueViolation(err)) throw duplicateOnUpdate(params.message_id, err);
       throw err;
     }
     return row ? messageFromSql(row) : undefined;
@@ -286,10 +245,9 @@ export class SqliteLedger implements LedgerStore {
 
   findByRef(ref: string): MessageRow | undefined {
     const trimmed = ref.trim();
-    if (/^\d{1,15}$/.test(trimmed)) {
-      const byId = this.get(Number(trimmed));
-      if (byId) return byId;
-    }
+    const id = refRowId(trimmed);
+    const byId = id === undefined ? undefined : this.get(id);
+    if (byId) return byId;
     const row = this.stmtFindByMessageIdAnyMailbox.get(trimmed) as Row | undefined;
     return row ? messageFromSql(row) : undefined;
   }
@@ -396,14 +354,7 @@ export class SqliteLedger implements LedgerStore {
   }
 
   getAppointment(key: string): AppointmentRecord | undefined {
-    const rows = this.stmtGetAppointment.all(key) as Row[];
-    if (rows.length === 0) return undefined;
-    const record: AppointmentRecord = { key };
-    for (const r of rows) {
-      if (r.direction === 'out') record.lastSent = appointmentEventFromSql(r);
-      else record.lastReceived = appointmentEventFromSql(r);
-    }
-    return record;
+    return appointmentFromRows(key, this.stmtGetAppointment.all(key) as Row[]);
   }
 
   recordAppointment(key: string, direction: Direction, rec: AppointmentInput): void {

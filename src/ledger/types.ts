@@ -184,8 +184,8 @@ export interface PurgeResult {
 }
 
 /**
- * The ledger as the pipelines and CLI see it. SqliteLedger implements it; another database
- * (PostgreSQL for several daemon hosts) can implement it later.
+ * The ledger as the pipelines and CLI see it. SqliteLedger (one host) and PgLedger (PostgreSQL,
+ * shared by several hosts) implement it; test/integration/ledger-contract.test.ts holds both to it.
  */
 export interface LedgerStore {
   insertMessage(row: NewMessage, event?: EventInput): MessageRow;

@@ -38,7 +38,8 @@ describe('config schema (config/meshd.schema.json)', () => {
   it('shows the defaults the loader applies, for exactly the keys it has defaults for', () => {
     for (const [section, defaults] of Object.entries(DEFAULTS)) {
       const node = schema.properties![section];
-      expect(props(node), section).to.have.members(Object.keys(defaults).concat(section === 'ui' ? ['tls'] : []));
+      // Keys with no default: the console's TLS, and the PostgreSQL ledger (absent = SQLite).
+      expect(props(node), section).to.have.members(Object.keys(defaults).concat(section === 'ui' ? ['tls'] : section === 'ledger' ? ['postgres'] : []));
       for (const [key, value] of Object.entries(defaults)) {
         const shown = node.properties![key].default;
         expect(node.properties![key].$ref === '#/definitions/size' ? parseSize(shown) : shown, `${section}.${key}`).to.deep.equal(value);
@@ -69,7 +70,7 @@ transfer: { chunkSize: 1MiB, compress: false, maxMessageBytes: 1GiB, timeoutSeco
 transform: { maxInputBytes: 8MiB }
 retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 100, maxTotalMs: 1000 }
 schedule: { poll: "* * * * *", outboundScan: "*/2 * * * *", tracking: "0 */2 * * *", handshake: "0 7 * * *", settleSeconds: 2 }
-ledger: { payloadRetentionDays: 7, rowRetentionDays: 90, ambiguousSend: resend }
+ledger: { payloadRetentionDays: 7, rowRetentionDays: 90, ambiguousSend: resend, postgres: "postgresql://meshd@db.example/meshd" }
 health: { port: 9464, host: ::1 }
 ui: { port: 9999, host: 0.0.0.0, readOnly: true, showPayloads: true, tls: ${tls} }
 log: { level: debug, format: json }
