@@ -1,41 +1,15 @@
-import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import forge from 'node-forge';
+import { runMeshd } from '../support/cli';
+import { makeCertForDays } from '../support/certs';
 
-const BIN = join(__dirname, '..', '..', '..', 'bin', 'meshd.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
+function meshd(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runMeshd(args, { env: { MESHD_CONFIG: '', ...env } });
 }
 
-function meshd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_CONFIG: '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** A self-signed client certificate valid for `days` from now, and its key. */
-function makeCert(cn: string, days: number): { certPem: string; keyPem: string; cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const key = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()) as forge.pki.rsa.PrivateKey;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  cert.serialNumber = '01';
-  cert.validity.notBefore = new Date(Date.now() - 86_400_000);
-  cert.validity.notAfter = new Date(Date.now() + days * 86_400_000);
-  cert.setSubject([{ name: 'commonName', value: cn }]);
-  cert.setIssuer([{ name: 'commonName', value: cn }]);
-  cert.sign(key, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert, key };
-}
 
 describe('meshd certs (CLI as a process)', function () {
   this.timeout(30000);
@@ -61,8 +35,8 @@ describe('meshd certs (CLI as a process)', function () {
   });
 
   it('inspect --json reports validity, fingerprint and whether the key matches', async () => {
-    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 20);
-    const other = makeCert('X26ABC2.X26.api.mesh-client.nhs.uk', 20);
+    const c = makeCertForDays('X26ABC1.X26.api.mesh-client.nhs.uk', 20);
+    const other = makeCertForDays('X26ABC2.X26.api.mesh-client.nhs.uk', 20);
     writeFileSync(join(dir, 'client.crt'), c.certPem);
     writeFileSync(join(dir, 'client.key'), c.keyPem, { mode: 0o600 });
     writeFileSync(join(dir, 'other.key'), other.keyPem, { mode: 0o600 });
@@ -78,7 +52,7 @@ describe('meshd certs (CLI as a process)', function () {
   });
 
   it('inspect reads a PKCS#12 with the password from an environment variable', async () => {
-    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
+    const c = makeCertForDays('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
     const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(c.key, [c.cert], 'Store-Pass-1', { algorithm: '3des' })).getBytes();
     writeFileSync(join(dir, 'mesh.p12'), Buffer.from(p12, 'binary'));
     const r = await meshd(['certs', 'inspect', join(dir, 'mesh.p12'), '--password-env', 'P12_PASS'], { P12_PASS: 'Store-Pass-1' });
@@ -90,7 +64,7 @@ describe('meshd certs (CLI as a process)', function () {
   });
 
   it('import converts a PKCS#12 to PEM certificate and a 0600 key', async () => {
-    const c = makeCert('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
+    const c = makeCertForDays('X26ABC1.X26.api.mesh-client.nhs.uk', 400);
     const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(c.key, [c.cert], 'Store-Pass-1', { algorithm: '3des' })).getBytes();
     writeFileSync(join(dir, 'mesh.keystore'), Buffer.from(p12, 'binary'));
     const r = await meshd(['--json', 'certs', 'import', '--p12', join(dir, 'mesh.keystore'), '--out', join(dir, 'pem'), '--password-env', 'P12_PASS'], { P12_PASS: 'Store-Pass-1' });
@@ -105,7 +79,7 @@ describe('meshd certs (CLI as a process)', function () {
     const missing = await meshd(['certs', 'inspect', join(dir, 'nope.crt')]);
     expect(missing.code).to.equal(7);
     expect(missing.stderr).to.include(`cannot read certificate ${join(dir, 'nope.crt')} (ENOENT)`);
-    writeFileSync(join(dir, 'k.pem'), makeCert('X', 1).keyPem);
+    writeFileSync(join(dir, 'k.pem'), makeCertForDays('X', 1).keyPem);
     const key = await meshd(['certs', 'inspect', join(dir, 'k.pem')]);
     expect(key.code).to.equal(7);
     expect(key.stderr).to.include('holds a private key, not a certificate').and.not.include('BEGIN');

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ledgerPath, openLedger, type SqliteLedger } from '../../src/ledger';
-
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'meshd.js');
+import { runMeshd } from '../support/cli';
 
 /** Values from outside that try to forge lines and drive the terminal (clear screen, set title, C1 CSI). */
 const HOSTILE_FILE = 'report.csv\nID  DIR  FORGED ROW\r\x1b[2J\x1b]0;owned\x07\x7f\u009b31m\u0085.csv';
@@ -13,23 +11,13 @@ const HOSTILE_ERROR = 'refused\n  ATTENTION: forged\x1b[31m';
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('CLI hardening (as a process)', function () {
   this.timeout(60_000);
   let dir: string;
   let config: string;
 
-  function meshd(...args: string[]): Promise<Run> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, [BIN, '--config', config, ...args], { env: { ...process.env, MESHD_CONFIG: '' } }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
-    });
+  function meshd(...args: string[]) {
+    return runMeshd(['--config', config, ...args], { env: { MESHD_CONFIG: '' } });
   }
 
   function withStore<T>(fn: (l: SqliteLedger) => T, now?: Date): T {

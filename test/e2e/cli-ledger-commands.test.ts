@@ -1,17 +1,9 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ledgerPath, openLedger, type SqliteLedger } from '../../src/ledger';
-
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'meshd.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runMeshd } from '../support/cli';
 
 const LONG_AGO = new Date(Date.now() - 90 * 86_400_000);
 
@@ -22,12 +14,8 @@ describe('meshd status and meshd ledger (CLI as a process)', function () {
   let db: string;
   let ids: Record<string, number>;
 
-  function meshd(...args: string[]): Promise<Run> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, [BIN, '--config', config, ...args], { env: { ...process.env, MESHD_CONFIG: '' } }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
-    });
+  function meshd(...args: string[]) {
+    return runMeshd(['--config', config, ...args], { env: { MESHD_CONFIG: '' } });
   }
 
   async function json(...args: string[]): Promise<any> {

@@ -1,26 +1,13 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../../src/sim';
+import { runMeshd } from '../support/cli';
 
-const BIN = resolve(__dirname, '..', '..', '..', 'bin', 'meshd.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function meshd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_LOG_FORMAT: 'json', MESHD_LOG_LEVEL: 'info', ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      done({ code, stdout, stderr });
-    });
-  });
+function meshd(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runMeshd(args, { env: { MESHD_LOG_FORMAT: 'json', MESHD_LOG_LEVEL: 'info', ...env } });
 }
 
 describe('meshd transfer commands (as a process)', function () {

@@ -1,20 +1,14 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadConfig } from '../../src/config';
 import { ledgerPath, openLedger } from '../../src/ledger';
 import { startSimulator, type Simulator } from '../../src/sim';
+import { runMeshd } from '../support/cli';
 
-const BIN = resolve(__dirname, '..', '..', '..', 'bin', 'meshd.js');
-
-function meshd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_LOG_FORMAT: 'json' } }, (err, stdout, stderr) => {
-      done({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+function meshd(args: string[]) {
+  return runMeshd(args, { env: { MESHD_LOG_FORMAT: 'json' } });
 }
 
 /** `meshd send` rows in the ledger (issue 9, finding 12): true settings, and the user's file is never taken. */

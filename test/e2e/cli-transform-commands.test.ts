@@ -1,31 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { runMeshd } from '../support/cli';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const BIN = join(ROOT, 'bin', 'meshd.js');
 const FIXTURES = join(ROOT, 'fixtures', 'hl7v2');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs meshd with no config at all (transform must not need one). */
-function meshd(args: string[], stdin?: Buffer): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, MESHD_CONFIG: join(tmpdir(), 'meshd-no-such-config.yaml') } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    if (stdin) child.stdin.end(stdin);
-    else child.stdin.end();
-  });
+function meshd(args: string[], stdin?: Buffer) {
+  return runMeshd(args, { env: { MESHD_CONFIG: join(tmpdir(), 'meshd-no-such-config.yaml') }, stdin: stdin ?? '' });
 }
 
 describe('meshd transform (CLI)', () => {

@@ -18,35 +18,12 @@ import {
   parseMeshCommonName,
   readPkcs12,
 } from '../../src/certs';
+import { makeCert, type MadeCert } from '../support/certs';
 
 const DAY = 24 * 60 * 60 * 1000;
 
-interface Made {
-  certPem: string;
-  keyPem: string;
-  cert: forge.pki.Certificate;
-  key: forge.pki.rsa.PrivateKey;
-}
+type Made = MadeCert;
 
-/** A real RSA certificate, self-signed or issued by `issuer`. */
-function makeCert(cn: string, notBefore: Date, notAfter: Date, opts: { sans?: string[]; issuer?: Made; ca?: boolean } = {}): Made {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const key = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()) as forge.pki.rsa.PrivateKey;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  cert.serialNumber = '0a1b2c';
-  cert.validity.notBefore = notBefore;
-  cert.validity.notAfter = notAfter;
-  cert.setSubject([{ name: 'commonName', value: cn }]);
-  cert.setIssuer(opts.issuer ? opts.issuer.cert.subject.attributes : [{ name: 'commonName', value: cn }]);
-  const ext: object[] = [];
-  if (opts.sans) ext.push({ name: 'subjectAltName', altNames: opts.sans.map((value) => ({ type: 2, value })) });
-  if (opts.ca) ext.push({ name: 'basicConstraints', cA: true });
-  if (ext.length) cert.setExtensions(ext);
-  cert.sign(opts.issuer ? opts.issuer.key : key, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem, cert, key };
-}
 
 function p12Of(leaf: Made, chain: Made[], password: string): Buffer {
   const asn1 = forge.pkcs12.toPkcs12Asn1(leaf.key, [leaf.cert, ...chain.map((c) => c.cert)], password, { algorithm: '3des' });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,10 +9,12 @@ import { Daemon } from '../../../src/daemon/daemon';
 import { silentLogger } from '../../../src/log';
 import { startSimulator, type Simulator } from '../../../src/sim';
 import { meshPortFor } from '../../../src/transfer/mesh-port';
+import { MESHD, runMeshd as runCli, type RunOptions, type RunResult } from '../../support/cli';
+
+export { MESHD, type RunResult };
 
 /** Repo root from dist/test/integration/support. */
 export const ROOT = resolve(__dirname, '..', '..', '..', '..');
-export const MESHD = join(ROOT, 'bin', 'meshd.js');
 
 export const SENDER = 'X26ABC1';
 export const RECEIVER = 'X26ABC2';
@@ -93,31 +94,7 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the meshd CLI as a child process. `killAfterMs` sends SIGKILL after that long. */
-export function runMeshd(
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; killAfterMs?: number; signalAfterMs?: [NodeJS.Signals, number]; terminateOn?: AbortSignal } = {},
-): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [MESHD, ...args], { env: { ...process.env, MESHD_LOG_FORMAT: 'json', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timers: NodeJS.Timeout[] = [];
-    if (opts.killAfterMs !== undefined) timers.push(setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs));
-    if (opts.signalAfterMs) timers.push(setTimeout(() => child.kill(opts.signalAfterMs![0]), opts.signalAfterMs[1]));
-    opts.terminateOn?.addEventListener('abort', () => child.kill('SIGTERM'));
-    child.on('exit', (code, signal) => {
-      timers.forEach(clearTimeout);
-      resolvePromise({ code, signal, stdout, stderr });
-    });
-  });
+/** The CLI as a process, with JSON logs (the tests read log events from stderr). */
+export function runMeshd(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return runCli(args, { ...opts, env: { MESHD_LOG_FORMAT: 'json', ...opts.env } });
 }
