@@ -1,31 +1,11 @@
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import type { LedgerStore } from '../ledger';
 import type { Logger } from '../log';
-import type { DownloadSink, SendOptions } from '../mesh';
+import type { DownloadSink, MessageMeta, SendOptions } from '../mesh';
 import type { MailboxFolders } from './folders';
 
-/** Metadata of a received message, from its mex-* headers. */
-export interface InboundMeta {
-  messageId: string;
-  messageType: 'DATA' | 'REPORT';
-  from?: string;
-  to?: string;
-  workflowId?: string;
-  subject?: string;
-  localId?: string;
-  fileName?: string;
-  contentType?: string;
-  checksum?: string;
-  partnerId?: string;
-  compressed?: boolean;
-  encrypted?: boolean;
-  statusCode?: string;
-  statusEvent?: string;
-  statusDescription?: string;
-  statusSuccess?: string;
-  statusTimestamp?: string;
-  linkedMessageId?: string;
-}
+/** Metadata of a received message, from its mex-* headers: the client's own shape, all the way to the .ctl writer. */
+export type InboundMeta = MessageMeta;
 
 /** What the pipelines pass to a send: the client's own options, less its hooks (chunkSize and
  * compress must stay the same across a resume, so they come from the ledger row). */

@@ -10,31 +10,7 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
     listInbox: () => client.listInbox(),
     async download(id, sink) {
       const { meta, bytes } = await client.download(id, sink);
-      return {
-        bytes,
-        chunks: meta.totalChunks,
-        meta: {
-          messageId: meta.messageId,
-          messageType: meta.messageType,
-          from: meta.from,
-          to: meta.to,
-          workflowId: meta.workflowId,
-          subject: meta.subject,
-          localId: meta.localId,
-          fileName: meta.fileName,
-          contentType: meta.contentType,
-          checksum: meta.contentChecksum,
-          partnerId: meta.partnerId,
-          compressed: meta.contentCompressed,
-          encrypted: meta.contentEncrypted,
-          statusCode: meta.statusCode,
-          statusEvent: meta.statusEvent,
-          statusDescription: meta.statusDescription,
-          statusSuccess: meta.statusSuccess,
-          statusTimestamp: meta.statusTimestamp,
-          linkedMessageId: meta.linkedMessageId,
-        },
-      };
+      return { bytes, chunks: meta.totalChunks, meta };
     },
     acknowledge: (id) => client.acknowledge(id),
     async send(payloadPath, headers, progress, resume) {

@@ -42,7 +42,7 @@ describe('daemon observability wiring', () => {
     const port: MeshPort = {
       handshake: async () => undefined,
       listInbox: async () => ['a'],
-      download: async () => ({ bytes: 10, chunks: 2, meta: { messageId: 'a', messageType: 'DATA' } }),
+      download: async () => ({ bytes: 10, chunks: 2, meta: { messageId: 'a', messageType: 'DATA', totalChunks: 2 } }),
       acknowledge: async () => {
         throw new MeshRejectedError('ack refused', { status: 404 });
       },

@@ -45,9 +45,9 @@ export function inboundControl(ctx: MailboxContext, meta: InboundMeta): ControlF
     localId: meta.localId,
     dtsId: report ? (meta.linkedMessageId ?? meta.messageId) : meta.messageId,
     partnerId: meta.partnerId,
-    isCompressed: meta.compressed,
-    encrypted: meta.encrypted,
-    dataChecksum: meta.checksum,
+    isCompressed: meta.contentCompressed,
+    encrypted: meta.contentEncrypted,
+    dataChecksum: meta.contentChecksum,
     fileName: meta.fileName,
     contentType: meta.contentType,
     statusRecords: [

@@ -86,7 +86,7 @@ export async function reprocessKept(ctx: MailboxContext): Promise<number> {
   const outcomes: Outcome[] = [];
   for (const row of rows) {
     if (ctx.stopping()) break;
-    const meta: InboundMeta = { messageId: row.messageId!, messageType: 'DATA', from: row.peer ?? undefined, workflowId: row.workflowId ?? undefined, subject: row.subject ?? undefined, localId: row.localId ?? undefined, fileName: row.fileName ?? undefined };
+    const meta: InboundMeta = { messageId: row.messageId!, messageType: 'DATA', totalChunks: row.chunksTotal ?? 1, from: row.peer ?? undefined, workflowId: row.workflowId ?? undefined, subject: row.subject ?? undefined, localId: row.localId ?? undefined, fileName: row.fileName ?? undefined };
     const kept = await hashRegular(row.payloadPath!).catch(() => undefined);
     outcomes.push(
       kept
