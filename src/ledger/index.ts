@@ -34,7 +34,10 @@ export type {
   PurgeOptions,
   PurgeResult,
   LedgerStore,
+  ReceivedRow,
+  SendableRow,
 } from './types';
+export { receivedRow, sendableRow } from './rules';
 export { SqliteLedger, openLedger, ledgerPath, newClaimId, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';

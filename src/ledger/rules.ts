@@ -1,7 +1,7 @@
 import { MeshdError } from '../errors';
 import { appointmentEventFromSql } from './columns';
 import { INITIAL_STATES, MessageState, canMark, canTransition, predecessors, type RecoveryMark } from './states';
-import type { AppointmentRecord, MessagePatch, MessageRow, NewMessage, TransitionOptions } from './types';
+import type { AppointmentRecord, MessagePatch, MessageRow, NewMessage, ReceivedRow, SendableRow, TransitionOptions } from './types';
 
 /** The ledger's rules, the same for every backend: which rows, moves and marks are allowed. */
 
@@ -77,4 +77,22 @@ export function appointmentFromRows(key: string, rows: Array<Record<string, unkn
     else record.lastReceived = appointmentEventFromSql(r);
   }
   return record;
+}
+
+function malformed(row: MessageRow, what: string): MeshdError {
+  return new MeshdError('LEDGER_BAD_ROW', `ledger row ${row.id} (${row.direction}, ${row.state}) has no ${what}`, 'this is a meshd bug: report it with `meshd ledger show <id>`');
+}
+
+/** An inbound row as the receive pipeline holds it (its MESH id and claim id present). */
+export function receivedRow(row: MessageRow): ReceivedRow {
+  if (row.direction !== 'in' || !row.messageId) throw malformed(row, 'MESH message id');
+  if (!row.claimId) throw malformed(row, 'claim id');
+  return row as ReceivedRow;
+}
+
+/** An outbound row ready to upload (its claim id, recipient and workflow present). */
+export function sendableRow(row: MessageRow): SendableRow {
+  if (row.direction !== 'out' || !row.claimId) throw malformed(row, 'claim id');
+  if (!row.peer || !row.workflowId) throw malformed(row, 'recipient and workflow');
+  return row as SendableRow;
 }

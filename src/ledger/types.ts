@@ -53,6 +53,14 @@ export interface MessageRow {
   recoveryMark: RecoveryMark | null;
 }
 
+/**
+ * Rows as the pipelines hold them, with what their direction guarantees not null: every inbound
+ * row is listed under its MESH id; every row has a claim id (migration 2); an outbound row past
+ * its claim knows its recipient and workflow. `receivedRow` and `sendableRow` check it once.
+ */
+export type ReceivedRow = MessageRow & { direction: 'in'; messageId: string; claimId: string };
+export type SendableRow = MessageRow & { direction: 'out'; claimId: string; peer: string; workflowId: string };
+
 /** Time fields accept a Date or an ISO string on the way in. */
 type Writable<T> = { [K in keyof T]: T[K] extends Instant | null ? T[K] | Date : T[K] };
 

@@ -1,5 +1,5 @@
 import { MeshdError, type ErrorKind } from '../../errors';
-import type { MessageRow } from '../../ledger';
+import { receivedRow, type ReceivedRow } from '../../ledger';
 import { isMessageId } from '../../mesh/protocol';
 import { fsyncDir } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
@@ -32,19 +32,20 @@ export interface Received {
 
 export async function receiveBatch(ctx: MailboxContext, ids: string[], cycle: CycleState, opts: { acknowledge: boolean } = { acknowledge: true }): Promise<Received[]> {
   const { ledger, mailbox, log } = ctx;
-  const work: MessageRow[] = [];
-  const ackOnly: MessageRow[] = [];
+  const work: ReceivedRow[] = [];
+  const ackOnly: ReceivedRow[] = [];
   const refused: string[] = [];
   ledger.transaction(() => {
     for (const id of ids) {
-      const row = ledger.findByMessageId(mailbox.id, 'in', id);
+      const found = ledger.findByMessageId(mailbox.id, 'in', id);
+      const row = found && receivedRow(found);
       if (!row && !isMessageId(id)) {
         // An id that could collide with another's file name: refused before it names anything,
         // left unacknowledged so its sender is told at expiry.
         ledger.insertMessage({ direction: 'in', mailbox: mailbox.id, messageId: id, state: 'quarantined', errorCode: BAD_MESSAGE_ID, errorText: BAD_ID_REASON }, { type: 'quarantined', detail: { code: BAD_MESSAGE_ID, acknowledge: false } });
         refused.push(id);
       } else if (!row) {
-        work.push(ledger.insertMessage({ direction: 'in', mailbox: mailbox.id, messageId: id, state: 'receiving' }, { type: 'listed' }));
+        work.push(receivedRow(ledger.insertMessage({ direction: 'in', mailbox: mailbox.id, messageId: id, state: 'receiving' }, { type: 'listed' })));
       } else if (row.state === 'receiving') {
         work.push(row);
       } else if (row.state === 'delivered' || row.state === 'acknowledged') {
@@ -72,7 +73,7 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
   const { ledger, log } = ctx;
   await fsyncDir(ctx.folders.in);
   if (outcomes.some((o) => o.kind === 'quarantine' && o.path)) await fsyncDir(ctx.folders.failed);
-  const toAck: Array<{ row: MessageRow; ackState: 'acknowledged' | 'quarantined' }> = [];
+  const toAck: Array<{ row: ReceivedRow; ackState: 'acknowledged' | 'quarantined' }> = [];
   const acknowledged = new Set<number>();
   ledger.transaction(() => {
     for (const o of outcomes) {
@@ -126,7 +127,7 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
   const acked = opts.acknowledge
     ? await mapLimit(toAck, DOWNLOAD_CONCURRENCY, async (a) => {
         try {
-          await ctx.mesh.acknowledge(a.row.messageId!);
+          await ctx.mesh.acknowledge(a.row.messageId);
           return a;
         } catch (err) {
           log.warn('ACK_FAILED', `acknowledgement failed; it will be repeated next poll: ${(err as Error).message}`, { messageId: a.row.messageId });
@@ -150,7 +151,7 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
   return outcomes
     .filter((o): o is Exclude<Outcome, { kind: 'skip' }> => o.kind !== 'skip')
     .map((o) => ({
-      messageId: o.row.messageId!,
+      messageId: o.row.messageId,
       outcome: o.kind,
       acknowledged: acknowledged.has(o.row.id),
       ...('meta' in o && o.meta ? { meta: o.meta } : {}),

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { MeshdError } from '../../errors';
-import type { MessageRow } from '../../ledger';
+import type { ReceivedRow } from '../../ledger';
 import { BadMessageIdError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../../mesh/errors';
 import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
@@ -15,13 +15,13 @@ import { hashRegular, inboundControl, inboundFileName, matchInboundRoute, placeP
  */
 
 export type Outcome =
-  | { kind: 'deliver'; row: MessageRow; meta: InboundMeta; path: string; bytes: number; sha256: string; ctl?: string; notes: TransformIssueRef[] }
-  | { kind: 'report'; row: MessageRow; meta: InboundMeta; ctl?: string }
+  | { kind: 'deliver'; row: ReceivedRow; meta: InboundMeta; path: string; bytes: number; sha256: string; ctl?: string; notes: TransformIssueRef[] }
+  | { kind: 'report'; row: ReceivedRow; meta: InboundMeta; ctl?: string }
   /** error: what the MESH client or the disk said, when the outcome comes from an error. */
-  | { kind: 'quarantine'; row: MessageRow; meta?: InboundMeta; code: string; reason: string; path?: string; ack: boolean; error?: unknown }
+  | { kind: 'quarantine'; row: ReceivedRow; meta?: InboundMeta; code: string; reason: string; path?: string; ack: boolean; error?: unknown }
   /** counted: a permanent failure of this message (counts towards retry.attempts). */
-  | { kind: 'retry'; row: MessageRow; code: string; reason: string; counted: boolean; error?: unknown }
-  | { kind: 'ack-only'; row: MessageRow }
+  | { kind: 'retry'; row: ReceivedRow; code: string; reason: string; counted: boolean; error?: unknown }
+  | { kind: 'ack-only'; row: ReceivedRow }
   | { kind: 'skip' };
 
 /** What one receive pass learnt that stops it: free space ran short. */
@@ -71,7 +71,7 @@ function spaceGuard(ctx: MailboxContext): (bytes: number) => Promise<void> {
 }
 
 /** Downloads one message into temp/<claimId>.part, then delivers it. */
-export async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: CycleState): Promise<Outcome> {
+export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: CycleState): Promise<Outcome> {
   if (cycle.diskLow) return { kind: 'skip' };
   const temp = tempNames(ctx, row);
   let meta: InboundMeta;
@@ -84,7 +84,7 @@ export async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: Cycl
     try {
       const reserve = spaceGuard(ctx);
       await reserve(0);
-      ({ meta, bytes } = await ctx.mesh.download(row.messageId!, { handle, reserve }));
+      ({ meta, bytes } = await ctx.mesh.download(row.messageId, { handle, reserve }));
       await handle.sync();
     } finally {
       await handle.close();
@@ -104,12 +104,12 @@ export async function fetchOne(ctx: MailboxContext, row: MessageRow, cycle: Cycl
  */
 export async function deliverPayload(
   ctx: MailboxContext,
-  row: MessageRow,
+  row: ReceivedRow,
   meta: InboundMeta,
   source: { path: string; bytes: number; sha256: string; kept: boolean },
 ): Promise<Outcome> {
   const { folders, log } = ctx;
-  const id = row.messageId!;
+  const id = row.messageId;
   const temp = tempNames(ctx, row);
   const dropSource = async () => {
     if (!source.kept) await removeName(source.path);
@@ -176,12 +176,12 @@ export async function deliverPayload(
 }
 
 /** Sorts a download failure: pause (disk), quarantine (too large, bomb, poison after N tries) or retry. */
-function downloadFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState, err: unknown): Outcome {
+function downloadFailure(ctx: MailboxContext, row: ReceivedRow, cycle: CycleState, err: unknown): Outcome {
   const outcome = sortFailure(ctx, row, cycle, err);
   return outcome.kind === 'quarantine' || outcome.kind === 'retry' ? { ...outcome, error: err } : outcome;
 }
 
-function sortFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState, err: unknown): Outcome {
+function sortFailure(ctx: MailboxContext, row: ReceivedRow, cycle: CycleState, err: unknown): Outcome {
   const message = (err as Error).message;
   if (err instanceof DiskSpaceLowError) {
     cycle.diskLow ??= err;
@@ -210,9 +210,9 @@ function sortFailure(ctx: MailboxContext, row: MessageRow, cycle: CycleState, er
  * A payload that cannot be converted: kept in failed/ with its reason (written first) and
  * acknowledged like any filed message. A kept payload is already there and stays.
  */
-async function setAside(ctx: MailboxContext, row: MessageRow, meta: InboundMeta, source: { path: string; kept: boolean }, code: string, reason: string): Promise<Outcome> {
+async function setAside(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: { path: string; kept: boolean }, code: string, reason: string): Promise<Outcome> {
   if (source.kept) return { kind: 'quarantine', row, meta, code, reason, path: source.path, ack: false };
-  const target = join(ctx.folders.failed, inboundFileName(row.messageId!));
+  const target = join(ctx.folders.failed, inboundFileName(row.messageId));
   await writeFileAtomic(`${target}.reason`, `${code}: ${reason}\n`, SHARED_FILE_MODE, false);
   await moveFile(source.path, target, SHARED_FILE_MODE);
   return { kind: 'quarantine', row, meta, code, reason, path: target, ack: true };

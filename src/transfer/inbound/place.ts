@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../config/types';
-import type { MessageRow } from '../../ledger';
+import type { ReceivedRow } from '../../ledger';
 import { moveFile, openRegular, removeName, safeFileName, SHARED_FILE_MODE, writeTemp } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
 import { ctlDateTime, type ControlFile } from '../ctl';
@@ -19,8 +19,8 @@ export function inboundFileName(messageId: string): string {
 }
 
 /** A row's working files in temp/: named by its random claim id, never a row or MESH id. */
-export function tempNames(ctx: MailboxContext, row: MessageRow): { part: string; out: string; ctl: string } {
-  const base = join(ctx.folders.temp, row.claimId!);
+export function tempNames(ctx: MailboxContext, row: ReceivedRow): { part: string; out: string; ctl: string } {
+  const base = join(ctx.folders.temp, row.claimId);
   return { part: `${base}.part`, out: `${base}.out`, ctl: `${base}.ctl` };
 }
 

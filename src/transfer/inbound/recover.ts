@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { receivedRow, type ReceivedRow } from '../../ledger';
 import { MeshNotFoundError } from '../../mesh/errors';
 import { exists, fsyncDir, moveFile, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
@@ -16,21 +17,21 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   await quarantinePoison(ctx);
   // Downloads a crash cut off are owned by rows still `receiving`: the messages are still in MESH
   // and are fetched again. Anything in temp/ that no row owns is moved aside, never delivered.
-  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'receiving' })]) {
+  for (const row of receiving(ctx)) {
     for (const name of Object.values(tempNames(ctx, row))) await removeName(name);
   }
   await moveOrphans(ctx, ctx.folders.temp, 'in');
   const pending = [
     ...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'delivered' }),
     ...[...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'quarantined' })].filter((r) => r.payloadPath && !r.acknowledgedAt),
-  ];
+  ].map(receivedRow);
   let done = 0;
   for (const row of pending) {
     if (ctx.stopping()) break;
     log.info('RECOVERY', 'finishing what a stop left half-done: reacknowledge', { handler: 'reacknowledge', messageId: row.messageId });
     let detail: object = {};
     try {
-      await ctx.mesh.acknowledge(row.messageId!);
+      await ctx.mesh.acknowledge(row.messageId);
     } catch (err) {
       if (!(err instanceof MeshNotFoundError)) {
         log.warn('ACK_FAILED', `acknowledgement failed; it will be repeated: ${(err as Error).message}`, { messageId: row.messageId });
@@ -46,6 +47,10 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   return done;
 }
 
+function receiving(ctx: MailboxContext): ReceivedRow[] {
+  return [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'in', state: 'receiving' })].map(receivedRow);
+}
+
 /**
  * Messages whose conversion or delivery began twice and never finished (the process died both
  * times): quarantined POISON so the rest of the mailbox carries on. A downloaded payload is
@@ -53,15 +58,15 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
  * downloaded stays in MESH, unacknowledged, so its sender is told at expiry.
  */
 async function quarantinePoison(ctx: MailboxContext): Promise<void> {
-  const { ledger, mailbox, log } = ctx;
-  for (const row of [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'receiving' })]) {
+  const { ledger, log } = ctx;
+  for (const row of receiving(ctx)) {
     if (row.processingStarts < 2) continue;
     log.info('RECOVERY', 'finishing what a stop left half-done: inbound-poison', { handler: 'inbound-poison', messageId: row.messageId });
     const reason = `processing began ${row.processingStarts} times and the process stopped each time; not tried again`;
     let payloadPath = row.payloadPath; // reprocessing a kept copy: it stays where it is
     const part = tempNames(ctx, row).part;
     if (!payloadPath && (await exists(part))) {
-      payloadPath = join(ctx.folders.failed, inboundFileName(row.messageId!));
+      payloadPath = join(ctx.folders.failed, inboundFileName(row.messageId));
       await writeFileAtomic(`${payloadPath}.reason`, `POISON: ${reason}\n`, SHARED_FILE_MODE, false);
       await moveFile(part, payloadPath, SHARED_FILE_MODE);
       await fsyncDir(ctx.folders.failed);
@@ -81,12 +86,11 @@ async function quarantinePoison(ctx: MailboxContext): Promise<void> {
  * from the copy kept in failed/ — converted by the route as it is now.
  */
 export async function reprocessKept(ctx: MailboxContext): Promise<number> {
-  const { ledger, mailbox } = ctx;
-  const rows = [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'receiving' })].filter((r) => r.payloadPath && r.acknowledgedAt);
+  const rows = receiving(ctx).filter((r) => r.payloadPath && r.acknowledgedAt);
   const outcomes: Outcome[] = [];
   for (const row of rows) {
     if (ctx.stopping()) break;
-    const meta: InboundMeta = { messageId: row.messageId!, messageType: 'DATA', totalChunks: row.chunksTotal ?? 1, from: row.peer ?? undefined, workflowId: row.workflowId ?? undefined, subject: row.subject ?? undefined, localId: row.localId ?? undefined, fileName: row.fileName ?? undefined };
+    const meta: InboundMeta = { messageId: row.messageId, messageType: 'DATA', totalChunks: row.chunksTotal ?? 1, from: row.peer ?? undefined, workflowId: row.workflowId ?? undefined, subject: row.subject ?? undefined, localId: row.localId ?? undefined, fileName: row.fileName ?? undefined };
     const kept = await hashRegular(row.payloadPath!).catch(() => undefined);
     outcomes.push(
       kept

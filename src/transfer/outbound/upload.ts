@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import { MeshdError } from '../../errors';
-import type { MessageRow } from '../../ledger';
+import { sendableRow, type MessageRow, type SendableRow } from '../../ledger';
 import { copyRegular, createExclusive, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, tempPathFor, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, StopRequested, type MailboxContext } from '../context';
 import { mapLimit } from '../pool';
@@ -94,17 +94,17 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
  */
 export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<number> {
   const { ledger, mesh, log } = ctx;
-  const prepared: Array<{ row: MessageRow; payload: string }> = [];
-  for (const row of rows) {
+  const prepared: Array<{ row: SendableRow; payload: string }> = [];
+  for (const row of rows.map(sendableRow)) {
     const payload = await preparePayload(ctx, row);
     if (payload) prepared.push({ row, payload });
   }
   ledger.transaction(() => {
     for (const p of prepared) {
       const first = !(p.row.state === 'uploading' && p.row.messageId);
-      p.row = first
+      p.row = sendableRow(first
         ? ledger.setMark(p.row.id, 'post_in_flight', { from: ['queued'], patch: { errorCode: null, errorText: null, attempts: p.row.attempts + 1 }, event: { type: 'upload_started' } })
-        : ledger.update(p.row.id, { attempts: p.row.attempts + 1 }, { type: 'upload_resumed', detail: { fromChunk: p.row.chunksDone + 1 } });
+        : ledger.update(p.row.id, { attempts: p.row.attempts + 1 }, { type: 'upload_resumed', detail: { fromChunk: p.row.chunksDone + 1 } }));
     }
   });
   const outcomes = await mapLimit(prepared, UPLOAD_CONCURRENCY, async ({ row, payload }) => {
@@ -113,8 +113,8 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
       const result = await mesh.send(
         payload,
         {
-          to: row.peer!,
-          workflowId: row.workflowId!,
+          to: row.peer,
+          workflowId: row.workflowId,
           subject: row.subject ?? undefined,
           localId: row.localId ?? undefined,
           fileName: row.fileName ? basename(row.fileName) : undefined,
