@@ -75,7 +75,7 @@ describe('meshd run (as a process)', function () {
   });
 
   it('stops cleanly on SIGTERM with exit 0', async () => {
-    const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run'], { signalAfterMs: ['SIGTERM', 1500] });
+    const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run'], { terminateWhen: (stderr) => stderr.includes('"DAEMON_STARTED"') });
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stderr).to.match(/DAEMON_STOPPED/);
   });

@@ -21,8 +21,10 @@ export interface RunOptions {
   killAfterMs?: number;
   /** Send this signal after this long. */
   signalAfterMs?: [NodeJS.Signals, number];
-  /** SIGTERM when this aborts (e.g. once a log line shows the daemon is at the wanted point). */
+  /** SIGTERM when this aborts (e.g. once the test sees the daemon at the wanted point). */
   terminateOn?: AbortSignal;
+  /** SIGTERM once what the process wrote to stderr so far passes this test (no fixed sleep). */
+  terminateWhen?: (stderr: string) => boolean;
 }
 
 export function runMeshd(args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -33,7 +35,14 @@ export function runMeshd(args: string[], opts: RunOptions = {}): Promise<RunResu
     let stdout = '';
     let stderr = '';
     out.on('data', (d) => (stdout += d));
-    err.on('data', (d) => (stderr += d));
+    let asked = false;
+    err.on('data', (d) => {
+      stderr += d;
+      if (!asked && opts.terminateWhen?.(stderr)) {
+        asked = true;
+        child.kill('SIGTERM');
+      }
+    });
     if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
     const timers: NodeJS.Timeout[] = [];
     if (opts.killAfterMs !== undefined) timers.push(setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs));
