@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -8,7 +8,6 @@ import { connect as netConnect, type AddressInfo } from 'node:net';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import forge from 'node-forge';
 import { loadConfig } from '../../src/config';
 import type { MeshdConfig } from '../../src/config/types';
 import {
@@ -25,44 +24,24 @@ import {
 } from '../../src/mesh';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { fetchToDir } from './support/fetch';
+import { makeCert } from '../support/certs';
 
-/** Makes a CA and leaf certificates with node-forge (keys from node:crypto for speed). */
+/** A throwaway CA and a maker of leaf certificates it signs. */
 function makePki() {
-  const keyPair = () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    return {
-      pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      forgePriv: forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()),
-      forgePub: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
-    };
-  };
   let serial = 1;
-  const caKey = keyPair();
-  const ca = forge.pki.createCertificate();
-  ca.publicKey = caKey.forgePub;
-  ca.serialNumber = String(serial++).padStart(2, '0');
-  ca.validity.notBefore = new Date(Date.now() - 86_400_000);
-  ca.validity.notAfter = new Date(Date.now() + 86_400_000 * 30);
-  ca.setSubject([{ name: 'commonName', value: 'Throwaway Test CA' }]);
-  ca.setIssuer(ca.subject.attributes);
-  ca.setExtensions([{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true }]);
-  ca.sign(caKey.forgePriv, forge.md.sha256.create());
+  const next = () => String(serial++).padStart(2, '0');
+  const day = 86_400_000;
+  const ca = makeCert('Throwaway Test CA', new Date(Date.now() - day), new Date(Date.now() + 30 * day), { ca: true, serial: next() });
   const leaf = (cn: string, opts: { dns?: string[]; notAfter?: Date; notBefore?: Date; client?: boolean }) => {
-    const k = keyPair();
-    const c = forge.pki.createCertificate();
-    c.publicKey = k.forgePub;
-    c.serialNumber = String(serial++).padStart(2, '0');
-    c.validity.notBefore = opts.notBefore ?? new Date(Date.now() - 86_400_000);
-    c.validity.notAfter = opts.notAfter ?? new Date(Date.now() + 86_400_000 * 10);
-    c.setSubject([{ name: 'commonName', value: cn }]);
-    c.setIssuer(ca.subject.attributes);
-    const ext: any[] = [{ name: 'extKeyUsage', serverAuth: !opts.client, clientAuth: !!opts.client }];
-    if (opts.dns) ext.push({ name: 'subjectAltName', altNames: opts.dns.map((value) => ({ type: 2, value })) });
-    c.setExtensions(ext);
-    c.sign(caKey.forgePriv, forge.md.sha256.create());
-    return { cert: forge.pki.certificateToPem(c), key: k.pem };
+    const made = makeCert(cn, opts.notBefore ?? new Date(Date.now() - day), opts.notAfter ?? new Date(Date.now() + 10 * day), {
+      issuer: ca,
+      sans: opts.dns,
+      usage: opts.client ? 'client' : 'server',
+      serial: next(),
+    });
+    return { cert: made.certPem, key: made.keyPem };
   };
-  return { ca: forge.pki.certificateToPem(ca), leaf };
+  return { ca: ca.certPem, leaf };
 }
 
 /** A tiny HTTP CONNECT proxy that records the targets it tunnelled to. */

@@ -16,6 +16,8 @@ export interface CertOptions {
   issuer?: MadeCert;
   /** A CA (basicConstraints cA, keyCertSign). */
   ca?: boolean;
+  /** A TLS leaf: server (serverAuth) or client (clientAuth) extended key usage. */
+  usage?: 'server' | 'client';
   serial?: string;
 }
 
@@ -33,6 +35,7 @@ export function makeCert(cn: string, notBefore: Date, notAfter: Date, opts: Cert
   const ext: object[] = [];
   if (opts.sans) ext.push({ name: 'subjectAltName', altNames: opts.sans.map((value) => ({ type: 2, value })) });
   if (opts.ca) ext.push({ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true });
+  if (opts.usage) ext.push({ name: 'extKeyUsage', serverAuth: opts.usage === 'server', clientAuth: opts.usage === 'client' });
   if (ext.length) cert.setExtensions(ext);
   cert.sign(opts.issuer ? opts.issuer.key : key, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem, cert, key };
