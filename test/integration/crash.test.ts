@@ -97,6 +97,17 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       expect(readdirSync(out), 'out/ is empty').to.deep.equal([]);
       expect(outRows.filter((r) => !['sent', 'needs_review'].includes(r.state)).map((r) => `${r.fileName}:${r.state}`)).to.deep.equal([]);
 
+      // A message whose delivery was cut off twice is set aside as POISON (docs/ledger.md): kept
+      // whole in failed/ and acknowledged, never lost. Its bytes count as accounted for there.
+      const inRows = receiverLedger.list({ direction: 'in', limit: 10_000 });
+      const poisoned = new Set<string>();
+      for (const r of inRows.filter((row) => row.state === 'quarantined')) {
+        expect(r.errorCode, `${r.messageId} quarantined only as POISON`).to.equal('POISON');
+        expect(r.acknowledgedAt, `${r.messageId} kept and acknowledged`).to.be.a('string');
+        const h = sha256(readFileSync(r.payloadPath!));
+        expect(expected.has(h), `${r.payloadPath} is one of ours, byte-identical`).to.equal(true);
+        poisoned.add(h);
+      }
       // Every payload in in/ exactly once (duplicates only for rows parked in needs_review).
       const inDir = env.folder(RECEIVER, 'in');
       const seen = new Map<string, number>();
@@ -108,6 +119,8 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       for (const [h, name] of expected) {
         const count = seen.get(h) ?? 0;
         if (reviewNames.has(name)) expect(count, name).to.be.at.most(2);
+        // Set aside: delivered at most once (a stop after placing, then one during the redownload).
+        else if (poisoned.has(h)) expect(count, `${name} set aside, delivered at most once`).to.be.at.most(1);
         else {
           if (count !== 1) {
             const rows = outRows.filter((r) => r.fileName === name);
@@ -117,9 +130,8 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
           expect(count, `${name} delivered exactly once`).to.equal(1);
         }
       }
-      // Receiver's ledger: everything acknowledged, nothing waiting in MESH.
-      const inRows = receiverLedger.list({ direction: 'in', limit: 10_000 });
-      expect(inRows.filter((r) => r.state !== 'acknowledged').map((r) => r.state)).to.deep.equal([]);
+      // Receiver's ledger: everything acknowledged (or set aside as above), nothing waiting in MESH.
+      expect(inRows.filter((r) => r.state !== 'acknowledged' && r.state !== 'quarantined').map((r) => r.state)).to.deep.equal([]);
       expect(env.sim.messages().filter((m) => m.recipient === RECEIVER && m.status === 'accepted')).to.deep.equal([]);
 
       // No debris: temp/ empty; the spool holds only payloads of rows under review.
@@ -144,7 +156,7 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       const reachedMesh = review.filter((r) => (seen.get(byName.get(r.fileName!)!) ?? 0) > 0).length;
       console.log(`      ${kills} kills in ${runs} runs; ${review.length} send(s) parked in needs_review (${reachedMesh} of them had reached MESH); ${[...seen.values()].filter((c) => c > 1).length} duplicate(s)`);
       console.log(`      kill points: ${[...killPoints].map(([k, n]) => `${k}×${n}`).join(', ')}`);
-      console.log(`      recovery handlers run: ${[...handlers].map(([k, n]) => `${k}×${n}`).join(', ')}`);
+      console.log(`      recovery handlers run: ${[...handlers].map(([k, n]) => `${k}×${n}`).join(', ')}; ${poisoned.size} set aside as POISON`);
     } finally {
       senderLedger.close();
       receiverLedger.close();

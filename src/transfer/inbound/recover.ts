@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { receivedRow, type ReceivedRow } from '../../ledger';
 import { MeshNotFoundError } from '../../mesh/errors';
@@ -47,6 +48,11 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   return done;
 }
 
+async function isRegularFile(path: string): Promise<boolean> {
+  const st = await lstat(path).catch(() => undefined);
+  return st?.isFile() === true;
+}
+
 function receiving(ctx: MailboxContext): ReceivedRow[] {
   return [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'in', state: 'receiving' })].map(receivedRow);
 }
@@ -61,6 +67,14 @@ async function quarantinePoison(ctx: MailboxContext): Promise<void> {
   const { ledger, log } = ctx;
   for (const row of receiving(ctx)) {
     if (row.processingStarts < 2) continue;
+    // Stopped after its file was placed in in/ and before that was recorded: delivered, not poison.
+    const placed = join(ctx.folders.in, inboundFileName(row.messageId));
+    if (!row.payloadPath && !(await exists(tempNames(ctx, row).part)) && (await isRegularFile(placed))) {
+      log.info('RECOVERY', 'finishing what a stop left half-done: placed-before-stop', { handler: 'placed-before-stop', messageId: row.messageId });
+      const { sha256, size } = await hashRegular(placed);
+      ledger.transition(row.id, 'delivered', { from: ['receiving'], patch: { payloadPath: placed, sizeBytes: size, sha256, processingStarts: 0 }, event: { type: 'delivered', detail: { file: placed, recovered: true } } });
+      continue;
+    }
     log.info('RECOVERY', 'finishing what a stop left half-done: inbound-poison', { handler: 'inbound-poison', messageId: row.messageId });
     const reason = `processing began ${row.processingStarts} times and the process stopped each time; not tried again`;
     let payloadPath = row.payloadPath; // reprocessing a kept copy: it stays where it is
