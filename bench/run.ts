@@ -1,5 +1,6 @@
 import { runDaemonBench } from './daemon';
 import { runMemoryBench } from './memory';
+import { runStartupBench } from './startup';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
 import { runUiBench } from './ui';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   transform: runTransformBench,
   memory: runMemoryBench,
   ui: () => runUiBench(),
+  startup: () => runStartupBench(),
 };
 
 async function main(): Promise<void> {

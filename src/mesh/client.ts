@@ -8,7 +8,8 @@ import { Readable, Transform, Writable, pipeline as pipelineCb } from 'node:stre
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gzip } from 'node:zlib';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici';
 import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';

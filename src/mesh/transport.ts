@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { Agent, ProxyAgent, buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher, buildConnector as Connector } from 'undici';
+import { Agent, buildConnector, loadProxyAgent } from './undici';
 import { MeshTlsError } from './errors';
 
 /**
@@ -22,10 +23,11 @@ export interface TransportState {
 export function createDispatcher(tls: TlsMaterial, proxy: string | undefined, state: TransportState): Dispatcher {
   const tlsOptions = { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, rejectUnauthorized: true };
   if (proxy) {
+    const ProxyAgent = loadProxyAgent();
     return new ProxyAgent({ uri: proxy, requestTls: tlsOptions, keepAliveTimeout: 30_000 });
   }
   const base = buildConnector(tlsOptions);
-  const connect: buildConnector.connector = (opts, cb) =>
+  const connect: Connector.connector = (opts, cb) =>
     base(opts, (err, socket) => {
       if (!err && opts.protocol === 'https:') state.handshakes++;
       // buildConnector's callback signature is a union; forward it unchanged.
