@@ -1,4 +1,5 @@
 import { runDaemonBench } from './daemon';
+import { runLedgerBench } from './ledger';
 import { runMemoryBench } from './memory';
 import { runStartupBench } from './startup';
 import { runTransformBench } from './transform';
@@ -17,6 +18,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   memory: runMemoryBench,
   ui: () => runUiBench(),
   startup: () => runStartupBench(),
+  ledger: () => runLedgerBench(),
 };
 
 async function main(): Promise<void> {

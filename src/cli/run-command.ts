@@ -104,6 +104,8 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
 async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, ReturnType<typeof meshPortFor>>, print: ReturnType<typeof printer>): Promise<number> {
   const daemon = await Daemon.open(config, {
     log,
+    // Run from a timer every few minutes: the full check (every page) once a day, not every time.
+    integrity: 'daily',
     meshFor: (mailbox) => {
       const port = meshPortFor(config, mailbox.id, log.child({ mailbox: mailbox.id }));
       ports.set(mailbox.id, port);

@@ -29,6 +29,8 @@ export interface DaemonOptions {
   transform?: TransformFn;
   /** Told when a conversion fails in whole or in part (metrics). */
   onTransformFailure?: (mailbox: string, direction: 'in' | 'out') => void;
+  /** The ledger's integrity check at open (src/ledger/open.ts): every start by default, daily for `run --once`. */
+  integrity?: 'full' | 'daily';
   /** Told after every stage (metrics, readiness). */
   afterStage?: (mailbox: string, stage: Stage, ok: boolean, ms: number) => void;
 }
@@ -61,7 +63,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = withCrashHook(openLedger(ledgerPath(config.dataDir)));
+    this.ledger = withCrashHook(openLedger(ledgerPath(config.dataDir), { integrity: options.integrity ?? 'full' }));
   }
 
   static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {
@@ -199,8 +201,8 @@ export class Daemon {
     const day = 86_400_000;
     const log = this.options.log;
     try {
-      const payloads = this.ledger.purge({ olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now });
-      const rows = this.ledger.purge({ olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now });
+      const payloads = await this.purgeInSteps(new Date(now.getTime() - payloadRetentionDays * day), true, now);
+      const rows = await this.purgeInSteps(new Date(now.getTime() - rowRetentionDays * day), false, now);
       const files = [...payloads.payloads, ...rows.payloads];
       // With each payload go its companions (.ctl, .reason); only regular files, never through a link.
       const deleted = deletePurgedFiles(files);
@@ -210,6 +212,23 @@ export class Daemon {
     } catch (err) {
       log.error('RETENTION_FAILED', `retention failed: ${(err as Error).message}`);
       return { payloads: 0, rows: 0 };
+    }
+  }
+
+  /**
+   * One batch (one short transaction) at a time, handing the event loop back in between, so a
+   * purge of a big ledger never holds up a running cycle for more than a batch.
+   */
+  private async purgeInSteps(olderThan: Date, payloadsOnly: boolean, now: Date): Promise<{ rows: number; payloads: string[] }> {
+    const total = { rows: 0, payloads: [] as string[] };
+    for (;;) {
+      const r = this.ledger.purge({ olderThan, payloadsOnly, now, maxBatches: 1 });
+      total.rows += r.rows;
+      total.payloads.push(...r.payloads);
+      if (r.done) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+      // Stopping closes the ledger: what was purged so far is still returned, for its files.
+      if (this.stopRequested) return total;
     }
   }
 
