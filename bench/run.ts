@@ -1,5 +1,6 @@
 import { runDaemonBench } from './daemon';
 import { runLedgerBench } from './ledger';
+import { runMailboxesBench } from './mailboxes';
 import { runMemoryBench } from './memory';
 import { runStartupBench } from './startup';
 import { runTransformBench } from './transform';
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   ui: () => runUiBench(),
   startup: () => runStartupBench(),
   ledger: () => runLedgerBench(),
+  mailboxes: () => runMailboxesBench(),
 };
 
 async function main(): Promise<void> {

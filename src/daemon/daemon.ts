@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
-import { deletePurgedFiles, ledgerPath, openLedger, type LedgerStore } from '../ledger';
+import { deletePurgedFiles, ledgerPath, openLedger, purgeInSteps, type LedgerStore } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
+import { mapLimit } from '../transfer/pool';
 import { receiveCycle } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
@@ -19,6 +20,12 @@ import { withCrashHook } from './crash-hook';
  */
 
 const HANDSHAKE_EVERY_MS = 24 * 3_600_000;
+/**
+ * Mailboxes worked on at once. Their work is mostly waiting on MESH and on fsync, so a few
+ * side by side hide each other's latency; more would only queue on the disk and two cores
+ * (docs/performance.md: 200 idle mailboxes).
+ */
+export const MAILBOX_CONCURRENCY = 16;
 
 export interface DaemonOptions {
   log: Logger;
@@ -177,18 +184,26 @@ export class Daemon {
     return !last || ctx.now().getTime() - Date.parse(last) >= HANDSHAKE_EVERY_MS;
   }
 
-  /** One full cycle for every mailbox: handshake if due, send, receive, follow-up. */
+  /**
+   * One full cycle for every mailbox: handshake if due, send, receive, follow-up. Each stage runs
+   * for all mailboxes side by side (MAILBOX_CONCURRENCY at a time) before the next begins, so a
+   * message one mailbox sends to another in this process arrives in the same cycle. Reports
+   * keep config order.
+   */
   async runOnce(): Promise<CycleReport[]> {
-    const reports: CycleReport[] = [];
-    for (const ctx of this.contexts) {
-      const report: CycleReport = { mailbox: ctx.mailbox.id, claimed: 0, sent: 0, listed: 0, delivered: 0, acknowledged: 0, tracked: 0, errors: [] };
-      reports.push(report);
-      if (this.handshakeDue(ctx)) await this.runStage(ctx, 'handshake', report);
-      await this.runStage(ctx, 'send', report);
-      await this.runStage(ctx, 'receive', report);
-      await this.runStage(ctx, 'tracking', report);
-    }
+    const reports = this.contexts.map((ctx): CycleReport => ({ mailbox: ctx.mailbox.id, claimed: 0, sent: 0, listed: 0, delivered: 0, acknowledged: 0, tracked: 0, errors: [] }));
+    const due = this.contexts.map((ctx) => this.handshakeDue(ctx));
+    const all = (stage: Stage, only?: boolean[]) => mapLimit(this.contexts, MAILBOX_CONCURRENCY, async (ctx, i) => (only && !only[i] ? undefined : this.runStage(ctx, stage, reports[i])));
+    await all('handshake', due);
+    await all('send');
+    await all('receive');
+    await all('tracking');
     return reports;
+  }
+
+  /** One stage for every mailbox, MAILBOX_CONCURRENCY at a time (the scheduled runs of `meshd run`). */
+  async runStageForAll(stage: Stage): Promise<void> {
+    await mapLimit(this.contexts, MAILBOX_CONCURRENCY, (ctx) => this.runStage(ctx, stage));
   }
 
   /**
@@ -201,8 +216,10 @@ export class Daemon {
     const day = 86_400_000;
     const log = this.options.log;
     try {
-      const payloads = await this.purgeInSteps(new Date(now.getTime() - payloadRetentionDays * day), true, now);
-      const rows = await this.purgeInSteps(new Date(now.getTime() - rowRetentionDays * day), false, now);
+      // A batch at a time, so a purge of a big ledger never holds up a running cycle for long.
+      const stop = () => this.stopRequested;
+      const payloads = await purgeInSteps(this.ledger, { olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now }, stop);
+      const rows = await purgeInSteps(this.ledger, { olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now }, stop);
       const files = [...payloads.payloads, ...rows.payloads];
       // With each payload go its companions (.ctl, .reason); only regular files, never through a link.
       const deleted = deletePurgedFiles(files);
@@ -212,23 +229,6 @@ export class Daemon {
     } catch (err) {
       log.error('RETENTION_FAILED', `retention failed: ${(err as Error).message}`);
       return { payloads: 0, rows: 0 };
-    }
-  }
-
-  /**
-   * One batch (one short transaction) at a time, handing the event loop back in between, so a
-   * purge of a big ledger never holds up a running cycle for more than a batch.
-   */
-  private async purgeInSteps(olderThan: Date, payloadsOnly: boolean, now: Date): Promise<{ rows: number; payloads: string[] }> {
-    const total = { rows: 0, payloads: [] as string[] };
-    for (;;) {
-      const r = this.ledger.purge({ olderThan, payloadsOnly, now, maxBatches: 1 });
-      total.rows += r.rows;
-      total.payloads.push(...r.payloads);
-      if (r.done) return total;
-      await new Promise((resolve) => setImmediate(resolve));
-      // Stopping closes the ledger: what was purged so far is still returned, for its files.
-      if (this.stopRequested) return total;
     }
   }
 

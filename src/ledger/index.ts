@@ -35,7 +35,7 @@ export type {
   PurgeResult,
   LedgerStore,
 } from './types';
-export { SqliteLedger, openLedger, ledgerPath, newClaimId, type LedgerOptions } from './sqlite-ledger';
+export { SqliteLedger, openLedger, ledgerPath, newClaimId, purgeInSteps, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';
 export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, type ResolveAs, type OperatorVia } from './operator';

@@ -247,6 +247,8 @@ export const MIGRATIONS: readonly Migration[] = [
       -- inbound rows, whose files in in/ belong to the receiving system (PAYLOAD_PURGE_STATES).
       CREATE INDEX messages_payload_age ON messages (updated_at)
         WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined');
+      -- Deleting a message sets its appointments' link to NULL (ON DELETE SET NULL): found by index, not by a scan per row.
+      CREATE INDEX appointments_message ON appointments (message_row_id);
 
       CREATE TABLE integrity_checks (
         id         INTEGER PRIMARY KEY CHECK (id = 1),

@@ -50,8 +50,11 @@ type Row = Record<string, unknown>;
 type Statement = Database.Statement;
 
 const DEFAULT_LIST_LIMIT = 100;
-/** Purge works in batches so the daemon never waits long for the write lock. */
-const PURGE_BATCH = 500;
+/**
+ * Purge works in batches, one transaction each, so the daemon never waits long for the write
+ * lock, and a batch never holds the event loop for 100 ms even in a big ledger.
+ */
+export const PURGE_BATCH = 250;
 const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
 
 export interface LedgerOptions extends OpenOptions {
@@ -586,6 +589,24 @@ export function newClaimId(): string {
 }
 
 /** Opens (creating and migrating if needed) the ledger at `file`. */
+/**
+ * A purge one batch (one short transaction) at a time, handing the event loop back in between:
+ * a retention purge of a big ledger never holds up a running cycle for more than a batch.
+ * `stop()` true ends it early (the ledger is about to close); what was purged so far is
+ * returned, for its files.
+ */
+export async function purgeInSteps(ledger: LedgerStore, opts: Omit<PurgeOptions, 'maxBatches'>, stop: () => boolean = () => false): Promise<Omit<PurgeResult, 'done'>> {
+  const total = { rows: 0, payloads: [] as string[] };
+  for (;;) {
+    const r = ledger.purge({ ...opts, maxBatches: 1 });
+    total.rows += r.rows;
+    total.payloads.push(...r.payloads);
+    if (r.done) return total;
+    await new Promise((resolve) => setImmediate(resolve));
+    if (stop()) return total;
+  }
+}
+
 export function openLedger(file: string, opts: LedgerOptions = {}): SqliteLedger {
   return new SqliteLedger(file, opts);
 }

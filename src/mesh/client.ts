@@ -33,7 +33,7 @@ import { header, metaFromHeaders, type MessageMeta, type RawHeaders } from './me
 import { ACCEPT_V2, API_PREFIX, DEFAULT_MAX_COMPRESSION_RATIO, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, isMessageId, type TrackingV2 } from './protocol';
 import { RetryPolicy, type RetryHooks, type RetrySettings, type RetryVerdict } from './retry';
 import { meshToken } from './token';
-import { checkClientCertificate, createDispatcher, type TlsMaterial, type TransportState } from './transport';
+import { acquirePool, checkClientCertificate, type SharedPool, type TlsMaterial, type TransportState } from './transport';
 
 /**
  * One small client for one mailbox: one short method per MESH endpoint. Transport, token,
@@ -186,9 +186,10 @@ export class MeshClient {
   readonly baseUrl: string;
   private readonly opts: MeshClientOptions;
   private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  /** Set when the connections come from the shared pool for our certificate (no dispatcher given). */
+  private readonly pool?: SharedPool;
   private readonly retryPolicy: RetryPolicy;
-  private readonly state: TransportState = { handshakes: 0, responses: 0 };
+  private readonly state: TransportState;
   private readonly clock: () => Date;
   private readonly log: Logger;
 
@@ -199,13 +200,19 @@ export class MeshClient {
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.logger ?? silentLogger;
     if (this.baseUrl.startsWith('https:')) checkClientCertificate(opts.tls?.cert, opts.tls?.key, this.clock());
-    this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher = opts.dispatcher ?? createDispatcher(opts.tls ?? {}, opts.proxy, this.state);
+    if (opts.dispatcher) {
+      this.dispatcher = opts.dispatcher;
+      this.state = { handshakes: 0, responses: 0 };
+    } else {
+      this.pool = acquirePool(opts.tls ?? {}, opts.proxy);
+      this.dispatcher = this.pool.dispatcher;
+      this.state = this.pool.state;
+    }
     this.retryPolicy = new RetryPolicy(opts.retry, { now: () => this.clock().getTime(), sleep: opts.sleep, random: opts.random });
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.pool?.release();
   }
 
   private mb(): string {

@@ -1,4 +1,4 @@
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import type { Dispatcher, buildConnector as Connector } from 'undici';
 import { Agent, buildConnector, loadProxyAgent } from './undici';
 import { MeshTlsError } from './errors';
@@ -34,6 +34,47 @@ export function createDispatcher(tls: TlsMaterial, proxy: string | undefined, st
       (cb as (e: Error | null, s: unknown) => void)(err, socket);
     });
   return new Agent({ connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 300_000 });
+}
+
+export interface SharedPool {
+  dispatcher: Dispatcher;
+  /** Shared by the pool's users: a refused certificate shows on every connection made with it. */
+  state: TransportState;
+  /** The last user to release it closes its connections. */
+  release(): Promise<void>;
+}
+
+const pools = new Map<string, { dispatcher: Dispatcher; state: TransportState; users: number }>();
+
+/**
+ * One connection pool per client certificate (with its key, CA and proxy): the mailboxes of a
+ * daemon that share a certificate share keep-alive connections and TLS sessions, instead of a
+ * handshake and an idle socket each.
+ */
+export function acquirePool(tls: TlsMaterial, proxy: string | undefined): SharedPool {
+  const hash = createHash('sha256').update(proxy ?? '');
+  for (const part of [tls.ca, tls.cert, tls.key]) hash.update('\0').update(part ?? '');
+  const key = hash.digest('hex');
+  let pool = pools.get(key);
+  if (!pool) {
+    const state: TransportState = { handshakes: 0, responses: 0 };
+    pool = { dispatcher: createDispatcher(tls, proxy, state), state, users: 0 };
+    pools.set(key, pool);
+  }
+  pool.users++;
+  const shared = pool;
+  let released = false;
+  return {
+    dispatcher: shared.dispatcher,
+    state: shared.state,
+    async release() {
+      if (released) return;
+      released = true;
+      if (--shared.users > 0) return;
+      pools.delete(key);
+      await shared.dispatcher.close();
+    },
+  };
 }
 
 /**

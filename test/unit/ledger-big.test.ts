@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { MIGRATIONS, openLedger, runMigrations, type SqliteLedger } from '../../src/ledger';
+import { MIGRATIONS, openLedger, purgeInSteps, runMigrations, type SqliteLedger } from '../../src/ledger';
+import { PURGE_BATCH } from '../../src/ledger/sqlite-ledger';
 import { MeshdError } from '../../src/errors';
 
 /**
@@ -108,7 +109,7 @@ describe('a big ledger: counts, oldest, purge in steps, integrity check', () => 
     const cutoff = new Date('2026-01-01T00:00:00Z');
     const first = ledger.purge({ olderThan: cutoff, payloadsOnly: true, now: NOW, maxBatches: 1 });
     expect(first.done).to.equal(false);
-    expect(first.payloads).to.have.length(500);
+    expect(first.payloads).to.have.length(PURGE_BATCH);
     const payloads = [...first.payloads];
     let rows = 0;
     let calls = 1;
@@ -121,6 +122,20 @@ describe('a big ledger: counts, oldest, purge in steps, integrity check', () => 
     expect(rows).to.equal(1200);
     expect(calls).to.be.greaterThan(3);
     expect(ledger.countsByState()).to.deep.equal({});
+  });
+
+  it('purgeInSteps removes everything due unless told to stop, and returns what it removed before stopping', async () => {
+    ledger.transaction(() => {
+      for (let i = 0; i < 3 * PURGE_BATCH; i++) ledger.transition(ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued', payloadPath: `/sent/${i}` }).id, 'failed');
+    });
+    clock = NOW;
+    const opts = { olderThan: new Date('2026-01-01T00:00:00Z'), payloadsOnly: false, now: NOW };
+    const stopped = await purgeInSteps(ledger, opts, () => true);
+    expect(stopped.payloads).to.have.length(PURGE_BATCH);
+    expect(stopped.rows).to.equal(0);
+    const rest = await purgeInSteps(ledger, opts);
+    expect(rest.rows).to.equal(3 * PURGE_BATCH);
+    expect(stopped.payloads.length + rest.payloads.length).to.equal(3 * PURGE_BATCH);
   });
 
   describe('integrity check at open', () => {
