@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
-import { deletePurgedFiles, ledgerPath, openLedger, purgeInSteps, type LedgerStore } from '../ledger';
+import { deletePurgedFiles, ledgerPath, openLedger, purgeInSteps, type LedgerStore, type MailboxStatusPatch } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
@@ -62,6 +62,8 @@ export class Daemon {
   private stopRequested = false;
   /** Stages in flight, so a scheduled stage never overlaps itself and shutdown can wait. */
   private readonly running = new Map<string, Promise<unknown>>();
+  /** Mailbox status waiting for flushStatus(), merged per mailbox. */
+  private readonly pendingStatus = new Map<string, MailboxStatusPatch>();
   /** Mailboxes whose send-side recovery has run in this process. */
   private readonly recovered = new Set<MailboxContext>();
 
@@ -121,7 +123,7 @@ export class Daemon {
       const code = e?.code ?? 'STAGE_FAILED';
       report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
       if (stage === 'receive') {
-        this.ledger.setMailboxStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
+        this.noteStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
       }
       const level = e?.kind === 'auth' || e?.kind === 'config' ? 'error' : 'warn';
       ctx.log[level]('STAGE_FAILED', `${stage} failed: ${(err as Error).message}`, { stage, code, hint: e?.hint });
@@ -136,11 +138,11 @@ export class Daemon {
   }
 
   private async stage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
-    const { ledger, mailbox } = ctx;
+    const { mailbox } = ctx;
     switch (stage) {
       case 'handshake': {
         await ctx.mesh.handshake();
-        ledger.setMailboxStatus(mailbox.id, { lastHandshakeAt: ctx.now() });
+        this.noteStatus(mailbox.id, { lastHandshakeAt: ctx.now() });
         ctx.log.info('HANDSHAKE_OK', 'handshake with MESH succeeded');
         if (report) report.handshake = true;
         return;
@@ -161,7 +163,7 @@ export class Daemon {
       case 'receive': {
         const started = Date.now();
         const r = await receiveCycle(ctx);
-        ledger.setMailboxStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
+        this.noteStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
         ctx.log.info('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
         if (report) {
           report.listed += r.listed;
@@ -172,14 +174,38 @@ export class Daemon {
       }
       case 'tracking': {
         const r = await trackingCycle(ctx);
-        ledger.setMailboxStatus(mailbox.id, { lastTrackingAt: ctx.now() });
+        this.noteStatus(mailbox.id, { lastTrackingAt: ctx.now() });
         if (report) report.tracked += r.checked;
         return;
       }
     }
   }
 
+  /**
+   * Mailbox status (last poll, handshake, follow-up) is written in one transaction for every
+   * mailbox that finished a stage in the same turn of the event loop, not one fsync'd commit
+   * each: with many mailboxes those commits were most of an idle cycle (docs/performance.md).
+   */
+  private noteStatus(mailbox: string, patch: MailboxStatusPatch): void {
+    this.pendingStatus.set(mailbox, { ...this.pendingStatus.get(mailbox), ...patch });
+    if (this.pendingStatus.size === 1) setImmediate(() => this.flushStatus());
+  }
+
+  private flushStatus(): void {
+    if (this.pendingStatus.size === 0) return;
+    const batch = [...this.pendingStatus];
+    this.pendingStatus.clear();
+    try {
+      this.ledger.transaction(() => {
+        for (const [mailbox, patch] of batch) this.ledger.setMailboxStatus(mailbox, patch);
+      });
+    } catch (err) {
+      this.options.log.warn('STATUS_WRITE_FAILED', `could not record mailbox status: ${(err as Error).message}`);
+    }
+  }
+
   handshakeDue(ctx: MailboxContext): boolean {
+    this.flushStatus();
     const last = this.ledger.mailboxStatus(ctx.mailbox.id)?.lastHandshakeAt;
     return !last || ctx.now().getTime() - Date.parse(last) >= HANDSHAKE_EVERY_MS;
   }
@@ -198,12 +224,14 @@ export class Daemon {
     await all('send');
     await all('receive');
     await all('tracking');
+    this.flushStatus();
     return reports;
   }
 
   /** One stage for every mailbox, MAILBOX_CONCURRENCY at a time (the scheduled runs of `meshd run`). */
   async runStageForAll(stage: Stage): Promise<void> {
     await mapLimit(this.contexts, MAILBOX_CONCURRENCY, (ctx) => this.runStage(ctx, stage));
+    this.flushStatus();
   }
 
   /**
@@ -237,6 +265,7 @@ export class Daemon {
     this.stopRequested = true;
     const inFlight = Promise.allSettled([...this.running.values()]);
     await Promise.race([inFlight, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.flushStatus();
     this.ledger.close();
   }
 }

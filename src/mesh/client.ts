@@ -13,7 +13,7 @@ import { request } from './undici';
 import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { planChunks } from './chunks';
+import { ChunkLookahead, lookaheadDepth, planChunks } from './chunks';
 import {
   BadMessageIdError,
   LocalWriteError,
@@ -429,6 +429,21 @@ export class MeshClient {
     };
     const withLength = (b: PreparedBody): Record<string, string> => (b.length === undefined ? {} : { 'content-length': String(b.length) });
 
+    const ahead = new ChunkLookahead(chunkBody, total, lookaheadDepth(os.availableParallelism()));
+    try {
+      return { ...(await this.uploadChunks(ahead, total, common, withLength, opts)), bytes: src.size };
+    } finally {
+      await ahead.discard();
+    }
+  }
+
+  private async uploadChunks(
+    ahead: ChunkLookahead<PreparedBody>,
+    total: number,
+    common: Record<string, string>,
+    withLength: (b: PreparedBody) => Record<string, string>,
+    opts: SendOptions,
+  ): Promise<Omit<SendResult, 'bytes'>> {
     let messageId: string;
     let next: number;
     if (opts.resume) {
@@ -439,7 +454,7 @@ export class MeshClient {
       }
     } else {
       const mex = sendHeaders(opts);
-      const first = await chunkBody(0);
+      const first = await ahead.take(0);
       let res: Dispatcher.ResponseData;
       try {
         const headers: Record<string, string> = { ...common, ...withLength(first), ...mex, [H.chunkRange]: `1:${total}` };
@@ -460,7 +475,7 @@ export class MeshClient {
     }
 
     for (let n = next; n <= total; n++) {
-      const prepared = await chunkBody(n - 1);
+      const prepared = await ahead.take(n - 1);
       const headers = { ...common, ...withLength(prepared), [H.chunkRange]: `${n}:${total}` };
       try {
         const res = await this.call({
@@ -490,7 +505,7 @@ export class MeshClient {
       }
       await opts.onChunkSent?.(n, total);
     }
-    return { messageId, chunks: total, bytes: src.size };
+    return { messageId, chunks: total };
   }
 
   private async trackingStatus(messageId: string): Promise<string | undefined> {

@@ -83,15 +83,24 @@ export function acquirePool(tls: TlsMaterial, proxy: string | undefined): Shared
  */
 export function checkClientCertificate(cert: string | Buffer | undefined, key: string | Buffer | undefined, now: Date): void {
   if (!cert || !key) return;
+  // Many mailboxes often share one certificate: parse it and its key once, check the dates each time.
+  const id = createHash('sha256').update(cert).update('\0').update(key).digest('hex');
+  const known = checkedPairs.get(id);
+  if (known) return checkValidity(known, now);
+  checkedPairs.set(id, readPair(cert, key, now));
+}
+
+/** Certificate and key pairs already parsed and found to match, by hash of both. */
+const checkedPairs = new Map<string, X509Certificate>();
+
+function readPair(cert: string | Buffer, key: string | Buffer, now: Date): X509Certificate {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch (err) {
     throw new MeshTlsError('other', { nodeCode: 'tls.cert is not a PEM certificate', cause: err });
   }
-  if (now.getTime() > Date.parse(x509.validTo) || now.getTime() < Date.parse(x509.validFrom)) {
-    throw new MeshTlsError('client-expired', { nodeCode: `valid ${x509.validFrom} to ${x509.validTo}` });
-  }
+  checkValidity(x509, now);
   let matches = false;
   try {
     matches = x509.checkPrivateKey(createPrivateKey(key));
@@ -99,4 +108,11 @@ export function checkClientCertificate(cert: string | Buffer | undefined, key: s
     throw new MeshTlsError('other', { nodeCode: 'tls.key is not a readable PEM private key', cause: err });
   }
   if (!matches) throw new MeshTlsError('key-mismatch');
+  return x509;
+}
+
+function checkValidity(x509: X509Certificate, now: Date): void {
+  if (now.getTime() > Date.parse(x509.validTo) || now.getTime() < Date.parse(x509.validFrom)) {
+    throw new MeshTlsError('client-expired', { nodeCode: `valid ${x509.validFrom} to ${x509.validTo}` });
+  }
 }
