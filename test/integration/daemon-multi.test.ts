@@ -86,6 +86,11 @@ describe('several mailboxes in one process', function () {
         [SENDER, 0],
         [RECEIVER, 0],
       ]);
+      // Status is written for all mailboxes together at the end of each stage, and is there when the cycle ends.
+      for (const mb of [SENDER, RECEIVER]) {
+        const st = daemon.ledger.mailboxStatus(mb);
+        expect([st?.lastPollOk, !!st?.lastPollAt, !!st?.lastTrackingAt], mb).to.deep.equal([true, true, true]);
+      }
     } finally {
       await daemon.stop();
     }
