@@ -1,5 +1,8 @@
 import { runDaemonBench } from './daemon';
+import { runLedgerBench } from './ledger';
+import { runMailboxesBench } from './mailboxes';
 import { runMemoryBench } from './memory';
+import { runStartupBench } from './startup';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
 import { runUiBench } from './ui';
@@ -15,6 +18,9 @@ const BENCHES: Record<string, () => Promise<object>> = {
   transform: runTransformBench,
   memory: runMemoryBench,
   ui: () => runUiBench(),
+  startup: () => runStartupBench(),
+  ledger: () => runLedgerBench(),
+  mailboxes: () => runMailboxesBench(),
 };
 
 async function main(): Promise<void> {

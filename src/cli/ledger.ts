@@ -28,7 +28,7 @@ function usage(message: string, hint?: string): MeshdError {
  * Loads the config and opens the existing ledger. Not cliContext(): these commands span every
  * mailbox, so --mailbox is an optional filter rather than a required choice.
  */
-async function openCli(cmd: Command): Promise<LedgerCli> {
+async function openCli(cmd: Command, integrity: 'full' | 'none'): Promise<LedgerCli> {
   const g = cmd.optsWithGlobals() as { config?: string; mailbox?: string; json?: boolean };
   const { findConfigPath, loadConfig } = await import('../config');
   const { openStore } = await import('../ledger');
@@ -43,12 +43,17 @@ async function openCli(cmd: Command): Promise<LedgerCli> {
   }
   const json = g.json === true;
   // create: false, so that `sudo meshd status` on a fresh host never leaves a root-owned ledger behind.
-  const ledger = openStore(config, { create: false });
+  const ledger = openStore(config, { create: false, integrity });
   return { config, mailbox, json, ledger, print: printer(json) };
 }
 
-async function withLedger(cmd: Command, fn: (c: LedgerCli) => Promise<void> | void): Promise<void> {
-  const c = await openCli(cmd);
+/**
+ * `read` commands (status, list, show, export) skip the full integrity check, which reads every
+ * page of a big ledger: they change nothing, and SQLite reports any corrupt page they touch.
+ * Commands that write check it first (docs/performance.md).
+ */
+async function withLedger(cmd: Command, fn: (c: LedgerCli) => Promise<void> | void, access: 'read' | 'write' = 'write'): Promise<void> {
+  const c = await openCli(cmd, access === 'read' ? 'none' : 'full');
   try {
     await fn(c);
   } finally {
@@ -114,7 +119,7 @@ async function certificateReport(certPath: string | undefined) {
   if (!certPath) return null;
   try {
     const { readFileSync } = await import('node:fs');
-    const { certificateStatus } = await import('../certs');
+    const { certificateStatus } = await import('../certs/status');
     const s = certificateStatus(readFileSync(certPath));
     return { path: certPath, notAfter: s.notAfter.toISOString(), daysLeft: s.daysLeft, expired: s.expired, expiresSoon: s.expiresSoon };
   } catch (err) {
@@ -202,7 +207,7 @@ export function register(program: Command): void {
         const text = reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r)));
         if (certificate) text.push('', certificateText(certificate));
         print({ certificate, mailboxes: reports }, text);
-      });
+      }, 'read');
     });
 
   const group = program.command('ledger').description('read and repair the message ledger (see docs/ledger.md)');
@@ -236,7 +241,7 @@ export function register(program: Command): void {
             )
           : ['no messages match'];
         print({ messages: rows }, text);
-      });
+      }, 'read');
     });
 
   group
@@ -248,7 +253,7 @@ export function register(program: Command): void {
         const row = findRow(ledger, ref);
         const events = ledger.events(row.id);
         print({ message: row, events }, showText(row, events));
-      });
+      }, 'read');
     });
 
   group
@@ -327,7 +332,7 @@ export function register(program: Command): void {
       await withLedger(cmd, async ({ mailbox, ledger }) => {
         const filter = await parseFilter({ since: opts.since }, mailbox);
         await exportRows(ledger.iterate({ since: filter.since, mailbox }), opts.format as 'csv' | 'json', process.stdout);
-      });
+      }, 'read');
     });
 
   group

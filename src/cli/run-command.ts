@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { certificateStatus } from '../certs';
+import { certificateStatus } from '../certs/status';
 import { findConfigPath, loadConfig } from '../config';
 import type { MeshdConfig } from '../config/types';
 import { MeshdError } from '../errors';
@@ -11,9 +11,7 @@ import { printer } from './output';
 import { Daemon } from '../daemon/daemon';
 import { acquireInstanceLock } from '../daemon/lock';
 import { startService } from '../daemon/service';
-import { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version, type Observer } from '../daemon/observe';
-import { startUiServer } from '../ui/server';
-import { tokenPath } from '../ui/auth';
+import type { Observer } from '../daemon/observe';
 
 interface GlobalOptions {
   config?: string;
@@ -65,6 +63,9 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
   const lock = acquireInstanceLock(config.dataDir);
   const ports = new Map<string, ReturnType<typeof meshPortFor>>();
   try {
+    if (opts.once) return await runOnce(config, log, ports, print);
+    // Metrics, health server and console only for the long-running daemon: loaded here, not at start-up.
+    const { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version } = await import('../daemon/observe');
     const metrics = createMetrics({ version });
     const observed: { observer?: Observer } = {};
     const daemon = await Daemon.open(config, {
@@ -83,23 +84,10 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
         observed.observer?.refresh();
       },
     });
-    if (opts.once) {
-      let reports;
-      try {
-        reports = await daemon.runOnce();
-      } finally {
-        await daemon.stop();
-      }
-      const errors = reports.flatMap((r) => r.errors);
-      print(
-        { mailboxes: reports },
-        reports.map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`),
-      );
-      return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
-    }
     const observer = (observed.observer = await startObserver(daemon, metrics, log));
     // The web console beside the health server, on the daemon's own ledger connection (docs/ui.md).
-    const consoleServer = config.ui ? await startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
+    const consoleServer = config.ui ? await (await import('../ui/server')).startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
+    const { tokenPath } = await import('../ui/auth');
     if (consoleServer) log.info('UI_LISTENING', `web console on ${consoleServer.url.replace(/\?token=.*$/, '')} (login token in ${tokenPath(config.dataDir)})`, { port: consoleServer.port });
     const service = startService(daemon, log);
     await service.done;
@@ -110,6 +98,32 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     for (const p of ports.values()) await p.close().catch(() => undefined);
     lock.release();
   }
+}
+
+/** `meshd run --once`: one cycle and a report; no metrics (nothing would serve them). */
+async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, ReturnType<typeof meshPortFor>>, print: ReturnType<typeof printer>): Promise<number> {
+  const daemon = await Daemon.open(config, {
+    log,
+    // Run from a timer every few minutes: the full check (every page) once a day, not every time.
+    integrity: 'daily',
+    meshFor: (mailbox) => {
+      const port = meshPortFor(config, mailbox.id, log.child({ mailbox: mailbox.id }));
+      ports.set(mailbox.id, port);
+      return port;
+    },
+  });
+  let reports;
+  try {
+    reports = await daemon.runOnce();
+  } finally {
+    await daemon.stop();
+  }
+  const errors = reports.flatMap((r) => r.errors);
+  print(
+    { mailboxes: reports },
+    reports.map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`),
+  );
+  return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
 }
 
 function noMesh(): never & ReturnType<typeof meshPortFor> {

@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MailboxConfig, MeshdConfig } from '../config/types';
 import { MeshdError, type ErrorKind } from '../errors';
-import { deletePurgedFiles, openStore, type LedgerStore } from '../ledger';
+import { deletePurgedFiles, openStore, purgeInSteps, type LedgerStore, type MailboxStatusPatch } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
 import { prepareFolders } from '../transfer/folders';
+import { mapLimit } from '../transfer/pool';
 import { receiveCycle, recoverInbound } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
@@ -19,6 +20,12 @@ import { withCrashHook } from './crash-hook';
  */
 
 const HANDSHAKE_EVERY_MS = 24 * 3_600_000;
+/**
+ * Mailboxes worked on at once. Their work is mostly waiting on MESH and on fsync, so a few
+ * side by side hide each other's latency; more would only queue on the disk and two cores
+ * (docs/performance.md: 200 idle mailboxes).
+ */
+export const MAILBOX_CONCURRENCY = 16;
 
 export interface DaemonOptions {
   log: Logger;
@@ -29,6 +36,8 @@ export interface DaemonOptions {
   transform?: TransformFn;
   /** Told when a conversion fails in whole or in part (metrics). */
   onTransformFailure?: (mailbox: string, direction: 'in' | 'out') => void;
+  /** The ledger's integrity check at open (src/ledger/open.ts): every start by default, daily for `run --once`. */
+  integrity?: 'full' | 'daily';
   /** Told after every stage (metrics, readiness). */
   afterStage?: (mailbox: string, stage: Stage, ok: boolean, ms: number) => void;
 }
@@ -53,6 +62,8 @@ export class Daemon {
   private stopRequested = false;
   /** Stages in flight, so a scheduled stage never overlaps itself and shutdown can wait. */
   private readonly running = new Map<string, Promise<unknown>>();
+  /** Mailbox status waiting for flushStatus(), merged per mailbox. */
+  private readonly pendingStatus = new Map<string, MailboxStatusPatch>();
   /** Mailbox sides whose recovery has run in this process. */
   private readonly recovered = new Set<string>();
 
@@ -61,7 +72,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = withCrashHook(openStore(config));
+    this.ledger = withCrashHook(openStore(config, { integrity: options.integrity ?? 'full' }));
   }
 
   static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {
@@ -112,7 +123,7 @@ export class Daemon {
       const code = e?.code ?? 'STAGE_FAILED';
       report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
       if (stage === 'receive') {
-        this.ledger.setMailboxStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
+        this.noteStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
       }
       const level = e?.kind === 'auth' || e?.kind === 'config' ? 'error' : 'warn';
       ctx.log[level]('STAGE_FAILED', `${stage} failed: ${(err as Error).message}`, { stage, code, hint: e?.hint });
@@ -140,11 +151,11 @@ export class Daemon {
   }
 
   private async stage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
-    const { ledger, mailbox } = ctx;
+    const { mailbox } = ctx;
     switch (stage) {
       case 'handshake': {
         await ctx.mesh.handshake();
-        ledger.setMailboxStatus(mailbox.id, { lastHandshakeAt: ctx.now() });
+        this.noteStatus(mailbox.id, { lastHandshakeAt: ctx.now() });
         ctx.log.info('HANDSHAKE_OK', 'handshake with MESH succeeded');
         if (report) report.handshake = true;
         return;
@@ -163,7 +174,7 @@ export class Daemon {
         const recovered = await this.recoverOnce(ctx, 'in');
         const r = await receiveCycle(ctx);
         r.acknowledged += recovered;
-        ledger.setMailboxStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
+        this.noteStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
         ctx.log.info('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
         if (report) {
           report.listed += r.listed;
@@ -174,30 +185,64 @@ export class Daemon {
       }
       case 'tracking': {
         const r = await trackingCycle(ctx);
-        ledger.setMailboxStatus(mailbox.id, { lastTrackingAt: ctx.now() });
+        this.noteStatus(mailbox.id, { lastTrackingAt: ctx.now() });
         if (report) report.tracked += r.checked;
         return;
       }
     }
   }
 
+  /**
+   * Mailbox status (last poll, handshake, follow-up) is written in one transaction for every
+   * mailbox that finished a stage in the same turn of the event loop, not one fsync'd commit
+   * each: with many mailboxes those commits were most of an idle cycle (docs/performance.md).
+   */
+  private noteStatus(mailbox: string, patch: MailboxStatusPatch): void {
+    this.pendingStatus.set(mailbox, { ...this.pendingStatus.get(mailbox), ...patch });
+    if (this.pendingStatus.size === 1) setImmediate(() => this.flushStatus());
+  }
+
+  private flushStatus(): void {
+    if (this.pendingStatus.size === 0) return;
+    const batch = [...this.pendingStatus];
+    this.pendingStatus.clear();
+    try {
+      this.ledger.transaction(() => {
+        for (const [mailbox, patch] of batch) this.ledger.setMailboxStatus(mailbox, patch);
+      });
+    } catch (err) {
+      this.options.log.warn('STATUS_WRITE_FAILED', `could not record mailbox status: ${(err as Error).message}`);
+    }
+  }
+
   handshakeDue(ctx: MailboxContext): boolean {
+    this.flushStatus();
     const last = this.ledger.mailboxStatus(ctx.mailbox.id)?.lastHandshakeAt;
     return !last || ctx.now().getTime() - Date.parse(last) >= HANDSHAKE_EVERY_MS;
   }
 
-  /** One full cycle for every mailbox: handshake if due, send, receive, follow-up. */
+  /**
+   * One full cycle for every mailbox: handshake if due, send, receive, follow-up. Each stage runs
+   * for all mailboxes side by side (MAILBOX_CONCURRENCY at a time) before the next begins, so a
+   * message one mailbox sends to another in this process arrives in the same cycle. Reports
+   * keep config order.
+   */
   async runOnce(): Promise<CycleReport[]> {
-    const reports: CycleReport[] = [];
-    for (const ctx of this.contexts) {
-      const report: CycleReport = { mailbox: ctx.mailbox.id, claimed: 0, sent: 0, listed: 0, delivered: 0, acknowledged: 0, tracked: 0, errors: [] };
-      reports.push(report);
-      if (this.handshakeDue(ctx)) await this.runStage(ctx, 'handshake', report);
-      await this.runStage(ctx, 'send', report);
-      await this.runStage(ctx, 'receive', report);
-      await this.runStage(ctx, 'tracking', report);
-    }
+    const reports = this.contexts.map((ctx): CycleReport => ({ mailbox: ctx.mailbox.id, claimed: 0, sent: 0, listed: 0, delivered: 0, acknowledged: 0, tracked: 0, errors: [] }));
+    const due = this.contexts.map((ctx) => this.handshakeDue(ctx));
+    const all = (stage: Stage, only?: boolean[]) => mapLimit(this.contexts, MAILBOX_CONCURRENCY, async (ctx, i) => (only && !only[i] ? undefined : this.runStage(ctx, stage, reports[i])));
+    await all('handshake', due);
+    await all('send');
+    await all('receive');
+    await all('tracking');
+    this.flushStatus();
     return reports;
+  }
+
+  /** One stage for every mailbox, MAILBOX_CONCURRENCY at a time (the scheduled runs of `meshd run`). */
+  async runStageForAll(stage: Stage): Promise<void> {
+    await mapLimit(this.contexts, MAILBOX_CONCURRENCY, (ctx) => this.runStage(ctx, stage));
+    this.flushStatus();
   }
 
   /**
@@ -210,8 +255,10 @@ export class Daemon {
     const day = 86_400_000;
     const log = this.options.log;
     try {
-      const payloads = this.ledger.purge({ olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now });
-      const rows = this.ledger.purge({ olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now });
+      // A batch at a time, so a purge of a big ledger never holds up a running cycle for long.
+      const stop = () => this.stopRequested;
+      const payloads = await purgeInSteps(this.ledger, { olderThan: new Date(now.getTime() - payloadRetentionDays * day), payloadsOnly: true, now }, stop);
+      const rows = await purgeInSteps(this.ledger, { olderThan: new Date(now.getTime() - rowRetentionDays * day), payloadsOnly: false, now }, stop);
       const files = [...payloads.payloads, ...rows.payloads];
       // With each payload go its companions (.ctl, .reason); only regular files, never through a link.
       const deleted = deletePurgedFiles(files);
@@ -229,6 +276,7 @@ export class Daemon {
     this.stopRequested = true;
     const inFlight = Promise.allSettled([...this.running.values()]);
     await Promise.race([inFlight, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.flushStatus();
     this.ledger.close();
   }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { certificateStatus, type CertificateStatus } from '../certs';
+import { certificateStatus, type CertificateStatus } from '../certs/status';
 import { minIntervalMinutes } from '../config/cron';
 import { MeshdError } from '../errors';
 import { MESH_ENDPOINTS, type MeshEndpoint } from '../mesh/protocol';

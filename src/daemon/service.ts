@@ -4,7 +4,8 @@ import type { Daemon, Stage } from './daemon';
 
 /**
  * `meshd run`: a full cycle at start, then each stage on its own node-cron schedule
- * (config `schedule`). Stages never overlap themselves; SIGTERM/SIGINT stop new work, let the
+ * (config `schedule`), mailboxes side by side (MAILBOX_CONCURRENCY at a time). Stages never
+ * overlap themselves; SIGTERM/SIGINT stop new work, let the
  * chunk in flight finish or checkpoint, close the ledger and resolve.
  */
 export interface RunningService {
@@ -18,9 +19,7 @@ export function startService(daemon: Daemon, log: Logger): RunningService {
   const tasks: ScheduledTask[] = [];
   const every = (expression: string, stage: Stage) => {
     tasks.push(
-      schedule(expression, async () => {
-        for (const ctx of daemon.mailboxes) await daemon.runStage(ctx, stage);
-      }),
+      schedule(expression, () => daemon.runStageForAll(stage)),
     );
   };
   every(plan.poll, 'receive');

@@ -38,7 +38,7 @@ export type {
   SendableRow,
 } from './types';
 export { receivedRow, sendableRow } from './rules';
-export { SqliteLedger, openLedger, ledgerPath, newClaimId, type LedgerOptions } from './sqlite-ledger';
+export { SqliteLedger, openLedger, ledgerPath, newClaimId, purgeInSteps, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';
 export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, type ResolveAs, type OperatorVia } from './operator';

@@ -12,6 +12,27 @@ const PRIVATE = 0o600;
 export interface OpenOptions {
   /** Create the file if missing (default true). Read-only CLI commands pass false so `sudo meshd status` never leaves a root-owned ledger behind. */
   create?: boolean;
+  /**
+   * When to run PRAGMA integrity_check, which reads every page (seconds on a big ledger):
+   * full (default) on every open; daily when the last passing check recorded in the ledger is
+   * over a day old (commands run often, such as `run --once` from a timer); none for commands
+   * that only read (SQLite still fails on any corrupt page they touch: SQLITE_CORRUPT).
+   * See docs/performance.md.
+   */
+  integrity?: 'full' | 'daily' | 'none';
+}
+
+const CHECK_EVERY_MS = 86_400_000;
+
+/** Whether the open must run a full integrity check (integrity_checks arrives with migration 5). */
+function integrityDue(db: Database.Database, mode: OpenOptions['integrity'], now: number): boolean {
+  if (mode === 'none') return false;
+  if (mode !== 'daily') return true;
+  const table = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'integrity_checks'").get();
+  const last = table ? (db.prepare('SELECT last_ok_at FROM integrity_checks WHERE id = 1').get() as { last_ok_at: string } | undefined) : undefined;
+  const at = last ? Date.parse(last.last_ok_at) : NaN;
+  // A clock set back counts as due too.
+  return !(at <= now && now - at < CHECK_EVERY_MS);
 }
 
 function isCorruption(err: unknown): boolean {
@@ -69,11 +90,15 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
     // message sent twice or acknowledged but never written, so every commit is fsync'd.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    const check = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
-    if (check.length !== 1 || check[0].integrity_check !== 'ok') {
-      throw corrupt(file, check.slice(0, 3).map((r) => r.integrity_check).join('; '));
+    const checked = integrityDue(db, opts.integrity, Date.now());
+    if (checked) {
+      const check = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
+      if (check.length !== 1 || check[0].integrity_check !== 'ok') {
+        throw corrupt(file, check.slice(0, 3).map((r) => r.integrity_check).join('; '));
+      }
     }
     runMigrations(db, file);
+    if (checked) db.prepare('INSERT OR REPLACE INTO integrity_checks (id, last_ok_at) VALUES (1, ?)').run(new Date().toISOString());
     for (const suffix of ['-wal', '-shm']) makePrivate(file + suffix);
     return db;
   } catch (err) {

@@ -208,6 +208,54 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_to_state_at ON events (to_state, at) WHERE to_state IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    // A big ledger (docs/performance.md). message_counts keeps the number of rows per mailbox,
+    // direction and state, kept by triggers inside the same transaction as the change, so
+    // `meshd status` reads a few rows instead of counting a million. messages_age finds the
+    // oldest row waiting in a state without sorting them all; messages_payload_age is retention's. integrity_checks records when the
+    // last full PRAGMA integrity_check passed (src/ledger/open.ts: writers check once a day).
+    sql: `
+      CREATE TABLE message_counts (
+        mailbox   TEXT    NOT NULL,
+        direction TEXT    NOT NULL,
+        state     TEXT    NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, direction, state)
+      ) STRICT;
+      INSERT INTO message_counts (mailbox, direction, state, n)
+        SELECT mailbox, direction, state, COUNT(*) FROM messages GROUP BY mailbox, direction, state;
+      CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
+      BEGIN
+        INSERT INTO message_counts (mailbox, direction, state, n) VALUES (NEW.mailbox, NEW.direction, NEW.state, 1)
+          ON CONFLICT (mailbox, direction, state) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER message_counts_delete AFTER DELETE ON messages
+      BEGIN
+        UPDATE message_counts SET n = n - 1 WHERE mailbox = OLD.mailbox AND direction = OLD.direction AND state = OLD.state;
+      END;
+      CREATE TRIGGER message_counts_update AFTER UPDATE OF mailbox, direction, state ON messages
+      WHEN OLD.mailbox IS NOT NEW.mailbox OR OLD.direction IS NOT NEW.direction OR OLD.state IS NOT NEW.state
+      BEGIN
+        UPDATE message_counts SET n = n - 1 WHERE mailbox = OLD.mailbox AND direction = OLD.direction AND state = OLD.state;
+        INSERT INTO message_counts (mailbox, direction, state, n) VALUES (NEW.mailbox, NEW.direction, NEW.state, 1)
+          ON CONFLICT (mailbox, direction, state) DO UPDATE SET n = n + 1;
+      END;
+
+      CREATE INDEX messages_age ON messages (mailbox, direction, state, created_at);
+      -- Retention finds payload copies it may delete without reading rows that have none left, nor
+      -- inbound rows, whose files in in/ belong to the receiving system (PAYLOAD_PURGE_STATES).
+      CREATE INDEX messages_payload_age ON messages (updated_at)
+        WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined');
+      -- Deleting a message sets its appointments' link to NULL (ON DELETE SET NULL): found by index, not by a scan per row.
+      CREATE INDEX appointments_message ON appointments (message_row_id);
+
+      CREATE TABLE integrity_checks (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        last_ok_at TEXT    NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

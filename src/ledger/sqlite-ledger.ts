@@ -46,8 +46,11 @@ type Row = Record<string, unknown>;
 type Statement = Database.Statement;
 
 const DEFAULT_LIST_LIMIT = 100;
-/** Purge works in batches so the daemon never waits long for the write lock. */
-const PURGE_BATCH = 500;
+/**
+ * Purge works in batches, one transaction each, so the daemon never waits long for the write
+ * lock, and a batch never holds the event loop for 100 ms even in a big ledger.
+ */
+export const PURGE_BATCH = 250;
 const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
 
 export interface LedgerOptions extends OpenOptions {
@@ -100,14 +103,13 @@ export class SqliteLedger implements LedgerStore {
       AND (next_attempt_at IS NULL OR next_attempt_at <= @now)`;
     this.stmtDue = db.prepare(`SELECT * FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit`);
     this.stmtCountsByState = db.prepare(
-      `SELECT state, COUNT(*) AS n FROM messages
+      // message_counts (migration 5) is kept by triggers: a few rows to read, however big the ledger.
+      `SELECT state, SUM(n) AS n FROM message_counts
        WHERE (@mailbox IS NULL OR mailbox = @mailbox) AND (@direction IS NULL OR direction = @direction)
-       GROUP BY state`,
+       GROUP BY state HAVING SUM(n) > 0`,
     );
-    this.stmtOldest = db.prepare(
-      `SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND state IN (SELECT value FROM json_each(?))
-       ORDER BY created_at, id LIMIT 1`,
-    );
+    // One state at a time: messages_age then gives the oldest first, where a list of states would sort them all.
+    this.stmtOldest = db.prepare('SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND state = ? ORDER BY created_at, id LIMIT 1');
     this.stmtGetAppointment = db.prepare('SELECT * FROM appointments WHERE appointment_key = ?');
     // Out-of-order replays never regress the record: only a newer (or equal) event replaces it.
     this.stmtRecordAppointment = db.prepare(
@@ -344,8 +346,12 @@ export class SqliteLedger implements LedgerStore {
   }
 
   oldest(mailbox: string, direction: Direction, states: MessageState[]): MessageRow | undefined {
-    const row = this.stmtOldest.get(mailbox, direction, JSON.stringify(states)) as Row | undefined;
-    return row ? messageFromSql(row) : undefined;
+    let oldest: Row | undefined;
+    for (const state of states) {
+      const row = this.stmtOldest.get(mailbox, direction, state) as Row | undefined;
+      if (row && (!oldest || (row.created_at as string) < (oldest.created_at as string) || (row.created_at === oldest.created_at && (row.id as number) < (oldest.id as number)))) oldest = row;
+    }
+    return oldest ? messageFromSql(oldest) : undefined;
   }
 
   due(mailbox: string, direction: Direction, states: MessageState[], now: Date, limit: number): MessageRow[] {
@@ -401,13 +407,15 @@ export class SqliteLedger implements LedgerStore {
     const at = opts.now.toISOString();
     const payloads: string[] = [];
     const payloadStates = JSON.stringify(PAYLOAD_PURGE_STATES);
+    let batches = 0;
+    const stopHere = () => opts.maxBatches !== undefined && ++batches >= opts.maxBatches;
 
     // 1. Payload copies the daemon no longer needs: forget them here, the caller deletes the files.
     const selectPayloads = this.db.prepare(
       `SELECT id, payload_path, ctl_path FROM messages
-       WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND updated_at < @cutoff
+       WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined') AND updated_at < @cutoff
          AND state IN (SELECT value FROM json_each(@states, '$.' || direction))
-       ORDER BY id LIMIT ${PURGE_BATCH}`,
+       ORDER BY updated_at LIMIT ${PURGE_BATCH}`,
     );
     const clearPayload = this.db.prepare('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
     for (;;) {
@@ -421,14 +429,15 @@ export class SqliteLedger implements LedgerStore {
         return rows.length;
       });
       if (batch < PURGE_BATCH) break;
+      if (stopHere()) return { rows: 0, payloads, done: false };
     }
-    if (opts.payloadsOnly) return { rows: 0, payloads };
+    if (opts.payloadsOnly) return { rows: 0, payloads, done: true };
 
     // 2. Settled rows and their events. Rows still in play are never selected.
     const selectRows = this.db.prepare(
       `SELECT id, direction, state, payload_path, ctl_path FROM messages
        WHERE state IN (SELECT value FROM json_each(@settled)) AND updated_at < @cutoff
-       ORDER BY id LIMIT ${PURGE_BATCH}`,
+       LIMIT ${PURGE_BATCH}`,
     );
     const setGuard = this.db.prepare('UPDATE purge_guard SET active = ? WHERE id = 1');
     const deleteEvents = this.db.prepare('DELETE FROM events WHERE message_row_id IN (SELECT value FROM json_each(?))');
@@ -459,9 +468,10 @@ export class SqliteLedger implements LedgerStore {
       });
       rows += batch;
       if (batch < PURGE_BATCH) break;
+      if (stopHere()) return { rows, payloads, done: false };
     }
     this.db.prepare('DELETE FROM appointments WHERE at < ?').run(cutoff);
-    return { rows, payloads };
+    return { rows, payloads, done: true };
   }
 
   /** SQLite online backup into a 0600 temp file, then an atomic rename over `file`. */
@@ -504,6 +514,24 @@ export function newClaimId(): string {
 }
 
 /** Opens (creating and migrating if needed) the ledger at `file`. */
+/**
+ * A purge one batch (one short transaction) at a time, handing the event loop back in between:
+ * a retention purge of a big ledger never holds up a running cycle for more than a batch.
+ * `stop()` true ends it early (the ledger is about to close); what was purged so far is
+ * returned, for its files.
+ */
+export async function purgeInSteps(ledger: LedgerStore, opts: Omit<PurgeOptions, 'maxBatches'>, stop: () => boolean = () => false): Promise<Omit<PurgeResult, 'done'>> {
+  const total = { rows: 0, payloads: [] as string[] };
+  for (;;) {
+    const r = ledger.purge({ ...opts, maxBatches: 1 });
+    total.rows += r.rows;
+    total.payloads.push(...r.payloads);
+    if (r.done) return total;
+    await new Promise((resolve) => setImmediate(resolve));
+    if (stop()) return total;
+  }
+}
+
 export function openLedger(file: string, opts: LedgerOptions = {}): SqliteLedger {
   return new SqliteLedger(file, opts);
 }

@@ -182,6 +182,11 @@ export interface PurgeOptions {
   /** Only drop payload copies; keep rows and events. */
   payloadsOnly: boolean;
   now: Date;
+  /**
+   * Stop after this many batches (each one short transaction of PURGE_BATCH rows), so a caller
+   * can give the event loop back between them; call again until `done`. Default: no limit.
+   */
+  maxBatches?: number;
 }
 
 export interface PurgeResult {
@@ -189,6 +194,8 @@ export interface PurgeResult {
   rows: number;
   /** Files the caller should delete; the store has already forgotten them. */
   payloads: string[];
+  /** False when `maxBatches` stopped the purge before it ran out of work. */
+  done: boolean;
 }
 
 /**

@@ -17,3 +17,44 @@ export function planChunks(size: number, chunkSize: number): ChunkSpan[] {
   for (let i = 0; i < count; i++) spans.push({ index: i + 1, start: i * chunkSize, end: Math.min(size, (i + 1) * chunkSize) });
   return spans;
 }
+
+/**
+ * Chunk bodies prepared ahead of the upload: while chunk n goes over the wire, chunks n+1 …
+ * n+depth are gzip'd on libuv's thread pool (zlib runs there), so compression and upload
+ * overlap instead of taking turns. Uploads themselves stay one at a time, in order. Whatever
+ * was prepared and not taken is cleaned up by discard() (always call it, in a finally).
+ */
+export class ChunkLookahead<T extends { cleanup(): Promise<void> }> {
+  private readonly ready = new Map<number, Promise<T>>();
+
+  constructor(
+    private readonly prepare: (index: number) => Promise<T>,
+    private readonly count: number,
+    private readonly depth: number,
+  ) {}
+
+  /** Chunk `index` (0-based), starting the preparation of the next `depth` ones. */
+  take(index: number): Promise<T> {
+    for (let i = index; i < Math.min(this.count, index + 1 + this.depth); i++) {
+      if (this.ready.has(i)) continue;
+      const p = this.prepare(i);
+      // A failure surfaces when the chunk is taken; until then it must not count as unhandled.
+      p.catch(() => undefined);
+      this.ready.set(i, p);
+    }
+    const p = this.ready.get(index)!;
+    this.ready.delete(index);
+    return p;
+  }
+
+  async discard(): Promise<void> {
+    const left = [...this.ready.values()];
+    this.ready.clear();
+    await Promise.all(left.map((p) => p.then((body) => body.cleanup(), () => undefined)));
+  }
+}
+
+/** How many chunks to prepare ahead: one per spare core, at least one, at most four. */
+export function lookaheadDepth(cores: number): number {
+  return Math.max(1, Math.min(4, cores - 1));
+}

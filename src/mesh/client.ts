@@ -8,11 +8,12 @@ import { Readable, Transform, Writable, pipeline as pipelineCb } from 'node:stre
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gzip } from 'node:zlib';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici';
 import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { planChunks } from './chunks';
+import { ChunkLookahead, lookaheadDepth, planChunks } from './chunks';
 import {
   BadMessageIdError,
   LocalWriteError,
@@ -32,7 +33,7 @@ import { header, metaFromHeaders, type MessageMeta, type RawHeaders } from './me
 import { ACCEPT_V2, API_PREFIX, DEFAULT_MAX_COMPRESSION_RATIO, H, HEADER_MAX_LENGTH, INBOX_PAGE_MAX, INBOX_PAGE_MIN, MAX_MESSAGE_BYTES, isMessageId, type MeshEndpoint, type TrackingV2 } from './protocol';
 import { RetryPolicy, type RetryHooks, type RetrySettings, type RetryVerdict } from './retry';
 import { meshToken } from './token';
-import { checkClientCertificate, createDispatcher, type TlsMaterial, type TransportState } from './transport';
+import { acquirePool, checkClientCertificate, type SharedPool, type TlsMaterial, type TransportState } from './transport';
 
 /**
  * One small client for one mailbox: one short method per MESH endpoint. Transport, token,
@@ -187,9 +188,10 @@ export class MeshClient {
   readonly baseUrl: string;
   private readonly opts: MeshClientOptions;
   private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  /** Set when the connections come from the shared pool for our certificate (no dispatcher given). */
+  private readonly pool?: SharedPool;
   private readonly retryPolicy: RetryPolicy;
-  private readonly state: TransportState = { handshakes: 0, responses: 0 };
+  private readonly state: TransportState;
   private readonly clock: () => Date;
   private readonly log: Logger;
 
@@ -200,13 +202,19 @@ export class MeshClient {
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.logger ?? silentLogger;
     if (this.baseUrl.startsWith('https:')) checkClientCertificate(opts.tls?.cert, opts.tls?.key, this.clock());
-    this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher = opts.dispatcher ?? createDispatcher(opts.tls ?? {}, opts.proxy, this.state);
+    if (opts.dispatcher) {
+      this.dispatcher = opts.dispatcher;
+      this.state = { handshakes: 0, responses: 0 };
+    } else {
+      this.pool = acquirePool(opts.tls ?? {}, opts.proxy);
+      this.dispatcher = this.pool.dispatcher;
+      this.state = this.pool.state;
+    }
     this.retryPolicy = new RetryPolicy(opts.retry, { now: () => this.clock().getTime(), sleep: opts.sleep, random: opts.random });
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.pool?.release();
   }
 
   private mb(): string {
@@ -423,6 +431,21 @@ export class MeshClient {
     };
     const withLength = (b: PreparedBody): Record<string, string> => (b.length === undefined ? {} : { 'content-length': String(b.length) });
 
+    const ahead = new ChunkLookahead(chunkBody, total, lookaheadDepth(os.availableParallelism()));
+    try {
+      return { ...(await this.uploadChunks(ahead, total, common, withLength, opts)), bytes: src.size };
+    } finally {
+      await ahead.discard();
+    }
+  }
+
+  private async uploadChunks(
+    ahead: ChunkLookahead<PreparedBody>,
+    total: number,
+    common: Record<string, string>,
+    withLength: (b: PreparedBody) => Record<string, string>,
+    opts: SendOptions,
+  ): Promise<Omit<SendResult, 'bytes'>> {
     let messageId: string;
     let next: number;
     if (opts.resume) {
@@ -433,7 +456,7 @@ export class MeshClient {
       }
     } else {
       const mex = sendHeaders(opts);
-      const first = await chunkBody(0);
+      const first = await ahead.take(0);
       let res: Dispatcher.ResponseData;
       try {
         const headers: Record<string, string> = { ...common, ...withLength(first), ...mex, [H.chunkRange]: `1:${total}` };
@@ -454,7 +477,7 @@ export class MeshClient {
     }
 
     for (let n = next; n <= total; n++) {
-      const prepared = await chunkBody(n - 1);
+      const prepared = await ahead.take(n - 1);
       const headers = { ...common, ...withLength(prepared), [H.chunkRange]: `${n}:${total}` };
       try {
         const res = await this.call({
@@ -484,7 +507,7 @@ export class MeshClient {
       }
       await opts.onChunkSent?.(n, total);
     }
-    return { messageId, chunks: total, bytes: src.size };
+    return { messageId, chunks: total };
   }
 
   private async trackingStatus(messageId: string): Promise<string | undefined> {

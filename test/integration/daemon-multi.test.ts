@@ -41,4 +41,60 @@ describe('several mailboxes in one process', function () {
     const dat = readdirSync(inDir).find((n) => n.endsWith('.dat'))!;
     expect(readFileSync(join(inDir, dat), 'utf8')).to.equal('one process, two mailboxes');
   });
+
+  it('polls the mailboxes side by side, sharing one certificate', async () => {
+    const a = parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    const b = parse(readFileSync(env.configPath[RECEIVER], 'utf8'));
+    // Both mailboxes on the sender's certificate: the simulator accepts any certificate it signed.
+    a.mailboxes.push({ ...b.mailboxes[0] });
+    const path = join(env.dir, 'shared-cert.yaml');
+    writeFileSync(path, stringify(a));
+    const config = await loadConfig(path);
+    let inFlight = 0;
+    let most = 0;
+    const order: string[] = [];
+    let release!: () => void;
+    const bothIn = new Promise<void>((r) => (release = r));
+    const daemon = await Daemon.open(config, {
+      log: silentLogger,
+      meshFor: (m) => {
+        const port = meshPortFor(config, m.id, silentLogger);
+        return {
+          ...port,
+          async listInbox() {
+            order.push(`list ${m.id}`);
+            most = Math.max(most, ++inFlight);
+            // Wait (at most 5 s) for the other mailbox's poll: only concurrent polls both get here.
+            if (inFlight === 2) release();
+            await Promise.race([bothIn, new Promise((r) => setTimeout(r, 5000))]);
+            try {
+              return await port.listInbox();
+            } finally {
+              inFlight--;
+            }
+          },
+          async track(id) {
+            order.push(`track ${m.id}`);
+            return port.track(id);
+          },
+        };
+      },
+    });
+    try {
+      const reports = await daemon.runOnce();
+      expect(reports.map((r) => [r.mailbox, r.errors.length])).to.deep.equal([
+        [SENDER, 0],
+        [RECEIVER, 0],
+      ]);
+      // Status is written for all mailboxes together at the end of each stage, and is there when the cycle ends.
+      for (const mb of [SENDER, RECEIVER]) {
+        const st = daemon.ledger.mailboxStatus(mb);
+        expect([st?.lastPollOk, !!st?.lastPollAt, !!st?.lastTrackingAt], mb).to.deep.equal([true, true, true]);
+      }
+    } finally {
+      await daemon.stop();
+    }
+    expect(most).to.equal(2);
+    expect(order.slice(0, 2).sort()).to.deep.equal([`list ${SENDER}`, `list ${RECEIVER}`]);
+  });
 });

@@ -546,6 +546,15 @@ describe('MESH client against the simulator (mTLS)', function () {
         .with.property('failure', 'client-expired');
     });
 
+    it('checks the dates of a certificate it has seen before, each time (the parsed pair is cached)', async () => {
+      const leaf = pki.leaf('X26ABC1', { client: true, notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() + 86_400_000) });
+      const tls = pemFiles({ cert: leaf.cert, key: leaf.key });
+      await client({ ...cfg1, tls }).close();
+      expect(() => client({ ...cfg1, tls }, { clock: () => new Date(Date.now() + 2 * 86_400_000) }))
+        .to.throw(MeshTlsError)
+        .with.property('failure', 'client-expired');
+    });
+
     it('says when tls.key does not match tls.cert', () => {
       const a = pki.leaf('A', { client: true });
       const b = pki.leaf('B', { client: true });

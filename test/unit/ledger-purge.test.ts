@@ -104,7 +104,7 @@ describe('ledger purge and backup', () => {
     clock = new Date('2026-11-20T00:00:00Z');
     const row = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed', payloadPath: '/data/new.dat' });
     const result = ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW });
-    expect(result).to.deep.equal({ rows: 0, payloads: [] });
+    expect(result).to.deep.equal({ rows: 0, payloads: [], done: true });
     expect(ledger.get(row.id)!.payloadPath).to.equal('/data/new.dat');
   });
 

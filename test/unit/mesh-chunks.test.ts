@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { planChunks } from '../../src/mesh/chunks';
+import { ChunkLookahead, lookaheadDepth, planChunks } from '../../src/mesh/chunks';
 
 describe('chunk planning', () => {
   it('splits raw bytes into consecutive spans of chunkSize, the last one shorter', () => {
@@ -34,5 +34,55 @@ describe('chunk planning', () => {
       }),
       { seed: 42, numRuns: 200 },
     );
+  });
+});
+
+describe('ChunkLookahead', () => {
+  /** A fake body that records when it was prepared and cleaned. */
+  function recorder(failAt?: number) {
+    const prepared: number[] = [];
+    const cleaned: number[] = [];
+    const prepare = async (i: number) => {
+      prepared.push(i);
+      if (i === failAt) throw new Error(`chunk ${i} failed`);
+      return { i, cleanup: async () => void cleaned.push(i) };
+    };
+    return { prepared, cleaned, prepare };
+  }
+
+  it('prepares the next chunks while the current one is in use, never past the last', async () => {
+    const r = recorder();
+    const ahead = new ChunkLookahead(r.prepare, 4, 2);
+    expect((await ahead.take(0)).i).to.equal(0);
+    expect(r.prepared).to.deep.equal([0, 1, 2]);
+    expect((await ahead.take(1)).i).to.equal(1);
+    expect(r.prepared).to.deep.equal([0, 1, 2, 3]);
+    expect((await ahead.take(2)).i).to.equal(2);
+    expect((await ahead.take(3)).i).to.equal(3);
+    expect(r.prepared).to.deep.equal([0, 1, 2, 3]);
+    await ahead.discard();
+    expect(r.cleaned).to.deep.equal([]);
+  });
+
+  it('cleans up what was prepared and never taken (an upload failed or stopped early)', async () => {
+    const r = recorder();
+    const ahead = new ChunkLookahead(r.prepare, 10, 3);
+    await ahead.take(0);
+    await ahead.discard();
+    expect(r.cleaned.sort()).to.deep.equal([1, 2, 3]);
+  });
+
+  it('reports a failed preparation when that chunk is taken, not before', async () => {
+    const r = recorder(1);
+    const ahead = new ChunkLookahead(r.prepare, 3, 1);
+    expect((await ahead.take(0)).i).to.equal(0);
+    let err: Error | undefined;
+    await ahead.take(1).catch((e: Error) => (err = e));
+    expect(err?.message).to.equal('chunk 1 failed');
+    await ahead.discard();
+  });
+
+  it('looks ahead one chunk per spare core, between one and four', () => {
+    expect([1, 2, 3, 8, 64].map(lookaheadDepth)).to.deep.equal([1, 1, 2, 4, 4]);
   });
 });

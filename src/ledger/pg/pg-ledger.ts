@@ -446,6 +446,8 @@ export class PgLedger implements LedgerStore {
     const cutoff = opts.olderThan.toISOString();
     const at = opts.now.toISOString();
     const payloads: string[] = [];
+    /** Batches done so far, for `maxBatches` (a caller giving the event loop back between calls). */
+    let batches = 0;
     const purgeable = `state = ANY(CASE direction WHEN 'out' THEN $2::text[] ELSE $3::text[] END)`;
 
     // 1. Payload copies the daemon no longer needs: forget them here, the caller deletes the files.
@@ -465,8 +467,9 @@ export class PgLedger implements LedgerStore {
         return rows.length;
       });
       if (batch < BATCH) break;
+      if (++batches === opts.maxBatches) return { rows: 0, payloads, done: false };
     }
-    if (opts.payloadsOnly) return { rows: 0, payloads };
+    if (opts.payloadsOnly) return { rows: 0, payloads, done: true };
 
     // 2. Settled rows and their events. Rows still in play are never selected.
     let rows = 0;
@@ -493,9 +496,10 @@ export class PgLedger implements LedgerStore {
       });
       rows += batch;
       if (batch < BATCH) break;
+      if (++batches === opts.maxBatches) return { rows, payloads, done: false };
     }
     this.rows('DELETE FROM appointments WHERE at < $1', [cutoff]);
-    return { rows, payloads };
+    return { rows, payloads, done: true };
   }
 
   /** A PostgreSQL ledger is backed up with the database's own tools. */

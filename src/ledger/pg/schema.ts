@@ -142,6 +142,17 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX events_to_state_at ON events (to_state, at) WHERE to_state IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    // SQLite's version 5 adds trigger-kept counts and an integrity-check stamp; PostgreSQL
+    // counts with these indexes and checks itself. The indexes are the same.
+    sql: `
+      CREATE INDEX messages_age ON messages (mailbox, direction, state, created_at);
+      CREATE INDEX messages_payload_age ON messages (updated_at)
+        WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined');
+      CREATE INDEX appointments_message ON appointments (message_row_id);
+    `,
+  },
 ];
 
 /** Every meshd migrates under this session advisory lock, so hosts starting together migrate once. */

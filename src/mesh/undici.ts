@@ -1,0 +1,23 @@
+/**
+ * The parts of undici meshd uses, loaded by path: undici's index also loads fetch, WebSocket,
+ * the mock agents and the cache stores, about 80 ms of a CLI command's start-up for nothing
+ * (docs/performance.md). Types come from the package's own declarations. The paths are
+ * undici 7's layout; test/unit/mesh-undici.test.ts fails if an upgrade moves them.
+ */
+import type * as Undici from 'undici';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- deliberate: loaded by path, see above */
+const DispatcherBase = require('undici/lib/dispatcher/dispatcher') as typeof Undici.Dispatcher;
+// What undici's index does: request(), connect() and friends live on every dispatcher (ProxyAgent needs connect()).
+Object.assign(DispatcherBase.prototype, require('undici/lib/api'));
+export const Agent = require('undici/lib/dispatcher/agent') as typeof Undici.Agent;
+export const buildConnector = require('undici/lib/core/connect') as typeof Undici.buildConnector;
+/** Only with a proxy configured. */
+export const loadProxyAgent = (): typeof Undici.ProxyAgent => require('undici/lib/dispatcher/proxy-agent') as typeof Undici.ProxyAgent;
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** undici's `request(url, opts)`: origin and path taken from the URL, sent through `opts.dispatcher`. */
+export function request(url: URL, opts: Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher: Undici.Dispatcher }): Promise<Undici.Dispatcher.ResponseData> {
+  const { dispatcher, ...rest } = opts;
+  return dispatcher.request({ ...rest, origin: url.origin, path: url.search ? `${url.pathname}${url.search}` : url.pathname });
+}

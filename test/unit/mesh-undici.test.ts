@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as undici from 'undici';
+import { Agent, buildConnector, loadProxyAgent, request } from '../../src/mesh/undici';
+
+/** src/mesh/undici.ts loads undici by path: an upgrade that moves a file must fail here, not in production. */
+describe('undici loaded by path', () => {
+  it('gives the same classes and functions as the package index', () => {
+    expect(Agent).to.equal(undici.Agent);
+    expect(buildConnector).to.equal(undici.buildConnector);
+    expect(loadProxyAgent()).to.equal(undici.ProxyAgent);
+  });
+
+  it('puts the request API on every dispatcher without the index, as the index does (ProxyAgent tunnels with connect())', () => {
+    // In a fresh process: this file imports undici's index, which would hide the gap.
+    const script = `const u = require(${JSON.stringify(require.resolve('../../src/mesh/undici'))});
+      const ok = typeof u.Agent.prototype.request === 'function' && typeof u.Agent.prototype.connect === 'function';
+      const indexLoaded = Object.keys(require.cache).some((f) => f.endsWith('/undici/index.js'));
+      process.stdout.write(JSON.stringify({ ok, indexLoaded }));`;
+    expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))).to.deep.equal({ ok: true, indexLoaded: false });
+  });
+
+  describe('request', () => {
+    let server: Server;
+    let base: string;
+    before(async () => {
+      server = createServer((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ method: req.method, url: req.url }));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(() => new Promise<void>((r) => server.close(() => r())));
+
+    it('sends method, path and query through the given dispatcher', async () => {
+      const dispatcher = new Agent();
+      try {
+        const res = await request(new URL(`${base}/messageexchange/X26ABC1/inbox?max_results=10`), { method: 'GET', dispatcher });
+        expect(res.statusCode).to.equal(200);
+        expect(await res.body.json()).to.deep.equal({ method: 'GET', url: '/messageexchange/X26ABC1/inbox?max_results=10' });
+      } finally {
+        await dispatcher.close();
+      }
+    });
+  });
+});
