@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -8,7 +9,8 @@ import { startSimulator } from '../src/sim';
 /**
  * Daemon throughput: N small (2 KB) messages sent, then received, by `meshd run --once`
  * child processes against the simulator (this process), with the ledger and fsync'd files.
- * Beside it, the disk's raw fsync rate measured in the same run, for scale.
+ * Beside it, measured in the same run for scale: the disk's raw fsync rate and the simulator's
+ * raw HTTPS request rate, with meshd's rates as a fraction of each. Goal: ≥ 1,000/s each way.
  */
 const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
 
@@ -39,6 +41,35 @@ function fsyncRate(dir: string, ms = 2000): number {
   return n / (ms / 1000);
 }
 
+/**
+ * The simulator's raw request rate for `ms`: GET _ping over keep-alive mTLS, 16 at a time (as
+ * many as meshd's uploads), no meshd code in the way. What no meshd send can beat.
+ */
+async function rawHttpsRate(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }, ms = 2000): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, ...tls });
+  let n = 0;
+  const end = Date.now() + ms;
+  const one = () =>
+    new Promise<void>((res, rej) => {
+      const req = httpsRequest(`${url}/messageexchange/_ping`, { agent }, (r) => {
+        r.resume();
+        r.on('end', () => res());
+      });
+      req.on('error', rej);
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (Date.now() < end) {
+        await one();
+        n++;
+      }
+    }),
+  );
+  agent.destroy();
+  return n / (ms / 1000);
+}
+
 export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000)): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-daemon-'));
   const sim = await startSimulator({ dir: join(dir, 'sim') });
@@ -60,6 +91,8 @@ export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESS
       writeFileSync(join(out, `m${i}.txt`), body);
     }
     const rawFsync = fsyncRate(dir);
+    const c1 = parse(readFileSync(configs.X26ABC1, 'utf8'));
+    const rawHttps = await rawHttpsRate(sim.url, { ca: readFileSync(c1.tls.ca), cert: readFileSync(c1.tls.cert), key: readFileSync(c1.tls.key) });
     const send = await run(['--config', configs.X26ABC1, 'run', '--once']);
     if (send.code !== 0) throw new Error(`send run failed: ${send.stderr.slice(-500)}`);
     const receive = await run(['--config', configs.X26ABC2, 'run', '--once']);
@@ -87,7 +120,12 @@ export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESS
       ledgerBytesSender: ledgerBytes('X26ABC1'),
       ledgerBytesReceiver: ledgerBytes('X26ABC2'),
       rawFsyncPerSecond: Math.round(rawFsync),
-      goal: '>= 300 messages/s each way',
+      rawHttpsPerSecond: Math.round(rawHttps),
+      // meshd's rates as a share of what this machine can do at all, measured in the same run.
+      sendFractionOfRawHttps: +(count / (send.ms / 1000) / rawHttps).toFixed(2),
+      sendFractionOfFsync: +(count / (send.ms / 1000) / rawFsync).toFixed(2),
+      receiveFractionOfFsync: +(count / (receive.ms / 1000) / rawFsync).toFixed(2),
+      goals: { send1000PerSecond: count / (send.ms / 1000) >= 1000, receive1000PerSecond: count / (receive.ms / 1000) >= 1000 },
     };
   } finally {
     await sim.close();

@@ -137,6 +137,7 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       // No debris: temp/ empty; the spool holds only payloads of rows under review.
       expect(readdirSync(env.folder(RECEIVER, 'temp'))).to.deep.equal([]);
       const spool = join((await env.config(SENDER)).dataDir, 'spool', SENDER);
+      // Spool files are named by claim id (ledger migration 2), not row id.
       const allowed = new Set(review.flatMap((r) => [`${r.claimId}.dat`, `${r.claimId}.ctl`, `${r.claimId}.send`]));
       expect(readdirSync(spool).filter((f) => !allowed.has(f))).to.deep.equal([]);
       // Parked payloads survive, byte for byte, for the person who decides.
