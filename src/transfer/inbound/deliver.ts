@@ -24,9 +24,15 @@ export type Outcome =
   | { kind: 'ack-only'; row: ReceivedRow }
   | { kind: 'skip' };
 
-/** What one receive pass learnt that stops it: free space ran short. */
+/** What one receive pass shares: whether free space ran short, and the one message in processing. */
 export interface CycleState {
   diskLow?: DiskSpaceLowError;
+  /**
+   * Conversion and placement run one message at a time (downloads run side by side), so the
+   * poison guard counts a stop only against the message that was being processed, never
+   * against every download of a batch.
+   */
+  processing?: Promise<unknown>;
 }
 
 /** Free space in a mailbox's filesystem would drop below transfer.minFreeBytes. */
@@ -94,28 +100,40 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
     await removeName(temp.part);
     return downloadFailure(ctx, row, cycle, err);
   }
-  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256, kept: false });
+  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256, kept: false }, cycle);
 }
 
 /**
  * Converts (if a route says) and places one payload: `source` is the download in temp/, or a
- * payload kept in failed/ that an operator sent back (`kept`: it stays where it is). The poison
- * guard is committed first; a local write failure leaves the message for the next try.
+ * payload kept in failed/ that an operator sent back (`kept`: it stays where it is). One message
+ * at a time per pass; the poison guard is committed before and cleared after; a local write
+ * failure leaves the message for the next try.
  */
-export async function deliverPayload(
+export function deliverPayload(
   ctx: MailboxContext,
   row: ReceivedRow,
   meta: InboundMeta,
   source: { path: string; bytes: number; sha256: string; kept: boolean },
+  cycle: CycleState,
 ): Promise<Outcome> {
+  const run = (cycle.processing ?? Promise.resolve()).then(async () => {
+    // Poison guard: committed before the conversion or delivery, cleared once it is over.
+    ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
+    const outcome = await processPayload(ctx, row, meta, source);
+    ctx.ledger.update(row.id, { processingStarts: 0 });
+    return outcome;
+  });
+  cycle.processing = run.catch(() => undefined);
+  return run;
+}
+
+async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: { path: string; bytes: number; sha256: string; kept: boolean }): Promise<Outcome> {
   const { folders, log } = ctx;
   const id = row.messageId;
   const temp = tempNames(ctx, row);
   const dropSource = async () => {
     if (!source.kept) await removeName(source.path);
   };
-  // Poison guard: committed before any conversion or delivery, reset to 0 with the outcome.
-  ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
   try {
     if (meta.messageType === 'REPORT') {
       await dropSource();

@@ -108,7 +108,7 @@ export async function reprocessKept(ctx: MailboxContext): Promise<number> {
     const kept = await hashRegular(row.payloadPath!).catch(() => undefined);
     outcomes.push(
       kept
-        ? await deliverPayload(ctx, row, meta, { path: row.payloadPath!, bytes: kept.size, sha256: kept.sha256, kept: true })
+        ? await deliverPayload(ctx, row, meta, { path: row.payloadPath!, bytes: kept.size, sha256: kept.sha256, kept: true }, {})
         : { kind: 'quarantine', row, meta, code: 'PAYLOAD_MISSING', reason: `the kept payload ${row.payloadPath} is gone`, ack: false },
     );
   }
