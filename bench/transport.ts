@@ -119,7 +119,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function runTransportBench(): Promise<object> {
   const quick = process.env.MESHD_BENCH_QUICK === '1';
-  const sizeBytes = (quick ? 32 : Number(process.env.MESHD_BENCH_TRANSPORT_MIB ?? 256)) * MiB;
+  const sizeBytes = Number(process.env.MESHD_BENCH_TRANSPORT_MIB ?? (quick ? 32 : 256)) * MiB;
   const runs = quick ? 1 : 3;
   const root = mkdtempSync(join(tmpdir(), 'meshd-bench-transport-'));
   const sim = await startSimulator({ dir: join(root, 'sim'), seed: 1, chunkSize: 20 * MiB });
