@@ -22,14 +22,8 @@ import { uploadBatch } from './upload';
  */
 const HELD_BY_THIS_PROCESS = new Date('9999-12-31T00:00:00Z');
 
-export interface ByHandOptions {
-  to: string;
-  workflowId: string;
-  subject?: string;
-  localId?: string;
-  /** mex-FileName; default the file's own name. */
-  fileName?: string;
-  contentType?: string;
+/** The headers a person gives (mex-FileName defaults to the file's own name), and how to send. */
+export interface ByHandOptions extends Pick<SendHeaders, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName' | 'contentType'> {
   chunkSize: number;
   compress: boolean;
   /** Skip the routes' transforms: send the bytes as they are. */
