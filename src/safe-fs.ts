@@ -128,24 +128,28 @@ export async function writeFileAtomic(target: string, data: string | Buffer, mod
   if (syncDir) await fsyncDir(dirname(target));
 }
 
-/** Writes and fsyncs a new exclusive file; on failure nothing is left under that name. */
-export async function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
-  const handle = await createExclusive(temp, mode);
+/** Creates `path` exclusively, lets `fill` write it, fsyncs; on failure nothing is left under that name. */
+async function writeNew(path: string, mode: number, fill: (handle: FileHandle) => Promise<unknown>): Promise<void> {
+  const handle = await createExclusive(path, mode);
   try {
-    await handle.writeFile(data);
+    await fill(handle);
     await handle.sync();
   } catch (err) {
     await handle.close();
-    await fs.rm(temp, { force: true });
+    await fs.rm(path, { force: true });
     throw err;
   }
   await handle.close();
 }
 
+/** Writes and fsyncs a new exclusive file; on failure nothing is left under that name. */
+export function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
+  return writeNew(temp, mode, (handle) => handle.writeFile(data));
+}
+
 /** Copies what an open handle holds into a new exclusive file at `target`, fsync'd. */
-export async function copyFromHandle(source: FileHandle, target: string, mode: number): Promise<void> {
-  const out = await createExclusive(target, mode);
-  try {
+export function copyFromHandle(source: FileHandle, target: string, mode: number): Promise<void> {
+  return writeNew(target, mode, async (out) => {
     const buf = Buffer.allocUnsafe(1024 * 1024);
     for (let pos = 0; ; ) {
       const { bytesRead } = await source.read(buf, 0, buf.length, pos);
@@ -153,13 +157,7 @@ export async function copyFromHandle(source: FileHandle, target: string, mode: n
       await out.write(buf, 0, bytesRead);
       pos += bytesRead;
     }
-    await out.sync();
-  } catch (err) {
-    await out.close();
-    await fs.rm(target, { force: true });
-    throw err;
-  }
-  await out.close();
+  });
 }
 
 /**
