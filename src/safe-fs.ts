@@ -107,6 +107,27 @@ export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.part`);
 }
 
+/** A temp name tempPathFor made: a kill between create and rename leaves one behind. */
+const TEMP_NAME = /^\..+\.[0-9a-f]{16}\.part$/;
+
+/**
+ * Removes the temp files a killed run left in `dir` (regular files named by tempPathFor; a
+ * link or anything else under such a name is left alone). Only safe while nothing of this
+ * process writes to `dir`: the daemon runs it per mailbox before either side's first cycle.
+ */
+export async function removeTempDebris(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(dir)) {
+    if (!TEMP_NAME.test(name)) continue;
+    const path = join(dir, name);
+    const st = await fs.lstat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    await fs.rm(path, { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {

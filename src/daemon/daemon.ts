@@ -5,7 +5,7 @@ import { MeshdError, type ErrorKind } from '../errors';
 import { deletePurgedFiles, openStore, purgeInSteps, type LedgerStore, type MailboxStatusPatch } from '../ledger';
 import type { Logger } from '../log';
 import type { MailboxContext, MeshPort, TransformFn } from '../transfer/context';
-import { prepareFolders } from '../transfer/folders';
+import { prepareFolders, removeWriteDebris } from '../transfer/folders';
 import { mapLimit } from '../transfer/pool';
 import { receiveCycle, recoverInbound } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
@@ -66,6 +66,7 @@ export class Daemon {
   private readonly pendingStatus = new Map<string, MailboxStatusPatch>();
   /** Mailbox sides whose recovery has run in this process. */
   private readonly recovered = new Set<string>();
+  private readonly swept = new Map<string, Promise<void>>();
 
   private constructor(
     readonly config: MeshdConfig,
@@ -145,6 +146,13 @@ export class Daemon {
   private async recoverOnce(ctx: MailboxContext, direction: 'in' | 'out'): Promise<number> {
     const key = `${ctx.mailbox.id}:${direction}`;
     if (this.recovered.has(key)) return 0;
+    // Both sides write failed/: its debris is cleared once, before either side's first cycle.
+    let swept = this.swept.get(ctx.mailbox.id);
+    if (!swept) this.swept.set(ctx.mailbox.id, (swept = removeWriteDebris(ctx.folders, ctx.log).catch((err) => {
+      this.swept.delete(ctx.mailbox.id);
+      throw err;
+    })));
+    await swept;
     const repeated = direction === 'out' ? (await recoverOutbound(ctx), 0) : await recoverInbound(ctx);
     this.recovered.add(key);
     return repeated;

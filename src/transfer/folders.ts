@@ -1,5 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from '../log';
+import { removeTempDebris } from '../safe-fs';
 
 /**
  * A mailbox folder as the Java MESH Client lays it out: in/ out/ sent/ failed/ temp/.
@@ -27,6 +29,17 @@ export async function prepareFolders(root: string): Promise<MailboxFolders> {
     await fs.mkdir(folders[name], { recursive: true, mode: 0o750 });
   }
   return folders;
+}
+
+/**
+ * Removes what a killed run left half-written in the folders meshd writes (in/, sent/, failed/):
+ * hidden temp files a rename never completed. out/ is the users' folder and temp/ is the
+ * ledger's (recovery moves unowned files there aside); neither is touched.
+ */
+export async function removeWriteDebris(folders: MailboxFolders, log: Logger): Promise<void> {
+  for (const dir of [folders.in, folders.sent, folders.failed]) {
+    for (const file of await removeTempDebris(dir)) log.info('TEMP_DEBRIS_REMOVED', 'removed a temp file a stopped run left half-written', { folder: dir, file });
+  }
 }
 
 /** Converts a shell-style glob (`*`, `?`, `[abc]`) on a file name to a RegExp. */

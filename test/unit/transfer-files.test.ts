@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { globToRegExp, isInProgressName, prepareFolders } from '../../src/transfer/folders';
-import { freeName, safeFileName, writeFileAtomic } from '../../src/safe-fs';
+import { freeName, removeTempDebris, safeFileName, tempPathFor, writeFileAtomic } from '../../src/safe-fs';
 import { inboundFileName } from '../../src/transfer/inbound';
 
 describe('mailbox folders and file names', () => {
@@ -29,6 +29,16 @@ describe('mailbox folders and file names', () => {
     expect(globToRegExp('[!x]*.txt').test('a.txt')).to.equal(true);
     expect(globToRegExp('[!x]*.txt').test('x.txt')).to.equal(false);
     expect(globToRegExp('a.b').test('axb')).to.equal(false);
+  });
+
+  it('removes only the temp files a killed write left: regular files under a tempPathFor name', async () => {
+    const left = tempPathFor(join(dir, 'm1.csv.ctl'));
+    writeFileSync(left, '<DTSControl>');
+    writeFileSync(join(dir, 'm1.csv'), 'kept');
+    writeFileSync(join(dir, '.user-file.part'), 'kept: not a meshd temp name');
+    symlinkSync('/etc/passwd', join(dir, `.link.${'a'.repeat(16)}.part`));
+    expect(await removeTempDebris(dir)).to.deep.equal([left.slice(dir.length + 1)]);
+    expect(readdirSync(dir).sort()).to.deep.equal([`.link.${'a'.repeat(16)}.part`, '.user-file.part', 'm1.csv']);
   });
 
   it('ignores files still being written', () => {
