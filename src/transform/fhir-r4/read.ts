@@ -590,14 +590,15 @@ function registrationEvent(stated: string | undefined, patient: Patient, method:
 
 // ------------------------------------------------------------ messages
 
-interface MessageUnit {
+export interface MessageUnit {
   root: Json;
   path: string;
 }
 
 const RECORD_TYPES = new Set(['Patient', 'Appointment']);
 
-function splitMessages(doc: Json): MessageUnit[] {
+/** The messages of a FHIR document: each message Bundle of a Bundle of them, else the document itself. */
+export function splitMessages(doc: Json): MessageUnit[] {
   if (doc.resourceType === 'Bundle' && doc.type !== 'message') {
     const inner = arr(doc.entry).map((e: Json) => e?.resource);
     if (inner.length > 0 && inner.every((r: Json) => r?.resourceType === 'Bundle' && r.type === 'message')) {

@@ -356,7 +356,9 @@ function buildRecord(record: CanonicalRecord, index: number, messageMode: boolea
   if (messageMode) {
     const sender = msg.sender?.organization ? w.partyOrganization('sender', msg.sender.organization) : undefined;
     const receiver = msg.receiver?.organization ? w.partyOrganization('receiver', msg.receiver.organization) : undefined;
-    const header: Json = { resourceType: 'MessageHeader' };
+    // The message's business id (what an acknowledgement's response.identifier names): derived
+    // from the record like every id here, so converting the same input again gives the same one.
+    const header: Json = { resourceType: 'MessageHeader', id: w.uuid('header') };
     const ext: Json[] = [];
     if (msg.sourceEvent) ext.push({ url: MESHD.sourceEvent, valueString: msg.sourceEvent });
     if (msg.recordedAt && hasTime(msg.recordedAt)) {
@@ -543,7 +545,7 @@ function referenceOnly(entity: object): string | undefined {
 }
 
 /** A name-based UUID from the parts: RFC 4122 layout, version 5 (SHA-1), variant 10xx. */
-function nameUuid(...parts: Array<string | Buffer>): string {
+export function nameUuid(...parts: Array<string | Buffer>): string {
   const hash = createHash('sha1');
   for (const p of parts) hash.update(p).update('\0');
   return uuidOf(hash);

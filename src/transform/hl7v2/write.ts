@@ -280,6 +280,9 @@ export function hl7v2Writer(ctx: WriteContext = {}): FormatWriter {
   // The batch header goes before the first message, the trailer (with the count) after the last.
   let header = batch ? `FHS|^~\\&|||||${stamp}\rBHS|^~\\&|||||${stamp}\r` : '';
   let count = 0;
+  // What each record written leaves per appointment key, so later records of this conversion
+  // see earlier ones (the ledger only knows earlier files).
+  const written = new Map<string, AppointmentHistory>();
   const take = () => {
     const h = header;
     header = '';
@@ -287,7 +290,7 @@ export function hl7v2Writer(ctx: WriteContext = {}): FormatWriter {
   };
   return {
     write(records, first) {
-      const result = writeGroup(records, first, now, ctx);
+      const result = writeGroup(records, first, now, ctx, written);
       count += result.messages;
       return { ...result.written, output: Buffer.from(take() + result.text, 'utf8') };
     },
@@ -303,8 +306,11 @@ export function writeHl7v2(records: CanonicalRecord[], ctx: WriteContext = {}): 
   return writeAll(hl7v2Writer(ctx), records);
 }
 
-/** One group of records; `first` is the index of records[0] in the whole conversion. */
-function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx: WriteContext): { written: Omit<WriteResult, 'output'>; text: string; messages: number } {
+/**
+ * One group of records; `first` is the index of records[0] in the whole conversion, `written` the
+ * history of each appointment written so far in it (consulted before the ledger's, then updated).
+ */
+function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx: WriteContext, written: Map<string, AppointmentHistory>): { written: Omit<WriteResult, 'output'>; text: string; messages: number } {
   const result: Omit<WriteResult, 'output'> = { errors: [], notes: [], appointments: [] };
   const messages: string[] = [];
   for (let k = 0; k < records.length; k++) {
@@ -342,7 +348,8 @@ function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx
       continue;
     }
     const key = appointmentKey(r);
-    const choice = selectTrigger(r, key ? ctx.previousAppointment?.(key) : undefined);
+    const previous = key ? (written.get(key) ?? ctx.previousAppointment?.(key)) : undefined;
+    const choice = selectTrigger(r, previous);
     if ('error' in choice) {
       result.errors.push(issue('HL7_NO_TRIGGER', i, 'MSH-9', 'event', choice.error));
       continue;
@@ -352,6 +359,9 @@ function writeGroup(records: CanonicalRecord[], first: number, now: Instant, ctx
     if (dropped.length) result.notes.push(issue('FIELD_NOT_CARRIED', i, 'SCH', 'appointment', `HL7 v2.4 SIU has no agreed place for: ${dropped.join(', ')}; not written`));
     messages.push(writeSiu(r, choice, i, now, ctx, result.notes));
     const start = triValue(a.start);
+    // A record that does not send the start leaves the known one in place.
+    const knownStart = start?.utc ?? previous?.start;
+    if (key) written.set(key, { lastEvent: r.event, ...(knownStart && { start: knownStart }), status: a.status });
     result.appointments.push({ key: key ?? '', event: r.event, ...(start && { start: start.utc }), status: a.status, trigger: choice.trigger });
   }
   return { written: result, text: messages.join(''), messages: messages.length };
