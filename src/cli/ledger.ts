@@ -111,8 +111,12 @@ function mailboxReport(ledger: LedgerStore, mailbox: string) {
     oldestWaitingToSend: brief(ledger.oldest(mailbox, 'out', WAITING_TO_SEND)),
     oldestSentUnacknowledged: brief(ledger.oldest(mailbox, 'out', ['sent'])),
     oldestDeliveredUnacknowledged: brief(ledger.oldest(mailbox, 'in', ['delivered'])),
+    ackOverdue: ledger.overdueAcks(mailbox, new Date(), ACK_OVERDUE_COUNT_CAP).length,
   };
 }
+
+/** Overdue business ACKs counted at most (a number for a person, not a listing). */
+const ACK_OVERDUE_COUNT_CAP = 10_000;
 
 /** The client certificate's expiry: warned from 30 days out (the daemon warns in its log too). */
 async function certificateReport(certPath: string | undefined) {
@@ -147,8 +151,11 @@ function statusText(r: ReturnType<typeof mailboxReport>): string[] {
     ['oldest received, not acked', old(r.oldestDeliveredUnacknowledged)],
   ];
   const lines = [r.mailbox, ...rows.map(([k, v]) => `  ${k.padEnd(28)}${v}`)];
-  const review = r.counts.out.needs_review ?? 0;
+  const review = (r.counts.out.needs_review ?? 0) + (r.counts.in.needs_review ?? 0);
   if (review > 0) lines.push(`  ATTENTION: ${review} message(s) need review: meshd ledger list --state needs_review (docs/ledger.md)`);
+  if (r.ackOverdue > 0) lines.push(`  ATTENTION: ${r.ackOverdue} sent message(s) with a business acknowledgement overdue (ACK_OVERDUE): meshd ledger list --state sent`);
+  const stale = r.counts.in.stale ?? 0;
+  if (stale > 0) lines.push(`  ${stale} received message(s) set aside as stale (older than an event already received): meshd ledger list --state stale`);
   const failed = (r.counts.out.failed ?? 0) + (r.counts.out.undeliverable ?? 0) + (r.counts.in.quarantined ?? 0);
   if (failed > 0) lines.push(`  ${failed} failed/undeliverable/quarantined: meshd ledger list --state failed|undeliverable|quarantined`);
   return lines;
@@ -182,8 +189,21 @@ function findRow(ledger: LedgerStore, ref: string): MessageRow {
   return row;
 }
 
+/** What a row's link to another row means, by its state and direction (docs/ledger.md). */
+export function relationText(row: MessageRow): string | undefined {
+  if (row.relatedRowId === null) return undefined;
+  const n = `#${row.relatedRowId}`;
+  if (row.state === 'duplicate') return `duplicate of ${n}, the first copy`;
+  if (row.state === 'stale') return `superseded by ${n}, a newer event for the same appointment or patient`;
+  if (row.state === 'needs_review' && row.direction === 'in') return `conflicts with ${n}`;
+  if (row.state === 'confirmed' || row.state === 'rejected') return `business acknowledgement received as ${n}`;
+  return row.direction === 'out' ? `business acknowledgement of ${n}` : `related to ${n}`;
+}
+
 function showText(row: MessageRow, events: EventRow[]): string[] {
   const lines = Object.entries(row).map(([k, v]) => `${k.padEnd(16)} ${v === null ? '-' : String(v)}`);
+  const relation = relationText(row);
+  if (relation) lines.push(`${'link'.padEnd(16)} ${relation}`);
   lines.push('', 'history:');
   for (const e of events) {
     const move = e.fromState || e.toState ? ` ${e.fromState ?? '·'} → ${e.toState ?? '·'}` : '';

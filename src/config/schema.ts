@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigProblem } from './problems';
+import { DURATION_FORMAT } from './duration';
 import { SIZE_FORMAT } from './size';
 
 /**
@@ -60,6 +61,7 @@ const MESSAGES: Record<string, string> = {
   '#/properties/mailboxes/required': 'must be a list with at least one mailbox',
   '#/properties/proxy/type': 'must be a non-empty string',
   '#/definitions/size': SIZE_FORMAT,
+  '#/definitions/duration': DURATION_FORMAT,
   '#/definitions/secret/type': `must be ${SECRET_FORMS}`,
   '#/definitions/secret/required': `is required (a secret: ${SECRET_FORMS})`,
   '#/definitions/secret/then': 'must have exactly one of env, file, credential',
@@ -69,7 +71,7 @@ const MESSAGES: Record<string, string> = {
   '#/definitions/mailbox/type': 'must be a mapping with id, password, folder',
   '#/definitions/route/properties/direction/required': 'must be one of in, out',
   '#/definitions/route/then/properties': 'applies only to direction: out',
-  '#/definitions/route/else/properties/from': 'applies only to direction: in',
+  '#/definitions/route/else/properties': 'applies only to direction: in',
 };
 
 function override(pointer: string): string | undefined {

@@ -22,6 +22,16 @@ export interface RouteConfig {
   workflow: string;
   subject?: string;
   transform?: TransformPair;
+  /** in: a message received before is dropped (acknowledged, recorded `duplicate`) or delivered again. */
+  duplicates: 'drop' | 'deliver';
+  /** in: refuse events older than one already received for the same appointment or patient (`stale`). */
+  ordering: 'enforce' | 'off';
+  /** in: send the sender a business acknowledgement on <workflow>_ACK. */
+  ack: boolean;
+  /** out: seconds after sending by which a business acknowledgement must arrive (ACK_OVERDUE). */
+  ackTimeoutSeconds?: number;
+  /** in, on an _ACK workflow: also deliver acknowledgements into in/. */
+  deliverAcks: boolean;
 }
 
 export interface MailboxConfig {

@@ -7,6 +7,7 @@ import { isObject, keyOf, Problems } from './problems';
 import { ledgerPostgres } from './ledger-postgres';
 import { schemaProblems } from './schema';
 import { credentialFile, resolveSecret } from './secrets';
+import { DURATION_FORMAT, parseDuration } from './duration';
 import { parseSize, SIZE_FORMAT } from './size';
 import type { Environment, MailboxConfig, MeshdConfig, RouteConfig, UiConfig } from './types';
 
@@ -132,13 +133,23 @@ function proxyUrl(ctx: Ctx, value: unknown): string | undefined {
 
 function route(ctx: Ctx, key: string, r: Record<string, unknown>): RouteConfig {
   const field = <T>(name: string, fallback: T): T => valid(ctx, keyOf(key, name), r[name], fallback);
-  const out: RouteConfig = { direction: field<'in' | 'out'>('direction', 'out'), workflow: field('workflow', '') };
+  const out: RouteConfig = { direction: field<'in' | 'out'>('direction', 'out'), workflow: field('workflow', ''), duplicates: 'drop', ordering: 'off', ack: false, deliverAcks: false };
   if (out.direction === 'out') {
     out.match = field<string | undefined>('match', undefined);
     out.to = field<string | undefined>('to', undefined)?.toUpperCase();
     out.subject = field<string | undefined>('subject', undefined);
+    const ackTimeout = field<unknown>('ackTimeout', undefined);
+    if (ackTimeout !== undefined) {
+      out.ackTimeoutSeconds = parseDuration(ackTimeout);
+      if (out.ackTimeoutSeconds === undefined) ctx.problems.add(keyOf(key, 'ackTimeout'), DURATION_FORMAT);
+    }
   } else {
     out.from = field<string | undefined>('from', undefined)?.toUpperCase();
+    out.duplicates = field<'drop' | 'deliver'>('duplicates', 'drop');
+    // Ordering needs the payload read; a route that converts reads it anyway.
+    out.ordering = field<'enforce' | 'off'>('ordering', isObject(r.transform) ? 'enforce' : 'off');
+    out.ack = field('ack', false);
+    out.deliverAcks = field('deliverAcks', false);
   }
   if (isObject(r.transform)) {
     const tk = keyOf(key, 'transform');

@@ -65,8 +65,8 @@ export class Daemon {
   /** Mailbox status waiting for flushStatus(), merged per mailbox. */
   private readonly pendingStatus = new Map<string, MailboxStatusPatch>();
   /** Mailbox sides whose recovery has run in this process. */
-  private readonly recovered = new Set<string>();
-  private readonly swept = new Map<string, Promise<void>>();
+  private readonly recovery = new Map<string, Promise<number>>();
+  private readonly repeatedAcksTaken = new Set<string>();
 
   private constructor(
     readonly config: MeshdConfig,
@@ -139,22 +139,27 @@ export class Daemon {
   }
 
   /**
-   * Half-done work only outlives a crash, so each side's recovery (transfer/outbound/recover.ts,
-   * transfer/inbound/recover.ts) runs once per process and mailbox, before its first cycle.
-   * Returns acknowledgements the receive side repeated.
+   * Half-done work only outlives a crash, so recovery (transfer/inbound/recover.ts, then
+   * transfer/outbound/recover.ts) runs once per process and mailbox, before either side's first
+   * cycle: the receive side writes business ACKs into the spool, which the send side's recovery
+   * would otherwise take for orphans. Returns acknowledgements the receive side repeated, once.
    */
   private async recoverOnce(ctx: MailboxContext, direction: 'in' | 'out'): Promise<number> {
-    const key = `${ctx.mailbox.id}:${direction}`;
-    if (this.recovered.has(key)) return 0;
-    // Both sides write failed/: its debris is cleared once, before either side's first cycle.
-    let swept = this.swept.get(ctx.mailbox.id);
-    if (!swept) this.swept.set(ctx.mailbox.id, (swept = removeWriteDebris(ctx.folders, ctx.log).catch((err) => {
-      this.swept.delete(ctx.mailbox.id);
-      throw err;
-    })));
-    await swept;
-    const repeated = direction === 'out' ? (await recoverOutbound(ctx), 0) : await recoverInbound(ctx);
-    this.recovered.add(key);
+    const id = ctx.mailbox.id;
+    let recovery = this.recovery.get(id);
+    if (!recovery) {
+      recovery = (async () => {
+        await removeWriteDebris(ctx.folders, ctx.log);
+        const repeated = await recoverInbound(ctx);
+        await recoverOutbound(ctx);
+        return repeated;
+      })();
+      this.recovery.set(id, recovery);
+      recovery.catch(() => this.recovery.delete(id)); // tried again next cycle
+    }
+    const repeated = await recovery;
+    if (direction !== 'in' || this.repeatedAcksTaken.has(id)) return 0;
+    this.repeatedAcksTaken.add(id);
     return repeated;
   }
 
@@ -324,7 +329,7 @@ function defaultTransform(ledger: LedgerStore, now: () => Date): TransformFn {
     if (subject.rowId > 0) {
       ledger.transaction(() => {
         for (const a of result.appointments) {
-          ledger.recordAppointment(a.key, subject.direction, { eventKind: a.event, trigger: a.trigger ?? null, startAt: a.start ?? null, status: a.status ?? null, at: now(), messageRowId: subject.rowId });
+          ledger.recordAppointment(a.key, subject.direction, { eventKind: a.event, trigger: a.trigger ?? null, startAt: a.start ?? null, status: a.status ?? null, at: subject.eventTime ? new Date(subject.eventTime) : now(), messageRowId: subject.rowId });
         }
       });
     }

@@ -11,6 +11,8 @@ import { redactString } from '../log';
 export interface ReadinessCheck {
   ok: boolean;
   detail?: string;
+  /** Something a person should look at that does not stop the service (stale messages, late ACKs). */
+  warning?: boolean;
 }
 
 export interface Readiness {
@@ -110,6 +112,10 @@ export interface MailboxReadinessInput {
   certificate?: { expired: boolean; notAfter: Date; daysLeft: number };
   /** Why downloads are paused for lack of disk space (the last poll's IN_DISK_LOW), if they are. */
   diskLow?: string;
+  /** Inbound messages set aside as stale (older than an event already received). */
+  stale?: number;
+  /** Sent messages whose business ACK is overdue. */
+  ackOverdue?: number;
 }
 
 export interface ReadinessInput {
@@ -140,6 +146,9 @@ export function evaluateReadiness(input: ReadinessInput): Readiness {
       checks[`poll:${m.id}`] = { ok, detail: `last successful poll ${ageS}s ago${ok ? '' : ` (limit ${Math.round(limitMs / 1000)}s)`}` };
     }
     if (m.diskLow) checks[`disk:${m.id}`] = { ok: false, detail: m.diskLow };
+    // Warnings, not failures: the service runs; a person should look (docs/operations.md).
+    if (m.stale) checks[`stale:${m.id}`] = { ok: true, warning: true, detail: `${m.stale} received message(s) set aside as stale: meshd ledger list --state stale` };
+    if (m.ackOverdue) checks[`ack:${m.id}`] = { ok: true, warning: true, detail: `${m.ackOverdue} sent message(s) with a business acknowledgement overdue: meshd ledger list --state sent` };
     if (m.certificate) {
       const until = m.certificate.notAfter.toISOString().slice(0, 10);
       checks[`certificate:${m.id}`] = m.certificate.expired

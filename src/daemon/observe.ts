@@ -18,6 +18,8 @@ import { createMetrics, recordCertificateExpiry, recordSuccessfulPoll, setMessag
 const DAY_MS = 86_400_000;
 /** MESH drops unacknowledged messages after 5 days and reports them undelivered: warn from 3. */
 const INBOX_AGE_WARN_MS = 3 * DAY_MS;
+/** Overdue business ACKs counted for /readyz at most (a number, not a listing). */
+const ACK_OVERDUE_COUNT_CAP = 10_000;
 
 /** Wraps a MESH port so every call is counted by endpoint and outcome, with bytes and chunks. */
 export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): MeshPort {
@@ -66,6 +68,11 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set([
   'FILE_CHANGED',
   'POISON',
   'TOO_LARGE_TO_CONVERT',
+  // What a message means (docs/ledger.md, "Business semantics"): set aside, or its ACK is late.
+  'STALE_EVENT',
+  'DUPLICATE_ID_CONFLICT',
+  'EVENT_TIME_CONFLICT',
+  'ACK_OVERDUE',
 ]);
 
 /** The endpoint field of a MESH_RETRY event, in the one vocabulary (protocol.ts MESH_ENDPOINTS). */
@@ -175,7 +182,14 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       now: now(),
       ledgerOpen: !daemon.stopping,
       pollIntervalMs,
-      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id), diskLow: diskLowReason(ledger.mailboxStatus(m.id)) })),
+      mailboxes: config.mailboxes.map((m) => ({
+        id: m.id,
+        lastSuccessfulPoll: lastSuccess.get(m.id),
+        certificate: certificates.get(m.id),
+        diskLow: diskLowReason(ledger.mailboxStatus(m.id)),
+        stale: ledger.countsByState(m.id, 'in').stale ?? 0,
+        ackOverdue: ledger.overdueAcks(m.id, now(), ACK_OVERDUE_COUNT_CAP).length,
+      })),
     });
 
   checkCertificates();

@@ -37,6 +37,11 @@ export const MESSAGE_COLUMNS: Readonly<Record<keyof MessageRow, string>> = {
   sourceMtimeMs: 'source_mtime_ms',
   processingStarts: 'processing_starts',
   recoveryMark: 'recovery_mark',
+  businessId: 'business_id',
+  eventTime: 'event_time',
+  receivedSha256: 'received_sha256',
+  relatedRowId: 'related_row_id',
+  ackDueAt: 'ack_due_at',
 };
 
 /** Fields a patch may set: everything but identity, state and the store's own stamps. */
@@ -115,6 +120,11 @@ export function messageFromSql(r: Record<string, unknown>): MessageRow {
     sourceMtimeMs: r.source_mtime_ms as number | null,
     processingStarts: r.processing_starts as number,
     recoveryMark: r.recovery_mark as MessageRow['recoveryMark'],
+    businessId: (r.business_id as string | null) ?? null,
+    eventTime: (r.event_time as string | null) ?? null,
+    receivedSha256: (r.received_sha256 as string | null) ?? null,
+    relatedRowId: r.related_row_id === null || r.related_row_id === undefined ? null : Number(r.related_row_id),
+    ackDueAt: (r.ack_due_at as string | null) ?? null,
   };
 }
 

@@ -28,6 +28,8 @@ export type {
   MailboxStatus,
   MailboxStatusPatch,
   ListFilter,
+  LatestEvent,
+  EarlierCopyQuery,
   BrowseFilter,
   ThroughputUnit,
   ThroughputRow,

@@ -256,6 +256,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    // What a message means (docs/ledger.md, "Business semantics"): its business id and event time,
+    // the received payload's own hash (an inbound row's sha256 is of what went into in/, which a
+    // conversion changes), a link to a related row (the first copy of a duplicate, the newer event
+    // that made one stale, the acknowledgement of a send), and when a business ACK falls due.
+    // latest_events keeps, per sender and appointment or patient key, the newest event time seen;
+    // message_keys lists an outbound row's keys so a later event waits for an earlier one.
+    sql: `
+      ALTER TABLE messages ADD COLUMN business_id TEXT;
+      ALTER TABLE messages ADD COLUMN event_time TEXT;
+      ALTER TABLE messages ADD COLUMN received_sha256 TEXT;
+      ALTER TABLE messages ADD COLUMN related_row_id INTEGER;
+      ALTER TABLE messages ADD COLUMN ack_due_at TEXT;
+      CREATE INDEX messages_business_id ON messages (mailbox, direction, peer, business_id) WHERE business_id IS NOT NULL;
+      CREATE INDEX messages_received_sha256 ON messages (mailbox, peer, received_sha256) WHERE received_sha256 IS NOT NULL;
+      CREATE INDEX messages_ack_due ON messages (ack_due_at) WHERE ack_due_at IS NOT NULL;
+      CREATE TABLE latest_events (
+        mailbox    TEXT    NOT NULL,
+        peer       TEXT    NOT NULL,
+        key        TEXT    NOT NULL,
+        event_time TEXT    NOT NULL,
+        row_id     INTEGER NOT NULL,
+        sha256     TEXT,
+        PRIMARY KEY (mailbox, peer, key)
+      ) STRICT;
+      CREATE TABLE message_keys (
+        row_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        key    TEXT    NOT NULL,
+        PRIMARY KEY (key, row_id)
+      ) STRICT;
+      CREATE INDEX message_keys_row ON message_keys (row_id);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

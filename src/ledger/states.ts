@@ -17,6 +17,10 @@ export const MessageState = {
   Sent: 'sent',
   /** Outbound: the recipient acknowledged (tracking). Inbound: we acknowledged to MESH. */
   Acknowledged: 'acknowledged',
+  /** The receiving system acknowledged it (business ACK, positive): it was accepted, not just delivered. */
+  Confirmed: 'confirmed',
+  /** The receiving system refused it (business ACK, negative); the reason is kept. */
+  Rejected: 'rejected',
   /** A REPORT or tracking said the message will not be delivered. */
   Undeliverable: 'undeliverable',
   /** Refused by MESH, invalid input, transform failure, or resolved as failed; payload in failed/. */
@@ -28,6 +32,10 @@ export const MessageState = {
   Delivered: 'delivered',
   /** Payload unusable (transform failure, size cap): kept in failed/ with its reason. */
   Quarantined: 'quarantined',
+  /** The same message again (same business id and content): acknowledged, not delivered twice; linked to the first copy. */
+  Duplicate: 'duplicate',
+  /** Older than an event already received for the same appointment or patient: kept in failed/, never delivered as current. */
+  Stale: 'stale',
 } as const;
 export type MessageState = (typeof MessageState)[keyof typeof MessageState];
 
@@ -46,15 +54,19 @@ export const TRANSITIONS: Readonly<Record<Direction, Readonly<Partial<Record<Mes
     [S.Uploading]: [S.Sent, S.NeedsReview, S.Failed, S.Queued],
     // Only a person (meshd ledger resolve) or the `resend` policy moves a row out of review.
     [S.NeedsReview]: [S.Sent, S.Failed, S.Queued],
-    [S.Sent]: [S.Acknowledged, S.Undeliverable],
+    // A business ACK may come before or after MESH's own acknowledgement (tracking).
+    [S.Sent]: [S.Acknowledged, S.Undeliverable, S.Confirmed, S.Rejected],
+    [S.Acknowledged]: [S.Confirmed, S.Rejected],
     [S.Undeliverable]: [S.Queued],
     [S.Failed]: [S.Queued],
   },
   in: {
-    [S.Receiving]: [S.Delivered, S.Quarantined],
+    // needs_review: the same business id with other content, or an equal event time with other content.
+    [S.Receiving]: [S.Delivered, S.Quarantined, S.Duplicate, S.Stale, S.NeedsReview],
     [S.Delivered]: [S.Acknowledged],
     // quarantined → receiving: an operator retry reprocesses the kept payload.
     [S.Quarantined]: [S.Receiving],
+    [S.NeedsReview]: [S.Receiving],
   },
 };
 
@@ -89,15 +101,15 @@ export const INITIAL_STATES: Readonly<Record<Direction, readonly MessageState[]>
 };
 
 /** States in which nothing automatic will move the row again: rows may be purged by age. */
-export const SETTLED_STATES: readonly MessageState[] = [S.Acknowledged, S.Undeliverable, S.Failed, S.Quarantined];
+export const SETTLED_STATES: readonly MessageState[] = [S.Acknowledged, S.Undeliverable, S.Failed, S.Quarantined, S.Confirmed, S.Rejected, S.Duplicate, S.Stale];
 
 /**
  * Rows whose payload copy (sent/ or failed/) the daemon no longer needs, so retention may delete it.
  * Inbound delivered/acknowledged payloads live in in/ and belong to the receiving application: never ours to delete.
  */
 export const PAYLOAD_PURGE_STATES: Readonly<Record<Direction, readonly MessageState[]>> = {
-  out: [S.Sent, S.Acknowledged, S.Undeliverable, S.Failed],
-  in: [S.Quarantined],
+  out: [S.Sent, S.Acknowledged, S.Undeliverable, S.Failed, S.Confirmed, S.Rejected],
+  in: [S.Quarantined, S.Stale, S.NeedsReview],
 };
 
 export const ALL_STATES: readonly MessageState[] = Object.values(MessageState);
@@ -106,7 +118,7 @@ export function isMessageState(value: unknown): value is MessageState {
   return typeof value === 'string' && (ALL_STATES as readonly string[]).includes(value);
 }
 
-/** States that belong to a direction (acknowledged belongs to both). */
+/** States that belong to a direction (acknowledged and needs_review belong to both). */
 export function statesFor(direction: Direction): MessageState[] {
   const table = TRANSITIONS[direction];
   const set = new Set<MessageState>(INITIAL_STATES[direction]);

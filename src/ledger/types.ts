@@ -51,6 +51,16 @@ export interface MessageRow {
   processingStarts: number;
   /** What a restart must finish (states.ts MARKS); changed only with the state or by setMark. */
   recoveryMark: RecoveryMark | null;
+  /** The payload's own id (FHIR MessageHeader.id, HL7 MSH-10 qualified by MSH-3/MSH-4, CSV id column), when it has one. */
+  businessId: string | null;
+  /** When the event the payload reports happened (latest of its messages), UTC. */
+  eventTime: Instant | null;
+  /** Inbound: sha256 of the payload as received (sha256 is of what went into in/). */
+  receivedSha256: string | null;
+  /** duplicate: the first copy; stale: the newer event's row; an ACK sent: the row it acknowledges; confirmed/rejected: the ACK received. */
+  relatedRowId: number | null;
+  /** Outbound on a route with ackTimeout: when a missing business ACK becomes ACK_OVERDUE. */
+  ackDueAt: Instant | null;
 }
 
 /**
@@ -199,6 +209,29 @@ export interface PurgeResult {
 }
 
 /**
+ * An earlier inbound copy of a message: from the same sender and workflow, created since
+ * `since`, in one of `states`, other than `excludeId`; matched on the business id when the
+ * message has one, else on the sha256 of the payload as received.
+ */
+export interface EarlierCopyQuery {
+  mailbox: string;
+  peer: string;
+  workflowId: string | null;
+  businessId: string | null;
+  receivedSha256: string;
+  since: Date;
+  excludeId: number;
+  states: MessageState[];
+}
+
+/** The newest event seen for one key (appointment or patient) from one sender. */
+export interface LatestEvent {
+  eventTime: Instant;
+  rowId: number;
+  sha256: string | null;
+}
+
+/**
  * The ledger as the pipelines and CLI see it. SqliteLedger (one host) and PgLedger (PostgreSQL,
  * shared by several hosts) implement it; test/integration/ledger-contract.test.ts holds both to it.
  */
@@ -236,6 +269,20 @@ export interface LedgerStore {
   due(mailbox: string, direction: Direction, states: MessageState[], now: Date, limit: number): MessageRow[];
   getAppointment(key: string): AppointmentRecord | undefined;
   recordAppointment(key: string, direction: Direction, rec: AppointmentInput): void;
+  // Business semantics (docs/ledger.md): duplicates, ordering, business acknowledgements.
+  /** The first earlier inbound row that may be this message again (see EarlierCopyQuery). */
+  findEarlierCopy(q: EarlierCopyQuery): MessageRow | undefined;
+  latestEvent(mailbox: string, peer: string, key: string): LatestEvent | undefined;
+  /** Keeps the newest per key: an older event time never replaces a newer one. */
+  recordLatestEvent(mailbox: string, peer: string, key: string, e: LatestEvent): void;
+  /** The newest outbound row to `peer` sent with this business id (an ACK names it). */
+  findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined;
+  /** Sent rows of this mailbox still waiting for a business ACK that was due by `now` (reported ACK_OVERDUE or not yet). */
+  overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[];
+  /** An outbound row's ordering keys (appointment and patient keys, prefixed with the recipient). */
+  setMessageKeys(rowId: number, keys: string[]): void;
+  /** A row of the same mailbox sharing a key with `row`, with an earlier event time, not yet sent. */
+  earlierUnsent(row: MessageRow): MessageRow | undefined;
   mailboxStatus(mailbox: string): MailboxStatus | undefined;
   setMailboxStatus(mailbox: string, patch: MailboxStatusPatch): void;
   transaction<T>(fn: () => T): T;

@@ -43,6 +43,8 @@ export interface MeshPort {
 export interface TransformFor {
   direction: 'in' | 'out';
   rowId: number;
+  /** When the payload's event happened (its latest), so appointment history follows event time, not arrival. */
+  eventTime?: string;
 }
 
 /** A problem or note about one message of a conversion: where and what, never patient values. */

@@ -21,6 +21,8 @@ import type {
   AppointmentInput,
   AppointmentRecord,
   BrowseFilter,
+  EarlierCopyQuery,
+  LatestEvent,
   EventInput,
   EventRow,
   LedgerStore,
@@ -393,6 +395,65 @@ export class PgLedger implements LedgerStore {
        WHERE excluded.at >= appointments.at`,
       [key, direction, rec.eventKind, toSql(rec.trigger), toSql(rec.startAt), toSql(rec.status), toSql(rec.at ?? this.now()), toSql(rec.messageRowId)],
     );
+  }
+
+  findEarlierCopy(q: EarlierCopyQuery): MessageRow | undefined {
+    const match = q.businessId === null ? 'received_sha256 = $3 AND business_id IS NULL' : 'business_id = $2';
+    const [row] = this.rows(
+      `SELECT * FROM messages WHERE mailbox = $1 AND direction = 'in' AND peer = $4 AND ${match}
+       AND workflow_id IS NOT DISTINCT FROM $5 AND created_at >= $6 AND id != $7 AND state = ANY($8::text[]) ORDER BY id LIMIT 1`,
+      [q.mailbox, q.businessId, q.receivedSha256, q.peer, q.workflowId, q.since.toISOString(), q.excludeId, q.states],
+    );
+    return row ? message(row) : undefined;
+  }
+
+  latestEvent(mailbox: string, peer: string, key: string): LatestEvent | undefined {
+    const [row] = this.rows('SELECT event_time, row_id, sha256 FROM latest_events WHERE mailbox = $1 AND peer = $2 AND key = $3', [mailbox, peer, key]);
+    return row ? { eventTime: row.event_time as string, rowId: Number(row.row_id), sha256: row.sha256 as string | null } : undefined;
+  }
+
+  recordLatestEvent(mailbox: string, peer: string, key: string, e: LatestEvent): void {
+    this.transaction(() => {
+      this.fenced(mailbox);
+      this.rows(
+        `INSERT INTO latest_events (mailbox, peer, key, event_time, row_id, sha256) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (mailbox, peer, key) DO UPDATE SET event_time = excluded.event_time, row_id = excluded.row_id, sha256 = excluded.sha256
+         WHERE excluded.event_time > latest_events.event_time`,
+        [mailbox, peer, key, e.eventTime, e.rowId, e.sha256],
+      );
+    });
+  }
+
+  findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined {
+    const [row] = this.rows("SELECT * FROM messages WHERE mailbox = $1 AND direction = 'out' AND peer = $2 AND business_id = $3 ORDER BY id DESC LIMIT 1", [mailbox, peer, businessId]);
+    return row ? message(row) : undefined;
+  }
+
+  overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[] {
+    return this.rows(
+      `SELECT * FROM messages WHERE ack_due_at IS NOT NULL AND ack_due_at <= $1 AND mailbox = $2 AND direction = 'out'
+       AND state IN ('sent', 'acknowledged') ORDER BY ack_due_at LIMIT $3`,
+      [now.toISOString(), mailbox, limit],
+    ).map(message);
+  }
+
+  setMessageKeys(rowId: number, keys: string[]): void {
+    if (keys.length === 0) return;
+    this.transaction(() => {
+      this.fencedRow(rowId);
+      this.rows('INSERT INTO message_keys (row_id, key) SELECT $1, k FROM unnest($2::text[]) AS k ON CONFLICT DO NOTHING', [rowId, keys]);
+    });
+  }
+
+  earlierUnsent(row: MessageRow): MessageRow | undefined {
+    if (!row.eventTime) return undefined;
+    const [found] = this.rows(
+      `SELECT m.* FROM message_keys k JOIN message_keys o ON o.key = k.key AND o.row_id != k.row_id JOIN messages m ON m.id = o.row_id
+       WHERE k.row_id = $1 AND m.mailbox = $2 AND m.direction = 'out' AND m.state IN ('claiming', 'queued', 'uploading', 'needs_review')
+       AND m.event_time < $3 ORDER BY m.event_time LIMIT 1`,
+      [row.id, row.mailbox, row.eventTime],
+    );
+    return found ? message(found) : undefined;
   }
 
   mailboxStatus(mailbox: string): MailboxStatus | undefined {

@@ -153,6 +153,35 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX appointments_message ON appointments (message_row_id);
     `,
   },
+  {
+    version: 6,
+    // As SQLite's version 6: business id, event time, received hash, related row, ACK due time.
+    sql: `
+      ALTER TABLE messages ADD COLUMN business_id text;
+      ALTER TABLE messages ADD COLUMN event_time timestamptz;
+      ALTER TABLE messages ADD COLUMN received_sha256 text;
+      ALTER TABLE messages ADD COLUMN related_row_id bigint;
+      ALTER TABLE messages ADD COLUMN ack_due_at timestamptz;
+      CREATE INDEX messages_business_id ON messages (mailbox, direction, peer, business_id) WHERE business_id IS NOT NULL;
+      CREATE INDEX messages_received_sha256 ON messages (mailbox, peer, received_sha256) WHERE received_sha256 IS NOT NULL;
+      CREATE INDEX messages_ack_due ON messages (ack_due_at) WHERE ack_due_at IS NOT NULL;
+      CREATE TABLE latest_events (
+        mailbox    text        NOT NULL,
+        peer       text        NOT NULL,
+        key        text        NOT NULL,
+        event_time timestamptz NOT NULL,
+        row_id     bigint      NOT NULL,
+        sha256     text,
+        PRIMARY KEY (mailbox, peer, key)
+      );
+      CREATE TABLE message_keys (
+        row_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        key    text   NOT NULL,
+        PRIMARY KEY (key, row_id)
+      );
+      CREATE INDEX message_keys_row ON message_keys (row_id);
+    `,
+  },
 ];
 
 /** Every meshd migrates under this session advisory lock, so hosts starting together migrate once. */

@@ -5,6 +5,7 @@ import { fsyncDir } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
 import { mapLimit } from '../pool';
 import { BAD_MESSAGE_ID, fetchOne, notesDetail, type CycleState, type Outcome } from './deliver';
+import { applyConfirmation, latestPerKey, queueAck, type Recorded } from './meaning';
 import { metaPatch } from './place';
 
 /**
@@ -52,6 +53,9 @@ export async function receiveBatch(ctx: MailboxContext, ids: string[], cycle: Cy
         ackOnly.push(row); // delivered before; MESH still lists it, so only the acknowledgement is missing
       } else if (row.state === 'quarantined' && !row.acknowledgedAt && row.payloadPath) {
         ackOnly.push(row);
+      } else if (row.state === 'duplicate' || row.state === 'stale' || row.state === 'needs_review') {
+        ackOnly.push(row); // settled here (first copy linked, or kept in failed/): MESH only waits for the acknowledgement
+
       }
       // quarantined without a payload (over the size cap) stays in MESH until an operator retries it
     }
@@ -72,8 +76,11 @@ export async function receiveBatch(ctx: MailboxContext, ids: string[], cycle: Cy
 export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { acknowledge: boolean }): Promise<Received[]> {
   const { ledger, log } = ctx;
   await fsyncDir(ctx.folders.in);
-  if (outcomes.some((o) => o.kind === 'quarantine' && o.path)) await fsyncDir(ctx.folders.failed);
-  const toAck: Array<{ row: ReceivedRow; ackState: 'acknowledged' | 'quarantined' }> = [];
+  if (outcomes.some((o) => (o.kind === 'quarantine' && o.path) || o.kind === 'set-aside')) await fsyncDir(ctx.folders.failed);
+  // Business acknowledgements were written to the spool; they are queued in the commit below.
+  if (outcomes.some((o) => ('ack' in o && typeof o.ack === 'object') || ('businessAck' in o && o.businessAck))) await fsyncDir(ctx.spool);
+  // 'kept': the row's own state stays (quarantined, duplicate, stale, needs_review); only the time is recorded.
+  const toAck: Array<{ row: ReceivedRow; ackState: 'acknowledged' | 'kept' }> = [];
   const acknowledged = new Set<number>();
   ledger.transaction(() => {
     for (const o of outcomes) {
@@ -81,9 +88,12 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
         case 'deliver':
           ledger.transition(o.row.id, 'delivered', {
             from: ['receiving'],
-            patch: { ...metaPatch(o.meta), payloadPath: o.path, ctlPath: o.ctl ?? null, sizeBytes: o.bytes, sha256: o.sha256, errorCode: null, errorText: null, processingStarts: 0 },
+            patch: { ...metaPatch(o.meta), ...factsPatch(o.facts), payloadPath: o.path, ctlPath: o.ctl ?? null, sizeBytes: o.bytes, sha256: o.sha256, errorCode: null, errorText: null, processingStarts: 0 },
             event: { type: 'delivered', detail: { file: o.path, bytes: o.bytes, ...notesDetail(o.notes) } },
           });
+          if (o.facts) recordLatest(ctx, o.row.id, o.meta.from ?? '', o.facts);
+          if (o.ack) queueAck(ctx, o.row.id, o.ack);
+          if (o.confirms) applyConfirmation(ctx, o.row.id, o.confirms);
           if (o.row.acknowledgedAt) {
             ledger.transition(o.row.id, 'acknowledged', { from: ['delivered'], patch: { acknowledgedAt: o.row.acknowledgedAt }, event: { type: 'acknowledged', detail: { note: 'acknowledged to MESH before it was quarantined' } } });
             acknowledged.add(o.row.id);
@@ -98,19 +108,47 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
           applyReport(ctx, o.meta);
           toAck.push({ row: o.row, ackState: 'acknowledged' });
           break;
+        case 'duplicate':
+          ledger.transition(o.row.id, 'duplicate', {
+            from: ['receiving'],
+            patch: { ...metaPatch(o.meta), ...factsPatch(o.facts), relatedRowId: o.first, errorCode: null, errorText: null, processingStarts: 0 },
+            event: { type: 'duplicate', detail: { first: o.first } },
+          });
+          if (o.businessAck) queueAck(ctx, o.row.id, o.businessAck);
+          toAck.push({ row: o.row, ackState: 'kept' });
+          break;
+        case 'set-aside':
+          ledger.transition(o.row.id, o.state, {
+            from: ['receiving'],
+            patch: { ...metaPatch(o.meta), ...factsPatch(o.facts), payloadPath: o.path, relatedRowId: o.related, errorCode: o.code, errorText: o.reason, processingStarts: 0 },
+            event: { type: o.state, detail: { code: o.code, related: o.related, file: o.path } },
+          });
+          if (o.businessAck) queueAck(ctx, o.row.id, o.businessAck);
+          toAck.push({ row: o.row, ackState: 'kept' });
+          break;
+        case 'consumed':
+          ledger.transition(o.row.id, 'delivered', {
+            from: ['receiving'],
+            patch: { ...metaPatch(o.meta), sizeBytes: 0, errorCode: null, errorText: null, processingStarts: 0 },
+            event: { type: 'ack_consumed', detail: { sent: o.confirms.sentRowId, code: o.confirms.code } },
+          });
+          applyConfirmation(ctx, o.row.id, o.confirms);
+          toAck.push({ row: o.row, ackState: 'acknowledged' });
+          break;
         case 'quarantine':
+          if (o.businessAck) queueAck(ctx, o.row.id, o.businessAck);
           ledger.transition(o.row.id, 'quarantined', {
             from: ['receiving'],
-            patch: { ...(o.meta ? metaPatch(o.meta) : {}), payloadPath: o.path ?? null, errorCode: o.code, errorText: o.reason, processingStarts: 0, attempts: o.code === 'RECEIVE_FAILED' ? o.row.attempts + 1 : o.row.attempts },
+            patch: { ...(o.meta ? metaPatch(o.meta) : {}), ...factsPatch(o.facts), payloadPath: o.path ?? null, errorCode: o.code, errorText: o.reason, processingStarts: 0, attempts: o.code === 'RECEIVE_FAILED' ? o.row.attempts + 1 : o.row.attempts },
             event: { type: 'quarantined', detail: { code: o.code, reason: o.reason, acknowledge: o.ack } },
           });
-          if (o.ack && !o.row.acknowledgedAt) toAck.push({ row: o.row, ackState: 'quarantined' });
+          if (o.ack && !o.row.acknowledgedAt) toAck.push({ row: o.row, ackState: 'kept' });
           break;
         case 'retry':
           ledger.update(o.row.id, { errorCode: o.code, errorText: o.reason, attempts: o.row.attempts + (o.counted ? 1 : 0), processingStarts: 0 }, { type: 'receive_retry_later', detail: { code: o.code } });
           break;
         case 'ack-only':
-          toAck.push({ row: o.row, ackState: o.row.state === 'quarantined' ? 'quarantined' : 'acknowledged' });
+          toAck.push({ row: o.row, ackState: o.row.state === 'delivered' || o.row.state === 'acknowledged' ? 'acknowledged' : 'kept' });
           break;
         case 'skip':
           break;
@@ -163,6 +201,16 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
 function failure(o: Extract<Outcome, { kind: 'quarantine' | 'retry' }>): Pick<Received, 'code' | 'reason' | 'kind'> {
   const e = o.error instanceof MeshdError ? o.error : undefined;
   return { code: e?.code ?? o.code, reason: e?.message ?? o.reason, kind: e?.kind ?? (o.kind === 'quarantine' ? 'input' : 'transient') };
+}
+
+/** The business facts a settled row keeps (migration 6). */
+function factsPatch(facts: Recorded | undefined) {
+  return facts ? { businessId: facts.businessId, eventTime: facts.eventTime, receivedSha256: facts.receivedSha256 } : {};
+}
+
+/** The newest event time per appointment and patient key, now that the row is delivered. */
+function recordLatest(ctx: MailboxContext, rowId: number, sender: string, facts: Recorded): void {
+  for (const [key, eventTime] of latestPerKey(facts)) ctx.ledger.recordLatestEvent(ctx.mailbox.id, sender, key, { eventTime, rowId, sha256: facts.receivedSha256 });
 }
 
 /** A REPORT about one of our sends: link it and move the outbound row on. */

@@ -1,11 +1,13 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { MeshdError } from '../../errors';
+import type { RouteConfig } from '../../config/types';
 import type { ReceivedRow } from '../../ledger';
 import { BadMessageIdError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../../mesh/errors';
 import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
 import { formatControlFile } from '../ctl';
+import { checkDuplicate, checkOrder, isAckWorkflow, payloadMeaning, prepareAck, readConfirmation, rememberDelivered, type Confirmation, type PassMemory, type PendingAck, type Recorded } from './meaning';
 import { hashRegular, inboundControl, inboundFileName, matchInboundRoute, placePair, readForConversion, tempNames } from './place';
 
 /**
@@ -15,10 +17,16 @@ import { hashRegular, inboundControl, inboundFileName, matchInboundRoute, placeP
  */
 
 export type Outcome =
-  | { kind: 'deliver'; row: ReceivedRow; meta: InboundMeta; path: string; bytes: number; sha256: string; ctl?: string; notes: TransformIssueRef[] }
+  | { kind: 'deliver'; row: ReceivedRow; meta: InboundMeta; path: string; bytes: number; sha256: string; ctl?: string; notes: TransformIssueRef[]; facts?: Recorded; ack?: PendingAck; confirms?: Confirmation }
   | { kind: 'report'; row: ReceivedRow; meta: InboundMeta; ctl?: string }
   /** error: what the MESH client or the disk said, when the outcome comes from an error. */
-  | { kind: 'quarantine'; row: ReceivedRow; meta?: InboundMeta; code: string; reason: string; path?: string; ack: boolean; error?: unknown }
+  | { kind: 'quarantine'; row: ReceivedRow; meta?: InboundMeta; code: string; reason: string; path?: string; ack: boolean; error?: unknown; facts?: Recorded; businessAck?: PendingAck }
+  /** The same message again: acknowledged to MESH, not delivered; linked to the first copy. */
+  | { kind: 'duplicate'; row: ReceivedRow; meta: InboundMeta; first: number; facts: Recorded; businessAck?: PendingAck }
+  /** Older than an event already received (stale), or conflicting with one (review): kept in failed/, not delivered. */
+  | { kind: 'set-aside'; row: ReceivedRow; meta: InboundMeta; state: 'stale' | 'needs_review'; related: number; code: string; reason: string; path: string; facts: Recorded; businessAck?: PendingAck }
+  /** A business acknowledgement of one of our sends, linked and not written to in/. */
+  | { kind: 'consumed'; row: ReceivedRow; meta: InboundMeta; confirms: Confirmation }
   /** counted: a permanent failure of this message (counts towards retry.attempts). */
   | { kind: 'retry'; row: ReceivedRow; code: string; reason: string; counted: boolean; error?: unknown }
   | { kind: 'ack-only'; row: ReceivedRow }
@@ -33,6 +41,8 @@ export interface CycleState {
    * against every download of a batch.
    */
   processing?: Promise<unknown>;
+  /** Copies and events decided in this pass, not yet committed (duplicates and ordering within a batch). */
+  memory?: PassMemory;
 }
 
 /** Free space in a mailbox's filesystem would drop below transfer.minFreeBytes. */
@@ -119,7 +129,7 @@ export function deliverPayload(
   const run = (cycle.processing ?? Promise.resolve()).then(async () => {
     // Poison guard: committed before the conversion or delivery, cleared once it is over.
     ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
-    const outcome = await processPayload(ctx, row, meta, source);
+    const outcome = await processPayload(ctx, row, meta, source, (cycle.memory ??= { copies: new Map(), latest: new Map() }));
     ctx.ledger.update(row.id, { processingStarts: 0 });
     return outcome;
   });
@@ -127,7 +137,7 @@ export function deliverPayload(
   return run;
 }
 
-async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: { path: string; bytes: number; sha256: string; kept: boolean }): Promise<Outcome> {
+async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory): Promise<Outcome> {
   const { folders, log } = ctx;
   const id = row.messageId;
   const temp = tempNames(ctx, row);
@@ -144,46 +154,48 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
       }
       return { kind: 'report', row, meta, ctl };
     }
-    let payload = source.path;
-    let delivered = { sha256: source.sha256, size: source.bytes };
-    let notes: TransformIssueRef[] = [];
     const route = matchInboundRoute(ctx.mailbox.routes, meta);
-    if (route?.transform) {
-      const input = await readForConversion(ctx, source.path);
-      if (typeof input === 'string') return await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', input);
-      await removeName(temp.out);
-      const out = await createExclusive(temp.out, PRIVATE_FILE_MODE);
-      let result;
-      try {
-        result = await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id }, out.fd);
-        await out.sync();
-      } catch (err) {
-        await out.close();
-        await removeName(temp.out);
-        return await setAside(ctx, row, meta, source, err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED', (err as Error).message);
+    // Read once, up to transform.maxInputBytes, for the conversion, the business checks and an ACK;
+    // a larger payload is still checked for duplicates by its hash.
+    const read = await readForConversion(ctx, source.path);
+    const input = typeof read === 'string' ? undefined : read;
+    if (isAckWorkflow(meta)) {
+      const confirms = await readConfirmation(ctx, meta, input);
+      if (confirms && !route?.deliverAcks) {
+        await dropSource();
+        return { kind: 'consumed', row, meta, confirms };
       }
-      await out.close();
-      notes = result.notes;
-      if (result.errors.length > 0) {
-        const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
-        const copy = join(folders.failed, `${safeFileName(id, 'message')}.partial.dat`);
-        await copyRegular(source.path, copy, SHARED_FILE_MODE);
-        await writeFileAtomic(`${copy}.reason`, lines.join('\n') + '\n', SHARED_FILE_MODE, false);
-        log.warn('TRANSFORM_PARTIAL', `${result.failedMessages} of ${result.messageCount} messages could not be converted; original kept in failed/`, { messageId: id });
-      }
-      payload = temp.out;
-      delivered = await hashRegular(payload);
-    } else if (source.kept) {
-      // The kept copy stays in failed/: deliver a copy of it.
-      await removeName(temp.out);
-      await copyRegular(source.path, temp.out, PRIVATE_FILE_MODE);
-      payload = temp.out;
+      if (!confirms) log.warn('ACK_UNLINKED', 'an acknowledgement names no message this mailbox sent; delivered into in/ as it is', { messageId: id });
+      return await deliver(ctx, row, meta, source, route, input, undefined, { ...(confirms ? { confirms } : {}) });
     }
-    const target = join(folders.in, inboundFileName(id));
-    const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
-    await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
-    await dropSource();
-    return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes };
+    const facts = await payloadMeaning(input, route, source.sha256, meta.from ?? '');
+    const verdict = checkDuplicate(ctx, row, meta, route, facts, pass);
+    const ordered = verdict.kind === 'new' ? checkOrder(ctx, meta, route, facts, pass) : verdict;
+    switch (ordered.kind) {
+      case 'duplicate': {
+        await dropSource();
+        log.info('IN_DUPLICATE', `the same message was received before (message row ${ordered.first}); acknowledged, not delivered again`, { messageId: id, first: ordered.first });
+        return { kind: 'duplicate', row, meta, first: ordered.first, facts, businessAck: await prepareAck(ctx, row, meta, route, input, 'ok') };
+      }
+      case 'stale':
+      case 'review': {
+        const code = ordered.kind === 'stale' ? 'STALE_EVENT' : ordered.code;
+        const path = await keepInFailed(ctx, row, source, code, ordered.reason);
+        log.warn(ordered.kind === 'stale' ? 'IN_STALE' : 'IN_NEEDS_REVIEW', `${ordered.reason}; kept in failed/`, { messageId: id, code });
+        const businessAck = ordered.kind === 'stale' ? await prepareAck(ctx, row, meta, route, input, 'fatal-error', { code, text: ordered.reason }) : undefined;
+        const related = ordered.kind === 'stale' ? ordered.newer : ordered.related;
+        return { kind: 'set-aside', row, meta, state: ordered.kind === 'stale' ? 'stale' : 'needs_review', related, code, reason: ordered.reason, path, facts, businessAck };
+      }
+      case 'new':
+        break;
+    }
+    if (route?.transform && input === undefined) {
+      const outcome = await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', read as string);
+      return { ...outcome, facts };
+    }
+    const outcome = await deliver(ctx, row, meta, source, route, input, facts, {});
+    if (outcome.kind === 'deliver') rememberDelivered(row, facts, pass);
+    return outcome;
   } catch (err) {
     // A local write error (disk full, permissions): keep the message unacknowledged in MESH. It is no crash, so not poison.
     for (const name of Object.values(temp)) await removeName(name).catch(() => undefined);
@@ -191,6 +203,79 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
     log.error('IN_WRITE_FAILED', `could not write a received message into the mailbox folder: ${(err as Error).message}`, { messageId: id });
     return { kind: 'retry', row, code: 'IN_WRITE_FAILED', reason: (err as Error).message, counted: false };
   }
+}
+
+type Source = { path: string; bytes: number; sha256: string; kept: boolean };
+
+/** Converts (if the route says) and places one payload in in/, with the business ACK it earns. */
+async function deliver(
+  ctx: MailboxContext,
+  row: ReceivedRow,
+  meta: InboundMeta,
+  source: Source,
+  route: RouteConfig | undefined,
+  input: Buffer | undefined,
+  facts: Recorded | undefined,
+  extra: { confirms?: Confirmation },
+): Promise<Outcome> {
+  const { folders, log } = ctx;
+  const id = row.messageId;
+  const temp = tempNames(ctx, row);
+  let payload = source.path;
+  let delivered = { sha256: source.sha256, size: source.bytes };
+  let notes: TransformIssueRef[] = [];
+  let ackCode: 'ok' | 'fatal-error' = 'ok';
+  let ackReason: { code: string; text: string } | undefined;
+  if (route?.transform && input) {
+    await removeName(temp.out);
+    const out = await createExclusive(temp.out, PRIVATE_FILE_MODE);
+    let result;
+    try {
+      result = await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id, eventTime: facts?.eventTime ?? undefined }, out.fd);
+      await out.sync();
+    } catch (err) {
+      await out.close();
+      await removeName(temp.out);
+      const code = err instanceof MeshdError ? err.code : 'TRANSFORM_FAILED';
+      const outcome = await setAside(ctx, row, meta, source, code, (err as Error).message);
+      const reason = { code, text: issueReasonText(err) };
+      return { ...outcome, ...(facts ? { facts } : {}), businessAck: await prepareAck(ctx, row, meta, route, input, 'fatal-error', reason) };
+    }
+    await out.close();
+    notes = result.notes;
+    if (result.errors.length > 0) {
+      const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
+      const copy = join(folders.failed, `${safeFileName(id, 'message')}.partial.dat`);
+      await copyRegular(source.path, copy, SHARED_FILE_MODE);
+      await writeFileAtomic(`${copy}.reason`, lines.join('\n') + '\n', SHARED_FILE_MODE, false);
+      log.warn('TRANSFORM_PARTIAL', `${result.failedMessages} of ${result.messageCount} messages could not be converted; original kept in failed/`, { messageId: id });
+      ackCode = 'fatal-error';
+      ackReason = { code: 'PARTLY_REFUSED', text: `${result.failedMessages} of ${result.messageCount} messages were refused (${[...new Set(result.errors.map((e) => e.code))].join(', ')}); the others were accepted` };
+    }
+    payload = temp.out;
+    delivered = await hashRegular(payload);
+  } else if (source.kept) {
+    // The kept copy stays in failed/: deliver a copy of it.
+    await removeName(temp.out);
+    await copyRegular(source.path, temp.out, PRIVATE_FILE_MODE);
+    payload = temp.out;
+  }
+  const businessAck = await prepareAck(ctx, row, meta, route, input, ackCode, ackReason);
+  const target = join(folders.in, inboundFileName(id));
+  const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
+  await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
+  if (!source.kept) await removeName(source.path);
+  return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...extra };
+}
+
+/** Why a conversion refused a payload, for an acknowledgement: codes and positions only, never values. */
+function issueReasonText(err: unknown): string {
+  const issues = (err as { issues?: TransformIssueRef[] }).issues;
+  if (!issues?.length) return err instanceof MeshdError ? `refused: ${err.code}` : 'refused: the payload could not be converted';
+  return issues
+    .slice(0, 5)
+    .map((i) => [i.message !== undefined ? `message ${i.message + 1}` : undefined, i.position, i.code].filter(Boolean).join(' '))
+    .join('; ');
 }
 
 /** Sorts a download failure: pause (disk), quarantine (too large, bomb, poison after N tries) or retry. */
@@ -228,12 +313,18 @@ function sortFailure(ctx: MailboxContext, row: ReceivedRow, cycle: CycleState, e
  * A payload that cannot be converted: kept in failed/ with its reason (written first) and
  * acknowledged like any filed message. A kept payload is already there and stays.
  */
-async function setAside(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: { path: string; kept: boolean }, code: string, reason: string): Promise<Outcome> {
+async function setAside(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: { path: string; kept: boolean }, code: string, reason: string): Promise<Extract<Outcome, { kind: 'quarantine' }>> {
   if (source.kept) return { kind: 'quarantine', row, meta, code, reason, path: source.path, ack: false };
+  return { kind: 'quarantine', row, meta, code, reason, path: await keepInFailed(ctx, row, source, code, reason), ack: true };
+}
+
+/** Moves a payload to failed/ with a .reason beside it (written first); a kept payload stays where it is. */
+async function keepInFailed(ctx: MailboxContext, row: ReceivedRow, source: { path: string; kept: boolean }, code: string, reason: string): Promise<string> {
+  if (source.kept) return source.path;
   const target = join(ctx.folders.failed, inboundFileName(row.messageId));
   await writeFileAtomic(`${target}.reason`, `${code}: ${reason}\n`, SHARED_FILE_MODE, false);
   await moveFile(source.path, target, SHARED_FILE_MODE);
-  return { kind: 'quarantine', row, meta, code, reason, path: target, ack: true };
+  return target;
 }
 
 /** What the ledger keeps of a delivery's conversion notes. */

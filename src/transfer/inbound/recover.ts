@@ -25,6 +25,7 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
   const pending = [
     ...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'delivered' }),
     ...[...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'quarantined' })].filter((r) => r.payloadPath && !r.acknowledgedAt),
+    ...(['duplicate', 'stale', 'needs_review'] as const).flatMap((state) => [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state })].filter((r) => !r.acknowledgedAt)),
   ].map(receivedRow);
   let done = 0;
   for (const row of pending) {

@@ -4,6 +4,7 @@ import { readRegular } from '../../safe-fs';
 import { checkOutboundControl, parseControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
 import { claimBatch, scanOutbox } from './claim';
+import { checkOverdueAcks } from './order';
 import { uploadBatch } from './upload';
 
 /**
@@ -14,6 +15,7 @@ import { uploadBatch } from './upload';
 
 export { recoverOutbound, reconcileSpool } from './recover';
 export { claimBatch, scanOutbox } from './claim';
+export { checkOverdueAcks } from './order';
 
 /**
  * Rows uploaded per group commit. Small on purpose: if meshd dies mid-group, every first POST
@@ -37,6 +39,7 @@ export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number;
     sent += await uploadBatch(ctx, due);
     if (due.length < UPLOAD_BATCH) break;
   }
+  checkOverdueAcks(ctx);
   return { claimed, sent };
 }
 

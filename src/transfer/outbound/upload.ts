@@ -7,6 +7,7 @@ import { issueSummary, StopRequested, type MailboxContext } from '../context';
 import { mapLimit } from '../pool';
 import { checkSpool, spoolPaths } from '../spool';
 import { failOutbound, finishSentBatch, parkForReview } from './file';
+import { ackDueAt, mustWait, recordSendFacts } from './order';
 
 /**
  * Uploading queued rows: the spool copy is checked, converted once if the route says, then sent.
@@ -97,8 +98,12 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
   const prepared: Array<{ row: SendableRow; payload: string }> = [];
   for (const row of rows.map(sendableRow)) {
     const payload = await preparePayload(ctx, row);
-    if (payload) prepared.push({ row, payload });
+    if (payload) prepared.push({ row: sendableRow(await recordSendFacts(ctx, ledger.get(row.id)!, payload)), payload });
   }
+  // Facts of the whole group are recorded first, so an earlier event in it holds a later one back.
+  const ready = prepared.filter((p) => !mustWait(ctx, p.row));
+  prepared.length = 0;
+  prepared.push(...ready);
   ledger.transaction(() => {
     for (const p of prepared) {
       const first = !(p.row.state === 'uploading' && p.row.messageId);
@@ -162,6 +167,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
             errorCode: null,
             errorText: null,
             nextAttemptAt: new Date(ctx.now().getTime() + 10 * 60_000).toISOString(),
+            ackDueAt: ackDueAt(ctx, o.row) ?? null,
           },
           event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
         }),
