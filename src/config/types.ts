@@ -23,15 +23,15 @@ export interface RouteConfig {
   subject?: string;
   transform?: TransformPair;
   /** in: a message received before is dropped (acknowledged, recorded `duplicate`) or delivered again. */
-  duplicates: 'drop' | 'deliver';
+  duplicates?: 'drop' | 'deliver';
   /** in: refuse events older than one already received for the same appointment or patient (`stale`). */
-  ordering: 'enforce' | 'off';
+  ordering?: 'enforce' | 'off';
   /** in: send the sender a business acknowledgement on <workflow>_ACK. */
-  ack: boolean;
+  ack?: boolean;
   /** out: seconds after sending by which a business acknowledgement must arrive (ACK_OVERDUE). */
-  ackTimeoutSeconds?: number;
+  ackTimeout?: number;
   /** in, on an _ACK workflow: also deliver acknowledgements into in/. */
-  deliverAcks: boolean;
+  deliverAcks?: boolean;
 }
 
 export interface MailboxConfig {

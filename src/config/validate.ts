@@ -133,15 +133,15 @@ function proxyUrl(ctx: Ctx, value: unknown): string | undefined {
 
 function route(ctx: Ctx, key: string, r: Record<string, unknown>): RouteConfig {
   const field = <T>(name: string, fallback: T): T => valid(ctx, keyOf(key, name), r[name], fallback);
-  const out: RouteConfig = { direction: field<'in' | 'out'>('direction', 'out'), workflow: field('workflow', ''), duplicates: 'drop', ordering: 'off', ack: false, deliverAcks: false };
+  const out: RouteConfig = { direction: field<'in' | 'out'>('direction', 'out'), workflow: field('workflow', '') };
   if (out.direction === 'out') {
     out.match = field<string | undefined>('match', undefined);
     out.to = field<string | undefined>('to', undefined)?.toUpperCase();
     out.subject = field<string | undefined>('subject', undefined);
     const ackTimeout = field<unknown>('ackTimeout', undefined);
     if (ackTimeout !== undefined) {
-      out.ackTimeoutSeconds = parseDuration(ackTimeout);
-      if (out.ackTimeoutSeconds === undefined) ctx.problems.add(keyOf(key, 'ackTimeout'), DURATION_FORMAT);
+      out.ackTimeout = parseDuration(ackTimeout);
+      if (out.ackTimeout === undefined) ctx.problems.add(keyOf(key, 'ackTimeout'), DURATION_FORMAT);
     }
   } else {
     out.from = field<string | undefined>('from', undefined)?.toUpperCase();

@@ -406,7 +406,7 @@ export class SqliteLedger implements LedgerStore {
   }
 
   findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined {
-    const row = this.db.prepare("SELECT * FROM messages WHERE mailbox = ? AND direction = 'out' AND peer = ? AND business_id = ? ORDER BY id DESC LIMIT 1").get(mailbox, peer, businessId) as Row | undefined;
+    const row = this.db.prepare("SELECT * FROM messages WHERE mailbox = ? AND direction = 'out' AND peer = ? AND business_id = ? ORDER BY state IN ('sent', 'acknowledged') DESC, id DESC LIMIT 1").get(mailbox, peer, businessId) as Row | undefined;
     return row ? messageFromSql(row) : undefined;
   }
 

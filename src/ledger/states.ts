@@ -109,7 +109,7 @@ export const SETTLED_STATES: readonly MessageState[] = [S.Acknowledged, S.Undeli
  */
 export const PAYLOAD_PURGE_STATES: Readonly<Record<Direction, readonly MessageState[]>> = {
   out: [S.Sent, S.Acknowledged, S.Undeliverable, S.Failed, S.Confirmed, S.Rejected],
-  in: [S.Quarantined, S.Stale, S.NeedsReview],
+  in: [S.Quarantined],
 };
 
 export const ALL_STATES: readonly MessageState[] = Object.values(MessageState);

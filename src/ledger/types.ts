@@ -275,7 +275,7 @@ export interface LedgerStore {
   latestEvent(mailbox: string, peer: string, key: string): LatestEvent | undefined;
   /** Keeps the newest per key: an older event time never replaces a newer one. */
   recordLatestEvent(mailbox: string, peer: string, key: string, e: LatestEvent): void;
-  /** The newest outbound row to `peer` sent with this business id (an ACK names it). */
+  /** The outbound row to `peer` with this business id that an ACK naming it answers: the newest still waiting for one, else the newest. */
   findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined;
   /** Sent rows of this mailbox still waiting for a business ACK that was due by `now` (reported ACK_OVERDUE or not yet). */
   overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[];

@@ -102,7 +102,8 @@ mailboxes:
     expect(c.mailboxes[0].controlFiles).to.equal(false);
     expect(c.mailboxes[0].routes).to.deep.equal([
       { direction: 'out', match: '*.csv', to: 'X26ABC2', workflow: 'TEST_WORKFLOW', subject: 'hi', transform: { from: 'csv', to: 'fhir-r4' } },
-      { direction: 'in', workflow: 'TEST_WORKFLOW', from: 'X26ABC2', transform: { from: 'fhir-r4', to: 'hl7v2' } },
+      // Inbound business semantics default on: duplicates dropped, ordering enforced where a transform reads the payload.
+      { direction: 'in', workflow: 'TEST_WORKFLOW', from: 'X26ABC2', transform: { from: 'fhir-r4', to: 'hl7v2' }, duplicates: 'drop', ordering: 'enforce', ack: false, deliverAcks: false },
     ]);
   });
 

@@ -81,7 +81,7 @@ mailboxes:
     controlFiles: false
     tls: ${tls}
     routes:
-      - { direction: out, match: "*.csv", to: X26ABC2, workflow: WF, subject: S, transform: { from: csv, to: fhir-r4 } }
+      - { direction: out, match: "*.csv", to: X26ABC2, workflow: WF, subject: S, ackTimeout: 4h, transform: { from: csv, to: fhir-r4 } }
       - { direction: in, from: X26ABC2, workflow: WF, transform: { from: hl7v2, to: csv } }
 `,
       );

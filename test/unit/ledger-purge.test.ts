@@ -80,6 +80,10 @@ describe('ledger purge and backup', () => {
       [
         '/data/out-sent.dat',
         '/data/out-sent.ctl',
+        '/data/out-confirmed.dat',
+        '/data/out-confirmed.ctl',
+        '/data/out-rejected.dat',
+        '/data/out-rejected.ctl',
         '/data/out-acknowledged.dat',
         '/data/out-acknowledged.ctl',
         '/data/out-undeliverable.dat',
@@ -95,7 +99,8 @@ describe('ledger purge and backup', () => {
     expect(sent.payloadPath).to.equal(null);
     expect(ledger.events(sent.id).at(-1)).to.include({ type: 'payload_purged', at: NOW.toISOString() });
     expect(ledger.list({ state: 'delivered' })[0].payloadPath).to.equal('/data/in-delivered.dat');
-    expect(ledger.list({ state: 'needs_review' })[0].payloadPath).to.equal('/data/out-needs_review.dat');
+    expect(ledger.list({ state: 'needs_review', direction: 'out' })[0].payloadPath).to.equal('/data/out-needs_review.dat');
+    expect(ledger.list({ state: 'needs_review', direction: 'in' })[0].payloadPath, 'a person has yet to decide').to.equal('/data/in-needs_review.dat');
     // Nothing left to return on a second run.
     expect(ledger.purge({ olderThan: CUTOFF, payloadsOnly: true, now: NOW }).payloads).to.deep.equal([]);
   });

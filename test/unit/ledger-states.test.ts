@@ -66,6 +66,10 @@ describe('ledger states', () => {
       'receiving',
       'delivered',
       'quarantined',
+      'confirmed',
+      'rejected',
+      'duplicate',
+      'stale',
     ]);
   });
 
@@ -75,9 +79,9 @@ describe('ledger states', () => {
     }
   });
 
-  it('keeps outbound and inbound states apart (only acknowledged is shared)', () => {
+  it('keeps outbound and inbound states apart (only needs_review and acknowledged are shared)', () => {
     const shared = statesFor('out').filter((s) => statesFor('in').includes(s));
-    expect(shared).to.deep.equal([MessageState.Acknowledged]);
+    expect(shared).to.deep.equal([MessageState.NeedsReview, MessageState.Acknowledged]);
   });
 
   it('never lets a needs_review row be sent again without passing through a decision', () => {

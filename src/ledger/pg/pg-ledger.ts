@@ -425,7 +425,7 @@ export class PgLedger implements LedgerStore {
   }
 
   findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined {
-    const [row] = this.rows("SELECT * FROM messages WHERE mailbox = $1 AND direction = 'out' AND peer = $2 AND business_id = $3 ORDER BY id DESC LIMIT 1", [mailbox, peer, businessId]);
+    const [row] = this.rows("SELECT * FROM messages WHERE mailbox = $1 AND direction = 'out' AND peer = $2 AND business_id = $3 ORDER BY state IN ('sent', 'acknowledged') DESC, id DESC LIMIT 1", [mailbox, peer, businessId]);
     return row ? message(row) : undefined;
   }
 

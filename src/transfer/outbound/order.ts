@@ -55,8 +55,8 @@ export function mustWait(ctx: MailboxContext, row: MessageRow): boolean {
 /** When a business ACK for this send falls due, if its route sets ackTimeout and it has a business id to be named by. */
 export function ackDueAt(ctx: MailboxContext, row: MessageRow): string | undefined {
   if (!row.businessId) return undefined;
-  const route: RouteConfig | undefined = ctx.mailbox.routes.find((r) => r.direction === 'out' && r.ackTimeoutSeconds && r.workflow === row.workflowId && r.to === row.peer);
-  return route?.ackTimeoutSeconds ? new Date(ctx.now().getTime() + route.ackTimeoutSeconds * 1000).toISOString() : undefined;
+  const route: RouteConfig | undefined = ctx.mailbox.routes.find((r) => r.direction === 'out' && r.ackTimeout && r.workflow === row.workflowId && r.to === row.peer);
+  return route?.ackTimeout ? new Date(ctx.now().getTime() + route.ackTimeout * 1000).toISOString() : undefined;
 }
 
 /** Most overdue sends reported per check: the rest are found next time. */
