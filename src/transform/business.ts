@@ -71,7 +71,10 @@ export function payloadFacts(input: Buffer, format?: string): PayloadFacts | und
 
 /** The format of a payload, from its first bytes (and, for JSON, the parsed document). */
 export function sniff(input: Buffer): { format: 'hl7v2' | 'fhir-r4'; doc?: Json } | undefined {
-  const head = input.subarray(0, 64).toString('latin1').replace(/^(\u00ef\u00bb\u00bf)?\s*/, '');
+  let at = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0;
+  // Whitespace (and the MLLP start byte, 0x0B) before the first character.
+  while (at < input.length && (input[at] === 0x20 || (input[at] >= 0x09 && input[at] <= 0x0d))) at++;
+  const head = input.subarray(at, at + 4).toString('latin1');
   if (/^(MSH|FHS|BHS)\|/.test(head)) return { format: 'hl7v2' };
   if (!head.startsWith('{')) return undefined;
   const doc = parseFhir(input);

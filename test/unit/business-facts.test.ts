@@ -180,7 +180,8 @@ describe('payloadFacts: business identity, event time and ordering keys', () => 
     it('sniffs HL7 v2 after a BOM and whitespace (MSH, FHS or BHS first), FHIR by its resourceType, CSV only when named', () => {
       expect(payloadFacts(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('\r\n  '), hl7(adt({}))]))?.format).to.equal('hl7v2');
       expect(payloadFacts(Buffer.from('BHS|^~\\&|PAS|RX1\r' + adt({})))?.format).to.equal('hl7v2');
-      expect(payloadFacts(Buffer.from('\n  ' + JSON.stringify(fhirDoc())))?.format).to.equal('fhir-r4');
+      expect(payloadFacts(Buffer.from(' \n'.repeat(100) + JSON.stringify(fhirDoc())))?.format).to.equal('fhir-r4');
+      expect(payloadFacts(Buffer.from('\x0b' + adt({}) + '\x1c\r'))?.format).to.equal('hl7v2');
       const csv = writeCsv([appointmentRecord({ messageId: 'CSV-9' })], { now }).output;
       expect(payloadFacts(csv)).to.equal(undefined);
       expect(payloadFacts(csv, 'csv')?.businessId).to.equal('CSV-9');

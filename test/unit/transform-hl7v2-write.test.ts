@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import type { AppointmentHistory } from '../../src/transform/format';
 import type { AppointmentEvent, CanonicalRecord, PatientRegistration } from '../../src/transform/model';
 import { readHl7v2 } from '../../src/transform/hl7v2/read';
-import { selectTrigger, writeHl7v2 } from '../../src/transform/hl7v2/write';
+import { hl7v2Writer, selectTrigger, writeHl7v2 } from '../../src/transform/hl7v2/write';
 
 const FIXTURES = join(__dirname, '..', '..', '..', 'fixtures');
 const load = (name: string) => JSON.parse(readFileSync(join(FIXTURES, 'canonical', name), 'utf8')) as CanonicalRecord[];
@@ -174,6 +174,47 @@ describe('HL7 v2 write', () => {
       expect(seen).to.deep.equal(['RX1|filler|APPT-2001']);
       expect(w.appointments[0].trigger).to.equal('S13');
       expect(segs(w.output)[0]).to.include('|SIU^S13^SIU_S12|');
+    });
+
+    describe('within one conversion, each record informs the later ones of the same appointment', () => {
+      const at = (utc: string) => ({ utc, offset: '+01:00', precision: 'second' as const, assumedZone: false, local: new Date(Date.parse(utc) + 3_600_000).toISOString().slice(0, 19) });
+      const T1 = '2025-07-14T08:30:00.000Z';
+      const T2 = '2025-07-21T08:30:00.000Z';
+      const step = (event: string, status: string, start?: string) => {
+        const r = ev(event, status);
+        delete r.appointment.end;
+        if (start) r.appointment.start = at(start);
+        else delete r.appointment.start;
+        return r;
+      };
+      const triggers = (records: AppointmentEvent[], ctx: Parameters<typeof writeHl7v2>[1] = { now }) => {
+        const w = writeHl7v2(records, ctx);
+        expect(w.errors).to.deep.equal([]);
+        // The triggers written in the messages themselves, in order.
+        return segs(w.output).filter((l) => l.startsWith('MSH')).map((l) => l.split('|')[8].split('^')[1]);
+      };
+
+      it('book, reschedule, modify, cancel in one batch → S12, S13, S14, S15', () => {
+        expect(triggers([step('book', 'booked', T1), step('reschedule', 'booked', T2), step('modify', 'booked', T2), step('cancel', 'cancelled', T2)])).to.deep.equal(['S12', 'S13', 'S14', 'S15']);
+      });
+
+      it('a modify after a reschedule is read against the reschedule, not the older ledger state (S14, not S13)', () => {
+        const ledger = { now, previousAppointment: () => prev('book', T1) };
+        expect(triggers([step('reschedule', 'booked', T2), step('modify', 'booked', T2)], ledger)).to.deep.equal(['S13', 'S14']);
+      });
+
+      it('a modify that moves the start of an appointment booked earlier in the batch → S13; one that sends no start keeps the known start', () => {
+        expect(triggers([step('book', 'booked', T1), step('modify', 'booked', T2), step('modify', 'booked'), step('modify', 'booked', T2)])).to.deep.equal(['S12', 'S13', 'S14', 'S14']);
+      });
+
+      it('remembers across groups of one writer, and keeps appointments apart by key', () => {
+        const w = hl7v2Writer({ now });
+        const other = step('book', 'booked', T1);
+        other.appointment.fillerId = { ...other.appointment.fillerId!, value: 'APPT-OTHER' };
+        const first = w.write([step('book', 'booked', T1)], 0);
+        const second = w.write([step('modify', 'booked', T2), other], 1);
+        expect([...first.appointments, ...second.appointments].map((a) => a.trigger)).to.deep.equal(['S12', 'S13', 'S12']);
+      });
     });
   });
 });
