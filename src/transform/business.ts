@@ -20,9 +20,9 @@ export interface MessageFacts {
   /** Event time as UTC ISO 8601 with milliseconds and Z ("2026-06-21T08:30:00.000Z"); undefined when the message has none. */
   eventTime?: string;
   /**
-   * Ordering keys: `appointment:<appointmentKey(ev)>`, and `patient:nhs:<NHS number>` when the number
-   * is verified (status 01), else `patient:local:<system>|<value>` of the first local identifier.
-   * The caller prefixes the sender mailbox.
+   * Ordering keys: an appointment event's `appointment:<appointmentKey(ev)>`; a registration's (or an
+   * appointment's without an id) `patient:nhs:<NHS number>` when the number is verified (status 01),
+   * else `patient:local:<system>|<value>` of the first local identifier. The caller prefixes the sender mailbox.
    */
   keys: string[];
 }
@@ -113,15 +113,17 @@ function keysByMessage(input: Buffer, format: string): { keys: Map<number, Set<s
   return { keys, records, count };
 }
 
+/**
+ * An appointment event is ordered against that appointment's events; a registration against the
+ * patient's registrations. A later change to one appointment must not make a booking of another
+ * appointment of the same patient stale; the patient key stands in only when the appointment has
+ * no id of its own.
+ */
 function recordKeys(record: CanonicalRecord): string[] {
-  const out: string[] = [];
-  if (record.kind === 'appointment') {
-    const key = appointmentKey(record);
-    if (key) out.push(`appointment:${key}`);
-  }
+  const appointment = record.kind === 'appointment' ? appointmentKey(record) : undefined;
+  if (appointment) return [`appointment:${appointment}`];
   const patient = patientKey(record.patient);
-  if (patient) out.push(patient);
-  return out;
+  return patient ? [patient] : [];
 }
 
 /** NHS number when verified (01), else the first local identifier (an MRN first). */

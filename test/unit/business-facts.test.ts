@@ -26,7 +26,7 @@ describe('payloadFacts: business identity, event time and ordering keys', () => 
       expect(f.businessId).to.equal(doc.entry[0].resource.id).and.to.be.a('string');
       expect(f.eventTime).to.equal('2026-06-21T08:30:00.000Z');
       expect(f.messages).to.have.length(1);
-      expect(f.messages[0].keys).to.have.members(['appointment:RX1|filler|APPT-1', `patient:nhs:${NHS}`]);
+      expect(f.messages[0].keys).to.deep.equal(['appointment:RX1|filler|APPT-1']);
     });
 
     it('reads a timestamp in Z', () => {
@@ -57,9 +57,9 @@ describe('payloadFacts: business identity, event time and ordering keys', () => 
       expect(payloadFacts(json(doc))!.businessId).to.equal(doc.id);
     });
 
-    it('keys an unverified NHS number by the local MRN instead', () => {
+    it('keys an appointment by the appointment alone, whatever its patient (another appointment of theirs is ordered apart)', () => {
       const f = payloadFacts(json(fhirDoc(appointmentRecord({ verified: false, sentAt: SUMMER_SENT }))))!;
-      expect(f.messages[0].keys).to.have.members(['appointment:RX1|filler|APPT-1', MRN_KEY]);
+      expect(f.messages[0].keys).to.deep.equal(['appointment:RX1|filler|APPT-1']);
     });
 
     it('gives a Bundle of several message Bundles the outer Bundle id and the latest event time', () => {
@@ -106,11 +106,11 @@ describe('payloadFacts: business identity, event time and ordering keys', () => 
       expect(payloadFacts(hl7(adt({ verified: false, pid3: `${NHS}^^^NHS^NH` })))!.messages[0].keys).to.deep.equal([]);
     });
 
-    it('keys an SIU by its appointment and patient', () => {
+    it('keys an SIU by its appointment', () => {
       const w = writeHl7v2([appointmentRecord({ messageId: 'S-1' })], { now });
       const f = payloadFacts(w.output)!;
       expect(f.businessId).to.equal('PAS|RX1|S-1');
-      expect(f.messages[0].keys).to.have.members(['appointment:RX1|filler|APPT-1', `patient:nhs:${NHS}`]);
+      expect(f.messages[0].keys).to.deep.equal(['appointment:RX1|filler|APPT-1']);
     });
 
     it('still finds the id of a message the reader refuses (bad NHS number check digit)', () => {
@@ -153,13 +153,13 @@ describe('payloadFacts: business identity, event time and ordering keys', () => 
       expect(f.format).to.equal('csv');
       expect(f.businessId).to.equal('CSV-1');
       expect(f.eventTime).to.equal('2026-06-21T08:30:00.000Z');
-      expect(f.messages[0].keys).to.have.members(['appointment:|filler|APPT-1', `patient:nhs:${NHS}`]);
+      expect(f.messages[0].keys).to.deep.equal(['appointment:|filler|APPT-1']);
     });
 
-    it('falls back to sent_at, and keys an unverified NHS number by the MRN', () => {
+    it('falls back to sent_at for the event time', () => {
       const f = payloadFacts(Buffer.from(HEADER + row('CSV-1', '', '2026-12-21T09:30:00Z', '02')), 'csv')!;
       expect(f.eventTime).to.equal('2026-12-21T09:30:00.000Z');
-      expect(f.messages[0].keys).to.include(MRN_KEY);
+      expect(f.messages[0].keys).to.deep.equal(['appointment:|filler|APPT-1']);
     });
 
     it('has neither id nor event time without those columns', () => {

@@ -130,7 +130,7 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
           ledger.transition(o.row.id, 'delivered', {
             from: ['receiving'],
             patch: { ...metaPatch(o.meta), sizeBytes: 0, errorCode: null, errorText: null, processingStarts: 0 },
-            event: { type: 'ack_consumed', detail: { sent: o.confirms.sentRowId, code: o.confirms.code } },
+            event: { type: 'ack_consumed', detail: { refersTo: o.confirms.refersTo, code: o.confirms.code } },
           });
           applyConfirmation(ctx, o.row.id, o.confirms);
           toAck.push({ row: o.row, ackState: 'acknowledged' });

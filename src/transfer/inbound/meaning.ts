@@ -40,8 +40,11 @@ export interface PendingAck {
 
 /** A sent message an acknowledgement names, and what the acknowledgement said. */
 export interface Confirmation {
-  sentRowId: number;
+  /** Who acknowledged, and the business id of what they acknowledge. */
+  peer: string;
+  refersTo: string;
   code: AckCode;
+  /** The refusal as the acknowledgement gave it: "CODE: text". */
   reason?: string;
 }
 
@@ -217,15 +220,20 @@ export async function readConfirmation(ctx: MailboxContext, meta: InboundMeta, i
   const { readAck } = await import('../../transform/ack');
   const reading = readAck(input);
   if (!reading) return undefined;
-  const sent = ctx.ledger.findSentByBusinessId(ctx.mailbox.id, meta.from.toUpperCase(), reading.refersTo);
-  if (!sent) return undefined;
-  return { sentRowId: sent.id, code: reading.code, ...(reading.reason ? { reason: reading.reason } : {}) };
+  const peer = meta.from.toUpperCase();
+  if (!ctx.ledger.findSentByBusinessId(ctx.mailbox.id, peer, reading.refersTo)) return undefined;
+  const reason = [reading.reasonCode, reading.reason].filter(Boolean).join(': ');
+  return { peer, refersTo: reading.refersTo, code: reading.code, ...(reason ? { reason } : {}) };
 }
 
-/** Moves the sent row an acknowledgement names to confirmed or rejected. Inside the settling transaction. */
+/**
+ * Moves the sent row an acknowledgement names to confirmed or rejected. Inside the settling
+ * transaction, so two acknowledgements of one business id in a pass (a message sent twice) each
+ * find a send still waiting.
+ */
 export function applyConfirmation(ctx: MailboxContext, ackRowId: number, c: Confirmation): void {
   const { ledger, log } = ctx;
-  const sent = ledger.get(c.sentRowId);
+  const sent = ledger.findSentByBusinessId(ctx.mailbox.id, c.peer, c.refersTo);
   if (!sent) return;
   const positive = c.code === 'ok';
   if (sent.state !== 'sent' && sent.state !== 'acknowledged') {

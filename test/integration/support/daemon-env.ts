@@ -40,11 +40,13 @@ export interface EnvOptions {
   mailbox?: Record<string, Record<string, unknown>>;
   /** Extra top-level keys merged into each config. */
   top?: Record<string, unknown>;
+  /** Workflow ids the simulator allows besides TEST_WORKFLOW and TEST_WORKFLOW_ACK. */
+  workflows?: string[];
 }
 
 export async function startDaemonEnv(opts: EnvOptions = {}): Promise<DaemonEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'meshd-daemon-'));
-  const sim = await startSimulator({ dir: join(dir, 'sim'), faults: opts.faults, seed: opts.seed ?? 1 });
+  const sim = await startSimulator({ dir: join(dir, 'sim'), faults: opts.faults, seed: opts.seed ?? 1, workflows: opts.workflows });
   const configPath: Record<string, string> = {};
   for (const mb of [SENDER, RECEIVER]) {
     const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
