@@ -66,7 +66,6 @@ export const TRANSITIONS: Readonly<Record<Direction, Readonly<Partial<Record<Mes
     [S.Delivered]: [S.Acknowledged],
     // quarantined → receiving: an operator retry reprocesses the kept payload.
     [S.Quarantined]: [S.Receiving],
-    [S.NeedsReview]: [S.Receiving],
   },
 };
 
