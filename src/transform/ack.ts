@@ -4,7 +4,8 @@
  * and the reading of such an answer back. Pure: ids derive from the original, never from the clock.
  */
 import { createHash } from 'node:crypto';
-import { businessIdHl7, hdName, parseFhir, payloadFacts, sniff } from './business';
+import { batchHeader, businessIdHl7, hdName, parseFhir, payloadFacts, sniff } from './business';
+import { splitMessages } from './fhir-r4/read';
 import { nameUuid } from './fhir-r4/write';
 import { SYSTEM } from './fhir-r4/uk-core';
 import { formatDtm } from './hl7v2/datetime';
@@ -53,16 +54,18 @@ const RESPONSE_CODES: readonly string[] = ['ok', 'transient-error', 'fatal-error
 const HL7_ERROR = { code: '207', text: 'Application internal error', system: 'HL70357' };
 
 /**
- * The acknowledgement of `original` in its own format, or undefined when the original has no
- * business id, is not one FHIR message or one HL7 v2 message (nothing to acknowledge in-format).
- * The ack's id derives from the original's id and the code: rebuilt after a crash, it is the same message.
+ * The acknowledgement of `original` in its own format, or undefined when there is nothing to
+ * acknowledge in-format: no business id, not FHIR messages or HL7 v2 messages, or an HL7 v2 batch
+ * without a batch control id. A payload of several messages is acknowledged as a whole, by the
+ * batch's business id. The ack's id derives from that id and the code: rebuilt after a crash, it
+ * is the same message.
  */
 export function buildAck(original: Buffer, format: string | undefined, code: AckCode, reason: AckReason | undefined, now: Date): BuiltAck | undefined {
   try {
     const facts = payloadFacts(original, format);
     const refersTo = facts?.businessId;
-    if (!facts || refersTo === undefined || facts.messages.length !== 1) return undefined;
-    if (facts.format === 'hl7v2') return hl7Ack(original, refersTo, code, reason, now);
+    if (!facts || refersTo === undefined) return undefined;
+    if (facts.format === 'hl7v2') return hl7Ack(original, refersTo, facts.messages.length > 1, code, reason, now);
     if (facts.format === 'fhir-r4') return fhirAck(original, refersTo, code, reason, now);
     return undefined;
   } catch {
@@ -104,9 +107,24 @@ function ascii(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
-function hl7Ack(original: Buffer, refersTo: string, code: AckCode, reason: AckReason | undefined, now: Date): BuiltAck | undefined {
+/**
+ * The sender and control id an ack names, as written in the ack (MSH-5, MSH-6, MSA-2): the
+ * message's MSH-3, MSH-4 and MSH-10; for a batch, the parts of its business id exactly (BHS-11
+ * else FHS-11, and that header's fields 3 and 4), so that readAck gives back that id. A batch
+ * without a control id has only the synthetic `batch:` id, which no MSA-2 can name: no ack.
+ */
+function acknowledged(original: Buffer, msg: Hl7Message, refersTo: string, batch: boolean): { app: string; facility: string; control: string } | undefined {
+  const msh = msg.segments[0];
+  if (!batch) return { app: hd(msg, msh, 3), facility: hd(msg, msh, 4), control: e(msg.get(msh, { field: 10 })) };
+  const header = batchHeader(original);
+  if (!header || businessIdHl7(header.control, header.app, header.facility) !== refersTo) return undefined;
+  return { app: e(header.app), facility: e(header.facility), control: e(header.control) };
+}
+
+function hl7Ack(original: Buffer, refersTo: string, batch: boolean, code: AckCode, reason: AckReason | undefined, now: Date): BuiltAck | undefined {
   const msg = firstHl7Message(original);
-  if (!msg) return undefined;
+  const acked = msg && acknowledged(original, msg, refersTo, batch);
+  if (!msg || !acked) return undefined;
   const msh = msg.segments[0];
   const controlId = 'ACK' + createHash('sha256').update(`${refersTo}\n${code}`).digest('hex').slice(0, 17);
   const version = msg.get(msh, { field: 12 }) || '2.4';
@@ -114,17 +132,18 @@ function hl7Ack(original: Buffer, refersTo: string, code: AckCode, reason: AckRe
   // Sending and receiving sides swapped: the ack goes back to whoever sent the original.
   f[3] = hd(msg, msh, 5);
   f[4] = hd(msg, msh, 6);
-  f[5] = hd(msg, msh, 3);
-  f[6] = hd(msg, msh, 4);
+  f[5] = acked.app;
+  f[6] = acked.facility;
   f[7] = formatDtm(instantFromDate(now), true);
-  f[9] = comps('ACK', e(msg.get(msh, { field: 9, comp: 2 })), 'ACK');
+  // A batch may mix triggers: its ack names none.
+  f[9] = comps('ACK', batch ? '' : e(msg.get(msh, { field: 9, comp: 2 })), 'ACK');
   f[10] = controlId;
   f[11] = e(msg.get(msh, { field: 11 })) || 'P';
   f[12] = e(version);
   f[2] = '^~\\&';
   // MSH-1 is the field separator itself: the join supplies it.
   const lines = [segment('MSH', fill(f, 12).slice(1))];
-  lines.push(segment('MSA', [MSA_CODE[code], e(msg.get(msh, { field: 10 }))]));
+  lines.push(segment('MSA', [MSA_CODE[code], acked.control]));
   if (reason) lines.push(errSegment(version, reason));
   const payload = Buffer.from(lines.join('\r') + '\r', 'latin1');
   const businessId = businessIdHl7(controlId, hdName(msg, msh, 5), hdName(msg, msh, 6));
@@ -170,18 +189,31 @@ function readHl7Ack(input: Buffer): AckReading | undefined {
 
 type Json = Record<string, any>;
 
+/** The MessageHeader of a message Bundle (its first entry), else undefined. */
+function messageHeader(root: Json): Json | undefined {
+  const first = Array.isArray(root.entry) ? root.entry[0]?.resource : undefined;
+  return root.resourceType === 'Bundle' && root.type === 'message' && first?.resourceType === 'MessageHeader' ? first : undefined;
+}
+
+/**
+ * One response message Bundle for a message Bundle, or for a Bundle of message Bundles as a
+ * whole (refersTo is then the batch id): sides from the first message, its event when all
+ * messages share it.
+ */
 function fhirAck(original: Buffer, refersTo: string, code: AckCode, reason: AckReason | undefined, now: Date): BuiltAck | undefined {
   const doc = parseFhir(original);
-  const first = Array.isArray(doc?.entry) ? doc.entry[0]?.resource : undefined;
-  // A response answers a message: the original must be a message Bundle with its MessageHeader.
-  if (doc?.resourceType !== 'Bundle' || doc.type !== 'message' || first?.resourceType !== 'MessageHeader') return undefined;
-  const header: Json = first;
+  // A response answers messages: every message must be a message Bundle with its MessageHeader.
+  const headers = doc ? splitMessages(doc).map((unit) => messageHeader(unit.root)) : [];
+  if (headers.length === 0 || headers.some((h) => !h)) return undefined;
+  const header = headers[0]!;
+  const events = headers.map((h) => JSON.stringify(copyCoding(h!.eventCoding) ?? null));
+  const event = events.every((ev) => ev === events[0]) ? copyCoding(header.eventCoding) : undefined;
   const headerId = nameUuid('ack', refersTo, code, 'header');
   const from = Array.isArray(header.destination) ? header.destination[0] : undefined;
   const ack: Json = {
     resourceType: 'MessageHeader',
     id: headerId,
-    eventCoding: copyCoding(header.eventCoding) ?? { system: SYSTEM.meshdEvent, code: 'acknowledgement' },
+    eventCoding: event ?? { system: SYSTEM.meshdEvent, code: 'acknowledgement' },
     // Source and destination swapped: the ack goes back to whoever sent the original.
     destination: [endpoint(header.source)],
     source: endpoint(from),

@@ -207,6 +207,15 @@ function dtmUtc(text: string): string | undefined {
 
 /** BHS-11 batch control id (else FHS-11 file control id), qualified by its sending app/facility. */
 function batchHeaderId(input: Buffer): string | undefined {
+  const header = batchHeader(input);
+  return header && businessIdHl7(header.control, header.app, header.facility);
+}
+
+/**
+ * The parts of an HL7 v2 batch's own id: BHS-11 (else FHS-11) and the sending application and
+ * facility (field 3 and 4, first component) of the same header, as written; undefined without one.
+ */
+export function batchHeader(input: Buffer): { control: string; app: string; facility: string } | undefined {
   const head = input.subarray(0, 4096).toString('latin1').replace(/^(\u00ef\u00bb\u00bf)?\s*/, '');
   const found: Record<string, string[]> = {};
   for (const line of head.split(/\r\n|\r|\n/)) {
@@ -219,7 +228,7 @@ function batchHeaderId(input: Buffer): string | undefined {
     if (component(f[10])) found[tag] = [component(f[10]), component(f[2]), component(f[3])];
   }
   const [control, app, facility] = found.BHS ?? found.FHS ?? [];
-  return control ? businessIdHl7(control, app, facility) : undefined;
+  return control ? { control, app, facility } : undefined;
 }
 
 // ---------------------------------------------------------------- FHIR R4

@@ -164,7 +164,7 @@ export async function prepareAck(ctx: MailboxContext, row: ReceivedRow, meta: In
   const { buildAck } = await import('../../transform/ack');
   const built = buildAck(input, route.transform?.from, code, reason, ctx.now());
   if (!built) {
-    ctx.log.warn('ACK_NOT_POSSIBLE', 'the route asks for a business acknowledgement, but the payload has no business id to name; none sent', { messageId: row.messageId });
+    ctx.log.warn('ACK_NOT_POSSIBLE', 'the route asks for a business acknowledgement, but the payload has no business id its format can name (e.g. an HL7 batch without BHS-11); none sent', { messageId: row.messageId });
     return undefined;
   }
   // Named by the row it answers and the answer: a payload processed again after a stop rewrites
