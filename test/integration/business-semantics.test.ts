@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ledgerPath, openLedger, type LedgerStore, type MessageRow } from '../../src/ledger';
 import { dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
