@@ -78,6 +78,18 @@ export async function readRegular(path: string): Promise<Buffer> {
   }
 }
 
+/** The first `bytes` of a regular file (fewer if it is shorter), read without following a link. */
+export async function readHead(path: string, bytes: number): Promise<Buffer> {
+  const { handle } = await openRegular(path);
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Creates a new file that must not exist (no link followed), with exactly `mode`. */
 export async function createExclusive(path: string, mode: number): Promise<FileHandle> {
   const handle = await fs.open(path, CREATE_FLAGS, mode);

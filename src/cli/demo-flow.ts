@@ -17,7 +17,7 @@ import { writeLines } from './output';
  * The showcase behind `npm run demo`: a simulator with two mailboxes (a trust's PAS and a GP
  * system), synthetic registration and appointment CSV dropped in the PAS's out/, one daemon
  * cycle each side — CSV → FHIR R4 over MESH (mTLS, HMAC tokens, gzip) → HL7 v2 in the GP's in/ —
- * then the ledger. Everything lives in one folder; nothing leaves this machine.
+ * then the GP's business acknowledgements back to the PAS, whose sends end `confirmed`, and the ledgers. Everything lives in one folder; nothing leaves this machine.
  */
 const PAS = 'X26ABC1';
 const GP = 'X26ABC2';
@@ -33,7 +33,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
   const started = Date.now();
   const dir = opts.dir ? resolve(opts.dir) : mkdtempSync(join(tmpdir(), 'meshd-demo-'));
   const log = createLogger({ level: 'warn' });
-  const sim = await startSimulator({ dir: join(dir, 'sim'), mailboxes: [PAS, GP], workflows: [WORKFLOW] });
+  const sim = await startSimulator({ dir: join(dir, 'sim'), mailboxes: [PAS, GP], workflows: [WORKFLOW, `${WORKFLOW}_ACK`] });
   try {
     line(`meshd demo — everything is in ${dir}`);
     line(`1. MESH simulator on ${sim.url} (mutual TLS; CA, server and client certificates made for the demo)`);
@@ -41,8 +41,8 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
     // Config per side: the simulator's ready-made client config plus the demo's routes.
     const configs: Record<string, string> = {};
     for (const [mb, routes] of [
-      [PAS, [{ direction: 'out', match: '*.csv', to: GP, workflow: WORKFLOW, subject: 'meshd demo', transform: { from: 'csv', to: 'fhir-r4' } }]],
-      [GP, [{ direction: 'in', workflow: WORKFLOW, transform: { from: 'fhir-r4', to: 'hl7v2' } }]],
+      [PAS, [{ direction: 'out', match: '*.csv', to: GP, workflow: WORKFLOW, subject: 'meshd demo', transform: { from: 'csv', to: 'fhir-r4' }, ackTimeout: '1h' }]],
+      [GP, [{ direction: 'in', workflow: WORKFLOW, transform: { from: 'fhir-r4', to: 'hl7v2' }, ack: true }]],
     ] as const) {
       const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
       doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
@@ -50,7 +50,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
       configs[mb] = join(dir, `${mb}.yaml`);
       await writeFileAtomic(configs[mb], stringify(doc), PRIVATE_FILE_MODE);
     }
-    line(`2. configs: ${configs[PAS]} (sends CSV as FHIR R4) and ${configs[GP]} (receives FHIR as HL7 v2)`);
+    line(`2. configs: ${configs[PAS]} (sends CSV as FHIR R4) and ${configs[GP]} (receives FHIR as HL7 v2 and acknowledges)`);
 
     // Synthetic people (NHS test range), written as our CSV schema by the csv format itself.
     const out = join(sim.dir, 'mailboxes', PAS, 'out');
@@ -76,24 +76,30 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
     line(`4. ${PAS} cycle: claimed ${sent.claimed}, converted CSV → FHIR R4 message Bundles, sent ${sent.sent} over MESH`);
     const got = await cycle(GP);
     line(`5. ${GP} cycle: received ${got.delivered}, converted FHIR → HL7 v2, wrote them into in/, acknowledged ${got.acknowledged}`);
-    const errors = [...sent.errors, ...got.errors];
+    const answered = await cycle(GP);
+    line(`6. ${GP} cycle: sent ${answered.sent} business acknowledgement(s) back on ${WORKFLOW}_ACK (FHIR MessageHeader.response)`);
+    const confirmed = await cycle(PAS);
+    line(`7. ${PAS} cycle: took in ${confirmed.delivered} acknowledgement(s): its sends are now confirmed, not just delivered`);
+    const errors = [...sent.errors, ...got.errors, ...answered.errors, ...confirmed.errors];
     for (const e of errors) line(`   problem in ${e.stage}: ${e.message}`);
 
     const inDir = join(sim.dir, 'mailboxes', GP, 'in');
     const delivered = readdirSync(inDir).filter((n) => n.endsWith('.dat'));
-    line(`6. ${GP}'s in/ now holds:`);
+    line(`8. ${GP}'s in/ now holds:`);
     for (const f of delivered) {
       const first = readFileSync(join(inDir, f), 'utf8').split(/\r\n|\r|\n/).slice(0, 3);
       line(`   ${f}`);
       for (const l of first) line(`     ${l.length > 100 ? l.slice(0, 100) + '…' : l}`);
     }
 
-    line('7. the ledgers (what `meshd ledger list` shows):');
+    line('9. the ledgers (what `meshd ledger list` shows):');
+    let confirmedSends = 0;
     for (const mb of [PAS, GP]) {
       const config = await loadConfig(configs[mb]);
       const daemon = await Daemon.open(config, { log, meshFor: (m) => meshPortFor(config, m.id, log) });
       for (const r of daemon.ledger.list({ limit: 50 })) {
-        line(`   ${mb} #${r.id} ${r.direction.padEnd(3)} ${r.state.padEnd(12)} ${(r.fileName ?? '').padEnd(22)} ${r.messageId ?? ''}`);
+        line(`   ${mb} #${r.id} ${r.direction.padEnd(3)} ${r.state.padEnd(12)} ${(r.fileName ?? r.workflowId ?? '').padEnd(30)} ${r.messageId ?? ''}`);
+        if (mb === PAS && r.direction === 'out' && r.state === 'confirmed') confirmedSends++;
       }
       await daemon.stop();
     }
@@ -105,7 +111,7 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
         process.once('SIGTERM', () => r());
       });
     }
-    return errors.length === 0 && delivered.length === 2 ? 0 : 1;
+    return errors.length === 0 && delivered.length === 2 && confirmedSends === 2 ? 0 : 1;
   } finally {
     await sim.close();
   }

@@ -12,6 +12,7 @@ import { messageParts } from './hl7v2/input';
 import { Hl7Message } from './hl7v2/message';
 import { appointmentKey, localSystem, triValue, type CanonicalRecord, type Instant, type Patient } from './model';
 import { getFormat } from './registry';
+import { contentStart, sniffHead } from './sniff';
 import { parseIsoDateTime } from './time';
 
 export interface MessageFacts {
@@ -71,12 +72,9 @@ export function payloadFacts(input: Buffer, format?: string): PayloadFacts | und
 
 /** The format of a payload, from its first bytes (and, for JSON, the parsed document). */
 export function sniff(input: Buffer): { format: 'hl7v2' | 'fhir-r4'; doc?: Json } | undefined {
-  let at = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0;
-  // Whitespace (and the MLLP start byte, 0x0B) before the first character.
-  while (at < input.length && (input[at] === 0x20 || (input[at] >= 0x09 && input[at] <= 0x0d))) at++;
-  const head = input.subarray(at, at + 4).toString('latin1');
-  if (/^(MSH|FHS|BHS)\|/.test(head)) return { format: 'hl7v2' };
-  if (!head.startsWith('{')) return undefined;
+  const format = sniffHead(input);
+  if (format === 'hl7v2') return { format };
+  if (format !== 'fhir-r4' || input[contentStart(input)] !== 0x7b) return undefined; // '{': JSON only here
   const doc = parseFhir(input);
   return doc ? { format: 'fhir-r4', doc } : undefined;
 }

@@ -105,7 +105,7 @@ describe('business semantics: duplicates, ordering and business ACKs between two
     expect(inFiles().length, 'one copy in in/').to.equal(before + 1);
     const ids = await withLedger(SENDER, (l) => ['dup-a.hl7', 'dup-b.hl7'].map((f) => sentRow(l, f).messageId!));
     expect(ids[0]).to.not.equal(ids[1]);
-    await withLedger(RECEIVER, (l) => {
+    const duplicateId = await withLedger(RECEIVER, (l) => {
       // Downloads run side by side: whichever was processed first is the first copy.
       const [a, b] = ids.map((id) => receivedBy(l, id)).sort((x, y) => (x.state === 'duplicate' ? 1 : 0) - (y.state === 'duplicate' ? 1 : 0));
       expect(a.state).to.equal('acknowledged');
@@ -113,6 +113,7 @@ describe('business semantics: duplicates, ordering and business ACKs between two
       expect(b.relatedRowId, 'linked to the first copy').to.equal(a.id);
       expect(b.acknowledgedAt, 'acknowledged to MESH').to.be.a('string');
       expect(l.list({ state: 'duplicate', limit: 10 }).map((r) => r.id)).to.deep.equal([b.id]);
+      return b.messageId!;
     });
     // Both copies got the same (idempotent) acknowledgement, so both sends end confirmed.
     await withLedger(SENDER, (l) => {
@@ -120,7 +121,7 @@ describe('business semantics: duplicates, ordering and business ACKs between two
     });
     const listed = await runMeshd(['--config', env.configPath[RECEIVER], 'ledger', 'list', '--state', 'duplicate', '--json']);
     expect((JSON.parse(listed.stdout) as { messages: MessageRow[] }).messages.map((m) => m.state)).to.deep.equal(['duplicate']);
-    const shown = await runMeshd(['--config', env.configPath[RECEIVER], 'ledger', 'show', ids[1]]);
+    const shown = await runMeshd(['--config', env.configPath[RECEIVER], 'ledger', 'show', duplicateId]);
     expect(shown.stdout).to.match(/duplicate of #\d+, the first copy/);
   });
 

@@ -296,8 +296,14 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     doc.mailboxes[0].routes = [{ direction: 'in', workflow: 'TEST_WORKFLOW', transform: { from: 'fhir-r4', to: 'hl7v2' } }];
     writeFileSync(env.configPath[RECEIVER], stringify(doc));
     const booking = readFileSync(join(ROOT, 'fixtures', 'fhir', 'bars-style-booking.json'), 'utf8');
-    const moved = booking.split('2025-03-02T10:30:00+00:00').join('2025-03-09T11:30:00+00:00').split('2025-03-02T10:40:00+00:00').join('2025-03-09T11:40:00+00:00');
+    // The move is a new message (its own Bundle id, a later timestamp): the same id with other content would be a conflict for review.
+    const moved = booking
+      .split('2025-03-02T10:30:00+00:00').join('2025-03-09T11:30:00+00:00')
+      .split('2025-03-02T10:40:00+00:00').join('2025-03-09T11:40:00+00:00')
+      .split('5e0c6f4a-1b2c-4d3e-8f90-a1b2c3d4e5f6').join('5e0c6f4a-1b2c-4d3e-8f90-a1b2c3d4e5f7')
+      .split('"timestamp": "2025-03-01T09:00:00+00:00"').join('"timestamp": "2025-03-01T10:00:00+00:00"');
     expect(moved).not.to.equal(booking);
+    expect(moved).to.include('2025-03-01T10:00:00+00:00');
     for (const [name, body] of [['b1.dat', booking], ['b2.dat', moved]]) {
       dropFile(env.folder(SENDER, 'out'), name, body);
       dropFile(env.folder(SENDER, 'out'), name.replace('.dat', '.ctl'), controlFile(RECEIVER, 'TEST_WORKFLOW'));

@@ -399,6 +399,64 @@ for (const backend of LEDGER_BACKENDS) {
       });
     });
 
+    describe('business semantics (migration 6)', () => {
+      const received = (extra: Partial<NewMessage>) =>
+        ledger.insertMessage({ direction: 'in', mailbox: MB, state: 'delivered', peer: 'X26ABC2', workflowId: 'WF', messageId: `M${Math.random().toString(16).slice(2)}`, ...extra });
+
+      it('finds an earlier copy by business id (else by received hash) within the window, from the same sender and workflow', () => {
+        const first = received({ businessId: 'B1', receivedSha256: 'a'.repeat(64), eventTime: new Date('2026-06-21T08:30:00Z') });
+        expect(first).to.include({ businessId: 'B1', receivedSha256: 'a'.repeat(64), eventTime: '2026-06-21T08:30:00.000Z', relatedRowId: null, ackDueAt: null });
+        const noId = received({ receivedSha256: 'c'.repeat(64) });
+        const q = { mailbox: MB, peer: 'X26ABC2', workflowId: 'WF', since: new Date(T0.getTime() - 1000), excludeId: -1, states: ['delivered', 'acknowledged'] as MessageState[] };
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'b'.repeat(64) })?.id, 'same id, other content: found, for the caller to call a conflict').to.equal(first.id);
+        expect(ledger.findEarlierCopy({ ...q, businessId: null, receivedSha256: 'c'.repeat(64) })?.id).to.equal(noId.id);
+        expect(ledger.findEarlierCopy({ ...q, businessId: null, receivedSha256: 'a'.repeat(64) }), 'a hash match needs both without an id').to.equal(undefined);
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'a'.repeat(64), peer: 'X26ABC9' })).to.equal(undefined);
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'a'.repeat(64), workflowId: 'OTHER' })).to.equal(undefined);
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'a'.repeat(64), since: new Date(T0.getTime() + 1000) }), 'outside the window').to.equal(undefined);
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'a'.repeat(64), excludeId: first.id })).to.equal(undefined);
+        expect(ledger.findEarlierCopy({ ...q, businessId: 'B1', receivedSha256: 'a'.repeat(64), states: ['quarantined'] })).to.equal(undefined);
+      });
+
+      it('keeps the newest event time per sender and key; an older one never replaces it', () => {
+        expect(ledger.latestEvent(MB, 'X26ABC2', 'appointment:k')).to.equal(undefined);
+        ledger.recordLatestEvent(MB, 'X26ABC2', 'appointment:k', { eventTime: '2026-06-22T08:00:00.000Z', rowId: 7, sha256: 'x' });
+        ledger.recordLatestEvent(MB, 'X26ABC2', 'appointment:k', { eventTime: '2026-06-21T08:00:00.000Z', rowId: 8, sha256: 'y' });
+        expect(ledger.latestEvent(MB, 'X26ABC2', 'appointment:k')).to.deep.equal({ eventTime: '2026-06-22T08:00:00.000Z', rowId: 7, sha256: 'x' });
+        ledger.recordLatestEvent(MB, 'X26ABC2', 'appointment:k', { eventTime: '2026-06-23T08:00:00.000Z', rowId: 9, sha256: null });
+        expect(ledger.latestEvent(MB, 'X26ABC2', 'appointment:k')).to.deep.equal({ eventTime: '2026-06-23T08:00:00.000Z', rowId: 9, sha256: null });
+        expect(ledger.latestEvent(MB, 'X26ABC9', 'appointment:k')).to.equal(undefined);
+      });
+
+      it('matches an acknowledgement to the send still waiting for one, and lists overdue acknowledgements', () => {
+        const a = queued({ businessId: 'B2' });
+        const b = queued({ businessId: 'B2' });
+        for (const r of [a, b]) ledger.transition(r.id, 'sent', { patch: { messageId: `S${r.id}`, ackDueAt: new Date(T0.getTime() + 60_000) } });
+        expect(ledger.findSentByBusinessId(MB, 'X26ABC2', 'B2')?.id, 'the newest waiting').to.equal(b.id);
+        ledger.transition(b.id, 'confirmed', { patch: { relatedRowId: 99 } });
+        expect(ledger.get(b.id)).to.include({ state: 'confirmed', relatedRowId: 99 });
+        expect(ledger.findSentByBusinessId(MB, 'X26ABC2', 'B2')?.id, 'then the other, still waiting').to.equal(a.id);
+        expect(ledger.findSentByBusinessId(MB, 'X26ABC9', 'B2')).to.equal(undefined);
+        expect(ledger.overdueAcks(MB, new Date(T0.getTime() + 59_000), 10)).to.deep.equal([]);
+        expect(ledger.overdueAcks(MB, new Date(T0.getTime() + 60_000), 10).map((r) => r.id), 'confirmed rows are not overdue').to.deep.equal([a.id]);
+      });
+
+      it('holds a later event back while an earlier one for a shared key is unsent', () => {
+        const early = queued({ eventTime: new Date('2026-06-21T08:00:00Z') });
+        const late = queued({ eventTime: new Date('2026-06-22T08:00:00Z') });
+        const other = queued({ eventTime: new Date('2026-06-23T08:00:00Z') });
+        ledger.setMessageKeys(early.id, ['appointment:1', 'patient:1']);
+        ledger.setMessageKeys(late.id, ['appointment:1']);
+        ledger.setMessageKeys(late.id, ['appointment:1']);
+        ledger.setMessageKeys(other.id, ['appointment:2']);
+        expect(ledger.earlierUnsent(ledger.get(late.id)!)?.id).to.equal(early.id);
+        expect(ledger.earlierUnsent(ledger.get(early.id)!)).to.equal(undefined);
+        expect(ledger.earlierUnsent(ledger.get(other.id)!)).to.equal(undefined);
+        ledger.transition(early.id, 'sent', { patch: { messageId: 'S-early' } });
+        expect(ledger.earlierUnsent(ledger.get(late.id)!), 'once sent, the later one goes').to.equal(undefined);
+      });
+    });
+
     describe('appointments and mailbox status', () => {
       it('keeps the latest appointment event per direction; an older replay never regresses it', () => {
         const row = queued();

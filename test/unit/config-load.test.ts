@@ -149,6 +149,33 @@ mailboxes:
     ]);
   });
 
+  it('validates the business options of routes: where they apply, their values, and their defaults', async () => {
+    const list = await problems(
+      minimal(
+        '    routes:\n' +
+          '      - { direction: in, workflow: W, ackTimeout: 4h }\n' +
+          '      - { direction: out, match: "*", to: X26ABC2, workflow: W, ordering: enforce, ack: true }\n' +
+          '      - { direction: out, match: "*", to: X26ABC2, workflow: W, ackTimeout: "4 weeks" }\n' +
+          '      - { direction: in, workflow: W, duplicates: sometimes, ordering: strict }\n',
+      ),
+    );
+    expect(list).to.include.members([
+      'mailboxes[0].routes[0].ackTimeout: applies only to direction: out',
+      'mailboxes[0].routes[1].ordering: applies only to direction: in',
+      'mailboxes[0].routes[1].ack: applies only to direction: in',
+      'mailboxes[0].routes[2].ackTimeout: must be a duration: seconds as an integer, or a number with s, m, h or d (e.g. 4h)',
+    ]);
+    expect(list.filter((l) => l.startsWith('mailboxes[0].routes[3].'))).to.have.length(2);
+    const c = await load(
+      minimal('    routes:\n      - { direction: out, match: "*", to: X26ABC2, workflow: W, ackTimeout: 90m }\n      - { direction: in, workflow: W }\n      - { direction: in, workflow: V, transform: { from: hl7v2, to: fhir-r4 } }\n'),
+    );
+    const [out, plain, converting] = c.mailboxes[0].routes;
+    expect(out.ackTimeout).to.equal(5400);
+    // Safe defaults: duplicates dropped everywhere; ordering enforced where a transform reads the payload.
+    expect(plain).to.include({ duplicates: 'drop', ordering: 'off', ack: false, deliverAcks: false });
+    expect(converting).to.include({ duplicates: 'drop', ordering: 'enforce', ack: false });
+  });
+
   describe('secrets', () => {
     it('reads { file } and trims the trailing newline', async () => {
       expect((await load(minimal())).sharedKey).to.equal('SharedSecretValue');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { evaluateReadiness, type ReadinessInput } from '../../src/daemon/health';
+import { evaluateReadiness, type ReadinessCheck, type ReadinessInput } from '../../src/daemon/health';
 
 const NOW = new Date('2026-11-24T10:00:00Z');
 const FIVE_MIN = 5 * 60_000;
@@ -20,6 +20,15 @@ describe('readiness rule (evaluateReadiness)', () => {
     const r = evaluateReadiness(input());
     expect(r.ok).to.equal(true);
     expect(r.checks).to.have.keys('ledger', 'poll:X26ABC1', 'certificate:X26ABC1');
+  });
+
+  it('warns, without failing, about stale messages and overdue business acknowledgements', () => {
+    const r = evaluateReadiness(input({ mailboxes: [{ id: 'X26ABC1', lastSuccessfulPoll: new Date(NOW.getTime() - 60_000), certificate: cert, stale: 2, ackOverdue: 1 }] }));
+    expect(r.ok).to.equal(true);
+    expect(r.checks['stale:X26ABC1']).to.include({ ok: true, warning: true });
+    expect((r.checks['stale:X26ABC1'] as ReadinessCheck).detail).to.match(/^2 received message\(s\) set aside as stale/);
+    expect(r.checks['ack:X26ABC1']).to.include({ ok: true, warning: true });
+    expect(evaluateReadiness(input()).checks).to.not.have.any.keys('stale:X26ABC1', 'ack:X26ABC1');
   });
 
   it('accepts a poll exactly two intervals old and refuses one a second older', () => {

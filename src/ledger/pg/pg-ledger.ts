@@ -398,11 +398,12 @@ export class PgLedger implements LedgerStore {
   }
 
   findEarlierCopy(q: EarlierCopyQuery): MessageRow | undefined {
-    const match = q.businessId === null ? 'received_sha256 = $3 AND business_id IS NULL' : 'business_id = $2';
+    // $2 is the business id when there is one, else the received hash.
+    const match = q.businessId === null ? 'received_sha256 = $2 AND business_id IS NULL' : 'business_id = $2';
     const [row] = this.rows(
-      `SELECT * FROM messages WHERE mailbox = $1 AND direction = 'in' AND peer = $4 AND ${match}
-       AND workflow_id IS NOT DISTINCT FROM $5 AND created_at >= $6 AND id != $7 AND state = ANY($8::text[]) ORDER BY id LIMIT 1`,
-      [q.mailbox, q.businessId, q.receivedSha256, q.peer, q.workflowId, q.since.toISOString(), q.excludeId, q.states],
+      `SELECT * FROM messages WHERE mailbox = $1 AND direction = 'in' AND peer = $3 AND ${match}
+       AND workflow_id IS NOT DISTINCT FROM $4::text AND created_at >= $5 AND id != $6 AND state = ANY($7::text[]) ORDER BY id LIMIT 1`,
+      [q.mailbox, q.businessId ?? q.receivedSha256, q.peer, q.workflowId, q.since.toISOString(), q.excludeId, q.states],
     );
     return row ? message(row) : undefined;
   }

@@ -4,7 +4,8 @@ import { MeshdError } from '../../errors';
 import type { RouteConfig } from '../../config/types';
 import type { ReceivedRow } from '../../ledger';
 import { BadMessageIdError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../../mesh/errors';
-import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, readHead, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import { sniffHead } from '../../transform/sniff';
 import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
 import { formatControlFile } from '../ctl';
 import { checkDuplicate, checkOrder, isAckWorkflow, payloadMeaning, prepareAck, readConfirmation, rememberDelivered, type Confirmation, type PassMemory, type PendingAck, type Recorded } from './meaning';
@@ -56,6 +57,9 @@ export class DiskSpaceLowError extends MeshdError {
     );
   }
 }
+
+/** Enough of a payload to tell HL7 v2 or FHIR from anything else (after a BOM and whitespace). */
+const SNIFF_BYTES = 512;
 
 /** Ledger code of a message refused because its MESH id is not of MESH's shape. */
 export const BAD_MESSAGE_ID = 'MESH_BAD_MESSAGE_ID';
@@ -155,9 +159,11 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
       return { kind: 'report', row, meta, ctl };
     }
     const route = matchInboundRoute(ctx.mailbox.routes, meta);
-    // Read once, up to transform.maxInputBytes, for the conversion, the business checks and an ACK;
-    // a larger payload is still checked for duplicates by its hash.
-    const read = await readForConversion(ctx, source.path);
+    // Read once, up to transform.maxInputBytes, for the conversion, the business checks and an ACK —
+    // only a payload that can mean something (a route converts it, or it looks like HL7 v2 or FHIR).
+    // Any payload is still checked for duplicates by its hash.
+    const readable = !!route?.transform || isAckWorkflow(meta) || sniffHead(await readHead(source.path, SNIFF_BYTES)) !== undefined;
+    const read = readable ? await readForConversion(ctx, source.path) : undefined;
     const input = typeof read === 'string' ? undefined : read;
     if (isAckWorkflow(meta)) {
       const confirms = await readConfirmation(ctx, meta, input);
@@ -190,7 +196,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
         break;
     }
     if (route?.transform && input === undefined) {
-      const outcome = await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', read as string);
+      const outcome = await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', String(read));
       return { ...outcome, facts };
     }
     const outcome = await deliver(ctx, row, meta, source, route, input, facts, {});

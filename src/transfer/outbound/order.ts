@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../../config/types';
 import type { MessageRow } from '../../ledger';
-import { openRegular } from '../../safe-fs';
+import { openRegular, readHead } from '../../safe-fs';
+import { sniffHead } from '../../transform/sniff';
 import type { MailboxContext } from '../context';
 import { orderingKey } from '../ordering-key';
 
@@ -16,6 +17,8 @@ const ORDER_WAIT_MS = 30_000;
 
 export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payload: string): Promise<MessageRow> {
   if (row.businessId || row.eventTime || row.messageId || !row.peer) return row;
+  // Only a payload that can mean something: converted by the route, or looking like HL7 v2 or FHIR.
+  if (!row.transform && sniffHead(await readHead(payload, 512)) === undefined) return row;
   const { handle, stat } = await openRegular(payload);
   let bytes: Buffer;
   try {
