@@ -6,7 +6,10 @@ import type { LedgerStore, MessageRow } from './types';
 /** What a sysadmin may do to a row by hand (`meshd ledger retry|resolve`). Every action is a recorded event. */
 
 const RETRYABLE_OUT: readonly MessageState[] = [MessageState.Failed, MessageState.Undeliverable];
-const RETRYABLE_IN: readonly MessageState[] = [MessageState.Quarantined];
+const RETRYABLE_IN: readonly MessageState[] = [MessageState.Quarantined, MessageState.NeedsReview, MessageState.Stale];
+
+/** An inbound retry from these states is a person's decision: the kept payload is delivered without the duplicate and ordering checks. */
+export const DECIDED_BY_PERSON: readonly MessageState[] = [MessageState.NeedsReview, MessageState.Stale];
 
 function refused(row: MessageRow, what: string, hint: string): MeshdError {
   return new MeshdError('LEDGER_CONFLICT', `message ${row.id} (${row.direction}, ${row.state}) ${what}`, hint);
@@ -24,7 +27,7 @@ export function retryMessage(store: LedgerStore, id: number, opts: { payloadExis
   const retryable = row.direction === 'out' ? RETRYABLE_OUT : RETRYABLE_IN;
   if (!retryable.includes(row.state)) {
     const hint =
-      row.state === MessageState.NeedsReview
+      row.state === MessageState.NeedsReview && row.direction === 'out'
         ? 'a needs_review row is settled with `meshd ledger resolve <id> --as sent|failed --note …` first'
         : `only ${retryable.join(' or ')} ${row.direction === 'out' ? 'outbound' : 'inbound'} rows can be retried`;
     throw refused(row, 'cannot be retried', hint);
@@ -45,7 +48,7 @@ export function retryMessage(store: LedgerStore, id: number, opts: { payloadExis
   return store.transition(id, to, {
     from: [row.state],
     patch,
-    event: { type: 'operator_retry', detail: { previousErrorCode: row.errorCode, previousMessageId: row.messageId, note: opts.note, via: opts.via } },
+    event: { type: 'operator_retry', detail: { previousState: row.state, previousErrorCode: row.errorCode, previousMessageId: row.messageId, note: opts.note, via: opts.via } },
   });
 }
 

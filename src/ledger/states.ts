@@ -65,7 +65,10 @@ export const TRANSITIONS: Readonly<Record<Direction, Readonly<Partial<Record<Mes
     [S.Receiving]: [S.Delivered, S.Quarantined, S.Duplicate, S.Stale, S.NeedsReview],
     [S.Delivered]: [S.Acknowledged],
     // quarantined → receiving: an operator retry reprocesses the kept payload.
+    // → receiving: an operator retry; from needs_review and stale it delivers what a person decided on.
     [S.Quarantined]: [S.Receiving],
+    [S.NeedsReview]: [S.Receiving],
+    [S.Stale]: [S.Receiving],
   },
 };
 

@@ -144,6 +144,12 @@ describe('business semantics: duplicates, ordering and business ACKs between two
       expect(readFileSync(`${row.payloadPath}.reason`, 'utf8')).to.match(/^DUPLICATE_ID_CONFLICT: /);
       expect(row.acknowledgedAt, 'kept, so acknowledged to MESH').to.be.a('string');
     });
+    // A person decides the second one is right: `meshd ledger retry` delivers the kept payload as it is.
+    const retried = await runMeshd(['--config', env.configPath[RECEIVER], 'ledger', 'retry', id]);
+    expect(retried.code, retried.stderr).to.equal(0);
+    await run(RECEIVER);
+    expect(inFiles().length, 'delivered once decided').to.equal(before + 1);
+    await withLedger(RECEIVER, (l) => expect(receivedBy(l, id).state).to.equal('acknowledged'));
   });
 
   it('a stale update after a newer one is kept in failed/, recorded stale, and its sender gets an error ACK', async () => {

@@ -129,11 +129,13 @@ export function deliverPayload(
   meta: InboundMeta,
   source: { path: string; bytes: number; sha256: string; kept: boolean },
   cycle: CycleState,
+  /** A person retried it out of needs_review or stale: deliver it without the duplicate and ordering checks. */
+  decided = false,
 ): Promise<Outcome> {
   const run = (cycle.processing ?? Promise.resolve()).then(async () => {
     // Poison guard: committed before the conversion or delivery, cleared once it is over.
     ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
-    const outcome = await processPayload(ctx, row, meta, source, (cycle.memory ??= { copies: new Map(), latest: new Map() }));
+    const outcome = await processPayload(ctx, row, meta, source, (cycle.memory ??= { copies: new Map(), latest: new Map() }), decided);
     ctx.ledger.update(row.id, { processingStarts: 0 });
     return outcome;
   });
@@ -141,7 +143,7 @@ export function deliverPayload(
   return run;
 }
 
-async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory): Promise<Outcome> {
+async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory, decided: boolean): Promise<Outcome> {
   const { folders, log } = ctx;
   const id = row.messageId;
   const temp = tempNames(ctx, row);
@@ -175,8 +177,8 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
       return await deliver(ctx, row, meta, source, route, input, undefined, { ...(confirms ? { confirms } : {}) });
     }
     const facts = await payloadMeaning(input, route, source.sha256, meta.from ?? '');
-    const verdict = checkDuplicate(ctx, row, meta, route, facts, pass);
-    const ordered = verdict.kind === 'new' ? checkOrder(ctx, meta, route, facts, pass) : verdict;
+    const verdict = decided ? ({ kind: 'new' } as const) : checkDuplicate(ctx, row, meta, route, facts, pass);
+    const ordered = verdict.kind === 'new' && !decided ? checkOrder(ctx, meta, route, facts, pass) : verdict;
     switch (ordered.kind) {
       case 'duplicate': {
         await dropSource();

@@ -1,6 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { receivedRow, type ReceivedRow } from '../../ledger';
+import { DECIDED_BY_PERSON, receivedRow, type MessageState, type ReceivedRow } from '../../ledger';
 import { MeshNotFoundError } from '../../mesh/errors';
 import { exists, fsyncDir, moveFile, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
@@ -100,6 +100,12 @@ async function quarantinePoison(ctx: MailboxContext): Promise<void> {
  * was already acknowledged: they are never listed again, so they go through the same delivery
  * from the copy kept in failed/ — converted by the route as it is now.
  */
+/** True when the row's last operator retry took it out of needs_review or stale: a person decided it goes. */
+function decidedByPerson(ctx: MailboxContext, row: ReceivedRow): boolean {
+  const retry = ctx.ledger.events(row.id).findLast((e) => e.type === 'operator_retry');
+  return DECIDED_BY_PERSON.includes(retry?.detail?.previousState as MessageState);
+}
+
 export async function reprocessKept(ctx: MailboxContext): Promise<number> {
   const rows = receiving(ctx).filter((r) => r.payloadPath && r.acknowledgedAt);
   const outcomes: Outcome[] = [];
@@ -109,7 +115,7 @@ export async function reprocessKept(ctx: MailboxContext): Promise<number> {
     const kept = await hashRegular(row.payloadPath!).catch(() => undefined);
     outcomes.push(
       kept
-        ? await deliverPayload(ctx, row, meta, { path: row.payloadPath!, bytes: kept.size, sha256: kept.sha256, kept: true }, {})
+        ? await deliverPayload(ctx, row, meta, { path: row.payloadPath!, bytes: kept.size, sha256: kept.sha256, kept: true }, {}, decidedByPerson(ctx, row))
         : { kind: 'quarantine', row, meta, code: 'PAYLOAD_MISSING', reason: `the kept payload ${row.payloadPath} is gone`, ack: false },
     );
   }
