@@ -175,7 +175,8 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       now: now(),
       ledgerOpen: !daemon.stopping,
       pollIntervalMs,
-      mailboxes: config.mailboxes.map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id), diskLow: diskLowReason(ledger.mailboxStatus(m.id)) })),
+      // With several hosts, only the mailboxes this one works now.
+      mailboxes: config.mailboxes.filter((m) => daemon.works(m.id)).map((m) => ({ id: m.id, lastSuccessfulPoll: lastSuccess.get(m.id), certificate: certificates.get(m.id), diskLow: diskLowReason(ledger.mailboxStatus(m.id)) })),
     });
 
   checkCertificates();
