@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -60,6 +61,15 @@ class Host {
   }
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 async function waitFor(what: string, test: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await test())) {
@@ -98,7 +108,7 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
   });
 
   /** One config and one data dir for every host; mailbox folders fresh per scenario. */
-  function sharedConfig(): { configPath: string; folder: (mailbox: string, sub: string) => string } {
+  function sharedConfig(top: Record<string, unknown> = {}): { configPath: string; folder: (mailbox: string, sub: string) => string } {
     const root = join(dir, `scenario-${++scenario}`);
     mkdirSync(root);
     const doc = parse(readFileSync(sim.client(MAILBOXES[0]).configPath, 'utf8'));
@@ -110,6 +120,7 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
     doc.retry = { attempts: 4, initialDelayMs: 10, maxDelayMs: 50, maxTotalMs: 5000 };
     // The simulator accepts any client certificate it signed: one for every mailbox.
     const passwordOf = (id: string) => parse(readFileSync(sim.client(id).configPath, 'utf8')).mailboxes[0].password;
+    Object.assign(doc, top);
     doc.mailboxes = MAILBOXES.map((id) => ({ id, password: passwordOf(id), folder: join(root, 'mailboxes', id) }));
     const configPath = join(root, 'meshd.yaml');
     writeFileSync(configPath, stringify(doc));
@@ -203,12 +214,23 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
     await waitFor('two hosts holding every mailbox', () => settledOn(['host-a', 'host-b']));
 
     // host-c joins later: it is given its rendezvous share, handed back by the others.
+    const releasedBefore = a.events('LEASE_RELEASED').length + b.events('LEASE_RELEASED').length;
     const c = startHost('host-c', configPath);
     await waitFor('three hosts sharing the mailboxes', () => settledOn(['host-a', 'host-b', 'host-c']));
     const ofC = MAILBOXES.filter((m) => rendezvousOwner(m, ['host-a', 'host-b', 'host-c']) === 'host-c');
     expect(ofC.length).to.be.greaterThan(0);
     await waitFor('host-c to start work on its mailboxes', () => ofC.every((m) => c.events('LEASE_GAINED').some((e) => e.mailbox === m)));
-    expect(a.events('LEASE_RELEASED').length + b.events('LEASE_RELEASED').length, 'handed back, not left to expire').to.equal(ofC.length);
+    expect(a.events('LEASE_RELEASED').length + b.events('LEASE_RELEASED').length - releasedBefore, 'handed back, not left to expire').to.equal(ofC.length);
+
+    // meshd status: the hosts, and which host works which mailbox.
+    const status = await runMeshd(['--config', configPath, '--json', 'status']);
+    expect(status.code, status.stderr).to.equal(0);
+    const report = JSON.parse(status.stdout) as { hosts: Array<{ id: string; live: boolean }>; mailboxes: Array<{ mailbox: string; lease: { owner: string; expired: boolean } }> };
+    expect(report.hosts.map((h) => [h.id, h.live])).to.deep.equal([['host-a', true], ['host-b', true], ['host-c', true]]);
+    expect(report.mailboxes.map((m) => [m.mailbox, m.lease.owner, m.lease.expired])).to.deep.equal(MAILBOXES.map((m) => [m, rendezvousOwner(m, ['host-a', 'host-b', 'host-c']), false]));
+    const text = await runMeshd(['--config', configPath, 'status']);
+    expect(text.stdout).to.match(/worked by\s+host-c \(lease until/);
+    expect(text.stdout).to.match(/hosts:\n {2}host-a\s+live, last heartbeat/);
 
     const expected = dropMessages(folder, 300, 'kill');
     const ofA = MAILBOXES.filter((m) => rendezvousOwner(m, ['host-a', 'host-b', 'host-c']) === 'host-a');
@@ -226,8 +248,8 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
     // A clean stop hands every lease back at once and removes the host row.
     b.signal('SIGTERM');
     c.signal('SIGTERM');
-    expect((await b.exited).code, b.stderr.slice(-2000)).to.equal(0);
-    expect((await c.exited).code, c.stderr.slice(-2000)).to.equal(0);
+    expect((await b.exited).code, b.stderr.slice(-6000)).to.equal(0);
+    expect((await c.exited).code, c.stderr.slice(-6000)).to.equal(0);
     expect(await owners()).to.deep.equal({});
     // Only the killed host's row is left: it never heartbeats again and counts as dead.
     expect((await db.query('SELECT id FROM hosts')).rows).to.deep.equal([{ id: 'host-a' }]);
@@ -256,9 +278,17 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
   });
 
   it('rides out a PostgreSQL restart: the host waits, reconnects and loses nothing', async () => {
-    const { configPath, folder } = sharedConfig();
+    const port = await freePort();
+    const { configPath, folder } = sharedConfig({ health: { port, host: '127.0.0.1' } });
     const a = startHost('host-a', configPath);
     await waitFor('the host holding every mailbox', () => settledOn(['host-a']));
+    // Lease changes are metrics too.
+    let metrics = '';
+    await waitFor('lease metrics', async () => {
+      metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      return /meshd_leases_held 6/.test(metrics);
+    });
+    for (const m of MAILBOXES) expect(metrics).to.include(`meshd_lease_changes_total{mailbox="${m}",change="gained"} 1`);
     // The single-instance lock guards the node id (the data dir is shared by design).
     const twin = await runMeshd(['--config', configPath, 'run', '--once'], { env: { MESHD_NODE_ID: 'host-a' } });
     expect(twin.code, twin.stderr).to.equal(3);
