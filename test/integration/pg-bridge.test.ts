@@ -6,6 +6,15 @@ import { pgCluster } from './support/postgres';
 
 /** The synchronous PostgreSQL bridge when its connection is cut (a restart, a network split). */
 describe('PostgreSQL bridge: a connection cut inside a transaction', () => {
+  it('has the server end a transaction left idle (a paused host), so its row locks never hold up a lease takeover', async () => {
+    const db = new SyncPg(await (await pgCluster()).freshDatabase());
+    try {
+      expect(db.rows('SHOW idle_in_transaction_session_timeout')[0].idle_in_transaction_session_timeout).to.equal('10s');
+    } finally {
+      db.close();
+    }
+  });
+
   it('fails the rest of the transaction instead of running it on a new connection outside any transaction', async () => {
     const url = await (await pgCluster()).freshDatabase();
     const ledger = openPgLedger(url);

@@ -31,6 +31,8 @@ let client: pg.Client | undefined;
  * ROLLBACK (which fails as well) ends it.
  */
 let lostTransaction = false;
+/** Longest a transaction may sit between statements before the server ends it. */
+const IDLE_IN_TRANSACTION_MS = 10_000;
 /** A server that refuses connections (restarting) is waited for this long before a call fails. */
 const RECONNECT_WAIT_MS = 8_000;
 
@@ -58,7 +60,16 @@ async function connection(): Promise<pg.Client> {
 }
 
 async function connect(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, statement_timeout: statementTimeoutMs, application_name: 'meshd' });
+  const c = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: 10_000,
+    statement_timeout: statementTimeoutMs,
+    // A transaction here never waits on anything but the database, so one left idle means the
+    // process is paused (GC, SIGSTOP, a split): the server ends it and frees its row locks, so
+    // another host's lease takeover is not held up by a host that lost its lease.
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+    application_name: 'meshd',
+  });
   // A broken connection is dropped here and reopened by the next call; the call in flight fails.
   const drop = (): void => lose(c);
   c.on('error', drop);
