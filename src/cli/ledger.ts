@@ -3,6 +3,7 @@ import type { MeshdConfig } from '../config/types';
 import type { Direction, EventRow, LedgerStore, MessageRow, MessageState } from '../ledger';
 import { MeshdError } from '../errors';
 import { escapeControl } from '../safe-text';
+import { registerMigrate } from './ledger-migrate';
 import { registerRestore } from './ledger-restore';
 import { printer } from './output';
 
@@ -373,4 +374,5 @@ export function register(program: Command): void {
     });
 
   registerRestore(group);
+  registerMigrate(group);
 }
