@@ -278,6 +278,27 @@ describe('several hosts: meshd run on a PostgreSQL ledger, with mailbox leases',
     console.log(`      host-a: ${refused} stage(s) ended by a refused write, ${a.events('LEASE_LOST').length} lease(s) lost`);
   });
 
+  it('config check --connect checks the shared database, the clock against it and writes to the shared folders', async () => {
+    const { configPath, folder } = sharedConfig();
+    for (const mb of MAILBOXES) mkdirSync(folder(mb, 'temp'), { recursive: true });
+    mkdirSync(join(dir, `scenario-${scenario}`, 'var'), { mode: 0o700 });
+    const r = await runMeshd(['--config', configPath, '--json', 'config', 'check', '--connect']);
+    const report = JSON.parse(r.stdout) as { ok: boolean; findings: Array<{ key: string }>; shared: { database: { reachable: boolean; clockSkewSeconds: number }; writable: string[] } };
+    expect(report.ok, JSON.stringify(report.findings)).to.equal(true);
+    expect(report.shared.database.reachable).to.equal(true);
+    expect(report.shared.database.clockSkewSeconds).to.be.a('number');
+    expect(report.shared.writable).to.have.members([join(dir, `scenario-${scenario}`, 'var'), ...MAILBOXES.map((mb) => folder(mb, 'temp'))]);
+    for (const mb of MAILBOXES) expect(readdirSync(folder(mb, 'temp')), 'the probe file is gone').to.deep.equal([]);
+
+    // A database that cannot be used is an error under its key.
+    const doc = parse(readFileSync(configPath, 'utf8'));
+    doc.ledger.postgres = `${url}_missing`;
+    writeFileSync(configPath, stringify(doc));
+    const bad = await runMeshd(['--config', configPath, '--json', 'config', 'check', '--connect']);
+    expect(bad.code).to.equal(3);
+    expect(JSON.parse(bad.stdout).findings.filter((f: { key: string }) => f.key === 'ledger.postgres')).to.have.length(1);
+  });
+
   it('rides out a PostgreSQL restart: the host waits, reconnects and loses nothing', async () => {
     const port = await freePort();
     const { configPath, folder } = sharedConfig({ health: { port, host: '127.0.0.1' } });
