@@ -17,8 +17,10 @@ export type LeaseChange = 'gained' | 'taken_over' | 'lost' | 'released';
 export class HostLeases {
   /** Mailboxes the daemon works now. */
   private readonly working = new Set<string>();
-  /** Mailboxes between a lease change and the daemon's stages for them having finished. */
-  private readonly settling = new Set<string>();
+  /** Mailboxes gained, waiting for stages left from an earlier lease of this host to end. */
+  private readonly beginning = new Map<string, Promise<void>>();
+  /** Mailboxes being handed back, waiting for their stages to reach a checkpoint. */
+  private readonly handingBack = new Set<string>();
   private daemon: Daemon | undefined;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
@@ -59,7 +61,7 @@ export class HostLeases {
   async start(daemon: Daemon, rounds = true): Promise<void> {
     this.daemon = daemon;
     await this.runRound();
-    await Promise.all([...this.settling].map((m) => daemon.idle(m)));
+    await Promise.all(this.beginning.values());
     if (rounds) this.timer = setInterval(() => void this.runRound(), this.manager.renewEveryMs);
   }
 
@@ -80,40 +82,39 @@ export class HostLeases {
       return;
     }
     for (const mailbox of changes.lost) this.stopWork(mailbox, 'another host has taken its lease over');
-    const settled: Array<Promise<void>> = [];
-    for (const gained of changes.gained) settled.push(this.begin(gained.mailbox, gained.fence, gained.takenOver));
-    for (const mailbox of changes.handBack) if (!this.settling.has(mailbox)) void this.handBack(mailbox);
-    await Promise.all(settled);
+    // Neither waits in the round: a stage that takes long to reach a checkpoint must not hold up renewals.
+    for (const { mailbox, fence, takenOver } of changes.gained) {
+      if (!this.beginning.has(mailbox)) this.beginning.set(mailbox, this.begin(mailbox, fence, takenOver).finally(() => this.beginning.delete(mailbox)));
+    }
+    for (const mailbox of changes.handBack) if (!this.handingBack.has(mailbox)) void this.handBack(mailbox);
   }
 
   /** Works a newly leased mailbox, once any stage left from an earlier lease has ended. */
   private async begin(mailbox: string, fence: number, takenOver: boolean): Promise<void> {
-    this.settling.add(mailbox);
-    try {
-      await this.daemon!.idle(mailbox);
-      if (takenOver) this.daemon!.recoverAgain(mailbox);
-      this.working.add(mailbox);
-    } finally {
-      this.settling.delete(mailbox);
-    }
+    await this.daemon!.idle(mailbox);
+    // Lost or handed back meanwhile: not this host's to work.
+    if (this.manager.fenceOf(mailbox) !== fence || this.handingBack.has(mailbox)) return;
+    if (takenOver) this.daemon!.recoverAgain(mailbox);
+    this.working.add(mailbox);
     this.onChange(takenOver ? 'taken_over' : 'gained', mailbox, this.working.size);
     this.log.info('LEASE_GAINED', `this host now works mailbox ${mailbox}${takenOver ? ' (taken over from another host; recovery runs first)' : ''}`, { host: this.hostId, mailbox, fence, takenOver });
   }
 
   /** Stops work on the mailbox, lets its stages reach a checkpoint, then gives the lease up for its new owner. */
   private async handBack(mailbox: string): Promise<void> {
-    this.settling.add(mailbox);
+    this.handingBack.add(mailbox);
     this.working.delete(mailbox);
     try {
       await this.daemon!.idle(mailbox);
       this.manager.release(mailbox);
+      this.working.delete(mailbox);
       this.onChange('released', mailbox, this.working.size);
       this.log.info('LEASE_RELEASED', `mailbox ${mailbox} handed back for another host`, { host: this.hostId, mailbox });
     } catch (err) {
       // It then expires by itself.
       this.log.warn('LEASE_ROUND_FAILED', `could not hand mailbox ${mailbox} back: ${(err as Error).message}`, { host: this.hostId, mailbox });
     } finally {
-      this.settling.delete(mailbox);
+      this.handingBack.delete(mailbox);
     }
   }
 
