@@ -30,25 +30,35 @@ export interface ConnectResult {
   clockSkewSeconds?: number;
 }
 
+/** Several hosts (--connect with ledger.postgres): the shared database and folders as this host sees them. */
+export interface SharedResult {
+  database: { reachable: boolean; serverVersion?: string; /** Database server's clock minus this machine's. */ clockSkewSeconds?: number };
+  /** Folders where a file was written, fsynced, renamed and removed. */
+  writable: string[];
+}
+
 export interface CheckReport {
   configPath?: string;
   environment?: string;
   mailboxes: string[];
   findings: Finding[];
   connect: ConnectResult[];
+  shared?: SharedResult;
 }
 
 /** MESH refuses tokens more than 2 hours from its clock; warn well before that. */
 const SKEW_ERROR_MS = 2 * 60 * 60 * 1000;
 const SKEW_WARN_MS = 5 * 60 * 1000;
 const MAILBOX_SUBFOLDERS = ['in', 'out', 'sent', 'failed', 'temp'];
+/** Lease expiry runs on the database's clock, ledger times on each host's: warn when they drift apart. */
+const DB_SKEW_WARN_MS = 2000;
 
 export function register(program: Command): void {
   const config = program.command('config').description('configuration: validate the config file and its surroundings');
   config
     .command('check')
     .description('validate the config, secrets, file permissions, paths and certificates; --connect also tests MESH')
-    .option('--connect', 'also connect: TLS, server clock skew and a handshake for each mailbox')
+    .option('--connect', 'also connect: TLS, server clock skew and a handshake for each mailbox; with ledger.postgres, the database (and clock skew against it) and writes to the shared folders')
     .action(async (opts: CheckOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOpts;
       const report = await checkConfig(g.config, { connect: opts.connect === true, mailbox: g.mailbox });
@@ -77,6 +87,11 @@ function printReport(report: CheckReport, errors: number): void {
   for (const c of report.connect) {
     const skew = c.clockSkewSeconds === undefined ? '' : `, clock skew ${c.clockSkewSeconds}s`;
     out(`connect ${c.mailbox}: TLS ${c.tls ? 'ok' : 'FAILED'}, handshake ${c.handshake ? 'ok' : 'FAILED'}${skew}`);
+  }
+  if (report.shared) {
+    const { database: d, writable } = report.shared;
+    const skew = d.clockSkewSeconds === undefined ? '' : `, clock skew ${d.clockSkewSeconds}s`;
+    out(`connect ledger: PostgreSQL ${d.reachable ? `${d.serverVersion} ok` : 'FAILED'}${skew}; shared folders written: ${writable.length}`);
   }
   const warnings = report.findings.length - errors;
   out(errors === 0 ? `OK${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}` : `${errors} problem${errors === 1 ? '' : 's'}${warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : ''}`);
@@ -129,6 +144,7 @@ export async function checkConfig(explicitPath: string | undefined, opts: { conn
     const targets = opts.mailbox ? config.mailboxes.filter((m) => m.id === opts.mailbox?.toUpperCase()) : config.mailboxes;
     if (targets.length === 0) report.findings.push({ severity: 'error', key: 'mailboxes', message: `mailbox ${opts.mailbox} is not in the config` });
     for (const m of targets) report.connect.push(await connectCheck(config, m.id, report.findings));
+    if (config.ledger.postgres) report.shared = await sharedCheck(config, config.ledger.postgres, report.findings);
   }
   return report;
 }
@@ -304,6 +320,53 @@ function checkMailboxFolder(key: string, folder: string): Finding[] {
     if (open) findings.push(open);
   }
   return findings;
+}
+
+/**
+ * Several hosts: the shared PostgreSQL ledger (reachable, version 13+, this machine's clock
+ * against the server's) and the shared storage (in dataDir, where the spool lives, and in each
+ * mailbox's temp/, a file written, fsynced, renamed within the folder and removed).
+ */
+async function sharedCheck(config: MeshdConfig, url: string, findings: Finding[]): Promise<SharedResult> {
+  const { SyncPg } = await import('../ledger/pg/bridge');
+  const { describeUrl } = await import('../ledger/pg/pg-ledger');
+  const result: SharedResult = { database: { reachable: false }, writable: [] };
+  let db: InstanceType<typeof SyncPg> | undefined;
+  try {
+    db = new SyncPg(url, { statementTimeoutMs: 10_000 });
+    const before = Date.now();
+    const [row] = db.rows("SELECT now() AS now, current_setting('server_version_num')::int AS num, current_setting('server_version') AS version");
+    const skewMs = Date.parse(row.now as string) - (before + Date.now()) / 2;
+    result.database = { reachable: true, serverVersion: row.version as string, clockSkewSeconds: Math.round(skewMs / 100) / 10 };
+    if ((row.num as number) < 130000) findings.push({ severity: 'error', key: 'ledger.postgres', message: `PostgreSQL ${row.version} is too old: meshd needs 13 or later` });
+    if (Math.abs(skewMs) > DB_SKEW_WARN_MS) {
+      findings.push({
+        severity: 'warning',
+        key: 'ledger.postgres',
+        message: `this machine's clock is ${Math.abs(Math.round(skewMs / 1000))}s ${skewMs > 0 ? 'behind' : 'ahead of'} the database server's`,
+        hint: 'enable NTP on every host and on the database server: leases expire on the database clock, ledger times come from each host',
+      });
+    }
+  } catch (err) {
+    findings.push({ severity: 'error', key: 'ledger.postgres', message: `cannot use the PostgreSQL ledger at ${describeUrl(url)}: ${(err as Error).message}`, hint: 'check that the server is up, the URL (host, port, database) and the role and its password' });
+  } finally {
+    db?.close();
+  }
+  const { PRIVATE_FILE_MODE, removeName, writeFileAtomic } = await import('../safe-fs');
+  const { hostname } = await import('node:os');
+  const folders: Array<[string, string]> = [['dataDir', config.dataDir], ...config.mailboxes.map((m, i): [string, string] => [`mailboxes[${i}].folder`, join(m.folder, 'temp')])];
+  for (const [key, dir] of folders) {
+    if (!existsSync(dir)) continue; // reported above (created at first start)
+    const probe = join(dir, `.meshd-check-${hostname()}-${process.pid}`);
+    try {
+      await writeFileAtomic(probe, 'meshd config check\n', PRIVATE_FILE_MODE);
+      await removeName(probe);
+      result.writable.push(dir);
+    } catch (err) {
+      findings.push({ severity: 'error', key, message: `cannot write, fsync and rename a file in ${dir}: ${(err as Error).message}`, hint: 'every host must mount the shared storage read-write at the same path (docs/operations.md, Shared storage)' });
+    }
+  }
+  return result;
 }
 
 /** TLS to the MESH host with the configured certificate, the server's clock, then a handshake. */

@@ -3,6 +3,7 @@ import type { MeshdConfig } from '../config/types';
 import type { Direction, EventRow, LedgerStore, MessageRow, MessageState } from '../ledger';
 import { MeshdError } from '../errors';
 import { escapeControl } from '../safe-text';
+import { registerMigrate } from './ledger-migrate';
 import { registerRestore } from './ledger-restore';
 import { printer } from './output';
 
@@ -137,7 +138,24 @@ function certificateText(c: NonNullable<Awaited<ReturnType<typeof certificateRep
   return `client certificate: ${state} (until ${c.notAfter})`;
 }
 
-function statusText(r: ReturnType<typeof mailboxReport>): string[] {
+/** Several hosts (PostgreSQL): the hosts and who holds which mailbox, on the database's own connection. */
+async function hostsReport(url: string, leaseSeconds: number) {
+  const { SyncPg } = await import('../ledger/pg/bridge');
+  const { readHosts } = await import('../daemon/lease');
+  const db = new SyncPg(url);
+  try {
+    return readHosts(db, leaseSeconds);
+  } finally {
+    db.close();
+  }
+}
+
+function hostsText(v: Awaited<ReturnType<typeof hostsReport>>): string[] {
+  if (v.hosts.length === 0) return ['hosts: none registered (no meshd run has used this database yet)'];
+  return ['hosts:', ...v.hosts.map((h) => `  ${escapeControl(h.id).padEnd(28)}${h.live ? 'live' : 'GONE'}, last heartbeat ${when(h.heartbeatAt)}`)];
+}
+
+function statusText(r: ReturnType<typeof mailboxReport> & { lease?: { owner: string; expiresAt: string; expired: boolean } | null }): string[] {
   const poll = r.lastPoll ? `${when(r.lastPoll.at)} ${r.lastPoll.ok ? 'ok' : `FAILED: ${r.lastPoll.error ?? 'unknown error'}`}` : 'never';
   const old = (b: ReturnType<typeof brief>) => (b ? `#${b.id} ${b.state} since ${when(b.createdAt)}` : 'none');
   const rows: Array<[string, string]> = [
@@ -150,6 +168,7 @@ function statusText(r: ReturnType<typeof mailboxReport>): string[] {
     ['oldest sent, not acked', old(r.oldestSentUnacknowledged)],
     ['oldest received, not acked', old(r.oldestDeliveredUnacknowledged)],
   ];
+  if (r.lease !== undefined) rows.unshift(['worked by', r.lease === null ? 'no host yet' : r.lease.expired ? `nobody (lease of ${r.lease.owner} expired ${when(r.lease.expiresAt)})` : `${r.lease.owner} (lease until ${r.lease.expiresAt})`]);
   const lines = [r.mailbox, ...rows.map(([k, v]) => `  ${k.padEnd(28)}${v}`)];
   const review = (r.counts.out.needs_review ?? 0) + (r.counts.in.needs_review ?? 0);
   if (review > 0) lines.push(`  ATTENTION: ${review} message(s) need review: meshd ledger list --state needs_review (docs/ledger.md)`);
@@ -223,10 +242,14 @@ export function register(program: Command): void {
       await withLedger(cmd, async ({ config, mailbox, ledger, print }) => {
         const chosen = config.mailboxes.find((m) => m.id === mailbox) ?? config.mailboxes[0];
         const certificate = await certificateReport(chosen?.tls?.cert ?? config.tls.cert);
-        const reports = config.mailboxes.filter((m) => !mailbox || m.id === mailbox).map((m) => mailboxReport(ledger, m.id));
+        const several = config.ledger.postgres ? await hostsReport(config.ledger.postgres, config.node.leaseSeconds) : undefined;
+        const reports = config.mailboxes
+          .filter((m) => !mailbox || m.id === mailbox)
+          .map((m) => ({ ...mailboxReport(ledger, m.id), ...(several ? { lease: several.leases[m.id] ?? null } : {}) }));
         const text = reports.flatMap((r, i) => (i ? ['', ...statusText(r)] : statusText(r)));
         if (certificate) text.push('', certificateText(certificate));
-        print({ certificate, mailboxes: reports }, text);
+        if (several) text.push('', ...hostsText(several));
+        print({ certificate, mailboxes: reports, ...(several ? { hosts: several.hosts } : {}) }, text);
       }, 'read');
     });
 
@@ -371,4 +394,5 @@ export function register(program: Command): void {
     });
 
   registerRestore(group);
+  registerMigrate(group);
 }

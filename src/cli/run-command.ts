@@ -9,6 +9,7 @@ import { meshPortFor } from '../transfer/mesh-port';
 import { EXIT, exitCodeFor } from './exit';
 import { printer } from './output';
 import { Daemon } from '../daemon/daemon';
+import { hostIdOf, HostLeases } from '../daemon/hosts';
 import { acquireInstanceLock } from '../daemon/lock';
 import { startService } from '../daemon/service';
 import type { Observer } from '../daemon/observe';
@@ -38,10 +39,13 @@ export function checkClientCertificate(config: MeshdConfig, log: Logger, now = n
 
 export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRun?: boolean }): Promise<number> {
   const config = await loadConfig(findConfigPath(g.config));
-  const log = createLogger({
+  // With PostgreSQL this process is one host among several, named in every log line.
+  const hostId = config.ledger.postgres ? hostIdOf(config) : undefined;
+  const rootLog = createLogger({
     level: (g.logLevel as LogLevel | undefined) ?? config.log.level,
     format: config.log.format === 'auto' ? undefined : config.log.format,
   });
+  const log = hostId ? rootLog.child({ host: hostId }) : rootLog;
   const print = printer(g.json === true);
 
   if (opts.dryRun) {
@@ -60,15 +64,26 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
   }
 
   checkClientCertificate(config, log);
-  const lock = acquireInstanceLock(config.dataDir);
+  const lock = acquireInstanceLock(config.dataDir, hostId);
   const ports = new Map<string, ReturnType<typeof meshPortFor>>();
+  let leases: HostLeases | undefined;
   try {
-    if (opts.once) return await runOnce(config, log, ports, print);
+    if (opts.once) {
+      leases = config.ledger.postgres ? HostLeases.open(config, log) : undefined;
+      return await runOnce(config, log, ports, print, leases);
+    }
     // Metrics, health server and console only for the long-running daemon: loaded here, not at start-up.
     const { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version } = await import('../daemon/observe');
     const metrics = createMetrics({ version });
     const observed: { observer?: Observer } = {};
+    leases = config.ledger.postgres
+      ? HostLeases.open(config, log, (change, mailbox, held) => {
+          metrics.leaseChanges.inc({ mailbox, change });
+          metrics.leasesHeld.set(held);
+        })
+      : undefined;
     const daemon = await Daemon.open(config, {
+      leases: leases?.forDaemon,
       log: countingLogger(log, metrics),
       onTransformFailure: (mailbox, direction) => metrics.transformFailures.inc({ mailbox, direction }),
       meshFor: (mailbox) => {
@@ -84,6 +99,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
         observed.observer?.refresh();
       },
     });
+    await leases?.start(daemon);
     const observer = (observed.observer = await startObserver(daemon, metrics, log));
     // The web console beside the health server, on the daemon's own ledger connection (docs/ui.md).
     const consoleServer = config.ui ? await (await import('../ui/server')).startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
@@ -95,15 +111,18 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     await observer.close();
     return EXIT.OK;
   } finally {
+    // After the daemon has stopped: hand the leases back at once, not let them expire.
+    await leases?.leave();
     for (const p of ports.values()) await p.close().catch(() => undefined);
     lock.release();
   }
 }
 
 /** `meshd run --once`: one cycle and a report; no metrics (nothing would serve them). */
-async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, ReturnType<typeof meshPortFor>>, print: ReturnType<typeof printer>): Promise<number> {
+async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, ReturnType<typeof meshPortFor>>, print: ReturnType<typeof printer>, leases?: HostLeases): Promise<number> {
   const daemon = await Daemon.open(config, {
     log,
+    leases: leases?.forDaemon,
     // Run from a timer every few minutes: the full check (every page) once a day, not every time.
     integrity: 'daily',
     meshFor: (mailbox) => {
@@ -114,6 +133,8 @@ async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, Retu
   });
   let reports;
   try {
+    // With several hosts: one lease round, then the cycle for the mailboxes no other host works.
+    await leases?.start(daemon, false);
     reports = await daemon.runOnce();
   } finally {
     await daemon.stop();

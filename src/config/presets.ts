@@ -13,6 +13,7 @@ export const DEFAULTS = {
   retry: { attempts: 6, initialDelayMs: 1000, maxDelayMs: 60_000, maxTotalMs: 300_000 },
   schedule: { poll: '*/5 * * * *', outboundScan: '* * * * *', tracking: '0 * * * *', handshake: '0 6 * * *', settleSeconds: 5 },
   ledger: { payloadRetentionDays: 30, rowRetentionDays: 365, ambiguousSend: 'review' as const },
+  node: { leaseSeconds: 30 },
   health: { port: 0, host: '127.0.0.1' },
   ui: { port: 9465, host: '127.0.0.1', readOnly: false, showPayloads: false },
   log: { level: 'info' as const, format: 'auto' as const },

@@ -92,6 +92,13 @@ export interface LedgerConfig {
   postgres?: string;
 }
 
+/** This process among several sharing a PostgreSQL ledger (docs/operations.md, Several hosts). */
+export interface NodeConfig {
+  /** MESHD_NODE_ID, else config `node.id`; absent: hostname-pid, chosen by `meshd run`. */
+  id?: string;
+  leaseSeconds: number;
+}
+
 export interface HealthConfig {
   /** 0 = off. */
   port: number;
@@ -126,6 +133,7 @@ export interface MeshdConfig {
   retry: RetryConfig;
   schedule: ScheduleConfig;
   ledger: LedgerConfig;
+  node: NodeConfig;
   health: HealthConfig;
   /** Absent unless the config has a `ui` section. */
   ui?: UiConfig;

@@ -9,7 +9,7 @@ import { schemaProblems } from './schema';
 import { credentialFile, resolveSecret } from './secrets';
 import { DURATION_FORMAT, parseDuration } from './duration';
 import { parseSize, SIZE_FORMAT } from './size';
-import type { Environment, MailboxConfig, MeshdConfig, RouteConfig, UiConfig } from './types';
+import type { Environment, MailboxConfig, MeshdConfig, NodeConfig, RouteConfig, UiConfig } from './types';
 
 /**
  * Validates the parsed YAML against the config contract: first its shape, with
@@ -208,6 +208,17 @@ function withoutNulls(value: unknown): unknown {
 }
 
 /** Validates `raw` (parsed YAML); returns the config and the problems found. */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** `node`: the host id (the MESHD_NODE_ID environment variable wins over `node.id`) and the lease length. */
+function nodeSection(ctx: Ctx, value: unknown): NodeConfig {
+  const given = isObject(value) ? value : {};
+  const fromEnv = ctx.env.MESHD_NODE_ID;
+  if (fromEnv !== undefined && !NODE_ID.test(fromEnv)) ctx.problems.add('MESHD_NODE_ID', 'must be a node id: letters, digits, ".", "_" and "-", at most 100');
+  const id = fromEnv !== undefined && NODE_ID.test(fromEnv) ? fromEnv : valid<string | undefined>(ctx, 'node.id', given.id, undefined);
+  return { ...(id ? { id } : {}), leaseSeconds: valid(ctx, 'node.leaseSeconds', given.leaseSeconds, DEFAULTS.node.leaseSeconds) };
+}
+
 export function validateConfig(
   raw: unknown,
   where: { configPath: string; configDir: string; env?: NodeJS.ProcessEnv; skipSecrets?: boolean },
@@ -261,6 +272,7 @@ export function validateConfig(
   }
 
   const ledger = { ...plain(ctx, 'ledger', top.ledger, D.ledger), ...ledgerPostgres(ctx.problems, isObject(top.ledger) ? top.ledger.postgres : undefined, ctx) };
+  const node = nodeSection(ctx, top.node);
   const health = plain(ctx, 'health', top.health, D.health);
   const ui = top.ui === undefined ? undefined : uiSection(ctx, top.ui);
   const log = plain(ctx, 'log', top.log, D.log);
@@ -289,6 +301,7 @@ export function validateConfig(
     retry,
     schedule,
     ledger,
+    node,
     health,
     ...(ui ? { ui } : {}),
     log,

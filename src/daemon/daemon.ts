@@ -10,6 +10,7 @@ import { mapLimit } from '../transfer/pool';
 import { receiveCycle, recoverInbound } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
+import { PgLedger, type WriteFence } from '../ledger/pg/pg-ledger';
 import { withCrashHook } from './crash-hook';
 
 /**
@@ -40,6 +41,12 @@ export interface DaemonOptions {
   integrity?: 'full' | 'daily';
   /** Told after every stage (metrics, readiness). */
   afterStage?: (mailbox: string, stage: Stage, ok: boolean, ms: number) => void;
+  /**
+   * Several hosts (src/daemon/hosts.ts): a mailbox is worked only while this says so (this host
+   * holds its lease); every ledger write for it passes `writeFence`, and a write refused there
+   * (LEASE_LOST) is reported to `onLeaseLost`.
+   */
+  leases?: { works: (mailbox: string) => boolean; writeFence: WriteFence; onLeaseLost: (mailbox: string) => void };
 }
 
 export interface CycleReport {
@@ -73,7 +80,28 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = withCrashHook(openStore(config, { integrity: options.integrity ?? 'full' }));
+    const store = openStore(config, { integrity: options.integrity ?? 'full' });
+    if (options.leases) {
+      if (!(store instanceof PgLedger)) throw new MeshdError('LEASES_NEED_POSTGRES', 'mailbox leases need the PostgreSQL ledger (ledger.postgres)');
+      store.setWriteFence(options.leases.writeFence);
+    }
+    this.ledger = withCrashHook(store);
+  }
+
+  /** Whether this process works the mailbox now: always, unless leases say otherwise. */
+  works(mailbox: string): boolean {
+    return this.options.leases?.works(mailbox) ?? true;
+  }
+
+  /** Recovery runs again before the mailbox's next stages, as after a restart (a takeover). */
+  recoverAgain(mailbox: string): void {
+    this.recovery.delete(mailbox);
+    this.repeatedAcksTaken.delete(mailbox);
+  }
+
+  /** Resolves once no stage of the mailbox is in flight. */
+  async idle(mailbox: string): Promise<void> {
+    await Promise.allSettled([...this.running].filter(([key]) => key.startsWith(`${mailbox}:`)).map(([, work]) => work));
   }
 
   static async open(config: MeshdConfig, options: DaemonOptions): Promise<Daemon> {
@@ -93,7 +121,7 @@ export class Daemon {
           log: options.log.child({ mailbox: mailbox.id }),
           now: options.now ?? (() => new Date()),
           reported: new Set(),
-          stopping: () => d.stopRequested,
+          stopping: () => d.stopRequested || !d.works(mailbox.id),
           transform: observedTransform(options.transform ?? defaultTransform(d.ledger, options.now ?? (() => new Date())), mailbox.id, options.onTransformFailure),
         });
       }
@@ -115,7 +143,7 @@ export class Daemon {
   /** Runs one stage for one mailbox unless it is already running; errors are recorded, not thrown. */
   async runStage(ctx: MailboxContext, stage: Stage, report?: CycleReport): Promise<void> {
     const key = `${ctx.mailbox.id}:${stage}`;
-    if (this.stopRequested || this.running.has(key)) return;
+    if (this.stopRequested || !this.works(ctx.mailbox.id) || this.running.has(key)) return;
     const started = Date.now();
     let ok = true;
     const work = this.stage(ctx, stage, report).catch((err) => {
@@ -123,6 +151,9 @@ export class Daemon {
       const e = err instanceof MeshdError ? err : undefined;
       const code = e?.code ?? 'STAGE_FAILED';
       report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
+      if (code === 'LEASE_LOST') this.options.leases?.onLeaseLost(ctx.mailbox.id);
+      // A ledger connection lost mid-stage leaves the mailbox as a crash would: recover before its next stage.
+      if (code === 'LEDGER_UNAVAILABLE' && stage !== 'handshake' && stage !== 'tracking') this.recoverAgain(ctx.mailbox.id);
       if (stage === 'receive') {
         this.noteStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
       }
@@ -217,7 +248,8 @@ export class Daemon {
 
   private flushStatus(): void {
     if (this.pendingStatus.size === 0) return;
-    const batch = [...this.pendingStatus];
+    // A mailbox handed over since is another host's to record (its write would be refused).
+    const batch = [...this.pendingStatus].filter(([mailbox]) => this.works(mailbox));
     this.pendingStatus.clear();
     try {
       this.ledger.transaction(() => {

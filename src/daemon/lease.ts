@@ -233,3 +233,22 @@ export class LeaseManager {
     if (!row || Number(row.fence) !== fence) throw leaseLost(this.hostId, mailbox);
   };
 }
+
+export interface HostsView {
+  /** Every registered host; `live` if it heartbeated within one lease period. */
+  hosts: Array<{ id: string; startedAt: string; heartbeatAt: string; live: boolean }>;
+  /** mailbox → its lease; `expired` once no host renews it (the next owner may take it). */
+  leases: Record<string, { owner: string; fence: number; expiresAt: string; expired: boolean }>;
+}
+
+/** For `meshd status`: hosts and leases as the database sees them now, on its clock. Empty before any host ran. */
+export function readHosts(db: SyncPg, leaseSeconds: number): HostsView {
+  const [{ exists }] = db.rows("SELECT to_regclass('leases') IS NOT NULL AS exists");
+  if (!exists) return { hosts: [], leases: {} };
+  const hosts = db.rows('SELECT id, started_at, heartbeat_at, heartbeat_at > now() - make_interval(secs => $1) AS live FROM hosts ORDER BY id', [leaseSeconds]);
+  const leases = db.rows('SELECT mailbox, owner, fence, expires_at, expires_at <= now() AS expired FROM leases ORDER BY mailbox');
+  return {
+    hosts: hosts.map((h) => ({ id: h.id as string, startedAt: h.started_at as string, heartbeatAt: h.heartbeat_at as string, live: h.live as boolean })),
+    leases: Object.fromEntries(leases.map((l) => [l.mailbox as string, { owner: l.owner as string, fence: Number(l.fence), expiresAt: l.expires_at as string, expired: l.expired as boolean }])),
+  };
+}

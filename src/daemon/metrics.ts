@@ -33,6 +33,10 @@ export interface Metrics {
   transformFailures: Counter<'mailbox' | 'direction'>;
   /** 1 while a mailbox's downloads are paused because free space is below transfer.minFreeBytes. */
   diskLow: Gauge<'mailbox'>;
+  /** Several hosts: mailbox leases this host gained, took over, lost or handed back (change). */
+  leaseChanges: Counter<'mailbox' | 'change'>;
+  /** Several hosts: mailboxes this host works now. */
+  leasesHeld: Gauge;
 }
 
 export interface MessageCount {
@@ -81,6 +85,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     reports: new Counter({ name: 'meshd_reports_received_total', help: 'REPORT messages received, by MESH error code', labelNames: ['mailbox', 'code'], registers }),
     transformFailures: new Counter({ name: 'meshd_transform_failures_total', help: 'Payloads that failed transform or validation', labelNames: ['mailbox', 'direction'], registers }),
     diskLow: new Gauge({ name: 'meshd_disk_space_low', help: 'Downloads paused: free space below transfer.minFreeBytes (1) or not (0)', labelNames: ['mailbox'], registers }),
+    leaseChanges: new Counter({ name: 'meshd_lease_changes_total', help: 'Mailbox leases gained, taken over, lost or released by this host', labelNames: ['mailbox', 'change'], registers }),
+    leasesHeld: new Gauge({ name: 'meshd_leases_held', help: 'Mailboxes this host holds the lease on and works', registers }),
   };
 }
 

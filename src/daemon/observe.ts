@@ -182,14 +182,17 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
       now: now(),
       ledgerOpen: !daemon.stopping,
       pollIntervalMs,
-      mailboxes: config.mailboxes.map((m) => ({
-        id: m.id,
-        lastSuccessfulPoll: lastSuccess.get(m.id),
-        certificate: certificates.get(m.id),
-        diskLow: diskLowReason(ledger.mailboxStatus(m.id)),
-        stale: ledger.countsByState(m.id, 'in').stale ?? 0,
-        ackOverdue: ledger.overdueAcks(m.id, now(), ACK_OVERDUE_COUNT_CAP).length,
-      })),
+      // With several hosts, only the mailboxes this one works now.
+      mailboxes: config.mailboxes
+        .filter((m) => daemon.works(m.id))
+        .map((m) => ({
+          id: m.id,
+          lastSuccessfulPoll: lastSuccess.get(m.id),
+          certificate: certificates.get(m.id),
+          diskLow: diskLowReason(ledger.mailboxStatus(m.id)),
+          stale: ledger.countsByState(m.id, 'in').stale ?? 0,
+          ackOverdue: ledger.overdueAcks(m.id, now(), ACK_OVERDUE_COUNT_CAP).length,
+        })),
     });
 
   checkCertificates();

@@ -38,8 +38,9 @@ describe('config schema (config/meshd.schema.json)', () => {
   it('shows the defaults the loader applies, for exactly the keys it has defaults for', () => {
     for (const [section, defaults] of Object.entries(DEFAULTS)) {
       const node = schema.properties![section];
-      // Keys with no default: the console's TLS, and the PostgreSQL ledger (absent = SQLite).
-      expect(props(node), section).to.have.members(Object.keys(defaults).concat(section === 'ui' ? ['tls'] : section === 'ledger' ? ['postgres'] : []));
+      // Keys with no default: the console's TLS, the PostgreSQL ledger (absent = SQLite), the node id (hostname-pid).
+      const noDefault: Record<string, string[]> = { ui: ['tls'], ledger: ['postgres'], node: ['id'] };
+      expect(props(node), section).to.have.members(Object.keys(defaults).concat(noDefault[section] ?? []));
       for (const [key, value] of Object.entries(defaults)) {
         const shown = node.properties![key].default;
         expect(node.properties![key].$ref === '#/definitions/size' ? parseSize(shown) : shown, `${section}.${key}`).to.deep.equal(value);
@@ -71,6 +72,7 @@ transform: { maxInputBytes: 8MiB }
 retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 100, maxTotalMs: 1000 }
 schedule: { poll: "* * * * *", outboundScan: "*/2 * * * *", tracking: "0 */2 * * *", handshake: "0 7 * * *", settleSeconds: 2 }
 ledger: { payloadRetentionDays: 7, rowRetentionDays: 90, ambiguousSend: resend, postgres: "postgresql://meshd@db.example/meshd" }
+node: { id: host-1, leaseSeconds: 10 }
 health: { port: 9464, host: ::1 }
 ui: { port: 9999, host: 0.0.0.0, readOnly: true, showPayloads: true, tls: ${tls} }
 log: { level: debug, format: json }
@@ -88,7 +90,7 @@ mailboxes:
       const config = await loadConfig(join(dir, 'meshd.yaml'), { TEST_PROXY_PASSWORD: 'test-only-proxy' });
       const read = config as unknown as Record<string, unknown>;
       expect(Object.keys(config).filter((k) => k !== 'configPath' && k !== 'configDir')).to.have.members(props(schema));
-      for (const section of ['tls', 'transfer', 'transform', 'retry', 'schedule', 'ledger', 'health', 'ui', 'log']) {
+      for (const section of ['tls', 'transfer', 'transform', 'retry', 'schedule', 'ledger', 'node', 'health', 'ui', 'log']) {
         expect(Object.keys(read[section] as object), section).to.have.members(props(schema.properties![section]));
       }
       for (const [section, defaults] of Object.entries(DEFAULTS)) {

@@ -25,14 +25,53 @@ const { url, port, state, statementTimeoutMs } = workerData as {
 pg.types.setTypeParser(20, (v) => Number(v));
 
 let client: pg.Client | undefined;
+/**
+ * The connection was lost inside a transaction: the server has rolled it back, so the rest of
+ * it must fail too, not run on a new connection outside any transaction, until its COMMIT or
+ * ROLLBACK (which fails as well) ends it.
+ */
+let lostTransaction = false;
+/** Longest a transaction may sit between statements before the server ends it. */
+const IDLE_IN_TRANSACTION_MS = 10_000;
+/** A server that refuses connections (restarting) is waited for this long before a call fails. */
+const RECONNECT_WAIT_MS = 8_000;
+
+function lose(c: pg.Client | undefined): void {
+  if (!c || client !== c) return;
+  if (c.getTransactionStatus() !== 'I') lostTransaction = true;
+  client = undefined;
+}
+
+function endsTransaction(sql: string | undefined): boolean {
+  return /^\s*(COMMIT|ROLLBACK)\s*$/i.test(sql ?? '');
+}
 
 async function connection(): Promise<pg.Client> {
   if (client) return client;
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, statement_timeout: statementTimeoutMs, application_name: 'meshd' });
+  const deadline = Date.now() + RECONNECT_WAIT_MS;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (err) {
+      if (!isConnectionFailure((err as { code?: string }).code) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function connect(): Promise<pg.Client> {
+  const c = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: 10_000,
+    statement_timeout: statementTimeoutMs,
+    // A transaction here never waits on anything but the database, so one left idle means the
+    // process is paused (GC, SIGSTOP, a split): the server ends it and frees its row locks, so
+    // another host's lease takeover is not held up by a host that lost its lease.
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+    application_name: 'meshd',
+  });
   // A broken connection is dropped here and reopened by the next call; the call in flight fails.
-  const drop = (): void => {
-    if (client === c) client = undefined;
-  };
+  const drop = (): void => lose(c);
   c.on('error', drop);
   c.on('end', drop);
   await c.connect();
@@ -68,16 +107,22 @@ port.on('message', (req: Request) => {
         reply({ rows: [] });
         return;
       }
+      if (lostTransaction) {
+        if (endsTransaction(req.sql)) lostTransaction = false;
+        throw Object.assign(new Error('the connection to PostgreSQL was lost during this transaction, which the server rolled back'), { code: '08006' });
+      }
       const c = await connection();
       const result = await c.query({ text: req.sql!, values: req.params ?? [] });
       reply({ rows: plain(result.rows ?? []), rowCount: result.rowCount ?? 0 });
     } catch (err) {
       const e = err as { message?: string; code?: string; constraint?: string };
       // The query can fail before the client reports its end: drop it now so the next call reconnects.
-      if (isConnectionFailure(e.code)) {
+      if (isConnectionFailure(e.code) && client) {
         const c = client;
-        client = undefined;
-        c?.end().catch(() => undefined);
+        lose(c);
+        // A failed COMMIT or ROLLBACK is the end of its transaction: no later statement belongs to it.
+        if (endsTransaction(req.sql)) lostTransaction = false;
+        c.end().catch(() => undefined);
       }
       reply({ error: { message: e.message ?? String(err), code: e.code, constraint: e.constraint } });
     }

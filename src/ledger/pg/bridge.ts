@@ -79,9 +79,15 @@ export class SyncPg {
     if (this.closed && !closing) throw new MeshdError('LEDGER_CLOSED', 'the PostgreSQL ledger is closed');
     Atomics.store(this.state, 0, 0);
     this.port.postMessage(req);
-    const outcome = Atomics.wait(this.state, 0, 0, this.waitMs);
-    const reply = receiveMessageOnPort(this.port)?.message as { rows: PgRow[]; rowCount: number; error?: { message: string; code?: string; constraint?: string } } | undefined;
-    if (outcome === 'timed-out' || !reply) {
+    const deadline = Date.now() + this.waitMs;
+    let reply: { rows: PgRow[]; rowCount: number; error?: { message: string; code?: string; constraint?: string } } | undefined;
+    // A wake-up without a reply is the previous call's notify arriving late (the worker stores,
+    // then notifies; this thread may have read that reply and moved on in between): wait again.
+    while (!reply && Date.now() < deadline) {
+      Atomics.wait(this.state, 0, 0, Math.max(1, deadline - Date.now()));
+      reply = receiveMessageOnPort(this.port)?.message as typeof reply;
+    }
+    if (!reply) {
       this.broken = new MeshdError(
         'LEDGER_UNAVAILABLE',
         `PostgreSQL did not answer within ${Math.round(this.waitMs / 1000)} s`,

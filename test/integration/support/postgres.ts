@@ -16,6 +16,8 @@ export interface PgCluster {
   adminUrl: string;
   /** A new, empty database; its URL. */
   freshDatabase(): Promise<string>;
+  /** Stops the server (clients disconnected) and, after `downMs`, starts it again on the same port. */
+  restart(downMs?: number): Promise<void>;
 }
 
 let started: Promise<PgCluster> | undefined;
@@ -90,6 +92,11 @@ async function start(): Promise<PgCluster> {
         await admin.end();
       }
       return `postgresql://meshd_test@127.0.0.1:${port}/${name}`;
+    },
+    async restart(downMs = 0) {
+      run(path.join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', data], opts);
+      await new Promise((r) => setTimeout(r, downMs));
+      run(path.join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', data, '-l', path.join(dir, 'server.log'), '-o', serverOpts], opts);
     },
   };
 }
