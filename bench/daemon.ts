@@ -70,33 +70,49 @@ async function rawHttpsRate(url: string, tls: { ca: Buffer; cert: Buffer; key: B
   return n / (ms / 1000);
 }
 
-export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000)): Promise<Record<string, unknown>> {
+/** Two mailboxes on a fresh simulator; `count` 2 KB files in the sender's out/; `ledger` sets each config's ledger section. */
+export async function smallMessageSetup(count: number, ledger?: (mailbox: string) => Promise<Record<string, unknown>>) {
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-daemon-'));
   const sim = await startSimulator({ dir: join(dir, 'sim') });
-  try {
-    const configs: Record<string, string> = {};
-    for (const mb of ['X26ABC1', 'X26ABC2']) {
-      const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
-      doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
-      doc.log = { level: 'warn' };
-      if (mb === 'X26ABC1') doc.mailboxes[0].routes = [{ direction: 'out', match: '*.txt', to: 'X26ABC2', workflow: 'TEST_WORKFLOW' }];
-      configs[mb] = join(dir, `${mb}.yaml`);
-      writeFileSync(configs[mb], stringify(doc));
-    }
-    const out = join(sim.dir, 'mailboxes', 'X26ABC1', 'out');
-    mkdirSync(out, { recursive: true });
-    const body = Buffer.alloc(2048, 'x');
-    for (let i = 0; i < count; i++) {
-      body.write(`${String(i).padStart(8, '0')}\n`, 0);
-      writeFileSync(join(out, `m${i}.txt`), body);
-    }
-    const rawFsync = fsyncRate(dir);
-    const c1 = parse(readFileSync(configs.X26ABC1, 'utf8'));
-    const rawHttps = await rawHttpsRate(sim.url, { ca: readFileSync(c1.tls.ca), cert: readFileSync(c1.tls.cert), key: readFileSync(c1.tls.key) });
+  const configs: Record<string, string> = {};
+  for (const mb of ['X26ABC1', 'X26ABC2']) {
+    const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
+    doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
+    doc.log = { level: 'warn' };
+    if (ledger) doc.ledger = { ...(doc.ledger ?? {}), ...(await ledger(mb)) };
+    if (mb === 'X26ABC1') doc.mailboxes[0].routes = [{ direction: 'out', match: '*.txt', to: 'X26ABC2', workflow: 'TEST_WORKFLOW' }];
+    configs[mb] = join(dir, `${mb}.yaml`);
+    writeFileSync(configs[mb], stringify(doc));
+  }
+  const out = join(sim.dir, 'mailboxes', 'X26ABC1', 'out');
+  mkdirSync(out, { recursive: true });
+  const body = Buffer.alloc(2048, 'x');
+  for (let i = 0; i < count; i++) {
+    body.write(`${String(i).padStart(8, '0')}\n`, 0);
+    writeFileSync(join(out, `m${i}.txt`), body);
+  }
+  /** One `run --once` on each side: the sends, then the receives. */
+  const sendAndReceive = async () => {
     const send = await run(['--config', configs.X26ABC1, 'run', '--once']);
     if (send.code !== 0) throw new Error(`send run failed: ${send.stderr.slice(-500)}`);
     const receive = await run(['--config', configs.X26ABC2, 'run', '--once']);
     if (receive.code !== 0) throw new Error(`receive run failed: ${receive.stderr.slice(-500)}`);
+    return { send, receive, delivered: sim.messages().filter((m) => m.status === 'acknowledged').length };
+  };
+  const close = async () => {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, sim, configs, sendAndReceive, close };
+}
+
+export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000)): Promise<Record<string, unknown>> {
+  const { dir, sim, configs, sendAndReceive, close } = await smallMessageSetup(count);
+  try {
+    const rawFsync = fsyncRate(dir);
+    const c1 = parse(readFileSync(configs.X26ABC1, 'utf8'));
+    const rawHttps = await rawHttpsRate(sim.url, { ca: readFileSync(c1.tls.ca), cert: readFileSync(c1.tls.cert), key: readFileSync(c1.tls.key) });
+    const { send, receive, delivered } = await sendAndReceive();
     const ledgerBytes = (mb: string) => {
       const db = join(sim.dir, 'var', mb, 'meshd.db');
       let size = 0;
@@ -109,7 +125,6 @@ export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESS
       }
       return size;
     };
-    const delivered = sim.messages().filter((m) => m.status === 'acknowledged').length;
     return {
       messages: count,
       delivered,
@@ -128,8 +143,7 @@ export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESS
       goals: { send1000PerSecond: count / (send.ms / 1000) >= 1000, receive1000PerSecond: count / (receive.ms / 1000) >= 1000 },
     };
   } finally {
-    await sim.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

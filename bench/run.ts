@@ -1,5 +1,6 @@
 import { runDaemonBench } from './daemon';
 import { runLedgerBench } from './ledger';
+import { runLedgersBench } from './ledgers';
 import { runMailboxesBench } from './mailboxes';
 import { runMemoryBench } from './memory';
 import { runStartupBench } from './startup';
@@ -10,7 +11,7 @@ import { runUiBench } from './ui';
 /**
  * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
  * beside the figures; nothing here fails a build (timing belongs in benchmarks, not tests).
- * `npm run bench -- transport` (or daemon, transform, memory, ui) runs one.
+ * `npm run bench -- transport` (or daemon, transform, memory, ui, ledgers, …) runs one.
  */
 const BENCHES: Record<string, () => Promise<object>> = {
   transport: runTransportBench,
@@ -21,6 +22,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   startup: () => runStartupBench(),
   ledger: () => runLedgerBench(),
   mailboxes: () => runMailboxesBench(),
+  ledgers: () => runLedgersBench(),
 };
 
 async function main(): Promise<void> {
