@@ -7,7 +7,7 @@ import { describeKind, exists, freeName, fsyncDir, moveFile, NotRegularFileError
 import { checkOutboundControl, parseControlFile, type ControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
 import { globToRegExp, isInProgressName } from '../folders';
-import { fileFacts, spoolPaths } from '../spool';
+import { fileFacts, spoolPaths, type FileFacts } from '../spool';
 
 /**
  * Taking files from out/: scan, inspect, claim. Anyone in the mailbox group may write out/, so
@@ -230,24 +230,37 @@ export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): 
   }
   await fsyncDir(ctx.spool);
   await fsyncDir(ctx.folders.out);
-  let claimed = 0;
-  for (const [i, row] of rows.entries()) {
-    if (moved[i] && (await confirmClaim(ctx, row))) claimed++;
-    else if (!moved[i]) await finishClaim(ctx, row);
-  }
-  return claimed;
+  // The spool copies' facts first, then every confirmation in one commit (one fsync, not one per file).
+  const read = await Promise.all(rows.map((row, i) => (moved[i] ? readClaim(ctx, row) : undefined)));
+  const confirmed = ctx.ledger.transaction(() => rows.map((row, i) => (read[i] ? recordClaim(ctx, row, read[i]!) : false)));
+  for (const [i, row] of rows.entries()) if (!moved[i]) await finishClaim(ctx, row);
+  return confirmed.filter(Boolean).length;
 }
 
+type ClaimRead = { facts: FileFacts } | { refused: NotRegularFileError };
+
 /**
- * Confirms a claim from the spool copy's descriptor: only a regular file is accepted (a link
- * swapped in after the scan moved as itself and is dropped here, unread), and its size, mtime and
- * sha256 become the row's, to be checked again before anything is sent.
+ * Reads a claim's spool copy through a descriptor: only a regular file is accepted (a link
+ * swapped in after the scan moved as itself and is dropped here, unread: removing it removes
+ * only that name), and its size, mtime and sha256 become the row's, checked again before anything is sent.
  */
-async function confirmClaim(ctx: MailboxContext, row: MessageRow, recovered = false): Promise<boolean> {
+async function readClaim(ctx: MailboxContext, row: MessageRow): Promise<ClaimRead> {
   const spool = spoolPaths(ctx, row);
   try {
     if (row.ctlPath) await readRegular(spool.ctl);
-    const facts = await fileFacts(spool.data);
+    return { facts: await fileFacts(spool.data) };
+  } catch (err) {
+    if (!(err instanceof NotRegularFileError)) throw err;
+    for (const p of [spool.data, spool.ctl]) await removeName(p);
+    return { refused: err };
+  }
+}
+
+/** Records what readClaim found: queued, or failed NOT_REGULAR_FILE. True when queued. */
+function recordClaim(ctx: MailboxContext, row: MessageRow, read: ClaimRead, recovered = false): boolean {
+  const spool = spoolPaths(ctx, row);
+  if ('facts' in read) {
+    const { facts } = read;
     ctx.ledger.transition(row.id, 'queued', {
       from: ['claiming'],
       patch: { payloadPath: spool.data, ctlPath: row.ctlPath ? spool.ctl : null, sizeBytes: facts.size, sourceMtimeMs: facts.mtimeMs, sha256: facts.sha256 },
@@ -255,18 +268,14 @@ async function confirmClaim(ctx: MailboxContext, row: MessageRow, recovered = fa
     });
     ctx.log.info('OUT_CLAIMED', `took ${row.fileName} from out/`, { row: row.id, file: row.fileName });
     return true;
-  } catch (err) {
-    if (!(err instanceof NotRegularFileError)) throw err;
-    // Never read, never kept: removing a link or FIFO removes only that name.
-    for (const p of [spool.data, spool.ctl]) await removeName(p);
-    ctx.ledger.transition(row.id, 'failed', {
-      from: ['claiming'],
-      patch: { payloadPath: null, ctlPath: null, errorCode: 'NOT_REGULAR_FILE', errorText: err.message },
-      event: { type: 'claim_failed', detail: { code: 'NOT_REGULAR_FILE' } },
-    });
-    ctx.log.warn('OUT_QUARANTINED', `${err.message}; it was removed from the spool unread`, { code: 'NOT_REGULAR_FILE', file: row.fileName, row: row.id });
-    return false;
   }
+  ctx.ledger.transition(row.id, 'failed', {
+    from: ['claiming'],
+    patch: { payloadPath: null, ctlPath: null, errorCode: 'NOT_REGULAR_FILE', errorText: read.refused.message },
+    event: { type: 'claim_failed', detail: { code: 'NOT_REGULAR_FILE' } },
+  });
+  ctx.log.warn('OUT_QUARANTINED', `${read.refused.message}; it was removed from the spool unread`, { code: 'NOT_REGULAR_FILE', file: row.fileName, row: row.id });
+  return false;
 }
 
 /** A claim that stopped between the ledger row and the move: finish it, or fail it if the file is gone or unusable. */
@@ -290,7 +299,7 @@ export async function finishClaim(ctx: MailboxContext, row: MessageRow): Promise
   }
   if (await exists(spool.data)) {
     await fsyncDir(ctx.spool);
-    await confirmClaim(ctx, row, true);
+    recordClaim(ctx, row, await readClaim(ctx, row), true);
     return;
   }
   ctx.ledger.transition(row.id, 'failed', {
