@@ -3,7 +3,9 @@ import type { LedgerStore } from '../ledger';
 /**
  * Test hook for the crash suite: with MESHD_TEST_CRASH_AFTER_WRITES=N the process kills itself
  * with SIGKILL right after its Nth ledger write, so kill points land exactly on claims, chunk
- * records, deliveries and acknowledgements. Unset (always, outside tests) it does nothing.
+ * records, deliveries and acknowledgements; with MESHD_TEST_CRASH_AT=TYPE, right after the first
+ * write recording that event type (e.g. `acknowledged`), so a kill lands where a given recovery
+ * is needed. Unset (always, outside tests) it does nothing.
  */
 /** The ledger event type a write records, by the store's signatures (types.ts). */
 function eventType(method: string, args: unknown[]): string | undefined {
@@ -25,12 +27,13 @@ const WRITES = new Set<string | symbol>(['insertMessage', 'transition', 'setMark
 
 export function withCrashHook(ledger: LedgerStore, env: NodeJS.ProcessEnv = process.env): LedgerStore {
   const limit = Number(env.MESHD_TEST_CRASH_AFTER_WRITES);
-  if (!Number.isInteger(limit) || limit <= 0) return ledger;
+  const at = env.MESHD_TEST_CRASH_AT;
+  if ((!Number.isInteger(limit) || limit <= 0) && !at) return ledger;
   let writes = 0;
   const counted = <A extends unknown[], R>(method: string, fn: (...args: A) => R) =>
     (...args: A): R => {
       const result = fn.apply(ledger, args);
-      if (++writes >= limit) {
+      if (at ? eventType(method, args) === at : ++writes >= limit) {
         // Where the kill landed, for the crash suite's record: the write and its event type.
         process.stderr.write(JSON.stringify({ event: 'TEST_CRASH_POINT', write: method, type: eventType(method, args) }) + '\n');
         process.kill(process.pid, 'SIGKILL');

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { ledgerPath, openLedger, type LedgerStore, type MessageRow } from '../../src/ledger';
 import { dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
@@ -244,6 +246,22 @@ describe('business semantics: duplicates, ordering and business ACKs between two
         expect(ack!.state, `${id} ACK sent, or parked if its POST was cut off`).to.be.oneOf(['sent', 'acknowledged', 'needs_review']);
         if (ack!.state !== 'needs_review') expect(perOriginal.get(`${id}.ack.hl7`), `${id} in MESH once`).to.equal(1);
       }
+    });
+  });
+
+  it('with deliverAcks on an inbound route for the _ACK workflow, an acknowledgement is linked and also written to in/', async () => {
+    const doc = parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    doc.mailboxes[0].routes.push({ direction: 'in', workflow: `${WF}_ACK`, deliverAcks: true });
+    writeFileSync(env.configPath[SENDER], stringify(doc));
+    const senderIn = env.folder(SENDER, 'in');
+    dropFile(env.folder(SENDER, 'out'), 'keep-ack.hl7', siu({ id: 'KEEP-1', at: '20260607090000', appt: 'APPT-KEEP' }));
+    await roundTrip();
+    await withLedger(SENDER, (l) => {
+      const row = sentRow(l, 'keep-ack.hl7');
+      expect(row.state).to.equal('confirmed');
+      const ack = l.get(row.relatedRowId!)!;
+      expect(ack.payloadPath, 'the acknowledgement is in in/ as well').to.equal(join(senderIn, `${ack.messageId}.dat`));
+      expect(readFileSync(ack.payloadPath!, 'latin1')).to.match(/^MSH\|.*\rMSA\|AA\|KEEP-1/s);
     });
   });
 });

@@ -64,11 +64,22 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
       }
     };
     const seenAll = () => REQUIRED_HANDLERS.every((h) => handlers.has(h));
+    // First, one kill where each required recovery is needed (the next run of that side must
+    // finish it): inside a claim batch's confirmations (finish-claim), the moment MESH gives one of
+    // a group's message ids while the others are in flight (unknown-outcome), inside the filing of
+    // a sent group (finish-sent), among a receiver's acknowledgements (reacknowledge). Then
+    // seeded kills, at ledger writes or by a timer, until enough have landed.
+    const aimed: Array<[typeof SENDER | typeof RECEIVER, string]> = [
+      [SENDER, 'claimed'],
+      [SENDER, 'message_id'],
+      [SENDER, 'filing'],
+      [RECEIVER, 'acknowledged'],
+    ];
     for (; (kills < MIN_KILLS || !seenAll()) && runs < 250; runs++) {
-      const mailbox = runs % 3 === 2 ? RECEIVER : SENDER;
-      const byHook = runs % 2 === 0;
+      const mailbox = runs < aimed.length ? aimed[runs][0] : runs % 3 === 2 ? RECEIVER : SENDER;
+      const byHook = runs < aimed.length || runs % 2 === 0;
       const result = await runMeshd(['--config', env.configPath[mailbox], 'run', '--once'], {
-        env: byHook ? { MESHD_TEST_CRASH_AFTER_WRITES: String(1 + Math.floor(random() * hookMax[mailbox])) } : {},
+        env: runs < aimed.length ? { MESHD_TEST_CRASH_AT: aimed[runs][1] } : byHook ? { MESHD_TEST_CRASH_AFTER_WRITES: String(1 + Math.floor(random() * hookMax[mailbox])) } : {},
         killAfterMs: byHook ? undefined : 150 + Math.floor(random() * timerMax[mailbox]),
       });
       record(result.stderr);
