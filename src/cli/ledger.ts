@@ -112,12 +112,10 @@ function mailboxReport(ledger: LedgerStore, mailbox: string) {
     oldestWaitingToSend: brief(ledger.oldest(mailbox, 'out', WAITING_TO_SEND)),
     oldestSentUnacknowledged: brief(ledger.oldest(mailbox, 'out', ['sent'])),
     oldestDeliveredUnacknowledged: brief(ledger.oldest(mailbox, 'in', ['delivered'])),
-    ackOverdue: ledger.overdueAcks(mailbox, new Date(), ACK_OVERDUE_COUNT_CAP).length,
+    ackOverdue: ledger.countOverdueAcks(mailbox, new Date()),
   };
 }
 
-/** Overdue business ACKs counted at most (a number for a person, not a listing). */
-const ACK_OVERDUE_COUNT_CAP = 10_000;
 
 /** The client certificate's expiry: warned from 30 days out (the daemon warns in its log too). */
 async function certificateReport(certPath: string | undefined) {

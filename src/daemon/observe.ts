@@ -18,8 +18,6 @@ import { createMetrics, recordCertificateExpiry, recordSuccessfulPoll, setMessag
 const DAY_MS = 86_400_000;
 /** MESH drops unacknowledged messages after 5 days and reports them undelivered: warn from 3. */
 const INBOX_AGE_WARN_MS = 3 * DAY_MS;
-/** Overdue business ACKs counted for /readyz at most (a number, not a listing). */
-const ACK_OVERDUE_COUNT_CAP = 10_000;
 
 /** Wraps a MESH port so every call is counted by endpoint and outcome, with bytes and chunks. */
 export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): MeshPort {
@@ -191,7 +189,7 @@ export async function startObserver(daemon: Daemon, metrics: Metrics, log: Logge
           certificate: certificates.get(m.id),
           diskLow: diskLowReason(ledger.mailboxStatus(m.id)),
           stale: ledger.countsByState(m.id, 'in').stale ?? 0,
-          ackOverdue: ledger.overdueAcks(m.id, now(), ACK_OVERDUE_COUNT_CAP).length,
+          ackOverdue: ledger.countOverdueAcks(m.id, now()),
         })),
     });
 

@@ -65,11 +65,16 @@ function isUniqueViolation(err: unknown): boolean {
 }
 
 /** The SQLite ledger. One instance owns one connection; hot statements are prepared once, named after their method. */
+/** Sent rows of a mailbox (?2) still waiting for a business ACK due by ?1 (messages_ack_due). */
+const OVERDUE = "ack_due_at IS NOT NULL AND ack_due_at <= ? AND mailbox = ? AND direction = 'out' AND state IN ('sent', 'acknowledged')";
+
 export class SqliteLedger implements LedgerStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly updateStatements = new Map<string, Statement>();
   private readonly statusStatements = new Map<string, Statement>();
+  /** Statements of the per-message queries (business semantics), prepared once each. */
+  private readonly prepared = new Map<string, Statement>();
 
   private readonly stmtInsertMessage: Statement;
   private readonly stmtGet: Statement;
@@ -125,6 +130,12 @@ export class SqliteLedger implements LedgerStore {
     this.stmtMailboxStatus = db.prepare('SELECT * FROM mailbox_status WHERE mailbox = ?');
 
     this.transitionTx = db.transaction((id: number, to: MessageState, o: TransitionOptions) => this.transitionRow(id, to, o)).immediate;
+  }
+
+  private statement(sql: string): Statement {
+    let stmt = this.prepared.get(sql);
+    if (!stmt) this.prepared.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt;
   }
 
   private stamp(): string {
@@ -380,48 +391,43 @@ export class SqliteLedger implements LedgerStore {
 
   findEarlierCopy(q: EarlierCopyQuery): MessageRow | undefined {
     const match = q.businessId === null ? 'received_sha256 = @sha AND business_id IS NULL' : 'business_id = @businessId';
-    const row = this.db
-      .prepare(
-        `SELECT * FROM messages WHERE mailbox = @mailbox AND direction = 'in' AND peer = @peer AND ${match}
-         AND workflow_id IS @workflowId AND created_at >= @since AND id != @excludeId
-         AND state IN (SELECT value FROM json_each(@states)) ORDER BY id LIMIT 1`,
-      )
-      .get({ mailbox: q.mailbox, peer: q.peer, businessId: q.businessId, sha: q.receivedSha256, workflowId: q.workflowId, since: q.since.toISOString(), excludeId: q.excludeId, states: JSON.stringify(q.states) }) as Row | undefined;
+    const row = this.statement(
+      `SELECT * FROM messages WHERE mailbox = @mailbox AND direction = 'in' AND peer = @peer AND ${match}
+       AND workflow_id IS @workflowId AND created_at >= @since AND id != @excludeId
+       AND state IN (SELECT value FROM json_each(@states)) ORDER BY id LIMIT 1`,
+    ).get({ mailbox: q.mailbox, peer: q.peer, businessId: q.businessId, sha: q.receivedSha256, workflowId: q.workflowId, since: q.since.toISOString(), excludeId: q.excludeId, states: JSON.stringify(q.states) }) as Row | undefined;
     return row ? messageFromSql(row) : undefined;
   }
 
   latestEvent(mailbox: string, peer: string, key: string): LatestEvent | undefined {
-    const row = this.db.prepare('SELECT event_time, row_id, sha256 FROM latest_events WHERE mailbox = ? AND peer = ? AND key = ?').get(mailbox, peer, key) as Row | undefined;
+    const row = this.statement('SELECT event_time, row_id, sha256 FROM latest_events WHERE mailbox = ? AND peer = ? AND key = ?').get(mailbox, peer, key) as Row | undefined;
     return row ? { eventTime: row.event_time as string, rowId: row.row_id as number, sha256: row.sha256 as string | null } : undefined;
   }
 
   recordLatestEvent(mailbox: string, peer: string, key: string, e: LatestEvent): void {
-    this.db
-      .prepare(
-        `INSERT INTO latest_events (mailbox, peer, key, event_time, row_id, sha256) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (mailbox, peer, key) DO UPDATE SET event_time = excluded.event_time, row_id = excluded.row_id, sha256 = excluded.sha256
-         WHERE excluded.event_time > latest_events.event_time`,
-      )
-      .run(mailbox, peer, key, e.eventTime, e.rowId, e.sha256);
+    this.statement(
+      `INSERT INTO latest_events (mailbox, peer, key, event_time, row_id, sha256) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (mailbox, peer, key) DO UPDATE SET event_time = excluded.event_time, row_id = excluded.row_id, sha256 = excluded.sha256
+       WHERE excluded.event_time > latest_events.event_time`,
+    ).run(mailbox, peer, key, e.eventTime, e.rowId, e.sha256);
   }
 
   findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined {
-    const row = this.db.prepare("SELECT * FROM messages WHERE mailbox = ? AND direction = 'out' AND peer = ? AND business_id = ? ORDER BY state IN ('sent', 'acknowledged') DESC, id DESC LIMIT 1").get(mailbox, peer, businessId) as Row | undefined;
+    const row = this.statement("SELECT * FROM messages WHERE mailbox = ? AND direction = 'out' AND peer = ? AND business_id = ? ORDER BY state IN ('sent', 'acknowledged') DESC, id DESC LIMIT 1").get(mailbox, peer, businessId) as Row | undefined;
     return row ? messageFromSql(row) : undefined;
   }
 
   overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[] {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM messages WHERE ack_due_at IS NOT NULL AND ack_due_at <= ? AND mailbox = ? AND direction = 'out'
-         AND state IN ('sent', 'acknowledged') ORDER BY ack_due_at LIMIT ?`,
-      )
-      .all(now.toISOString(), mailbox, limit) as Row[];
+    const rows = this.statement(`SELECT * FROM messages WHERE ${OVERDUE} ORDER BY ack_due_at LIMIT ?`).all(now.toISOString(), mailbox, limit) as Row[];
     return rows.map(messageFromSql);
   }
 
+  countOverdueAcks(mailbox: string, now: Date): number {
+    return (this.statement(`SELECT COUNT(*) AS n FROM messages WHERE ${OVERDUE}`).get(now.toISOString(), mailbox) as { n: number }).n;
+  }
+
   setMessageKeys(rowId: number, keys: string[]): void {
-    const insert = this.db.prepare('INSERT OR IGNORE INTO message_keys (row_id, key) VALUES (?, ?)');
+    const insert = this.statement('INSERT OR IGNORE INTO message_keys (row_id, key) VALUES (?, ?)');
     this.transaction(() => {
       for (const key of keys) insert.run(rowId, key);
     });
@@ -429,13 +435,11 @@ export class SqliteLedger implements LedgerStore {
 
   earlierUnsent(row: MessageRow): MessageRow | undefined {
     if (!row.eventTime) return undefined;
-    const found = this.db
-      .prepare(
-        `SELECT m.* FROM message_keys k JOIN message_keys o ON o.key = k.key AND o.row_id != k.row_id JOIN messages m ON m.id = o.row_id
-         WHERE k.row_id = ? AND m.mailbox = ? AND m.direction = 'out' AND m.state IN ('claiming', 'queued', 'uploading', 'needs_review')
-         AND m.event_time < ? ORDER BY m.event_time LIMIT 1`,
-      )
-      .get(row.id, row.mailbox, row.eventTime) as Row | undefined;
+    const found = this.statement(
+      `SELECT m.* FROM message_keys k JOIN message_keys o ON o.key = k.key AND o.row_id != k.row_id JOIN messages m ON m.id = o.row_id
+       WHERE k.row_id = ? AND m.mailbox = ? AND m.direction = 'out' AND m.state IN ('claiming', 'queued', 'uploading', 'needs_review')
+       AND m.event_time < ? ORDER BY m.event_time LIMIT 1`,
+    ).get(row.id, row.mailbox, row.eventTime) as Row | undefined;
     return found ? messageFromSql(found) : undefined;
   }
 

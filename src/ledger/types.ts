@@ -279,6 +279,8 @@ export interface LedgerStore {
   findSentByBusinessId(mailbox: string, peer: string, businessId: string): MessageRow | undefined;
   /** Sent rows of this mailbox still waiting for a business ACK that was due by `now` (reported ACK_OVERDUE or not yet). */
   overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[];
+  /** How many rows overdueAcks would give without a limit (for status and /readyz). */
+  countOverdueAcks(mailbox: string, now: Date): number;
   /** An outbound row's ordering keys (appointment and patient keys, prefixed with the recipient). */
   setMessageKeys(rowId: number, keys: string[]): void;
   /** A row of the same mailbox sharing a key with `row`, with an earlier event time, not yet sent. */

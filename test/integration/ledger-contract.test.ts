@@ -439,6 +439,8 @@ for (const backend of LEDGER_BACKENDS) {
         expect(ledger.findSentByBusinessId(MB, 'X26ABC9', 'B2')).to.equal(undefined);
         expect(ledger.overdueAcks(MB, new Date(T0.getTime() + 59_000), 10)).to.deep.equal([]);
         expect(ledger.overdueAcks(MB, new Date(T0.getTime() + 60_000), 10).map((r) => r.id), 'confirmed rows are not overdue').to.deep.equal([a.id]);
+        expect(ledger.countOverdueAcks(MB, new Date(T0.getTime() + 60_000))).to.equal(1);
+        expect(ledger.countOverdueAcks(MB, new Date(T0.getTime() + 59_000))).to.equal(0);
       });
 
       it('holds a later event back while an earlier one for a shared key is unsent', () => {

@@ -81,6 +81,9 @@ const message = (r: PgRow): MessageRow => messageFromSql(sqliteShape(r));
  * SqliteLedger, with row locks where SQLite relies on its single writer. Synchronous through
  * SyncPg; one connection per instance.
  */
+/** Sent rows of a mailbox ($2) still waiting for a business ACK due by $1 (messages_ack_due). */
+const OVERDUE = "ack_due_at IS NOT NULL AND ack_due_at <= $1 AND mailbox = $2 AND direction = 'out' AND state IN ('sent', 'acknowledged')";
+
 export class PgLedger implements LedgerStore {
   private readonly db: SyncPg;
   private readonly now: () => Date;
@@ -431,11 +434,11 @@ export class PgLedger implements LedgerStore {
   }
 
   overdueAcks(mailbox: string, now: Date, limit: number): MessageRow[] {
-    return this.rows(
-      `SELECT * FROM messages WHERE ack_due_at IS NOT NULL AND ack_due_at <= $1 AND mailbox = $2 AND direction = 'out'
-       AND state IN ('sent', 'acknowledged') ORDER BY ack_due_at LIMIT $3`,
-      [now.toISOString(), mailbox, limit],
-    ).map(message);
+    return this.rows(`SELECT * FROM messages WHERE ${OVERDUE} ORDER BY ack_due_at LIMIT $3`, [now.toISOString(), mailbox, limit]).map(message);
+  }
+
+  countOverdueAcks(mailbox: string, now: Date): number {
+    return Number(this.rows(`SELECT COUNT(*) AS n FROM messages WHERE ${OVERDUE}`, [now.toISOString(), mailbox])[0].n);
   }
 
   setMessageKeys(rowId: number, keys: string[]): void {

@@ -8,7 +8,7 @@ import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, readHead, re
 import { sniffHead } from '../../transform/sniff';
 import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
 import { formatControlFile } from '../ctl';
-import { checkDuplicate, checkOrder, isAckWorkflow, payloadMeaning, prepareAck, readConfirmation, rememberDelivered, type Confirmation, type PassMemory, type PendingAck, type Recorded } from './meaning';
+import { checkMeaning, isAckWorkflow, payloadMeaning, prepareAck, readConfirmation, rememberDelivered, type Confirmation, type PassMemory, type PendingAck, type Recorded } from './meaning';
 import { hashRegular, inboundControl, inboundFileName, matchInboundRoute, placePair, readForConversion, tempNames } from './place';
 
 /**
@@ -127,7 +127,7 @@ export function deliverPayload(
   ctx: MailboxContext,
   row: ReceivedRow,
   meta: InboundMeta,
-  source: { path: string; bytes: number; sha256: string; kept: boolean },
+  source: Source,
   cycle: CycleState,
   /** A person retried it out of needs_review or stale: deliver it without the duplicate and ordering checks. */
   decided = false,
@@ -174,25 +174,23 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
         return { kind: 'consumed', row, meta, confirms };
       }
       if (!confirms) log.warn('ACK_UNLINKED', 'an acknowledgement names no message this mailbox sent; delivered into in/ as it is', { messageId: id });
-      return await deliver(ctx, row, meta, source, route, input, undefined, { ...(confirms ? { confirms } : {}) });
+      return await deliver(ctx, row, meta, source, route, input, undefined, confirms);
     }
     const facts = await payloadMeaning(input, route, source.sha256, meta.from ?? '');
-    const verdict = decided ? ({ kind: 'new' } as const) : checkDuplicate(ctx, row, meta, route, facts, pass);
-    const ordered = verdict.kind === 'new' && !decided ? checkOrder(ctx, meta, route, facts, pass) : verdict;
-    switch (ordered.kind) {
+    const verdict = checkMeaning(ctx, row, meta, route, facts, pass, decided);
+    switch (verdict.kind) {
       case 'duplicate': {
         await dropSource();
-        log.info('IN_DUPLICATE', `the same message was received before (message row ${ordered.first}); acknowledged, not delivered again`, { messageId: id, first: ordered.first });
-        return { kind: 'duplicate', row, meta, first: ordered.first, facts, businessAck: await prepareAck(ctx, row, meta, route, input, 'ok') };
+        log.info('IN_DUPLICATE', `the same message was received before (message row ${verdict.first}); acknowledged, not delivered again`, { messageId: id, first: verdict.first });
+        return { kind: 'duplicate', row, meta, first: verdict.first, facts, businessAck: await prepareAck(ctx, row, meta, route, input, 'ok') };
       }
-      case 'stale':
-      case 'review': {
-        const code = ordered.kind === 'stale' ? 'STALE_EVENT' : ordered.code;
-        const path = await keepInFailed(ctx, row, source, code, ordered.reason);
-        log.warn(ordered.kind === 'stale' ? 'IN_STALE' : 'IN_NEEDS_REVIEW', `${ordered.reason}; kept in failed/`, { messageId: id, code });
-        const businessAck = ordered.kind === 'stale' ? await prepareAck(ctx, row, meta, route, input, 'fatal-error', { code, text: ordered.reason }) : undefined;
-        const related = ordered.kind === 'stale' ? ordered.newer : ordered.related;
-        return { kind: 'set-aside', row, meta, state: ordered.kind === 'stale' ? 'stale' : 'needs_review', related, code, reason: ordered.reason, path, facts, businessAck };
+      case 'set-aside': {
+        const { state, code, reason, related } = verdict;
+        const path = await keepInFailed(ctx, row, source, code, reason);
+        log.warn(state === 'stale' ? 'IN_STALE' : 'IN_NEEDS_REVIEW', `${reason}; kept in failed/`, { messageId: id, code });
+        // A stale event is refused, so its sender is told; a conflict waits for a person.
+        const businessAck = state === 'stale' ? await prepareAck(ctx, row, meta, route, input, 'fatal-error', { code, text: reason }) : undefined;
+        return { kind: 'set-aside', row, meta, state, related, code, reason, path, facts, businessAck };
       }
       case 'new':
         break;
@@ -201,7 +199,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
       const outcome = await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', String(read));
       return { ...outcome, facts };
     }
-    const outcome = await deliver(ctx, row, meta, source, route, input, facts, {});
+    const outcome = await deliver(ctx, row, meta, source, route, input, facts);
     if (outcome.kind === 'deliver') rememberDelivered(row, facts, pass);
     return outcome;
   } catch (err) {
@@ -224,7 +222,8 @@ async function deliver(
   route: RouteConfig | undefined,
   input: Buffer | undefined,
   facts: Recorded | undefined,
-  extra: { confirms?: Confirmation },
+  /** An acknowledgement delivered as well (deliverAcks): the send it confirms. */
+  confirms?: Confirmation,
 ): Promise<Outcome> {
   const { folders, log } = ctx;
   const id = row.messageId;
@@ -273,7 +272,7 @@ async function deliver(
   const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
   await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
   if (!source.kept) await removeName(source.path);
-  return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...extra };
+  return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...(confirms ? { confirms } : {}) };
 }
 
 /** Why a conversion refused a payload, for an acknowledgement: codes and positions only, never values. */

@@ -57,8 +57,17 @@ export interface PassMemory {
 export type Verdict =
   | { kind: 'new' }
   | { kind: 'duplicate'; first: number }
-  | { kind: 'review'; related: number; code: 'DUPLICATE_ID_CONFLICT' | 'EVENT_TIME_CONFLICT'; reason: string }
-  | { kind: 'stale'; newer: number; reason: string };
+  /** Kept in failed/, not delivered: older than a newer event (stale), or conflicting with another row (review). */
+  | { kind: 'set-aside'; state: 'stale' | 'needs_review'; related: number; code: 'STALE_EVENT' | 'DUPLICATE_ID_CONFLICT' | 'EVENT_TIME_CONFLICT'; reason: string };
+
+const NEW: Verdict = { kind: 'new' };
+
+/** The duplicate check, then the ordering check; none for a payload a person decided on. */
+export function checkMeaning(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, route: RouteConfig | undefined, facts: Recorded, pass: PassMemory, decided: boolean): Verdict {
+  if (decided) return NEW;
+  const duplicate = checkDuplicate(ctx, row, meta, route, facts, pass);
+  return duplicate.kind === 'new' ? checkOrder(ctx, meta, route, facts, pass) : duplicate;
+}
 
 export function isAckWorkflow(meta: InboundMeta): boolean {
   return /_ACK$/i.test(meta.workflowId ?? '');
@@ -84,8 +93,8 @@ function keyKind(key: string): string {
  * business id and content is a duplicate; the same id with other content goes to review; with no
  * business id, the same content is a duplicate.
  */
-export function checkDuplicate(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, route: RouteConfig | undefined, facts: Recorded, pass: PassMemory): Verdict {
-  if (route?.duplicates === 'deliver') return { kind: 'new' };
+function checkDuplicate(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, route: RouteConfig | undefined, facts: Recorded, pass: PassMemory): Verdict {
+  if (route?.duplicates === 'deliver') return NEW;
   const sender = meta.from ?? '';
   const passKey = `${sender}\n${meta.workflowId ?? ''}\n${facts.businessId ?? `sha256:${facts.receivedSha256}`}`;
   const retentionMs = ctx.config.ledger.payloadRetentionDays * 86_400_000;
@@ -110,7 +119,8 @@ export function checkDuplicate(ctx: MailboxContext, row: ReceivedRow, meta: Inbo
   }
   if (earlier.sha256 === facts.receivedSha256) return { kind: 'duplicate', first: earlier.rowId };
   return {
-    kind: 'review',
+    kind: 'set-aside',
+    state: 'needs_review',
     related: earlier.rowId,
     code: 'DUPLICATE_ID_CONFLICT',
     reason: `business id already received in message row ${earlier.rowId} with different content; nothing delivered: a person must decide which is right`,
@@ -121,8 +131,8 @@ export function checkDuplicate(ctx: MailboxContext, row: ReceivedRow, meta: Inbo
  * Ordering (issue 12 §3): per sender and appointment or patient key, an event older than the
  * newest already received is stale; an equal time with other content goes to review.
  */
-export function checkOrder(ctx: MailboxContext, meta: InboundMeta, route: RouteConfig | undefined, facts: Recorded, pass: PassMemory): Verdict {
-  if (route?.ordering !== 'enforce') return { kind: 'new' };
+function checkOrder(ctx: MailboxContext, meta: InboundMeta, route: RouteConfig | undefined, facts: Recorded, pass: PassMemory): Verdict {
+  if (route?.ordering !== 'enforce') return NEW;
   const sender = meta.from ?? '';
   for (const { key, eventTime } of facts.keys) {
     const stored = ctx.ledger.latestEvent(ctx.mailbox.id, sender, key);
@@ -130,10 +140,10 @@ export function checkOrder(ctx: MailboxContext, meta: InboundMeta, route: RouteC
     const latest = !stored || (seen && seen.eventTime > stored.eventTime) ? seen : stored;
     if (!latest) continue;
     if (latest.eventTime > eventTime) {
-      return { kind: 'stale', newer: latest.rowId, reason: `an event of ${eventTime} for the same ${keyKind(key)} is older than one of ${latest.eventTime} already received (message row ${latest.rowId}); not delivered as current` };
+      return { kind: 'set-aside', state: 'stale', related: latest.rowId, code: 'STALE_EVENT', reason: `an event of ${eventTime} for the same ${keyKind(key)} is older than one of ${latest.eventTime} already received (message row ${latest.rowId}); not delivered as current` };
     }
     if (latest.eventTime === eventTime && latest.sha256 !== facts.receivedSha256) {
-      return { kind: 'review', related: latest.rowId, code: 'EVENT_TIME_CONFLICT', reason: `an event of ${eventTime} for the same ${keyKind(key)} was already received with other content (message row ${latest.rowId}); a person must decide which is right` };
+      return { kind: 'set-aside', state: 'needs_review', related: latest.rowId, code: 'EVENT_TIME_CONFLICT', reason: `an event of ${eventTime} for the same ${keyKind(key)} was already received with other content (message row ${latest.rowId}); a person must decide which is right` };
     }
   }
   return { kind: 'new' };
