@@ -43,6 +43,7 @@ export { receivedRow, sendableRow } from './rules';
 export { SqliteLedger, openLedger, ledgerPath, newClaimId, purgeInSteps, type LedgerOptions } from './sqlite-ledger';
 export { MIGRATIONS, SCHEMA_VERSION, runMigrations, type Migration } from './schema';
 export { BUSY_TIMEOUT_MS } from './open';
+export { groupCommit } from './group-commit';
 export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, DECIDED_BY_PERSON, type ResolveAs, type OperatorVia } from './operator';
 export { parseSince, parseAge } from './periods';
 export { openStore, requireSqlite, type LedgerChoice } from './open-store';

@@ -13,7 +13,7 @@ export type SendHeaders = Pick<SendOptions, 'to' | 'workflowId' | 'subject' | 'l
 
 export interface SendProgress {
   /** Called the moment MESH returns the message id (before chunk 2). */
-  onMessageId(messageId: string, totalChunks: number): void;
+  onMessageId(messageId: string, totalChunks: number): void | Promise<void>;
   /** Called after each chunk n (1-based) is accepted. May throw to stop between chunks. */
   onChunk(chunk: number, totalChunks: number): void;
 }

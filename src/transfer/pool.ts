@@ -11,3 +11,23 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (
   await Promise.all(runners);
   return results;
 }
+
+/**
+ * A lock: work passed to it runs one at a time, in call order, even when called side by side.
+ * For steps that pick a free name and then take it (two at once could pick the same one), and
+ * for conversions, which the poison guard counts one at a time.
+ */
+export function mutex(): <R>(work: () => Promise<R>) => Promise<R> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const next = last.then(work);
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
+
+/**
+ * File-system steps of a batch in flight at once: each is a round trip through libuv's thread
+ * pool (UV_THREADPOOL_SIZE, 16 in bin/meshd.js), and fsyncs side by side share journal commits.
+ */
+export const FS_CONCURRENCY = 16;

@@ -7,6 +7,8 @@ import { describeKind, exists, freeName, fsyncDir, moveFile, NotRegularFileError
 import { checkOutboundControl, parseControlFile, type ControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
 import { globToRegExp, isInProgressName } from '../folders';
+import { FS_CONCURRENCY, mapLimit } from '../pool';
+import { failedNames } from './file';
 import { fileFacts, spoolPaths, type FileFacts } from '../spool';
 
 /**
@@ -69,6 +71,8 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
     if (!opts.dryRun) await quarantineUnsendable(ctx, item, 'NOT_REGULAR_FILE', `${basename(item.ctlPath && !item.dataPath ? item.ctlPath : item.dataPath ?? item.name)} is ${describeKind(st)}, not a regular file; meshd never reads through it`);
   };
 
+  // Every name's lstat side by side first (one thread-pool round trip each, not one after another).
+  await mapLimit(names, FS_CONCURRENCY, (name) => lstat(name));
   for (const name of names) {
     if (isInProgressName(name)) continue;
     const lower = name.toLowerCase();
@@ -110,12 +114,13 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
  * ledger. Files move by rename only, so a link or a FIFO moves as itself, never followed; what
  * cannot be moved that way (another filesystem) is left in place and reported once.
  */
-async function quarantineUnsendable(
-  ctx: MailboxContext,
-  item: { name: string; dataPath?: string; ctlPath?: string; ctl?: ControlFile },
-  code: string,
-  reason: string,
-): Promise<void> {
+function quarantineUnsendable(ctx: MailboxContext, item: Unsendable, code: string, reason: string): Promise<void> {
+  return failedNames(() => quarantineNow(ctx, item, code, reason));
+}
+
+type Unsendable = { name: string; dataPath?: string; ctlPath?: string; ctl?: ControlFile };
+
+async function quarantineNow(ctx: MailboxContext, item: Unsendable, code: string, reason: string): Promise<void> {
   const { ledger, mailbox, folders } = ctx;
   // Files first, then the row: a crash in between leaves the file safe in failed/, never re-sent.
   const moved: { data?: string; ctl?: string } = {};
@@ -210,28 +215,23 @@ async function inspectCandidate(ctx: MailboxContext, c: Candidate): Promise<NewM
  */
 export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): Promise<number> {
   const { ledger } = ctx;
-  const intents: NewMessage[] = [];
-  for (const c of candidates) {
-    const intent = await inspectCandidate(ctx, c);
-    if (intent) intents.push(intent);
-  }
+  // Candidates are independent: their file work runs side by side (quarantines one at a time).
+  const intents = (await mapLimit(candidates, FS_CONCURRENCY, (c) => inspectCandidate(ctx, c))).filter((i): i is NewMessage => !!i);
   if (intents.length === 0) return 0;
   const rows = ledger.transaction(() => intents.map((i) => ledger.insertMessage(i, { type: 'claiming', detail: { file: i.fileName, mode: i.ctlPath ? 'control-file' : 'route' } })));
-  const moved: boolean[] = [];
-  for (const row of rows) {
+  const moved = await mapLimit(rows, FS_CONCURRENCY, async (row) => {
     const spool = spoolPaths(ctx, row);
     try {
       await moveFile(row.payloadPath!, spool.data, PRIVATE_FILE_MODE);
       if (row.ctlPath) await moveFile(row.ctlPath, spool.ctl, PRIVATE_FILE_MODE);
-      moved.push(true);
+      return true;
     } catch {
-      moved.push(false); // finishClaim below settles it (finishes the move, or records why not)
+      return false; // finishClaim below settles it (finishes the move, or records why not)
     }
-  }
-  await fsyncDir(ctx.spool);
-  await fsyncDir(ctx.folders.out);
+  });
+  await Promise.all([fsyncDir(ctx.spool), fsyncDir(ctx.folders.out)]);
   // The spool copies' facts first, then every confirmation in one commit (one fsync, not one per file).
-  const read = await Promise.all(rows.map((row, i) => (moved[i] ? readClaim(ctx, row) : undefined)));
+  const read = await mapLimit(rows, FS_CONCURRENCY, (row, i) => (moved[i] ? readClaim(ctx, row) : Promise.resolve(undefined)));
   const confirmed = ctx.ledger.transaction(() => rows.map((row, i) => (read[i] ? recordClaim(ctx, row, read[i]!) : false)));
   for (const [i, row] of rows.entries()) if (!moved[i]) await finishClaim(ctx, row);
   return confirmed.filter(Boolean).length;

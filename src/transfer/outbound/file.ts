@@ -3,6 +3,7 @@ import { companionFiles, type MessageRow } from '../../ledger';
 import { exists, freeName, fsyncDir, moveFile, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import type { MailboxContext } from '../context';
 import { ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from '../ctl';
+import { FS_CONCURRENCY, mapLimit, mutex } from '../pool';
 import { spoolPaths, type SpoolProblem } from '../spool';
 
 /**
@@ -22,8 +23,18 @@ export async function parkForReview(ctx: MailboxContext, row: MessageRow, proble
   ctx.log.error('SEND_NEEDS_REVIEW', `${row.fileName}: ${problem.text}; parked for review`, { row: row.id, code: problem.code });
 }
 
+/**
+ * Taking a free name in failed/ and filling it, one at a time per process: rows of a batch are
+ * handled side by side, and two of them picking the same free name would replace one file.
+ */
+export const failedNames = mutex();
+
 /** Refused by MESH or unusable: the row moves to `failed` (target path, filing mark), then the files follow. */
-export async function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
+export function failOutbound(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
+  return failedNames(() => failNow(ctx, row, code, text));
+}
+
+async function failNow(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
   const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, recoveryMark: null }]);
   const failedRow = ctx.ledger.transition(row.id, 'failed', {
     patch: { payloadPath: plan.target, errorCode: code, errorText: text, processingStarts: 0 },
@@ -59,7 +70,11 @@ async function readCtlOr(path: string): Promise<ControlFile> {
   }
 }
 
-/** Files a batch of sent payloads into sent/: one directory fsync and two commits per batch. */
+/**
+ * Files a batch of sent payloads into sent/: one directory fsync and two commits per batch; the
+ * rows' file work runs side by side. Only one batch of a mailbox is filed at a time (the names it
+ * picks are free only until it has moved its files).
+ */
 export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<void> {
   if (rows.length === 0) return;
   const { ledger } = ctx;
@@ -67,9 +82,9 @@ export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): 
   ledger.transaction(() => {
     for (const p of planned) if (p.fresh) ledger.setMark(p.row.id, 'filing', { patch: { payloadPath: p.target }, event: { type: 'filing', detail: { sent: p.target } } });
   });
-  for (const p of planned) await fileSent(ctx, p.row, p.target);
+  await mapLimit(planned, FS_CONCURRENCY, (p) => fileSent(ctx, p.row, p.target));
   await fsyncDir(ctx.folders.sent);
-  for (const p of planned) await removeSpoolLeftovers(ctx, p.row);
+  await mapLimit(planned, FS_CONCURRENCY, (p) => removeSpoolLeftovers(ctx, p.row));
   ledger.transaction(() => {
     for (const p of planned) ledger.setMark(p.row.id, null, { patch: { ctlPath: null }, event: { type: 'filed', detail: { sent: p.target } } });
   });
@@ -79,12 +94,16 @@ export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): 
 async function planTargets(ctx: MailboxContext, dir: string, rows: MessageRow[]): Promise<Array<{ row: MessageRow; target: string; fresh: boolean }>> {
   const taken = new Set<string>();
   const out = [];
-  for (const row of rows) {
-    if (row.recoveryMark === 'filing' && row.payloadPath && !row.payloadPath.startsWith(ctx.spool)) {
-      out.push({ row, target: row.payloadPath, fresh: false });
+  const redo = (row: MessageRow) => row.recoveryMark === 'filing' && !!row.payloadPath && !row.payloadPath.startsWith(ctx.spool);
+  const wanted = (row: MessageRow) => row.fileName ?? `${row.messageId ?? row.id}.dat`;
+  // Each row's first choice is looked up side by side; clashes within the batch are settled in order.
+  const firstFree = await mapLimit(rows, FS_CONCURRENCY, (row) => (redo(row) ? Promise.resolve('') : freeName(dir, wanted(row))));
+  for (const [i, row] of rows.entries()) {
+    if (redo(row)) {
+      out.push({ row, target: row.payloadPath!, fresh: false });
       continue;
     }
-    let name = await freeName(dir, row.fileName ?? `${row.messageId ?? row.id}.dat`);
+    let name = firstFree[i];
     for (let i = 1; taken.has(name); i++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, i));
     taken.add(name);
     out.push({ row, target: join(dir, name), fresh: true });
@@ -99,7 +118,7 @@ function suffixed(name: string, i: number): string {
 
 async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
   const spool = spoolPaths(ctx, row);
-  for (const p of [spool.ctl, spool.send, spool.data]) await removeName(p);
+  await Promise.all([spool.ctl, spool.send, spool.data].map(removeName));
 }
 
 /**

@@ -3,8 +3,10 @@ import { MeshdError } from '../../errors';
 import { readRegular } from '../../safe-fs';
 import { checkOutboundControl, parseControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
+import type { MessageRow } from '../../ledger';
 import { claimBatch, scanOutbox } from './claim';
 import { checkOverdueAcks } from './order';
+import { finishSentBatch } from './file';
 import { uploadBatch } from './upload';
 
 /**
@@ -25,22 +27,70 @@ const UPLOAD_BATCH = 16;
 /** Files taken from out/ per group commit. */
 const CLAIM_BATCH = 64;
 
-/** One pass of the send side: take new files, upload what is due. Recovery runs before the first. */
+/**
+ * One pass of the send side: take new files, upload what is due. Recovery runs before the first.
+ * The three steps overlap: files are claimed in batches while the first batches upload, and a
+ * sent batch is filed into sent/ while the next one uploads (one filing at a time).
+ */
 export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number; sent: number }> {
-  let claimed = 0;
   const candidates = await scanOutbox(ctx);
-  for (let i = 0; i < candidates.length && !ctx.stopping(); i += CLAIM_BATCH) {
-    claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH));
-  }
+  let claimed = 0;
+  let claiming = true;
+  let claimedMore = wakeUp();
+  const claims = (async () => {
+    try {
+      for (let i = 0; i < candidates.length && !ctx.stopping(); i += CLAIM_BATCH) {
+        claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH));
+        claimedMore.wake();
+      }
+    } finally {
+      claiming = false;
+      claimedMore.wake();
+    }
+  })().then(() => undefined, (err: unknown) => ({ err }));
+  const filing = filingQueue(ctx);
   let sent = 0;
-  while (!ctx.stopping()) {
-    const due = ctx.ledger.due(ctx.mailbox.id, 'out', ['queued', 'uploading'], ctx.now(), UPLOAD_BATCH);
-    if (due.length === 0) break;
-    sent += await uploadBatch(ctx, due);
-    if (due.length < UPLOAD_BATCH) break;
-  }
+  const uploads = (async () => {
+    while (!ctx.stopping()) {
+      const due = ctx.ledger.due(ctx.mailbox.id, 'out', ['queued', 'uploading'], ctx.now(), UPLOAD_BATCH);
+      if (due.length === 0) {
+        if (!claiming) break;
+        await claimedMore.wait;
+        claimedMore = wakeUp();
+        continue;
+      }
+      sent += await uploadBatch(ctx, due, filing.add);
+    }
+  })().then(() => undefined, (err: unknown) => ({ err }));
+  // Every step is waited for, whatever fails, before a failure is reported.
+  const ended = [await uploads, await claims, await filing.done().then(() => undefined, (err: unknown) => ({ err }))];
+  const failed = ended.find((e) => e !== undefined);
+  if (failed) throw failed.err;
   checkOverdueAcks(ctx);
   return { claimed, sent };
+}
+
+function wakeUp(): { wait: Promise<void>; wake: () => void } {
+  let wake!: () => void;
+  const wait = new Promise<void>((resolve) => (wake = resolve));
+  return { wait, wake };
+}
+
+/** Files sent batches one after another, in the background; done() waits for all and rethrows the first failure. */
+function filingQueue(ctx: MailboxContext): { add: (rows: MessageRow[]) => void; done: () => Promise<void> } {
+  let chain: Promise<void> = Promise.resolve();
+  let failure: { err: unknown } | undefined;
+  return {
+    add: (rows) => {
+      chain = chain.then(() => (failure ? undefined : finishSentBatch(ctx, rows))).catch((err: unknown) => {
+        failure ??= { err };
+      });
+    },
+    done: async () => {
+      await chain;
+      if (failure) throw failure.err;
+    },
+  };
 }
 
 /** What a cycle would send, without moving a file or calling MESH (`meshd run --dry-run`). */

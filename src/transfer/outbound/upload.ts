@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import { MeshdError } from '../../errors';
-import { sendableRow, type MessageRow, type SendableRow } from '../../ledger';
+import { groupCommit, sendableRow, type MessageRow, type SendableRow } from '../../ledger';
 import { copyRegular, createExclusive, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, tempPathFor, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, StopRequested, type MailboxContext } from '../context';
-import { mapLimit } from '../pool';
-import { checkSpool, spoolPaths } from '../spool';
-import { failOutbound, finishSentBatch, parkForReview } from './file';
+import { FS_CONCURRENCY, mapLimit, mutex } from '../pool';
+import { checkSpool, spoolPaths, type SpoolPaths } from '../spool';
+import { failedNames, failOutbound, finishSentBatch, parkForReview } from './file';
 import { ackDueAt, mustWait, recordSendFacts } from './order';
 
 /**
@@ -47,12 +47,22 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   }
   if (!row.transform) return spool.data;
   if (await exists(spool.send)) return spool.send;
-  const [from, to] = row.transform.split('>');
   const cap = ctx.config.transform.maxInputBytes;
   if ((row.sizeBytes ?? 0) > cap) {
     await failOutbound(ctx, row, 'TOO_LARGE_TO_CONVERT', `${row.sizeBytes} bytes is over transform.maxInputBytes (${cap}); it was not loaded. Raise the cap or send it on a route without a transform`);
     return undefined;
   }
+  return converting(() => convert(ctx, row, spool));
+}
+
+/**
+ * Conversions run one at a time in a process (`converting`): the poison guard below counts a
+ * start against each conversion in progress, and a crash must count only against the one that caused it.
+ */
+const converting = mutex();
+
+async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths): Promise<string | undefined> {
+  const [from, to] = row.transform!.split('>');
   // Committed before converting: if this conversion kills the process twice, recovery sets it aside (POISON).
   row = ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 }, { type: 'processing_started', detail: { step: 'transform' } });
   const input = await readRegular(spool.data);
@@ -72,10 +82,13 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
   await out.close();
   if (result.errors.length > 0) {
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
-    const keep = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
-    await copyRegular(spool.data, keep);
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
-    await writeFileAtomic(`${keep}.reason`, lines.join('\n') + '\n');
+    const keep = await failedNames(async () => {
+      const path = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
+      await copyRegular(spool.data, path);
+      await writeFileAtomic(`${path}.reason`, lines.join('\n') + '\n');
+      return path;
+    });
     ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.failedMessages, of: result.messageCount, copy: keep, errors: issueSummary(result.errors) });
     ctx.log.warn('TRANSFORM_PARTIAL', `${result.failedMessages} of ${result.messageCount} messages in ${row.fileName} could not be converted; a copy with reasons is in failed/`, {
       row: row.id,
@@ -90,20 +103,19 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
 /**
  * Uploads queued or part-uploaded rows. The "first POST in flight" marks of a whole group are
  * committed together before any POST (one fsync); each message id is committed the moment MESH
- * gives it, so only a POST cut off in flight is ever parked for review; the `sent` outcomes of
- * the group share one commit.
+ * gives it (ids arriving together share a commit), so only a POST cut off in flight is ever
+ * parked for review; the `sent` outcomes of the group share one commit. `file` files the sent
+ * rows into sent/ (the send cycle queues that behind the next group's upload).
  */
-export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<number> {
+export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file: (sent: MessageRow[]) => Promise<void> | void = (sent) => finishSentBatch(ctx, sent)): Promise<number> {
   const { ledger, mesh, log } = ctx;
-  const prepared: Array<{ row: SendableRow; payload: string }> = [];
-  for (const row of rows.map(sendableRow)) {
+  // Rows are independent until they are sent: their checks and conversions run side by side.
+  const checked = await mapLimit(rows.map(sendableRow), FS_CONCURRENCY, async (row) => {
     const payload = await preparePayload(ctx, row);
-    if (payload) prepared.push({ row: sendableRow(await recordSendFacts(ctx, ledger.get(row.id)!, payload)), payload });
-  }
+    return payload ? { row: sendableRow(await recordSendFacts(ctx, ledger.get(row.id)!, payload)), payload } : undefined;
+  });
   // Facts of the whole group are recorded first, so an earlier event in it holds a later one back.
-  const ready = prepared.filter((p) => !mustWait(ctx, p.row));
-  prepared.length = 0;
-  prepared.push(...ready);
+  const prepared = checked.filter((p): p is { row: SendableRow; payload: string } => !!p && !mustWait(ctx, p.row));
   ledger.transaction(() => {
     for (const p of prepared) {
       const first = !(p.row.state === 'uploading' && p.row.messageId);
@@ -112,6 +124,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
         : ledger.update(p.row.id, { attempts: p.row.attempts + 1 }, { type: 'upload_resumed', detail: { fromChunk: p.row.chunksDone + 1 } }));
     }
   });
+  const commitSoon = groupCommit(ledger);
   const outcomes = await mapLimit(prepared, UPLOAD_CONCURRENCY, async ({ row, payload }) => {
     const resume = row.state === 'uploading' && row.messageId ? { messageId: row.messageId, chunksDone: row.chunksDone ?? 0 } : undefined;
     try {
@@ -127,14 +140,17 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
           compress: row.compress,
         },
         {
-          onMessageId: (messageId, total) => {
-            // Committed the moment MESH answers: from here a restart resumes (or just files it)
-            // instead of parking it as an unknown outcome.
-            ledger.transition(row.id, 'uploading', {
-              from: ['queued'],
-              patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
-              event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
-            });
+          onMessageId: async (messageId, total) => {
+            // Committed as soon as MESH answers, before anything else happens to this message:
+            // from here a restart resumes (or just files it) instead of parking it as an unknown
+            // outcome. Answers arriving together share one commit.
+            await commitSoon(() =>
+              ledger.transition(row.id, 'uploading', {
+                from: ['queued'],
+                patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
+                event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
+              }),
+            );
             log.debug('SEND_ACCEPTED', 'MESH accepted the first chunk', { row: row.id, messageId, chunks: total });
           },
           onChunk: (n, total) => {
@@ -182,7 +198,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[]): Prom
     await parkForReview(ctx, ledger.get(o.row.id)!, { code: problem.code, text: `MESH has message ${o.result.messageId}, but ${problem.text}` });
   }
   for (const row of done) log.info('SEND_COMPLETE', `sent ${row.fileName} as ${row.messageId}`, { row: row.id, messageId: row.messageId, chunks: row.chunksTotal });
-  await finishSentBatch(ctx, done);
+  await file(done);
   for (const o of outcomes) {
     if ('err' in o && o.err && !(o.err instanceof StopRequested)) await recordSendError(ctx, o.row.id, o.err);
   }
