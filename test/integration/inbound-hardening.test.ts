@@ -289,7 +289,9 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
   });
 
   it('G: a message whose processing killed the process twice is quarantined POISON, kept and acknowledged; the rest carries on', async () => {
-    const poison = await send('poison payload\n');
+    // Looks like HL7 v2, so it is parsed (for its business id), which is what the guard is for.
+    const payload = 'MSH|^~\\&|POISON|X26|MESHD|X26|20260101120000||ADT^A04|POISON1|P|2.4\r';
+    const poison = await send(payload);
     const args = ['--config', env.configPath[RECEIVER], 'run', '--once'];
     // Ledger writes: 1 = the row listed, 2 = processingStarts committed before delivery.
     let run = await runMeshd(args, { env: { MESHD_TEST_CRASH_AFTER_WRITES: '2' } });
@@ -306,7 +308,7 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     run = await runMeshd(args);
     expect(run.code, run.stderr).to.equal(0);
     expect(await rowOf(poison)).to.include({ state: 'quarantined', errorCode: 'POISON', processingStarts: 0, payloadPath: join(failedDir(), `${poison}.dat`) });
-    expect(readFileSync(join(failedDir(), `${poison}.dat`), 'utf8')).to.equal('poison payload\n');
+    expect(readFileSync(join(failedDir(), `${poison}.dat`), 'utf8')).to.equal(payload);
     expect(readFileSync(join(failedDir(), `${poison}.dat.reason`), 'utf8')).to.match(/^POISON: processing began 2 times/);
     expect(acknowledged(poison)).to.equal(true);
     expect(await rowOf(other)).to.include({ state: 'acknowledged' });

@@ -37,9 +37,9 @@ export type Outcome =
 export interface CycleState {
   diskLow?: DiskSpaceLowError;
   /**
-   * Conversion and placement run one message at a time (downloads run side by side), so the
-   * poison guard counts a stop only against the message that was being processed, never
-   * against every download of a batch.
+   * Payloads that are parsed (converted, or read for a business id) are processed one at a time
+   * (downloads run side by side), so the poison guard counts a stop only against the message
+   * that was being processed, never against every download of a batch.
    */
   processing?: Promise<unknown>;
   /** Copies and events decided in this pass, not yet committed (duplicates and ordering within a batch). */
@@ -96,7 +96,7 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
   const temp = tempNames(ctx, row);
   let meta: InboundMeta;
   let bytes: number;
-  let sha256: string;
+  let hashed: { sha256: string; head: Buffer };
   try {
     // temp/<claimId>.* are this row's names: whatever stands there (a planted link) is removed, not followed.
     await removeName(temp.part);
@@ -109,19 +109,19 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
     } finally {
       await handle.close();
     }
-    sha256 = (await hashRegular(temp.part)).sha256;
+    hashed = await hashRegular(temp.part, SNIFF_BYTES);
   } catch (err) {
     await removeName(temp.part);
     return downloadFailure(ctx, row, cycle, err);
   }
-  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256, kept: false }, cycle);
+  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256: hashed.sha256, head: hashed.head, kept: false }, cycle);
 }
 
 /**
  * Converts (if a route says) and places one payload: `source` is the download in temp/, or a
- * payload kept in failed/ that an operator sent back (`kept`: it stays where it is). One message
- * at a time per pass; the poison guard is committed before and cleared after; a local write
- * failure leaves the message for the next try.
+ * payload kept in failed/ that an operator sent back (`kept`: it stays where it is). A payload
+ * that is parsed goes one at a time per pass, under the poison guard (committed before, cleared
+ * after); a local write failure leaves the message for the next try.
  */
 export function deliverPayload(
   ctx: MailboxContext,
@@ -132,15 +132,30 @@ export function deliverPayload(
   /** A person retried it out of needs_review or stale: deliver it without the duplicate and ordering checks. */
   decided = false,
 ): Promise<Outcome> {
+  const memory = (cycle.memory ??= { copies: new Map(), latest: new Map() });
+  // Only a payload that is parsed can stop the process by what it holds (a conversion, a
+  // business id read): those run one at a time under the poison guard. Any other payload is
+  // only hashed, checked for an earlier copy (decided in one synchronous step) and moved, so it
+  // is placed side by side with the rest of the batch.
+  if (!mayBeParsed(ctx, meta, source)) return processPayload(ctx, row, meta, source, memory, decided);
   const run = (cycle.processing ?? Promise.resolve()).then(async () => {
-    // Poison guard: committed before the conversion or delivery, cleared once it is over.
+    // Poison guard: committed before the conversion or delivery, cleared once it is over. (Not
+    // folded into the next message's commit: a stop in between would count against this one.)
     ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
-    const outcome = await processPayload(ctx, row, meta, source, (cycle.memory ??= { copies: new Map(), latest: new Map() }), decided);
+    const outcome = await processPayload(ctx, row, meta, source, memory, decided);
     ctx.ledger.update(row.id, { processingStarts: 0 });
     return outcome;
   });
   cycle.processing = run.catch(() => undefined);
   return run;
+}
+
+/** True unless the payload is known (from its head, read while hashing) to be left unparsed. */
+function mayBeParsed(ctx: MailboxContext, meta: InboundMeta, source: Source): boolean {
+  if (meta.messageType === 'REPORT') return false;
+  if (!source.head) return true;
+  const route = matchInboundRoute(ctx.mailbox.routes, meta);
+  return !!route?.transform || isAckWorkflow(meta) || sniffHead(source.head) !== undefined;
 }
 
 async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory, decided: boolean): Promise<Outcome> {
@@ -164,7 +179,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
     // Read once, up to transform.maxInputBytes, for the conversion, the business checks and an ACK —
     // only a payload that can mean something (a route converts it, or it looks like HL7 v2 or FHIR).
     // Any payload is still checked for duplicates by its hash.
-    const readable = !!route?.transform || isAckWorkflow(meta) || sniffHead(await readHead(source.path, SNIFF_BYTES)) !== undefined;
+    const readable = !!route?.transform || isAckWorkflow(meta) || sniffHead(source.head ?? (await readHead(source.path, SNIFF_BYTES))) !== undefined;
     const read = readable ? await readForConversion(ctx, source.path) : undefined;
     const input = typeof read === 'string' ? undefined : read;
     if (isAckWorkflow(meta)) {
@@ -211,7 +226,8 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
   }
 }
 
-type Source = { path: string; bytes: number; sha256: string; kept: boolean };
+/** head: the payload's first SNIFF_BYTES, when read already (while hashing the download). */
+type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean };
 
 /** Converts (if the route says) and places one payload in in/, with the business ACK it earns. */
 async function deliver(
@@ -271,7 +287,7 @@ async function deliver(
   const target = join(folders.in, inboundFileName(id));
   const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
   await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
-  if (!source.kept) await removeName(source.path);
+  if (!source.kept && payload !== source.path) await removeName(source.path);
   return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...(confirms ? { confirms } : {}) };
 }
 

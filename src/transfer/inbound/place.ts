@@ -84,8 +84,9 @@ export function metaPatch(meta: InboundMeta) {
 export async function placePair(payload: string, target: string, ctl?: { temp: string; target: string; content: string }): Promise<void> {
   if (ctl) {
     await removeName(ctl.temp);
+    // Created with its final mode: the move needs no chmod.
     await writeTemp(ctl.temp, ctl.content, SHARED_FILE_MODE);
-    await moveFile(ctl.temp, ctl.target, SHARED_FILE_MODE);
+    await moveFile(ctl.temp, ctl.target);
   }
   try {
     await moveFile(payload, target, SHARED_FILE_MODE);
@@ -110,17 +111,27 @@ export async function readForConversion(ctx: MailboxContext, path: string): Prom
   }
 }
 
-export async function sha256Of(handle: FileHandle): Promise<string> {
+/** sha256 of what a handle holds, and its first `headBytes` bytes (read on the way, for sniffing). */
+export async function sha256Of(handle: FileHandle, headBytes = 0): Promise<{ sha256: string; head: Buffer }> {
   const hash = createHash('sha256');
-  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  const head: Buffer[] = [];
+  let kept = 0;
+  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) {
+    hash.update(chunk as Buffer);
+    if (kept < headBytes) {
+      const part = (chunk as Buffer).subarray(0, headBytes - kept);
+      head.push(Buffer.from(part));
+      kept += part.length;
+    }
+  }
+  return { sha256: hash.digest('hex'), head: Buffer.concat(head) };
 }
 
-/** sha256 and size of a file meshd wrote, read without following a link. */
-export async function hashRegular(path: string): Promise<{ sha256: string; size: number }> {
+/** sha256, size and the first `headBytes` bytes of a file meshd wrote, read without following a link. */
+export async function hashRegular(path: string, headBytes = 0): Promise<{ sha256: string; size: number; head: Buffer }> {
   const { handle, stat } = await openRegular(path);
   try {
-    return { sha256: await sha256Of(handle), size: stat.size };
+    return { ...(await sha256Of(handle, headBytes)), size: stat.size };
   } finally {
     await handle.close();
   }
