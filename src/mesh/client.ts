@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as os from 'node:os';
@@ -111,12 +111,18 @@ export interface DownloadSink {
   handle: FileHandle;
   /** Told the bytes about to arrive (a chunk's Content-Length first, where known); throws to stop. */
   reserve?: (bytes: number) => Promise<void>;
+  /** How many of the first bytes to hand back in `head` (for a caller that sniffs the format). */
+  headBytes?: number;
 }
 
 export interface DownloadResult {
   meta: MessageMeta;
   /** Decompressed bytes written. */
   bytes: number;
+  /** sha256 (hex) of the bytes written, hashed as they were written: no second read of the file. */
+  sha256: string;
+  /** The first `sink.headBytes` bytes written (fewer if the message is shorter). */
+  head: Buffer;
 }
 
 export interface LookupResult {
@@ -318,9 +324,13 @@ export class MeshClient {
     let written = 0;
     let wire = 0;
     let total = 1;
+    // The hash of what was written: a retried chunk starts again from the state after the chunk before.
+    let digest = createHash('sha256');
+    const head = { bytes: Buffer.alloc(0), want: sink.headBytes ?? 0 };
     for (let n = 1; n <= total; n++) {
       const offset = written;
       const wireOffset = wire;
+      const before = digest;
       await this.call({
         method: 'GET',
         path: n === 1 ? base : `${base}/${n}`,
@@ -349,7 +359,12 @@ export class MeshClient {
           const announced = Number(header(headers, 'content-length'));
           if (sink.reserve && Number.isSafeInteger(announced) && announced > 0) await sink.reserve(announced);
           const arrived = countBytes(wireOffset);
-          const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined);
+          const hashing = before.copy();
+          const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined, (chunk) => {
+            hashing.update(chunk);
+            if (offset === 0 && head.bytes.length < head.want) head.bytes = Buffer.concat([head.bytes, chunk.subarray(0, head.want - head.bytes.length)]);
+          });
+          if (offset === 0) head.bytes = Buffer.alloc(0);
           try {
             if (gz) await pipeline(res.body, arrived.stream, createGunzip(), counter.stream, handleWriter(sink, offset));
             else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));
@@ -360,10 +375,11 @@ export class MeshClient {
           }
           written = counter.total();
           wire = arrived.total();
+          digest = hashing;
         },
       });
     }
-    return { meta: meta!, bytes: written };
+    return { meta: meta!, bytes: written, sha256: digest.digest('hex'), head: head.bytes };
   }
 
   /** Tells MESH the message is safely stored; it then leaves the inbox for good. */
@@ -776,14 +792,17 @@ function countBytes(start: number): { stream: Transform; total(): number } {
  * Counts decompressed bytes and fails once the running total passes the limit, or (gzip) passes
  * `ratio` times the compressed bytes that arrived so far: a bomb stops within one block.
  */
-function byteLimit(start: number, limit: number, bomb?: { ratio: number; compressed: () => number }): { stream: Transform; total(): number } {
+function byteLimit(start: number, limit: number, bomb: { ratio: number; compressed: () => number } | undefined, passed: (chunk: Buffer) => void): { stream: Transform; total(): number } {
   let total = start;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       total += chunk.length;
       if (total > limit) cb(new MessageTooLargeError(limit));
       else if (bomb && total > bomb.ratio * bomb.compressed()) cb(new SuspectedBombError(bomb.ratio));
-      else cb(null, chunk);
+      else {
+        passed(chunk);
+        cb(null, chunk);
+      }
     },
   });
   return { stream, total: () => total };

@@ -27,7 +27,8 @@ export interface MeshPort {
   /** Every waiting message id, all pages. */
   listInbox(): Promise<string[]>;
   /** Streams message `id` (all chunks, gunzipped) into the sink's file; aborts past maxBytes, a bomb ratio, or when reserve throws. */
-  download(id: string, sink: DownloadSink): Promise<{ meta: InboundMeta; bytes: number; chunks: number }>;
+  /** sha256 and head: of the bytes written, as the client hashed them on the way (DownloadResult). */
+  download(id: string, sink: DownloadSink): Promise<{ meta: InboundMeta; bytes: number; chunks: number; sha256: string; head: Buffer }>;
   acknowledge(id: string): Promise<void>;
   /** Uploads `payloadPath`; with `resume`, only the chunks after resume.chunksDone. */
   send(

@@ -9,8 +9,8 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
     handshake: () => client.handshake(),
     listInbox: () => client.listInbox(),
     async download(id, sink) {
-      const { meta, bytes } = await client.download(id, sink);
-      return { bytes, chunks: meta.totalChunks, meta };
+      const { meta, bytes, sha256, head } = await client.download(id, sink);
+      return { bytes, chunks: meta.totalChunks, meta, sha256, head };
     },
     acknowledge: (id) => client.acknowledge(id),
     async send(payloadPath, headers, progress, resume) {

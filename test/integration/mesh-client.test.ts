@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -80,10 +80,10 @@ async function startConnectProxy(): Promise<{ url: string; targets: string[]; cl
 
 
 /** The client writes into a file the caller opened (the daemon passes an exclusive one). */
-async function downloadTo(c: MeshClient, id: string, path: string) {
+async function downloadTo(c: MeshClient, id: string, path: string, headBytes?: number) {
   const handle = await open(path, 'w');
   try {
-    return await c.download(id, { handle });
+    return await c.download(id, { handle, headBytes });
   } finally {
     await handle.close();
   }
@@ -649,9 +649,26 @@ describe('MESH client against the simulator (mTLS)', function () {
       sim.setFaults('download:reset=1');
       onSleep = () => sim.setFaults(undefined);
       const dest = join(root, 'reset.dat');
-      await downloadTo(client(cfg2), sent.messageId, dest);
+      const got = await downloadTo(client(cfg2), sent.messageId, dest, 512);
       expect(slept).to.have.length(1);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
+      // Hashed as written: the cut-off attempt's bytes are not in the hash, nor in the head.
+      expect(got.sha256).to.equal(createHash('sha256').update(payload).digest('hex'));
+      expect(got.head.equals(payload.subarray(0, 512))).to.equal(true);
+    });
+
+    it('hashes a many-chunk download exactly when later chunks are cut off and fetched again', async () => {
+      // Uncompressed, so the half of a chunk the simulator sends before it drops reaches the hash at once.
+      const payload = randomBytes(600_000);
+      const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 100_000, compress: false });
+      sim.setFaults('download:reset=0.3');
+      const dest = join(root, 'resets.dat');
+      const got = await downloadTo(client(cfg2), sent.messageId, dest, 100);
+      sim.setFaults(undefined);
+      expect(slept.length, 'some chunks were fetched again').to.be.at.least(1);
+      expect(readFileSync(dest).equals(payload)).to.equal(true);
+      expect(got.sha256).to.equal(createHash('sha256').update(payload).digest('hex'));
+      expect(got.head.equals(payload.subarray(0, 100))).to.equal(true);
     });
 
     it('does not crash on a non-JSON (XML/HTML) 5xx body', async () => {

@@ -42,7 +42,7 @@ describe('daemon observability wiring', () => {
     const port: MeshPort = {
       handshake: async () => undefined,
       listInbox: async () => ['a'],
-      download: async () => ({ bytes: 10, chunks: 2, meta: { messageId: 'a', messageType: 'DATA', totalChunks: 2 } }),
+      download: async () => ({ bytes: 10, chunks: 2, meta: { messageId: 'a', messageType: 'DATA', totalChunks: 2 }, sha256: '0'.repeat(64), head: Buffer.alloc(0) }),
       acknowledge: async () => {
         throw new MeshRejectedError('ack refused', { status: 404 });
       },

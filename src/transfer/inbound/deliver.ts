@@ -104,12 +104,11 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
     try {
       const reserve = spaceGuard(ctx);
       await reserve(0);
-      ({ meta, bytes } = await ctx.mesh.download(row.messageId, { handle, reserve }));
+      ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: SNIFF_BYTES }));
       await handle.sync();
     } finally {
       await handle.close();
     }
-    hashed = await hashRegular(temp.part, SNIFF_BYTES);
   } catch (err) {
     await removeName(temp.part);
     return downloadFailure(ctx, row, cycle, err);
@@ -150,7 +149,7 @@ export function deliverPayload(
   return run;
 }
 
-/** True unless the payload is known (from its head, read while hashing) to be left unparsed. */
+/** True unless the payload is known (from its head, handed back by the download) to be left unparsed. */
 function mayBeParsed(ctx: MailboxContext, meta: InboundMeta, source: Source): boolean {
   if (meta.messageType === 'REPORT') return false;
   if (!source.head) return true;
@@ -226,7 +225,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
   }
 }
 
-/** head: the payload's first SNIFF_BYTES, when read already (while hashing the download). */
+/** head: the payload's first SNIFF_BYTES, when known already (handed back by the download). */
 type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean };
 
 /** Converts (if the route says) and places one payload in in/, with the business ACK it earns. */

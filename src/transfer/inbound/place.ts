@@ -111,27 +111,17 @@ export async function readForConversion(ctx: MailboxContext, path: string): Prom
   }
 }
 
-/** sha256 of what a handle holds, and its first `headBytes` bytes (read on the way, for sniffing). */
-export async function sha256Of(handle: FileHandle, headBytes = 0): Promise<{ sha256: string; head: Buffer }> {
+export async function sha256Of(handle: FileHandle): Promise<string> {
   const hash = createHash('sha256');
-  const head: Buffer[] = [];
-  let kept = 0;
-  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) {
-    hash.update(chunk as Buffer);
-    if (kept < headBytes) {
-      const part = (chunk as Buffer).subarray(0, headBytes - kept);
-      head.push(Buffer.from(part));
-      kept += part.length;
-    }
-  }
-  return { sha256: hash.digest('hex'), head: Buffer.concat(head) };
+  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
-/** sha256, size and the first `headBytes` bytes of a file meshd wrote, read without following a link. */
-export async function hashRegular(path: string, headBytes = 0): Promise<{ sha256: string; size: number; head: Buffer }> {
+/** sha256 and size of a file meshd wrote, read without following a link. */
+export async function hashRegular(path: string): Promise<{ sha256: string; size: number }> {
   const { handle, stat } = await openRegular(path);
   try {
-    return { ...(await sha256Of(handle, headBytes)), size: stat.size };
+    return { sha256: await sha256Of(handle), size: stat.size };
   } finally {
     await handle.close();
   }
