@@ -132,21 +132,45 @@ export function deliverPayload(
   decided = false,
 ): Promise<Outcome> {
   const memory = (cycle.memory ??= { copies: new Map(), latest: new Map() });
+  const placement: Placement = {};
   // Only a payload that is parsed can stop the process by what it holds (a conversion, a
   // business id read): those run one at a time under the poison guard. Any other payload is
   // only hashed, checked for an earlier copy (decided in one synchronous step) and moved, so it
-  // is placed side by side with the rest of the batch.
-  if (!mayBeParsed(ctx, meta, source)) return processPayload(ctx, row, meta, source, memory, decided);
+  // goes side by side with the rest of the batch. Placing into in/ depends on nothing in the
+  // payload, so it is outside the guard either way, while the next message is processed.
+  if (!mayBeParsed(ctx, meta, source)) return processPayload(ctx, row, meta, source, memory, decided, placement).then((o) => place(ctx, row, source, o, placement));
   const run = (cycle.processing ?? Promise.resolve()).then(async () => {
     // Poison guard: committed before the conversion or delivery, cleared once it is over. (Not
     // folded into the next message's commit: a stop in between would count against this one.)
     ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 });
-    const outcome = await processPayload(ctx, row, meta, source, memory, decided);
+    const outcome = await processPayload(ctx, row, meta, source, memory, decided, placement);
     ctx.ledger.update(row.id, { processingStarts: 0 });
     return outcome;
   });
   cycle.processing = run.catch(() => undefined);
-  return run;
+  return run.then((o) => place(ctx, row, source, o, placement));
+}
+
+/** A delivery's last step, handed back by processPayload: the files put into in/. */
+type Placement = { files?: () => Promise<void> };
+
+/** Places a delivery's files; a local write failure leaves the message in MESH for the next try. */
+async function place(ctx: MailboxContext, row: ReceivedRow, source: Source, outcome: Outcome, placement: Placement): Promise<Outcome> {
+  if (!placement.files) return outcome;
+  try {
+    await placement.files();
+    return outcome;
+  } catch (err) {
+    return writeFailed(ctx, row, source, err);
+  }
+}
+
+/** A local write error (disk full, permissions): the message stays unacknowledged in MESH. It is no crash, so not poison. */
+async function writeFailed(ctx: MailboxContext, row: ReceivedRow, source: Source, err: unknown): Promise<Outcome> {
+  for (const name of Object.values(tempNames(ctx, row))) await removeName(name).catch(() => undefined);
+  if (!source.kept) await removeName(source.path).catch(() => undefined);
+  ctx.log.error('IN_WRITE_FAILED', `could not write a received message into the mailbox folder: ${(err as Error).message}`, { messageId: row.messageId });
+  return { kind: 'retry', row, code: 'IN_WRITE_FAILED', reason: (err as Error).message, counted: false };
 }
 
 /** True unless the payload is known (from its head, handed back by the download) to be left unparsed. */
@@ -157,10 +181,9 @@ function mayBeParsed(ctx: MailboxContext, meta: InboundMeta, source: Source): bo
   return !!route?.transform || isAckWorkflow(meta) || sniffHead(source.head) !== undefined;
 }
 
-async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory, decided: boolean): Promise<Outcome> {
+async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory, decided: boolean, placement: Placement): Promise<Outcome> {
   const { folders, log } = ctx;
   const id = row.messageId;
-  const temp = tempNames(ctx, row);
   const dropSource = async () => {
     if (!source.kept) await removeName(source.path);
   };
@@ -188,7 +211,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
         return { kind: 'consumed', row, meta, confirms };
       }
       if (!confirms) log.warn('ACK_UNLINKED', 'an acknowledgement names no message this mailbox sent; delivered into in/ as it is', { messageId: id });
-      return await deliver(ctx, row, meta, source, route, input, undefined, confirms);
+      return await deliver(ctx, row, meta, source, placement, route, input, undefined, confirms);
     }
     const facts = await payloadMeaning(input, route, source.sha256, meta.from ?? '');
     const verdict = checkMeaning(ctx, row, meta, route, facts, pass, decided);
@@ -213,27 +236,28 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
       const outcome = await setAside(ctx, row, meta, source, 'TOO_LARGE_TO_CONVERT', String(read));
       return { ...outcome, facts };
     }
-    const outcome = await deliver(ctx, row, meta, source, route, input, facts);
+    const outcome = await deliver(ctx, row, meta, source, placement, route, input, facts);
+    // Remembered now, before its files are placed: the next message of the pass is judged against it.
     if (outcome.kind === 'deliver') rememberDelivered(row, facts, pass);
     return outcome;
   } catch (err) {
-    // A local write error (disk full, permissions): keep the message unacknowledged in MESH. It is no crash, so not poison.
-    for (const name of Object.values(temp)) await removeName(name).catch(() => undefined);
-    if (!source.kept) await removeName(source.path).catch(() => undefined);
-    log.error('IN_WRITE_FAILED', `could not write a received message into the mailbox folder: ${(err as Error).message}`, { messageId: id });
-    return { kind: 'retry', row, code: 'IN_WRITE_FAILED', reason: (err as Error).message, counted: false };
+    return writeFailed(ctx, row, source, err);
   }
 }
 
 /** head: the payload's first SNIFF_BYTES, when known already (handed back by the download). */
 type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean };
 
-/** Converts (if the route says) and places one payload in in/, with the business ACK it earns. */
+/**
+ * Converts (if the route says) one payload, with the business ACK it earns; its placing in in/
+ * is handed back in `placement` (done by the caller, outside the poison guard).
+ */
 async function deliver(
   ctx: MailboxContext,
   row: ReceivedRow,
   meta: InboundMeta,
   source: Source,
+  placement: Placement,
   route: RouteConfig | undefined,
   input: Buffer | undefined,
   facts: Recorded | undefined,
@@ -285,8 +309,11 @@ async function deliver(
   const businessAck = await prepareAck(ctx, row, meta, route, input, ackCode, ackReason);
   const target = join(folders.in, inboundFileName(id));
   const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
-  await placePair(payload, target, ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined);
-  if (!source.kept && payload !== source.path) await removeName(source.path);
+  const control = ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined;
+  placement.files = async () => {
+    await placePair(payload, target, control);
+    if (!source.kept && payload !== source.path) await removeName(source.path);
+  };
   return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...(confirms ? { confirms } : {}) };
 }
 
