@@ -11,6 +11,7 @@ import { startSimulator } from '../src/sim';
  * child processes against the simulator (this process), with the ledger and fsync'd files.
  * Beside it, measured in the same run for scale: the disk's raw fsync rate and the simulator's
  * raw HTTPS request rate, with meshd's rates as a fraction of each. Goal: ≥ 1,000/s each way.
+ * MESHD_BENCH_PAYLOAD=hl7 sends HL7 v2 instead of plain text (the receiver's guarded path).
  */
 const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
 
@@ -70,8 +71,27 @@ async function rawHttpsRate(url: string, tls: { ca: Buffer; cert: Buffer; key: B
   return n / (ms / 1000);
 }
 
-/** Two mailboxes on a fresh simulator; `count` 2 KB files in the sender's out/; `ledger` sets each config's ledger section. */
-export async function smallMessageSetup(count: number, ledger?: (mailbox: string) => Promise<Record<string, unknown>>) {
+/**
+ * A 2 KB payload, numbered: plain text (nothing parses it), or an HL7 v2 ADT^A04 with its own
+ * MSH-10 (read for its business id on both sides; the receiver parses it one at a time under the
+ * poison guard, docs/architecture.md).
+ */
+function smallPayload(kind: 'text' | 'hl7', i: number): Buffer {
+  const n = String(i).padStart(8, '0');
+  if (kind === 'text') {
+    const body = Buffer.alloc(2048, 'x');
+    body.write(`${n}\n`, 0);
+    return body;
+  }
+  const head = `MSH|^~\\&|BENCH|X26ABC1|MESHD|X26ABC2|20261201120000||ADT^A04^ADT_A01|BENCH${n}|P|2.4\rEVN|A04|20261201120000\rPID|1||9990000${n.slice(-3)}^^^NHS^NH||SYNTHETIC^PATIENT${n}||19800101|U\r`;
+  return Buffer.from(head + `NTE|1||${'x'.repeat(Math.max(0, 2048 - head.length - 10))}\r`, 'latin1');
+}
+
+/**
+ * Two mailboxes on a fresh simulator; `count` 2 KB files in the sender's out/ (`payload`: plain
+ * text, the default, or HL7 v2); `ledger` sets each config's ledger section.
+ */
+export async function smallMessageSetup(count: number, ledger?: (mailbox: string) => Promise<Record<string, unknown>>, payload: 'text' | 'hl7' = 'text') {
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-daemon-'));
   const sim = await startSimulator({ dir: join(dir, 'sim') });
   const configs: Record<string, string> = {};
@@ -86,11 +106,7 @@ export async function smallMessageSetup(count: number, ledger?: (mailbox: string
   }
   const out = join(sim.dir, 'mailboxes', 'X26ABC1', 'out');
   mkdirSync(out, { recursive: true });
-  const body = Buffer.alloc(2048, 'x');
-  for (let i = 0; i < count; i++) {
-    body.write(`${String(i).padStart(8, '0')}\n`, 0);
-    writeFileSync(join(out, `m${i}.txt`), body);
-  }
+  for (let i = 0; i < count; i++) writeFileSync(join(out, `m${i}.txt`), smallPayload(payload, i));
   /** One `run --once` on each side: the sends, then the receives. */
   const sendAndReceive = async () => {
     const send = await run(['--config', configs.X26ABC1, 'run', '--once']);
@@ -106,8 +122,11 @@ export async function smallMessageSetup(count: number, ledger?: (mailbox: string
   return { dir, sim, configs, sendAndReceive, close };
 }
 
-export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000)): Promise<Record<string, unknown>> {
-  const { dir, sim, configs, sendAndReceive, close } = await smallMessageSetup(count);
+export async function runDaemonBench(
+  count = Number(process.env.MESHD_BENCH_MESSAGES ?? 10_000),
+  payload: 'text' | 'hl7' = process.env.MESHD_BENCH_PAYLOAD === 'hl7' ? 'hl7' : 'text',
+): Promise<Record<string, unknown>> {
+  const { dir, sim, configs, sendAndReceive, close } = await smallMessageSetup(count, undefined, payload);
   try {
     const rawFsync = fsyncRate(dir);
     const c1 = parse(readFileSync(configs.X26ABC1, 'utf8'));
@@ -127,6 +146,7 @@ export async function runDaemonBench(count = Number(process.env.MESHD_BENCH_MESS
     };
     return {
       messages: count,
+      payload,
       delivered,
       sendPerSecond: Math.round(count / (send.ms / 1000)),
       receivePerSecond: Math.round(count / (receive.ms / 1000)),
