@@ -34,7 +34,7 @@ describe('business semantics: duplicates, ordering and business ACKs between two
 
   before(async () => {
     env = await startDaemonEnv({
-      workflows: [LATE_WF],
+      workflows: [LATE_WF, 'PLAIN_TEXT'],
       mailbox: {
         [SENDER]: {
           routes: [
@@ -262,6 +262,31 @@ describe('business semantics: duplicates, ordering and business ACKs between two
       const ack = l.get(row.relatedRowId!)!;
       expect(ack.payloadPath, 'the acknowledgement is in in/ as well').to.equal(join(senderIn, `${ack.messageId}.dat`));
       expect(readFileSync(ack.payloadPath!, 'latin1')).to.match(/^MSH\|.*\rMSA\|AA\|KEEP-1/s);
+    });
+  });
+
+  it('copies of a payload nothing parses, arriving in one poll and placed side by side, are delivered once', async () => {
+    const doc = parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    doc.mailboxes[0].routes.push({ direction: 'out', match: '*.txt', to: RECEIVER, workflow: 'PLAIN_TEXT' });
+    writeFileSync(env.configPath[SENDER], stringify(doc));
+    const copies = ['plain-a.txt', 'plain-b.txt', 'plain-c.txt'];
+    for (const f of copies) dropFile(env.folder(SENDER, 'out'), f, 'synthetic plain text, no format\n');
+    dropFile(env.folder(SENDER, 'out'), 'plain-other.txt', 'other synthetic text\n');
+    const before = inFiles().length;
+    await roundTrip();
+    expect(inFiles().length, 'one copy and the other text in in/').to.equal(before + 2);
+    const ids = await withLedger(SENDER, (l) => [...copies, 'plain-other.txt'].map((f) => sentRow(l, f).messageId!));
+    await withLedger(RECEIVER, (l) => {
+      const rows = ids.slice(0, 3).map((id) => receivedBy(l, id));
+      const first = rows.filter((r) => r.state === 'acknowledged');
+      expect(first, 'exactly one copy delivered').to.have.length(1);
+      const others = rows.filter((r) => r !== first[0]);
+      expect(others.map((r) => [r.state, r.relatedRowId])).to.deep.equal([
+        ['duplicate', first[0].id],
+        ['duplicate', first[0].id],
+      ]);
+      expect(readFileSync(first[0].payloadPath!, 'utf8')).to.equal('synthetic plain text, no format\n');
+      expect(receivedBy(l, ids[3]).state).to.equal('acknowledged');
     });
   });
 });
