@@ -359,12 +359,13 @@ export class MeshClient {
           const announced = Number(header(headers, 'content-length'));
           if (sink.reserve && Number.isSafeInteger(announced) && announced > 0) await sink.reserve(announced);
           const arrived = countBytes(wireOffset);
+          // Each attempt hashes from the state after the chunk before (and chunk 1 starts its head again).
           const hashing = before.copy();
+          if (offset === 0) head.bytes = Buffer.alloc(0);
           const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined, (chunk) => {
             hashing.update(chunk);
             if (offset === 0 && head.bytes.length < head.want) head.bytes = Buffer.concat([head.bytes, chunk.subarray(0, head.want - head.bytes.length)]);
           });
-          if (offset === 0) head.bytes = Buffer.alloc(0);
           try {
             if (gz) await pipeline(res.body, arrived.stream, createGunzip(), counter.stream, handleWriter(sink, offset));
             else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));

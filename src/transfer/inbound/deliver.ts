@@ -176,9 +176,12 @@ async function writeFailed(ctx: MailboxContext, row: ReceivedRow, source: Source
 /** True unless the payload is known (from its head, handed back by the download) to be left unparsed. */
 function mayBeParsed(ctx: MailboxContext, meta: InboundMeta, source: Source): boolean {
   if (meta.messageType === 'REPORT') return false;
-  if (!source.head) return true;
-  const route = matchInboundRoute(ctx.mailbox.routes, meta);
-  return !!route?.transform || isAckWorkflow(meta) || sniffHead(source.head) !== undefined;
+  return !source.head || isParsed(matchInboundRoute(ctx.mailbox.routes, meta), meta, source.head);
+}
+
+/** A payload that can mean something is read and parsed: a route converts it, it is an acknowledgement, or it looks like HL7 v2 or FHIR. */
+function isParsed(route: RouteConfig | undefined, meta: InboundMeta, head: Buffer): boolean {
+  return !!route?.transform || isAckWorkflow(meta) || sniffHead(head) !== undefined;
 }
 
 async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: InboundMeta, source: Source, pass: PassMemory, decided: boolean, placement: Placement): Promise<Outcome> {
@@ -201,7 +204,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
     // Read once, up to transform.maxInputBytes, for the conversion, the business checks and an ACK —
     // only a payload that can mean something (a route converts it, or it looks like HL7 v2 or FHIR).
     // Any payload is still checked for duplicates by its hash.
-    const readable = !!route?.transform || isAckWorkflow(meta) || sniffHead(source.head ?? (await readHead(source.path, SNIFF_BYTES))) !== undefined;
+    const readable = isParsed(route, meta, source.head ?? (await readHead(source.path, SNIFF_BYTES)));
     const read = readable ? await readForConversion(ctx, source.path) : undefined;
     const input = typeof read === 'string' ? undefined : read;
     if (isAckWorkflow(meta)) {

@@ -104,7 +104,7 @@ async function planTargets(ctx: MailboxContext, dir: string, rows: MessageRow[])
       continue;
     }
     let name = firstFree[i];
-    for (let i = 1; taken.has(name); i++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, i));
+    for (let n = 1; taken.has(name); n++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, n));
     taken.add(name);
     out.push({ row, target: join(dir, name), fresh: true });
   }

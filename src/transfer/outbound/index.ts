@@ -76,15 +76,20 @@ function wakeUp(): { wait: Promise<void>; wake: () => void } {
   return { wait, wake };
 }
 
-/** Files sent batches one after another, in the background; done() waits for all and rethrows the first failure. */
+/**
+ * Files sent batches one after another, in the background; done() waits for all and rethrows
+ * the first failure. A batch that could not be filed does not stop the next one being tried.
+ */
 function filingQueue(ctx: MailboxContext): { add: (rows: MessageRow[]) => void; done: () => Promise<void> } {
   let chain: Promise<void> = Promise.resolve();
   let failure: { err: unknown } | undefined;
   return {
     add: (rows) => {
-      chain = chain.then(() => (failure ? undefined : finishSentBatch(ctx, rows))).catch((err: unknown) => {
-        failure ??= { err };
-      });
+      chain = chain
+        .then(() => finishSentBatch(ctx, rows))
+        .catch((err: unknown) => {
+          failure ??= { err };
+        });
     },
     done: async () => {
       await chain;
