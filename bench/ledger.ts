@@ -17,7 +17,7 @@ const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
 const MAILBOXES = ['X26ABC1', 'X26ABC2'];
 const DAY = 86_400_000;
 
-/** Fills `file` (already migrated) with `rows` messages straight through SQL: seconds, not minutes. */
+/** Fills `file` (already migrated) with `rows` messages straight through SQL: seconds, not minutes. Claim ids begin with their time, as newClaimId makes them. */
 export function fill(file: string, rows: number, now: number): void {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -36,7 +36,7 @@ export function fill(file: string, rows: number, now: number): void {
              printf('2026%010d_%06X', i, i % 16777215), 'local-' || i, 'm' || i || '.csv',
              CASE WHEN d = 'out' THEN '/var/lib/meshd/sent/m' ELSE '/srv/mesh/in/m' END || i || '.csv', 2048,
              pick_state(i, d), ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows})`)}, ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows}) - 60000`)}, NULL,
-             lower(hex(randomblob(16)))
+             printf('%012x', CAST(${now} - (${rows} - i) * (730.0 * ${DAY} / ${rows}) AS INTEGER)) || lower(hex(randomblob(10)))
       FROM (SELECT i, CASE WHEN i % 2 = 0 THEN 'out' ELSE 'in' END AS d FROM n);
       INSERT INTO events (message_row_id, at, type, from_state, to_state)
         SELECT id, created_at, 'created', NULL, CASE direction WHEN 'out' THEN 'queued' ELSE 'receiving' END FROM messages;

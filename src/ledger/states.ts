@@ -114,6 +114,15 @@ export const PAYLOAD_PURGE_STATES: Readonly<Record<Direction, readonly MessageSt
   in: [S.Quarantined],
 };
 
+/**
+ * The payload states a purge of rows clears on their own: a settled row it deletes hands back its
+ * payload with it, so clearing (and recording) that payload first would be work thrown away.
+ */
+export function payloadStatesToClear(payloadsOnly: boolean): Record<Direction, MessageState[]> {
+  const keep = (states: readonly MessageState[]) => states.filter((s) => payloadsOnly || !SETTLED_STATES.includes(s));
+  return { out: keep(PAYLOAD_PURGE_STATES.out), in: keep(PAYLOAD_PURGE_STATES.in) };
+}
+
 export const ALL_STATES: readonly MessageState[] = Object.values(MessageState);
 
 export function isMessageState(value: unknown): value is MessageState {

@@ -197,6 +197,8 @@ export interface PurgeOptions {
    * can give the event loop back between them; call again until `done`. Default: no limit.
    */
   maxBatches?: number;
+  /** Rows per batch (default PURGE_BATCH); purgeInSteps sizes it to the time a batch takes. */
+  batchRows?: number;
 }
 
 export interface PurgeResult {

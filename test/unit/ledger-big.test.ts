@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { MIGRATIONS, openLedger, purgeInSteps, runMigrations, type SqliteLedger } from '../../src/ledger';
-import { PURGE_BATCH } from '../../src/ledger/sqlite-ledger';
+import { PURGE_BATCH, nextBatchRows } from '../../src/ledger/sqlite-ledger';
 import { MeshdError } from '../../src/errors';
 
 /**
@@ -132,10 +132,19 @@ describe('a big ledger: counts, oldest, purge in steps, integrity check', () => 
     const opts = { olderThan: new Date('2026-01-01T00:00:00Z'), payloadsOnly: false, now: NOW };
     const stopped = await purgeInSteps(ledger, opts, () => true);
     expect(stopped.payloads).to.have.length(PURGE_BATCH);
-    expect(stopped.rows).to.equal(0);
+    expect(stopped.rows).to.equal(PURGE_BATCH);
     const rest = await purgeInSteps(ledger, opts);
-    expect(rest.rows).to.equal(3 * PURGE_BATCH);
-    expect(stopped.payloads.length + rest.payloads.length).to.equal(3 * PURGE_BATCH);
+    expect(rest.rows).to.equal(2 * PURGE_BATCH);
+    expect(new Set([...stopped.payloads, ...rest.payloads]).size).to.equal(3 * PURGE_BATCH);
+    expect(ledger.list({})).to.deep.equal([]);
+  });
+
+  it('sizes purge batches to the time one takes, within bounds', () => {
+    expect(nextBatchRows(250, 5)).to.equal(500);
+    expect(nextBatchRows(250, 25)).to.equal(250);
+    expect(nextBatchRows(250, 100)).to.equal(125);
+    expect(nextBatchRows(4000, 1)).to.equal(4000);
+    expect(nextBatchRows(50, 1000)).to.equal(50);
   });
 
   describe('integrity check at open', () => {

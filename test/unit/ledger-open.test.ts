@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, ledgerPath, openLedger, runMigrations } from '../../src/ledger';
+import { BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, ledgerPath, newClaimId, openLedger, runMigrations } from '../../src/ledger';
 import { MeshdError } from '../../src/errors';
 
 function caught(fn: () => unknown): MeshdError {
@@ -60,6 +60,15 @@ describe('ledger open and migrations', () => {
     expect(c.id).to.be.greaterThan(b.id);
     expect(a.claimId).to.match(/^[0-9a-f]{32}$/);
     expect(new Set([a.claimId, b.claimId, c.claimId]).size).to.equal(3);
+  });
+
+  it('claim ids sort by the time they were made (purge deletes from one end of their index) and keep 80 random bits', () => {
+    const t = Date.parse('2026-12-01T12:00:00Z');
+    const ids = [newClaimId(t + 1), newClaimId(t), newClaimId(t), newClaimId(t + 60_000)];
+    for (const id of ids) expect(id).to.match(/^[0-9a-f]{32}$/);
+    expect(ids[1].slice(0, 12)).to.equal(t.toString(16).padStart(12, '0'));
+    expect(ids[1]).to.not.equal(ids[2]);
+    expect(ids[0] > ids[1] && ids[0] > ids[2] && ids[3] > ids[0]).to.equal(true);
   });
 
   it('migrates a version-1 ledger: rows, events and appointment links kept, ids never reused, claim ids given', () => {

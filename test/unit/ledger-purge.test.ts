@@ -105,6 +105,20 @@ describe('ledger purge and backup', () => {
     expect(ledger.purge({ olderThan: CUTOFF, payloadsOnly: true, now: NOW }).payloads).to.deep.equal([]);
   });
 
+  it('a purge of rows alone hands back the same payloads as a payloads-only purge before it, once each', () => {
+    everyState();
+    const { payloads, rows } = ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW });
+    expect(rows).to.be.greaterThan(0);
+    expect(payloads.length).to.equal(new Set(payloads).size);
+    expect(payloads.sort()).to.deep.equal(
+      ['sent', 'confirmed', 'rejected', 'acknowledged', 'undeliverable', 'failed'].flatMap((s) => [`/data/out-${s}.dat`, `/data/out-${s}.ctl`]).concat(['/data/in-quarantined.dat', '/data/in-quarantined.ctl']).sort(),
+    );
+    // The row kept (sent is not settled) has forgotten its payload, and says so.
+    const sent = ledger.list({ state: 'sent' })[0];
+    expect(sent.payloadPath).to.equal(null);
+    expect(ledger.events(sent.id).at(-1)).to.include({ type: 'payload_purged' });
+  });
+
   it('keeps rows and payloads that are newer than the cutoff', () => {
     clock = new Date('2026-11-20T00:00:00Z');
     const row = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed', payloadPath: '/data/new.dat' });

@@ -15,6 +15,7 @@ import {
   MessageState,
   PAYLOAD_PURGE_STATES,
   SETTLED_STATES,
+  payloadStatesToClear,
   type RecoveryMark,
 } from '../states';
 import type {
@@ -514,6 +515,8 @@ export class PgLedger implements LedgerStore {
     /** Batches done so far, for `maxBatches` (a caller giving the event loop back between calls). */
     let batches = 0;
     const purgeable = `state = ANY(CASE direction WHEN 'out' THEN $2::text[] ELSE $3::text[] END)`;
+    const toClear = payloadStatesToClear(opts.payloadsOnly);
+    const limit = opts.batchRows ?? BATCH;
 
     // 1. Payload copies the daemon no longer needs: forget them here, the caller deletes the files.
     for (;;) {
@@ -522,16 +525,16 @@ export class PgLedger implements LedgerStore {
           `UPDATE messages m SET payload_path = NULL, ctl_path = NULL
            FROM (SELECT id, payload_path, ctl_path FROM messages
                  WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND updated_at < $1 AND ${purgeable}
-                 ORDER BY id LIMIT ${BATCH} FOR UPDATE) old
+                 ORDER BY id LIMIT ${limit} FOR UPDATE) old
            WHERE m.id = old.id
            RETURNING m.id, old.payload_path, old.ctl_path`,
-          [cutoff, PAYLOAD_PURGE_STATES.out, PAYLOAD_PURGE_STATES.in],
+          [cutoff, toClear.out, toClear.in],
         ).sort((a, b) => (a.id as number) - (b.id as number));
         this.insertEvents(rows.map((r) => r.id as number), at, 'payload_purged', null, null);
         for (const r of rows) for (const p of [r.payload_path, r.ctl_path]) if (p) payloads.push(p as string);
         return rows.length;
       });
-      if (batch < BATCH) break;
+      if (batch < limit) break;
       if (++batches === opts.maxBatches) return { rows: 0, payloads, done: false };
     }
     if (opts.payloadsOnly) return { rows: 0, payloads, done: true };
@@ -542,7 +545,7 @@ export class PgLedger implements LedgerStore {
       const batch = this.transaction(() => {
         const found = this.rows(
           `SELECT id, direction, state, payload_path, ctl_path FROM messages
-           WHERE state = ANY($1::text[]) AND updated_at < $2 ORDER BY id LIMIT ${BATCH} FOR UPDATE`,
+           WHERE state = ANY($1::text[]) AND updated_at < $2 ORDER BY id LIMIT ${limit} FOR UPDATE`,
           [SETTLED_STATES, cutoff],
         );
         if (found.length === 0) return 0;
@@ -560,7 +563,7 @@ export class PgLedger implements LedgerStore {
         return found.length;
       });
       rows += batch;
-      if (batch < BATCH) break;
+      if (batch < limit) break;
       if (++batches === opts.maxBatches) return { rows, payloads, done: false };
     }
     this.rows('DELETE FROM appointments WHERE at < $1', [cutoff]);
