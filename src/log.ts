@@ -1,4 +1,4 @@
-import winston from 'winston';
+import type winston from 'winston';
 import { escapeControl, escapeJsonText } from './safe-text';
 
 /**
@@ -90,14 +90,6 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-const redactFormat = winston.format((info) => {
-  const record = info as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    const v = record[key];
-    record[key] = isSecretKey(key, v) ? REDACTED : redact(v);
-  }
-  return info;
-});
 
 export interface LoggerOptions {
   level?: LogLevel;
@@ -118,43 +110,65 @@ export function resolveLogFormat(format: LoggerOptions['format'], env: NodeJS.Pr
   return isTTY && !env.INVOCATION_ID ? 'text' : 'json';
 }
 
+const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const format = resolveLogFormat(options.format);
   const envLevel = process.env.MESHD_LOG_LEVEL;
-  const textFormat = winston.format.printf((info) => {
+  const level = options.level ?? (isLogLevel(envLevel) ? envLevel : 'info');
+  const format = resolveLogFormat(options.format);
+  let w: winston.Logger | undefined;
+  // winston takes 40–65 ms to load: it is loaded at the first line that passes the level, so a
+  // `run --once` from a timer with nothing to say never pays for it (docs/performance.md §2).
+  const write = (entry: Record<string, unknown> & { level: LogLevel }) => {
+    if (RANK[entry.level] > RANK[level]) return;
+    (w ??= winstonLogger(level, format, options.stream ?? process.stderr)).log(entry as winston.LogEntry);
+  };
+  return wrap(write, {});
+}
+
+function winstonLogger(level: LogLevel, format: 'json' | 'text', stream: NodeJS.WritableStream): winston.Logger {
+  const lib = require('winston') as typeof winston;
+  const redactFormat = lib.format((info) => {
+    const record = info as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const v = record[key];
+      record[key] = isSecretKey(key, v) ? REDACTED : redact(v);
+    }
+    return info;
+  });
+  const textFormat = lib.format.printf((info) => {
     const { level, message, event, timestamp, ...rest } = info as Record<string, unknown>;
     const extra = Object.entries(rest)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
     return escapeControl(`${timestamp} ${String(level).toUpperCase()} [${event}] ${message}${extra ? ' ' + extra : ''}`);
   });
-  const jsonFormat = winston.format.combine(
-    winston.format.json(),
-    winston.format((info) => {
+  const jsonFormat = lib.format.combine(
+    lib.format.json(),
+    lib.format((info) => {
       const record = info as unknown as Record<symbol, string>;
       record[MESSAGE] = escapeJsonText(record[MESSAGE]);
       return info;
     })(),
   );
-  const w = winston.createLogger({
-    level: options.level ?? (isLogLevel(envLevel) ? envLevel : 'info'),
-    format: winston.format.combine(redactFormat(), winston.format.timestamp(), format === 'json' ? jsonFormat : textFormat),
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
+  return lib.createLogger({
+    level,
+    format: lib.format.combine(redactFormat(), lib.format.timestamp(), format === 'json' ? jsonFormat : textFormat),
+    transports: [new lib.transports.Stream({ stream })],
   });
-  return wrap(w, {});
 }
 
-function wrap(w: winston.Logger, base: Record<string, unknown>): Logger {
+function wrap(write: (entry: Record<string, unknown> & { level: LogLevel }) => void, base: Record<string, unknown>): Logger {
   const log = (level: LogLevel) => (event: string, message: string, fields?: Record<string, unknown>) => {
     // level, message and event come last so no field can overwrite them.
-    w.log({ ...base, ...(fields ?? {}), level, message: String(message), event });
+    write({ ...base, ...(fields ?? {}), level, message: String(message), event });
   };
   return {
     error: log('error'),
     warn: log('warn'),
     info: log('info'),
     debug: log('debug'),
-    child: (fields) => wrap(w, { ...base, ...fields }),
+    child: (fields) => wrap(write, { ...base, ...fields }),
   };
 }
 

@@ -219,7 +219,8 @@ export class Daemon {
         const r = await receiveCycle(ctx);
         r.acknowledged += recovered;
         this.noteStatus(mailbox.id, { lastPollAt: ctx.now(), lastPollOk: true, lastPollError: null });
-        ctx.log.info('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
+        // An empty poll is debug: 200 mailboxes polled every minute would otherwise write 288,000 lines a day that say nothing.
+        ctx.log[r.listed > 0 ? 'info' : 'debug']('POLL_OK', `inbox polled: ${r.listed} listed, ${r.delivered} delivered`, { ...r, ms: Date.now() - started });
         if (report) {
           report.listed += r.listed;
           report.delivered += r.delivered;

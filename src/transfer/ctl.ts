@@ -1,4 +1,4 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import { InputError } from '../errors';
 
 /**
@@ -57,13 +57,19 @@ const FIELD_BY_ELEMENT: Record<string, keyof ControlFile> = {
 };
 const FLAGS = new Set<keyof ControlFile>(['compress', 'encrypted', 'allowChunking', 'isCompressed']);
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false, // "00" must stay "00"
-  trimValues: true,
-  processEntities: true,
-  isArray: (name) => name.toLowerCase() === 'statusrecord',
-});
+let xmlParser: XMLParser | undefined;
+/** fast-xml-parser is loaded at the first control file (~11 ms), not by every `run --once`. */
+function loadXml(): { parser: XMLParser; validate: typeof import('fast-xml-parser').XMLValidator.validate } {
+  const lib = require('fast-xml-parser') as typeof import('fast-xml-parser');
+  xmlParser ??= new lib.XMLParser({
+    ignoreAttributes: true,
+    parseTagValue: false, // "00" must stay "00"
+    trimValues: true,
+    processEntities: true,
+    isArray: (name) => name.toLowerCase() === 'statusrecord',
+  });
+  return { parser: xmlParser, validate: lib.XMLValidator.validate };
+}
 
 function flag(value: string): boolean | undefined {
   const v = value.trim().toLowerCase();
@@ -86,7 +92,8 @@ export function parseControlFile(xml: string | Buffer): ControlFile {
   if (/<!DOCTYPE|<!ENTITY/i.test(source)) {
     throw new InputError('CTL_INVALID', 'control file contains a DTD or entity declaration, which is not allowed');
   }
-  const valid = XMLValidator.validate(source);
+  const { parser, validate } = loadXml();
+  const valid = validate(source);
   if (valid !== true) {
     throw new InputError('CTL_INVALID', `control file is not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
   }

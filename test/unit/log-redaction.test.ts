@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import { MeshdError } from '../../src/errors';
@@ -87,6 +88,22 @@ describe('log redaction (src/log.ts)', () => {
     log.error('SHOWN', 'shown');
     await tick();
     expect(s.text()).to.include('SHOWN').and.not.include('IGNORED');
+  });
+
+  it('loads winston only when a line passes the level (an idle run says nothing and skips it)', () => {
+    const log = require.resolve('../../src/log');
+    const script = `
+      const { createLogger } = require(${JSON.stringify(log)});
+      const loaded = () => Object.keys(require.cache).some((f) => f.includes('/node_modules/winston/'));
+      const l = createLogger({ level: 'info', format: 'json' }).child({ mailbox: 'X26ABC1' });
+      l.debug('QUIET', 'below the level');
+      const before = loaded();
+      l.info('SAID', 'at the level');
+      process.stdout.write(JSON.stringify([before, loaded()]));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout)).to.deep.equal([false, true]);
+    expect(r.stderr).to.include('"event":"SAID"').and.not.include('QUIET');
   });
 
   it('turns Errors into name, message, code, hint and cause', () => {
