@@ -127,6 +127,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 function winstonLogger(level: LogLevel, format: 'json' | 'text', stream: NodeJS.WritableStream): winston.Logger {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lib = require('winston') as typeof winston;
   const redactFormat = lib.format((info) => {
     const record = info as Record<string, unknown>;

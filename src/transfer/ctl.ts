@@ -60,6 +60,7 @@ const FLAGS = new Set<keyof ControlFile>(['compress', 'encrypted', 'allowChunkin
 let xmlParser: XMLParser | undefined;
 /** fast-xml-parser is loaded at the first control file (~11 ms), not by every `run --once`. */
 function loadXml(): { parser: XMLParser; validate: typeof import('fast-xml-parser').XMLValidator.validate } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lib = require('fast-xml-parser') as typeof import('fast-xml-parser');
   xmlParser ??= new lib.XMLParser({
     ignoreAttributes: true,
