@@ -138,6 +138,13 @@ const REFUSED_STATUS = new Set([425, 429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 /** Chunks up to this size are gzip'd in memory rather than spooled to disk. */
 const IN_MEMORY_GZIP_MAX = 1024 * 1024;
+/**
+ * zlib's output buffer. Its default (16 KiB) costs a thread-pool round trip, a callback and a
+ * write per 16 KiB: gunzip of 128 MiB took 1.1 s with it and 0.73 s with 1 MiB (gzip -d: 0.9 s).
+ */
+const ZLIB_CHUNK = 1024 * 1024;
+/** Reads of a file being compressed: zlib takes its input a read at a time. */
+const READ_CHUNK = 1024 * 1024;
 const gzipAsync = promisify(gzip);
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -156,7 +163,7 @@ interface PreparedBody {
 }
 
 function gzipStream(raw: Readable): Readable {
-  const gz = createGzip({ level: 6 });
+  const gz = createGzip({ level: 6, chunkSize: ZLIB_CHUNK });
   pipelineCb(raw, gz, () => undefined);
   return gz;
 }
@@ -367,7 +374,7 @@ export class MeshClient {
             if (offset === 0 && head.bytes.length < head.want) head.bytes = Buffer.concat([head.bytes, chunk.subarray(0, head.want - head.bytes.length)]);
           });
           try {
-            if (gz) await pipeline(res.body, arrived.stream, createGunzip(), counter.stream, handleWriter(sink, offset));
+            if (gz) await pipeline(res.body, arrived.stream, createGunzip({ chunkSize: ZLIB_CHUNK }), counter.stream, handleWriter(sink, offset));
             else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));
           } catch (err) {
             if (err instanceof MeshdError) throw err;
@@ -398,7 +405,7 @@ export class MeshClient {
   /** Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte range. */
   async sendFile(path: string, opts: SendOptions): Promise<SendResult> {
     const size = (await stat(path)).size;
-    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 256 * 1024 }) }, opts);
+    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK }) }, opts);
   }
 
   /** Sends bytes already in memory (small messages such as business ACKs). */
@@ -438,7 +445,7 @@ export class MeshClient {
       const temp = join(spoolDir, `.meshd-upload-${randomUUID()}.gz`);
       try {
         const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
-        await pipeline(src.open(s.start, s.end), createGzip({ level: 6 }), handle.createWriteStream());
+        await pipeline(src.open(s.start, s.end), createGzip({ level: 6, chunkSize: ZLIB_CHUNK }), handle.createWriteStream());
         const length = (await stat(temp)).size;
         return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
       } catch (err) {
