@@ -1,3 +1,4 @@
+import { runBusyLedgerBench } from './busy-ledger';
 import { runDaemonBench } from './daemon';
 import { runLedgerBench } from './ledger';
 import { runLedgersBench } from './ledgers';
@@ -23,6 +24,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   ledger: () => runLedgerBench(),
   mailboxes: () => runMailboxesBench(),
   ledgers: () => runLedgersBench(),
+  'busy-ledger': () => runBusyLedgerBench(),
 };
 
 async function main(): Promise<void> {

@@ -1,0 +1,76 @@
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openLedger } from '../src/ledger';
+import { smallMessageSetup } from './daemon';
+import { fill } from './ledger';
+
+/**
+ * Small-message throughput with a big ledger: the daemon benchmark's send and receive of COUNT
+ * 2 KB messages (MESHD_BENCH_MESSAGES, default 4,000), once on empty ledgers and once on ledgers
+ * already holding ROWS settled rows (MESHD_BENCH_LEDGER_ROWS, default 1,000,000), alternating,
+ * twice each. Goal (issue 13, 5): within 10% of the empty ledger's rate.
+ */
+const MAILBOXES = ['X26ABC1', 'X26ABC2'];
+
+/** A ledger of `rows` rows, every one settled (as a ledger a year old mostly is), so no run finds old work to do. */
+function filledTemplate(dir: string, rows: number): string {
+  const file = join(dir, 'template', 'meshd.db');
+  openLedger(file).close();
+  fill(file, rows, Date.now());
+  const db = new Database(file);
+  db.exec(`UPDATE messages SET state = CASE state WHEN 'queued' THEN 'failed' ELSE 'acknowledged' END
+           WHERE state NOT IN ('acknowledged', 'failed', 'undeliverable', 'quarantined')`);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return file;
+}
+
+async function rates(count: number, template?: string): Promise<{ send: number; receive: number }> {
+  const setup = await smallMessageSetup(count);
+  try {
+    if (template) {
+      for (const mb of MAILBOXES) {
+        const dataDir = join(setup.sim.dir, 'var', mb);
+        mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+        copyFileSync(template, join(dataDir, 'meshd.db'));
+      }
+    }
+    const { send, receive, delivered } = await setup.sendAndReceive();
+    if (delivered !== count) throw new Error(`${delivered} of ${count} delivered`);
+    return { send: Math.round(count / (send.ms / 1000)), receive: Math.round(count / (receive.ms / 1000)) };
+  } finally {
+    await setup.close();
+  }
+}
+
+export async function runBusyLedgerBench(
+  rows = Number(process.env.MESHD_BENCH_LEDGER_ROWS ?? 1_000_000),
+  count = Number(process.env.MESHD_BENCH_MESSAGES ?? 4_000),
+): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-busy-ledger-'));
+  try {
+    const template = filledTemplate(dir, rows);
+    const empty: Array<{ send: number; receive: number }> = [];
+    const filled: Array<{ send: number; receive: number }> = [];
+    for (let i = 0; i < 2; i++) {
+      empty.push(await rates(count));
+      filled.push(await rates(count, template));
+    }
+    const sum = (xs: Array<{ send: number; receive: number }>, k: 'send' | 'receive') => xs.reduce((a, x) => a + x[k], 0);
+    const sendRatio = +(sum(filled, 'send') / sum(empty, 'send')).toFixed(2);
+    const receiveRatio = +(sum(filled, 'receive') / sum(empty, 'receive')).toFixed(2);
+    return {
+      rows,
+      messages: count,
+      emptyLedger: empty,
+      filledLedger: filled,
+      sendRateFilledOverEmpty: sendRatio,
+      receiveRateFilledOverEmpty: receiveRatio,
+      goals: { within10PercentOfEmpty: sendRatio >= 0.9 && receiveRatio >= 0.9 },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
