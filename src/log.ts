@@ -90,7 +90,6 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-
 export interface LoggerOptions {
   level?: LogLevel;
   /** json: one JSON object per line (systemd, files); text: for a person at a terminal; auto: pick. */

@@ -597,7 +597,6 @@ export function newClaimId(now = Date.now()): string {
   return now.toString(16).padStart(12, '0') + randomBytes(10).toString('hex');
 }
 
-/** Opens (creating and migrating if needed) the ledger at `file`. */
 /**
  * Sizes the next purge batch so that one takes about PURGE_BATCH_MS: a bigger batch shares index
  * pages and the commit's fsync among more rows, but holds the event loop (and the write lock)
@@ -630,6 +629,7 @@ export async function purgeInSteps(ledger: LedgerStore, opts: Omit<PurgeOptions,
   }
 }
 
+/** Opens (creating and migrating if needed) the ledger at `file`. */
 export function openLedger(file: string, opts: LedgerOptions = {}): SqliteLedger {
   return new SqliteLedger(file, opts);
 }
