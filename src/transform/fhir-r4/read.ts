@@ -759,14 +759,31 @@ function readPeriod(p: Json | undefined): Period | undefined {
 }
 
 /** Paths of every non-empty modifierExtension in a resource (contained and nested elements included). */
-function modifierExtensions(node: unknown, path: string, out: string[] = []): string[] {
-  if (Array.isArray(node)) node.forEach((n, i) => modifierExtensions(n, `${path}[${i}]`, out));
-  else if (node && typeof node === 'object') {
-    for (const [k, v] of Object.entries(node)) {
-      if (k === 'modifierExtension' && Array.isArray(v) && v.length > 0) out.push(`${path}.modifierExtension`);
-      else modifierExtensions(v, `${path}.${k}`, out);
+function modifierExtensions(node: unknown, path: string): string[] {
+  const out: string[] = [];
+  // The path below `path` as segments, made into text only for a hit: every node is visited.
+  const at: Array<string | number> = [];
+  const visit = (n: unknown): void => {
+    if (Array.isArray(n)) {
+      for (let i = 0; i < n.length; i++) {
+        at.push(i);
+        visit(n[i]);
+        at.pop();
+      }
+    } else if (n && typeof n === 'object') {
+      for (const k of Object.keys(n)) {
+        const v: unknown = (n as Json)[k];
+        if (k === 'modifierExtension' && Array.isArray(v) && v.length > 0) {
+          out.push(path + at.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('') + '.modifierExtension');
+        } else {
+          at.push(k);
+          visit(v);
+          at.pop();
+        }
+      }
     }
-  }
+  };
+  visit(node);
   return out;
 }
 
