@@ -16,6 +16,9 @@ export class Segment {
     readonly index: number,
   ) {}
 
+  /** Repetitions of each field once split (readers ask for many leaves of the same field). */
+  readonly repsOf: Array<readonly string[] | undefined> = [];
+
   raw(field: number): string {
     return this.fields[field] ?? '';
   }
@@ -60,11 +63,14 @@ export class Hl7Message {
   }
 
   /** Raw repetitions of a field. */
-  reps(seg: Segment, field: number): string[] {
-    const raw = seg.raw(field);
-    if (raw === '') return [];
-    if (seg.name === 'MSH' && field <= 2) return [raw];
-    return raw.split(this.delimiters.repetition);
+  reps(seg: Segment, field: number): readonly string[] {
+    let reps = seg.repsOf[field];
+    if (reps === undefined) {
+      const raw = seg.raw(field);
+      reps = raw === '' ? [] : seg.name === 'MSH' && field <= 2 ? [raw] : raw.split(this.delimiters.repetition);
+      seg.repsOf[field] = reps;
+    }
+    return reps;
   }
 
   /** Components of repetitions already split, so readers can ask for many leaves cheaply. */
