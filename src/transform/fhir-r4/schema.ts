@@ -196,11 +196,12 @@ function requiredCheck(groups: string[][], data: Json): boolean {
 /** `names` maps each typed name of every choice element (and its `_` twin) to the element's base name. */
 function choiceCheck(names: Record<string, string>, data: Json): boolean {
   let errors: ErrorObject[] | undefined;
-  const chosen: Record<string, string> = {};
+  let chosen: Record<string, string> | undefined;
   for (const k of Object.keys(data)) {
     const base = names[k];
     if (base === undefined) continue;
     const typed = k.startsWith('_') ? k.slice(1) : k;
+    chosen ??= {};
     const before = chosen[base];
     if (before === undefined) chosen[base] = typed;
     else if (before !== typed) (errors ??= []).push(issue('fhirChoice', `only one of ${before}, ${typed} may be present (${base}[x] has one type)`));
