@@ -10,7 +10,8 @@ import { ensureDefinitions } from '../src/transform/fhir-r4/xml';
  * 10,000 messages built from the corpus HL7 v2 samples when ../shared/corpus exists, else from
  * fixtures/hl7v2. Measured two ways: one payload holding all messages (a batch file) and one
  * convert call per message (as the daemon does per MESH message). Goal: ≥ 5,000 msg/s on one core.
- * MESHD_BENCH_QUICK=1 uses 2,000 messages.
+ * MESHD_BENCH_QUICK=1 uses 2,000 messages. MESHD_BENCH_BASELINE=<another build's dist> adds
+ * that build timed beside this one in the same process (see compareBuilds).
  */
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -108,6 +109,7 @@ export async function runTransformBench(): Promise<object> {
     // The HL7 v2 side alone (read + write), to tell its share from the FHIR side's.
     hl7v2ToHl7v2: timed(() => convert(batch, { from: 'hl7v2', to: 'hl7v2', now }).records),
   };
+  const baseline = process.env.MESHD_BENCH_BASELINE ? compareBuilds(process.env.MESHD_BENCH_BASELINE, hl7.slice(0, 1000), fhir.slice(0, 1000)) : undefined;
   const validators = compareValidators(fhir.slice(0, Math.min(2000, fhir.length)).map((b) => JSON.parse(b.toString('utf8'))));
   const slowest = Math.min(perMessage.hl7v2ToFhirR4.msgPerSec, perMessage.fhirR4ToHl7v2.msgPerSec, onePayload.hl7v2ToFhirR4.msgPerSec, onePayload.fhirR4ToHl7v2.msgPerSec);
   return {
@@ -118,9 +120,49 @@ export async function runTransformBench(): Promise<object> {
     perMessage,
     onePayload,
     validators,
+    ...(baseline ? { baseline } : {}),
     goalMsgPerSec: GOAL,
     goalMet: slowest >= GOAL,
   };
+}
+
+/**
+ * Another build's convert (its dist directory) and this one's, per message, timed in one process
+ * pass by pass in turn (9 passes each, median), in CPU time: on a machine shared with other work
+ * the two see the same conditions, so their ratio holds where wall-clock rates move by ±30%.
+ * Run with `node --single-threaded-gc` so the garbage collector's work is in the CPU time.
+ */
+function compareBuilds(baseDist: string, hl7: Buffer[], fhir: Buffer[]): Record<string, { baselineMicros: number; thisMicros: number; speedup: number }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const other = (require(join(resolve(baseDist), 'src', 'transform', 'convert')) as typeof import('../src/transform/convert')).convert;
+  const loops: Record<string, (c: typeof convert) => void> = {
+    hl7v2ToFhirR4: (c) => hl7.forEach((m) => c(m, { from: 'hl7v2', to: 'fhir-r4', now })),
+    fhirR4ToHl7v2: (c) => fhir.forEach((m) => c(m, { from: 'fhir-r4', to: 'hl7v2', now })),
+    fhirR4ToHl7v2LightValidation: (c) => fhir.forEach((m) => c(m, { from: 'fhir-r4', to: 'hl7v2', now, options: { validate: 'light' } })),
+  };
+  const cpuMicros = (fn: () => void, count: number) => {
+    const before = process.cpuUsage();
+    fn();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / count;
+  };
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  const out: Record<string, { baselineMicros: number; thisMicros: number; speedup: number }> = {};
+  for (const [name, loop] of Object.entries(loops)) {
+    const count = name === 'hl7v2ToFhirR4' ? hl7.length : fhir.length;
+    const mine: number[] = [];
+    const theirs: number[] = [];
+    for (let pass = 0; pass < 11; pass++) {
+      // Each pass the other one goes first.
+      const order = pass % 2 ? [mine, theirs] : [theirs, mine];
+      for (const into of order) into.push(cpuMicros(() => loop(into === mine ? convert : other), count));
+    }
+    // The first two passes of each warm the JIT.
+    const base = median(theirs.slice(2));
+    const current = median(mine.slice(2));
+    out[name] = { baselineMicros: Math.round(base), thisMicros: Math.round(current), speedup: Math.round((base / current) * 100) / 100 };
+  }
+  return out;
 }
 
 /**

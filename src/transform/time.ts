@@ -53,12 +53,17 @@ export function londonOffsetMinutes(utcMs: number): number {
  * path; earlier years (and anything after 2037, in case the rule changes) go through ICU.
  */
 function euRuleOffset(utcMs: number): number | undefined {
+  if (Number.isNaN(utcMs)) return 0; // as the rule's own comparisons would give
+  if (utcMs < EU_RULE_FROM || utcMs >= EU_RULE_UNTIL) return undefined;
   const year = new Date(utcMs).getUTCFullYear();
-  if (year < 1996 || year > 2037) return undefined;
-  const start = lastSundayOneAmUtc(year, 2);
-  const end = lastSundayOneAmUtc(year, 9);
-  return utcMs >= start && utcMs < end ? 60 : 0;
+  const summer = (summerTime[year - 1996] ??= [lastSundayOneAmUtc(year, 2), lastSundayOneAmUtc(year, 9)]);
+  return utcMs >= summer[0] && utcMs < summer[1] ? 60 : 0;
 }
+
+const EU_RULE_FROM = Date.UTC(1996, 0, 1);
+const EU_RULE_UNTIL = Date.UTC(2038, 0, 1);
+/** Start and end of summer time for each year of the EU rule, worked out once per year. */
+const summerTime: Array<[number, number]> = [];
 
 function lastSundayOneAmUtc(year: number, monthIndex: number): number {
   const last = new Date(Date.UTC(year, monthIndex + 1, 0, 1));
@@ -117,13 +122,22 @@ export function localText(p: LocalParts): string {
 
 function validParts(p: LocalParts): boolean {
   const { year, month = 1, day = 1, hour = 0, minute = 0, second = 0, millisecond = 0 } = p;
-  if (![year, month, day, hour, minute, second, millisecond].every(Number.isInteger)) return false;
+  const isInt = Number.isInteger;
+  if (!(isInt(year) && isInt(month) && isInt(day) && isInt(hour) && isInt(minute) && isInt(second) && isInt(millisecond))) return false;
   if (year < 1 || year > 9999 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59 || millisecond > 999) return false;
-  if (day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return false;
+  if (day < 1 || day > daysInMonth(year, month)) return false;
   return hour >= 0 && minute >= 0 && second >= 0 && millisecond >= 0;
 }
 
+/** Days in a month of the proleptic Gregorian calendar (as Date counts them). */
+function daysInMonth(year: number, month: number): number {
+  if (month !== 2) return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+}
+
 function wallClockMs(p: LocalParts): number {
+  // Date.UTC reads years 0–99 as 1900–1999: only later years can take the short way.
+  if (p.year >= 100) return Date.UTC(p.year, (p.month ?? 1) - 1, p.day ?? 1, p.hour ?? 0, p.minute ?? 0, p.second ?? 0, p.millisecond ?? 0);
   const d = new Date(0);
   d.setUTCFullYear(p.year, (p.month ?? 1) - 1, p.day ?? 1);
   d.setUTCHours(p.hour ?? 0, p.minute ?? 0, p.second ?? 0, p.millisecond ?? 0);
@@ -136,9 +150,11 @@ function wallClockMs(p: LocalParts): number {
  */
 export function londonCandidates(p: LocalParts): Array<{ utcMs: number; offset: number }> {
   const wall = wallClockMs(p);
-  const offsets = new Set([londonOffsetMinutes(wall - 86_400_000), londonOffsetMinutes(wall), londonOffsetMinutes(wall + 86_400_000)]);
+  const offsets = [londonOffsetMinutes(wall - 86_400_000), londonOffsetMinutes(wall), londonOffsetMinutes(wall + 86_400_000)];
   const out: Array<{ utcMs: number; offset: number }> = [];
-  for (const o of offsets) {
+  for (let i = 0; i < offsets.length; i++) {
+    const o = offsets[i];
+    if (offsets.indexOf(o) !== i) continue; // each distinct offset once
     const utcMs = wall - o * 60_000;
     if (londonOffsetMinutes(utcMs) === o) out.push({ utcMs, offset: o });
   }

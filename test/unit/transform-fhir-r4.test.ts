@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from '../../src/transform/fhir-r4';
 import { codeIssues, findStu3, structuralIssues } from '../../src/transform/fhir-r4/validate';
+import { nameUuid } from '../../src/transform/fhir-r4/write';
 import type { AppointmentEvent, CanonicalRecord, PatientRegistration } from '../../src/transform/model';
 import { holderOf, jsonPaths } from './support/json-paths';
 
@@ -308,6 +310,28 @@ describe('fhir-r4 format', function () {
       expect(findStu3(bareAppointment())).to.equal(undefined);
       const r = read({ resourceType: 'Appointment', status: 'booked', reason: [{ text: 'x' }], participant: [{ status: 'accepted', actor: { reference: 'Patient/1' } }] });
       expect(r.errors[0].text).to.contain('STU3');
+    });
+
+    it('names the path of STU3 evidence deep in a document', () => {
+      const patient = { resourceType: 'Patient', meta: { profile: ['https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Patient-1'] } };
+      const stu3Ext = { url: 'https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-EthnicCategory-1' };
+      const doc = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: bareAppointment() }, { resource: patient }] };
+      expect(findStu3(doc)).to.equal('Bundle.entry[1].resource.meta.profile');
+      const ext = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', name: [{ family: 'X' }], extension: [{ url: 'https://example.org/a' }, stu3Ext] } }] };
+      expect(findStu3(ext)).to.equal('Bundle.entry[0].resource.extension[1].url');
+      expect(findStu3({ resourceType: 'Bundle', entry: [{ resource: { resourceType: 'Slot', serviceCategory: { text: 'x' } } }] }, 'In')).to.equal('In.entry[0].resource.serviceCategory');
+    });
+
+    it('derives name UUIDs from the UTF-8 bytes of every part, each followed by a NUL', () => {
+      const seed = createHash('sha1').update('record').digest();
+      for (const parts of [[seed, 'patient'], ['ack', 'caf\u00e9 \u20ac', 'header'], [''], [Buffer.alloc(0), 'x']]) {
+        const h = createHash('sha1');
+        for (const p of parts) h.update(p).update('\0');
+        const hex = h.digest('hex');
+        const variant = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+        const expected = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+        expect(nameUuid(...parts)).to.equal(expected);
+      }
     });
 
     it('rejects a bad NHS number naming the path, never the value', () => {

@@ -31,6 +31,12 @@ describe('HL7 v2 escape sequences', () => {
     expect(delimitersFrom('|', '^^\\&')).to.equal(undefined);
   });
 
+  it('escapes the same with the default delimiters or an equal copy of them', () => {
+    const copy = { ...DEFAULT_DELIMITERS };
+    for (const s of ['plain', 'A|B^C~D\\E&F', 'a\nb\rc', '', 'caf\u00e9 & co']) expect(escapeHl7(s, copy)).to.equal(escapeHl7(s, DEFAULT_DELIMITERS));
+    expect(escapeHl7('a&b', copy)).to.equal('a\\T\\b');
+  });
+
   it('round-trips any text (property, fixed seed)', () => {
     const text = fc.string({ unit: fc.constantFrom('|', '^', '~', '\\', '&', '\r', '\n', 'a', 'Z', ' ', 'é', 'F', 'X', '.', 'b', 'r', '0') , maxLength: 40 });
     fc.assert(

@@ -23,6 +23,25 @@ describe('HL7 v2 input framing', () => {
     }
   });
 
+  it('accepts CR, LF, CRLF and LFCR mixed in one payload', () => {
+    const segs = a28.toString('latin1').split('\r').filter(Boolean);
+    const mixed = ['\r', '\n', '\r\n', '\n\r'];
+    const twice = [...segs, ...segs].map((seg, i) => seg + mixed[i % mixed.length]).join('');
+    const split = splitMessages(Buffer.from(twice, 'latin1'));
+    expect(split.messages.map((m) => m.text)).to.deep.equal([segs.join('\r'), segs.join('\r')]);
+    expect(nhsOf(Buffer.from(twice, 'latin1'))).to.deep.equal(['9991000003', '9991000003']);
+  });
+
+  it('counts DEL (0x7F) as ASCII and any byte from 0x80 up as not', () => {
+    const text = a28.toString('latin1').replace('|AL|NE', '|AL|NE||ASCII');
+    const del = splitMessages(Buffer.from(text.replace('PID|', 'PID|\x7f'), 'latin1'));
+    expect(del.messages[0].charset).to.equal('ascii');
+    expect(del.notes).to.deep.equal([]);
+    const high = splitMessages(Buffer.from(text.replace('PID|', 'PID|\u00c3\u00a9'), 'latin1'));
+    expect(high.messages[0].charset).to.equal('utf8');
+    expect(high.notes.map((n) => n.code)).to.deep.equal(['HL7_CHARSET']);
+  });
+
   it('strips a leading UTF-8 BOM', () => {
     const buf = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), a28]);
     expect(nhsOf(buf)).to.deep.equal(['9991000003']);

@@ -69,6 +69,14 @@ describe('UK local time resolution (Europe/London)', () => {
     expect(parseIsoDateTime('yesterday').ok).to.equal(false);
   });
 
+  it('knows the days of each month, 29 February only in leap years', () => {
+    for (const [text, valid] of [['20000229', true], ['20240229', true], ['19000229', false], ['20250229', false], ['21000229', false], ['20250430', true], ['20250431', false], ['20251231', true], ['20251232', false]] as const) {
+      expect(parseDtm(text).ok, text).to.equal(valid);
+    }
+    expect(makeInstant({ year: 4, month: 2, day: 29 }).ok).to.equal(true);
+    expect(makeInstant({ year: 100, month: 2, day: 29 }).ok).to.equal(false);
+  });
+
   it('parses FHIR dateTime and instant text', () => {
     expect(ok(parseIsoDateTime('2025-06-01T08:30:00+01:00')).utc).to.equal('2025-06-01T07:30:00.000Z');
     expect(ok(parseIsoDateTime('2025-06-01T07:30:00.000Z')).offset).to.equal('+00:00');

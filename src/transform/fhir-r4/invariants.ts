@@ -23,17 +23,35 @@ export interface Invariant {
   holds(o: Json, ctx: InvariantContext): boolean;
 }
 
-/** Element present, as a value or as its primitive extension twin. */
-function has(o: Json | undefined, name: string): boolean {
-  return o !== undefined && o !== null && (o[name] !== undefined || o[`_${name}`] !== undefined);
+const twins = new Map<string, string>();
+
+/**
+ * The name of an element's primitive extension twin (`_x` for `x`), kept once per name: a name
+ * built afresh for every lookup costs more than the lookup. Only for the element names of the
+ * schema and of the rules here (a fixed set), never for property names read from input.
+ */
+export function twinOf(name: string): string {
+  let twin = twins.get(name);
+  if (twin === undefined) {
+    twin = `_${name}`;
+    twins.set(name, twin);
+  }
+  return twin;
 }
 
-/** A choice element (`value[x]`) present under any type. */
+/** Element present, as a value or as its primitive extension twin. */
+function has(o: Json | undefined, name: string): boolean {
+  return o !== undefined && o !== null && (o[name] !== undefined || o[twinOf(name)] !== undefined);
+}
+
+/** A choice element (`value[x]`) present under any type: base + an upper-case letter, maybe after `_`. */
 function hasChoice(o: Json, base: string): boolean {
-  return Object.keys(o).some((k) => {
-    const name = k.startsWith('_') ? k.slice(1) : k;
-    return name.length > base.length && name.startsWith(base) && /[A-Z]/.test(name.charAt(base.length));
-  });
+  for (const k in o) {
+    const start = k.charCodeAt(0) === 0x5f ? 1 : 0;
+    const next = k.charCodeAt(start + base.length);
+    if (next >= 0x41 && next <= 0x5a && k.startsWith(base, start)) return true;
+  }
+  return false;
 }
 
 function list(v: unknown): Json[] {

@@ -16,7 +16,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DataValidationCxt } from 'ajv/dist/types';
-import { INVARIANTS, invariantContext, type Invariant } from './invariants';
+import { INVARIANTS, invariantContext, twinOf, type Invariant } from './invariants';
 
 type Json = Record<string, any>;
 
@@ -179,7 +179,7 @@ function issue(keyword: string, message: string, property?: string): ErrorObject
 
 /** An element is present as its value or as its primitive extension twin (`_x`). */
 function present(data: Json, name: string): boolean {
-  return data[name] !== undefined || data[`_${name}`] !== undefined;
+  return data[name] !== undefined || data[twinOf(name)] !== undefined;
 }
 
 /** Each group lists the names of one mandatory element (several for a choice element). */
@@ -196,11 +196,12 @@ function requiredCheck(groups: string[][], data: Json): boolean {
 /** `names` maps each typed name of every choice element (and its `_` twin) to the element's base name. */
 function choiceCheck(names: Record<string, string>, data: Json): boolean {
   let errors: ErrorObject[] | undefined;
-  const chosen: Record<string, string> = {};
+  let chosen: Record<string, string> | undefined;
   for (const k of Object.keys(data)) {
     const base = names[k];
     if (base === undefined) continue;
     const typed = k.startsWith('_') ? k.slice(1) : k;
+    chosen ??= {};
     const before = chosen[base];
     if (before === undefined) chosen[base] = typed;
     else if (before !== typed) (errors ??= []).push(issue('fhirChoice', `only one of ${before}, ${typed} may be present (${base}[x] has one type)`));
@@ -252,8 +253,9 @@ function jsonRuleIssues(node: unknown, at: PathLink, out: SchemaIssue[]): void {
     } else if (v === '') {
       out.push({ path: pathText({ up: at, seg: k }), text: 'is an empty string (FHIR JSON omits empty values)' });
     } else if (Array.isArray(v)) {
-      const twin: unknown = o[k.startsWith('_') ? k.slice(1) : `_${k}`];
       for (let i = 0; i < v.length; i++) {
+        // The twin's name is built only when a null needs it (rare): building it for every array costs.
+        const twin: unknown = v[i] === null ? o[k.startsWith('_') ? k.slice(1) : `_${k}`] : undefined;
         if (v[i] === null && !(Array.isArray(twin) && twin[i] !== null && twin[i] !== undefined)) {
           out.push({ path: pathText({ up: { up: at, seg: k }, seg: i }), text: 'is null without a value in its twin array (null is only a placeholder)' });
         } else if (v[i] === '') {

@@ -21,35 +21,53 @@ export { schemaIssues as structuralIssues } from './schema';
  * extension URL under /STU3/, or an element shape that only STU3 has. Returns the path.
  */
 export function findStu3(root: Json, basePath = typeof root.resourceType === 'string' ? root.resourceType : 'resource'): string | undefined {
-  const seen = new Set<unknown>();
-  const visit = (node: unknown, path: string): string | undefined => {
-    if (node === null || typeof node !== 'object' || seen.has(node)) return undefined;
-    seen.add(node);
+  // A FHIR document is a tree (parsed JSON, or XML converted to it): no node is met twice.
+  // The path below basePath as segments, made into text only for the hit: every node is visited.
+  const at: Array<string | number> = [];
+  const pathOf = (...more: string[]) => basePath + at.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('') + more.map((m) => `.${m}`).join('');
+  const visit = (node: unknown): string | undefined => {
+    if (node === null || typeof node !== 'object') return undefined;
     if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) {
-        const hit = visit(node[i], `${path}[${i}]`);
+        at.push(i);
+        const hit = visit(node[i]);
+        at.pop();
         if (hit) return hit;
       }
       return undefined;
     }
     const o = node as Json;
-    const profiles: unknown = o.meta?.profile;
-    if (Array.isArray(profiles) && profiles.some((p) => typeof p === 'string' && STU3_PROFILE_PATTERNS.some((re) => re.test(p)))) return `${path}.meta.profile`;
-    if (typeof o.url === 'string' && /\/STU3\//.test(o.url)) return `${path}.url`;
-    const type = o.resourceType;
-    if (type === 'MessageHeader' && o.event !== undefined && o.eventCoding === undefined) return `${path}.event`;
-    if (type === 'Appointment' && (o.reason !== undefined || o.indication !== undefined || o.incomingReferral !== undefined)) return path;
-    if ((type === 'Appointment' || type === 'Slot' || type === 'Schedule') && o.serviceCategory && !Array.isArray(o.serviceCategory)) return `${path}.serviceCategory`;
-    if (type === 'Patient' && o.animal !== undefined) return `${path}.animal`;
-    for (const [k, v] of Object.entries(o)) {
+    const keys = Object.keys(o);
+    // Properties are read only when present: reading absent ones of every differently shaped
+    // element is what made this walk slow.
+    let meta = false;
+    let url = false;
+    let typed = false;
+    for (const k of keys) {
+      if (k === 'meta') meta = true;
+      else if (k === 'url') url = true;
+      else if (k === 'resourceType') typed = true;
+    }
+    const profiles: unknown = meta ? o.meta?.profile : undefined;
+    if (Array.isArray(profiles) && profiles.some((p) => typeof p === 'string' && STU3_PROFILE_PATTERNS.some((re) => re.test(p)))) return pathOf('meta', 'profile');
+    if (url && typeof o.url === 'string' && /\/STU3\//.test(o.url)) return pathOf('url');
+    const type: unknown = typed ? o.resourceType : undefined;
+    if (type === 'MessageHeader' && o.event !== undefined && o.eventCoding === undefined) return pathOf('event');
+    if (type === 'Appointment' && (o.reason !== undefined || o.indication !== undefined || o.incomingReferral !== undefined)) return pathOf();
+    if ((type === 'Appointment' || type === 'Slot' || type === 'Schedule') && o.serviceCategory && !Array.isArray(o.serviceCategory)) return pathOf('serviceCategory');
+    if (type === 'Patient' && o.animal !== undefined) return pathOf('animal');
+    for (const k of keys) {
+      const v: unknown = o[k];
       if (v && typeof v === 'object') {
-        const hit = visit(v, `${path}.${k}`);
+        at.push(k);
+        const hit = visit(v);
+        at.pop();
         if (hit) return hit;
       }
     }
     return undefined;
   };
-  return visit(root, basePath);
+  return visit(root);
 }
 
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;

@@ -6,7 +6,7 @@
  * registration gives a bare Patient, anything else a collection Bundle of the resources.
  * fullUrls are urn:uuid derived from the record's content, so output is reproducible.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import { writeAll, type FormatWriter, type TransformIssue, type WriteContext, type WriteResult } from '../format';
 import {
   appointmentKey,
@@ -51,7 +51,7 @@ class RecordWriter {
     content: string,
     private readonly index: number,
   ) {
-    this.seed = createHash('sha1').update(content).digest();
+    this.seed = oneShotHash('sha1', content, 'buffer');
   }
 
   uuid(role: string): string {
@@ -480,7 +480,8 @@ function writeRecord(record: CanonicalRecord, index: number, messageMode: boolea
  */
 class CollectionOutput {
   entries = 0;
-  private readonly hash = createHash('sha1');
+  /** Made when the first entry is written: a lone message Bundle never needs it. */
+  private hash: Hash | undefined;
   private held: Json[] = [];
 
   constructor(private readonly pretty: boolean) {}
@@ -502,7 +503,7 @@ class CollectionOutput {
 
   close(): { tail: string; head: string } {
     const held = this.held.map((x) => this.one(x)).join('');
-    const id = uuidOf(this.hash);
+    const id = uuidOf((this.hash ??= createHash('sha1')));
     const opening = this.opening(id);
     const closing = this.entries === 0 ? (this.pretty ? ']\n}\n' : ']}') : this.pretty ? '\n  ]\n}\n' : ']}';
     // Nothing was written before: the whole document is the tail.
@@ -511,7 +512,7 @@ class CollectionOutput {
   }
 
   private one(e: Json): string {
-    this.hash.update(String(e.fullUrl)).update('\0');
+    (this.hash ??= createHash('sha1')).update(String(e.fullUrl)).update('\0');
     const sep = this.entries++ === 0 ? '' : ',';
     return this.pretty ? `${sep}\n    ${JSON.stringify(e, null, 2).replace(/\n/g, '\n    ')}` : sep + JSON.stringify(e);
   }
@@ -546,14 +547,25 @@ function referenceOnly(entity: object): string | undefined {
 
 /** A name-based UUID from the parts: RFC 4122 layout, version 5 (SHA-1), variant 10xx. */
 export function nameUuid(...parts: Array<string | Buffer>): string {
-  const hash = createHash('sha1');
-  for (const p of parts) hash.update(p).update('\0');
-  return uuidOf(hash);
+  // The parts (UTF-8) each followed by a NUL, in one buffer hashed in one call: a Hash object
+  // per id costs more than the hashing.
+  let size = 0;
+  for (const p of parts) size += (typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length) + 1;
+  const bytes = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of parts) {
+    at += typeof p === 'string' ? bytes.write(p, at, 'utf8') : p.copy(bytes, at);
+    bytes[at++] = 0;
+  }
+  return uuidText(oneShotHash('sha1', bytes, 'hex'));
 }
 
 /** The UUID of a name hash fed part by part (each part followed by a NUL). */
 function uuidOf(hash: Hash): string {
-  const h = hash.digest('hex');
+  return uuidText(hash.digest('hex'));
+}
+
+function uuidText(h: string): string {
   const v = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${v}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

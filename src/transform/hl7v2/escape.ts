@@ -87,17 +87,21 @@ function unescapeSequence(seq: string, d: Delimiters): string | undefined {
   return undefined;
 }
 
-/** Escapes one leaf value so it can be joined with delimiters. CR → \X0D\, LF → \.br\. */
-export function escapeHl7(text: string, d: Delimiters = DEFAULT_DELIMITERS): string {
-  let needs = false;
+function hasSpecial(text: string, d: Delimiters): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (c === d.field || c === d.component || c === d.repetition || c === d.escape || c === d.subcomponent || c === '\r' || c === '\n') {
-      needs = true;
-      break;
-    }
+    if (c === d.field || c === d.component || c === d.repetition || c === d.escape || c === d.subcomponent || c === '\r' || c === '\n') return true;
   }
-  if (!needs) return text;
+  return false;
+}
+
+/** Characters escapeHl7 replaces, with DEFAULT_DELIMITERS. */
+const DEFAULT_SPECIALS = /[|^~\\&\r\n]/;
+
+/** Escapes one leaf value so it can be joined with delimiters. CR → \X0D\, LF → \.br\. */
+export function escapeHl7(text: string, d: Delimiters = DEFAULT_DELIMITERS): string {
+  // Most leaves need nothing: with the default delimiters (what meshd writes) one regex says so.
+  if (!(d === DEFAULT_DELIMITERS ? DEFAULT_SPECIALS.test(text) : hasSpecial(text, d))) return text;
   let out = '';
   for (const c of text) {
     if (c === d.escape) out += `${d.escape}E${d.escape}`;

@@ -16,6 +16,9 @@ export class Segment {
     readonly index: number,
   ) {}
 
+  /** Repetitions of each field once split (readers ask for many leaves of the same field). */
+  readonly repsOf: Array<readonly string[] | undefined> = [];
+
   raw(field: number): string {
     return this.fields[field] ?? '';
   }
@@ -60,11 +63,14 @@ export class Hl7Message {
   }
 
   /** Raw repetitions of a field. */
-  reps(seg: Segment, field: number): string[] {
-    const raw = seg.raw(field);
-    if (raw === '') return [];
-    if (seg.name === 'MSH' && field <= 2) return [raw];
-    return raw.split(this.delimiters.repetition);
+  reps(seg: Segment, field: number): readonly string[] {
+    let reps = seg.repsOf[field];
+    if (reps === undefined) {
+      const raw = seg.raw(field);
+      reps = raw === '' ? [] : seg.name === 'MSH' && field <= 2 ? [raw] : raw.split(this.delimiters.repetition);
+      seg.repsOf[field] = reps;
+    }
+    return reps;
   }
 
   /** Components of repetitions already split, so readers can ask for many leaves cheaply. */
@@ -73,13 +79,19 @@ export class Hl7Message {
   /** Raw component text of one repetition (not unescaped, subcomponents still joined). */
   rawComp(repText: string, comp: number): string {
     if (!repText.includes(this.delimiters.component)) return comp === 1 ? repText : '';
-    let parts = this.compCache.get(repText);
+    // Readers ask for several components of one repetition in a row: try the last one first.
+    let parts = repText === this.lastRep ? this.lastComps : this.compCache.get(repText);
     if (!parts) {
       parts = repText.split(this.delimiters.component);
       this.compCache.set(repText, parts);
     }
+    this.lastRep = repText;
+    this.lastComps = parts;
     return parts[comp - 1] ?? '';
   }
+
+  private lastRep: string | undefined;
+  private lastComps: string[] | undefined;
 
   /**
    * Unescaped leaf text of one repetition's component/subcomponent; '' when absent.
