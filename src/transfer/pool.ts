@@ -27,6 +27,26 @@ export function mutex(): <R>(work: () => Promise<R>) => Promise<R> {
 }
 
 /**
+ * Work run in the background one at a time, in the order added; a failure does not stop later
+ * work. settled() waits for all of it and then rethrows the first failure.
+ */
+export function backgroundQueue(): { add: (work: () => Promise<unknown>) => void; settled: () => Promise<void> } {
+  const lock = mutex();
+  const runs: Array<Promise<unknown>> = [];
+  return {
+    add: (work) => {
+      const run = lock(work);
+      run.catch(() => undefined); // reported by settled()
+      runs.push(run);
+    },
+    settled: async () => {
+      const failed = (await Promise.allSettled(runs)).find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+  };
+}
+
+/**
  * File-system steps of a batch in flight at once: each is a round trip through libuv's thread
  * pool (UV_THREADPOOL_SIZE, 16 in bin/meshd.js), and fsyncs side by side share journal commits.
  */

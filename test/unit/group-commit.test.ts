@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { groupCommit, openLedger, type SqliteLedger } from '../../src/ledger';
-import { mutex } from '../../src/transfer/pool';
+import { backgroundQueue, mutex } from '../../src/transfer/pool';
 
 /** Group commit (src/ledger/group-commit.ts) on a real SQLite ledger, and the lock of src/transfer/pool.ts. */
 describe('group commit and the file-name lock', () => {
@@ -89,5 +89,25 @@ describe('group commit and the file-name lock', () => {
     const results = await Promise.allSettled([step('a', 20), step('b', 1, true), step('c', 1)]);
     expect(log).to.deep.equal(['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
     expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+  });
+
+  it('the background queue runs work in order, goes on after a failure, and settled() rethrows the first failure after all of it', async () => {
+    const queue = backgroundQueue();
+    const done: string[] = [];
+    const step = (name: string, ms: number, fail = false) => async () => {
+      await new Promise((r) => setTimeout(r, ms));
+      done.push(name);
+      if (fail) throw new Error(name);
+    };
+    queue.add(step('a', 15));
+    queue.add(step('b', 1, true));
+    queue.add(step('c', 5));
+    queue.add(step('d', 1, true));
+    let caught: unknown;
+    await queue.settled().catch((err: unknown) => (caught = err));
+    expect(done).to.deep.equal(['a', 'b', 'c', 'd']);
+    expect((caught as Error).message).to.equal('b');
+    const empty = backgroundQueue();
+    await empty.settled();
   });
 });

@@ -3,11 +3,11 @@ import { MeshdError } from '../../errors';
 import { readRegular } from '../../safe-fs';
 import { checkOutboundControl, parseControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
-import type { MessageRow } from '../../ledger';
 import { claimBatch, scanOutbox } from './claim';
 import { checkOverdueAcks } from './order';
 import { finishSentBatch } from './file';
 import { uploadBatch } from './upload';
+import { backgroundQueue } from '../pool';
 
 /**
  * The send pipeline, one mailbox at a time (docs/architecture.md, "The message path"):
@@ -48,7 +48,8 @@ export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number;
       claimedMore.wake();
     }
   })().then(() => undefined, (err: unknown) => ({ err }));
-  const filing = filingQueue(ctx);
+  // Sent batches are filed into sent/ one after another in the background, while the next ones upload.
+  const filing = backgroundQueue();
   let sent = 0;
   const uploads = (async () => {
     while (!ctx.stopping()) {
@@ -59,11 +60,11 @@ export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number;
         claimedMore = wakeUp();
         continue;
       }
-      sent += await uploadBatch(ctx, due, filing.add);
+      sent += await uploadBatch(ctx, due, (rows) => filing.add(() => finishSentBatch(ctx, rows)));
     }
   })().then(() => undefined, (err: unknown) => ({ err }));
   // Every step is waited for, whatever fails, before a failure is reported.
-  const ended = [await uploads, await claims, await filing.done().then(() => undefined, (err: unknown) => ({ err }))];
+  const ended = [await uploads, await claims, await filing.settled().then(() => undefined, (err: unknown) => ({ err }))];
   const failed = ended.find((e) => e !== undefined);
   if (failed) throw failed.err;
   checkOverdueAcks(ctx);
@@ -74,28 +75,6 @@ function wakeUp(): { wait: Promise<void>; wake: () => void } {
   let wake!: () => void;
   const wait = new Promise<void>((resolve) => (wake = resolve));
   return { wait, wake };
-}
-
-/**
- * Files sent batches one after another, in the background; done() waits for all and rethrows
- * the first failure. A batch that could not be filed does not stop the next one being tried.
- */
-function filingQueue(ctx: MailboxContext): { add: (rows: MessageRow[]) => void; done: () => Promise<void> } {
-  let chain: Promise<void> = Promise.resolve();
-  let failure: { err: unknown } | undefined;
-  return {
-    add: (rows) => {
-      chain = chain
-        .then(() => finishSentBatch(ctx, rows))
-        .catch((err: unknown) => {
-          failure ??= { err };
-        });
-    },
-    done: async () => {
-      await chain;
-      if (failure) throw failure.err;
-    },
-  };
 }
 
 /** What a cycle would send, without moving a file or calling MESH (`meshd run --dry-run`). */
