@@ -31,6 +31,24 @@ describe('meshd run (as a process)', function () {
     expect(JSON.parse(r.stdout).mailboxes[0]).to.include({ mailbox: SENDER, claimed: 1, sent: 1 });
   });
 
+  it('logs POLL_OK at info for a poll that lists messages, and only at debug for an empty one', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'poll.dat', 'poll');
+    dropFile(env.folder(SENDER, 'out'), 'poll.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    expect((await runMeshd(['--config', env.configPath[SENDER], 'run', '--once'])).code).to.equal(0);
+    const polls = (stderr: string) => stderr.split('\n').filter((l) => l.includes('"POLL_OK"')).map((l) => JSON.parse(l) as { level: string; listed: number });
+    const receive = async (level: string) => {
+      const r = await runMeshd(['--config', env.configPath[RECEIVER], '--log-level', level, 'run', '--once']);
+      expect(r.code, r.stderr).to.equal(0);
+      return polls(r.stderr);
+    };
+    const busy = await receive('info');
+    expect(busy).to.have.length(1);
+    expect(busy[0].level).to.equal('info');
+    expect(busy[0].listed).to.be.greaterThan(0);
+    expect(await receive('info')).to.deep.equal([]);
+    expect((await receive('debug')).map((p) => [p.level, p.listed])).to.deep.equal([['debug', 0]]);
+  });
+
   it('refuses a second instance on the same data dir, clearly', async () => {
     const lock = acquireInstanceLock((await env.config(SENDER)).dataDir);
     try {
