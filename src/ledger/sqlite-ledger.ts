@@ -497,7 +497,7 @@ export class SqliteLedger implements LedgerStore {
       return n;
     });
     if (!deleted || !drain(this.clearPayloadsBatch(cutoff, opts, limit, payloads))) return { rows, payloads, done: false };
-    this.db.prepare('DELETE FROM appointments WHERE at < ?').run(cutoff);
+    this.statement('DELETE FROM appointments WHERE at < ?').run(cutoff);
     return { rows, payloads, done: true };
   }
 
@@ -505,13 +505,13 @@ export class SqliteLedger implements LedgerStore {
   private clearPayloadsBatch(cutoff: string, opts: PurgeOptions, limit: number, payloads: string[]): () => number {
     const at = opts.now.toISOString();
     const states = JSON.stringify(payloadStatesToClear(opts.payloadsOnly));
-    const select = this.db.prepare(
+    const select = this.statement(
       `SELECT id, payload_path, ctl_path FROM messages
        WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined') AND updated_at < @cutoff
          AND state IN (SELECT value FROM json_each(@states, '$.' || direction))
        ORDER BY updated_at LIMIT @limit`,
     );
-    const clear = this.db.prepare('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
+    const clear = this.statement('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
     return () => {
       const rows = select.all({ cutoff, states, limit }) as Array<{ id: number; payload_path: string | null; ctl_path: string | null }>;
       for (const r of rows) {
@@ -525,14 +525,14 @@ export class SqliteLedger implements LedgerStore {
 
   /** One batch of settled rows and their events; rows still in play are never selected. */
   private deleteSettledBatch(cutoff: string, limit: number, payloads: string[]): () => number {
-    const select = this.db.prepare(
+    const select = this.statement(
       `SELECT id, direction, state, payload_path, ctl_path FROM messages
        WHERE state IN (SELECT value FROM json_each(@settled)) AND updated_at < @cutoff
        LIMIT @limit`,
     );
-    const setGuard = this.db.prepare('UPDATE purge_guard SET active = ? WHERE id = 1');
-    const deleteEvents = this.db.prepare('DELETE FROM events WHERE message_row_id IN (SELECT value FROM json_each(?))');
-    const deleteMessages = this.db.prepare('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))');
+    const setGuard = this.statement('UPDATE purge_guard SET active = ? WHERE id = 1');
+    const deleteEvents = this.statement('DELETE FROM events WHERE message_row_id IN (SELECT value FROM json_each(?))');
+    const deleteMessages = this.statement('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))');
     const settled = JSON.stringify(SETTLED_STATES);
     return () => {
       const found = select.all({ settled, cutoff, limit }) as Array<{ id: number; direction: Direction; state: MessageState; payload_path: string | null; ctl_path: string | null }>;
