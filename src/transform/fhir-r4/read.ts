@@ -32,7 +32,7 @@ import { normaliseNhsNumber } from '../nhs-number';
 import { parseIsoDateTime } from '../time';
 import { ResourceIndex, referenceType, type Located } from './resolve';
 import { EXTENSION, MESHD, RETIRED_VERIFICATION_CODES, SYSTEM, VERIFICATION_CODES } from './uk-core';
-import { codeIssues, findStu3, normaliseSystem, structuralIssues } from './validate';
+import { codeIssues, findStu3, normaliseSystem, segmentPath, structuralIssues } from './validate';
 import { FhirXmlError, fhirXmlToJson } from './xml';
 
 type Json = Record<string, any>;
@@ -783,7 +783,7 @@ function modifierExtensions(node: unknown, path: string): string[] {
       for (const k of Object.keys(n)) {
         const v: unknown = (n as Json)[k];
         if (k === 'modifierExtension' && Array.isArray(v) && v.length > 0) {
-          out.push(path + at.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('') + '.modifierExtension');
+          out.push(segmentPath(path, at) + '.modifierExtension');
         } else {
           at.push(k);
           visit(v);

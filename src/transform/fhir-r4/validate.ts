@@ -16,6 +16,11 @@ type Json = Record<string, any>;
 /** Structural issues (errors only) for one resource or Bundle: schema.ts. */
 export { schemaIssues as structuralIssues } from './schema';
 
+/** `base` followed by path segments: `[i]` for an index, `.name` for a property. */
+export function segmentPath(base: string, at: ReadonlyArray<string | number>): string {
+  return base + at.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('');
+}
+
 /**
  * Evidence that a payload is FHIR STU3 rather than R4 (GP Connect, Care Connect): a profile or
  * extension URL under /STU3/, or an element shape that only STU3 has. Returns the path.
@@ -24,7 +29,7 @@ export function findStu3(root: Json, basePath = typeof root.resourceType === 'st
   // A FHIR document is a tree (parsed JSON, or XML converted to it): no node is met twice.
   // The path below basePath as segments, made into text only for the hit: every node is visited.
   const at: Array<string | number> = [];
-  const pathOf = (...more: string[]) => basePath + at.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('') + more.map((m) => `.${m}`).join('');
+  const pathOf = (...more: string[]) => segmentPath(basePath, [...at, ...more]);
   const visit = (node: unknown): string | undefined => {
     if (node === null || typeof node !== 'object') return undefined;
     if (Array.isArray(node)) {

@@ -79,19 +79,13 @@ export class Hl7Message {
   /** Raw component text of one repetition (not unescaped, subcomponents still joined). */
   rawComp(repText: string, comp: number): string {
     if (!repText.includes(this.delimiters.component)) return comp === 1 ? repText : '';
-    // Readers ask for several components of one repetition in a row: try the last one first.
-    let parts = repText === this.lastRep ? this.lastComps : this.compCache.get(repText);
+    let parts = this.compCache.get(repText);
     if (!parts) {
       parts = repText.split(this.delimiters.component);
       this.compCache.set(repText, parts);
     }
-    this.lastRep = repText;
-    this.lastComps = parts;
     return parts[comp - 1] ?? '';
   }
-
-  private lastRep: string | undefined;
-  private lastComps: string[] | undefined;
 
   /**
    * Unescaped leaf text of one repetition's component/subcomponent; '' when absent.
