@@ -98,6 +98,11 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
       }
     }
     runMigrations(db, file);
+    // Savepoint and statement journals in memory. A ledger write touches some 20 pages (the
+    // messages table's indexes): more than SQLite buffers before it spills such a journal to a
+    // temp file, which cost about 90 write system calls per message (docs/ledger.md). Set after
+    // the migrations, whose index builds sort whole tables and may spill to disk as usual.
+    db.pragma('temp_store = MEMORY');
     if (checked) db.prepare('INSERT OR REPLACE INTO integrity_checks (id, last_ok_at) VALUES (1, ?)').run(new Date().toISOString());
     for (const suffix of ['-wal', '-shm']) makePrivate(file + suffix);
     return db;

@@ -139,6 +139,26 @@ describe('ledger open and migrations', () => {
     ledger.close();
   });
 
+  it('keeps the journals of nested writes in memory: no temp file is opened however many pages a batch touches', () => {
+    const ledger = openLedger(file);
+    for (let i = 0; i < 200; i++) ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'queued', fileName: `seed-${i}.dat` });
+    const tempFiles = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /etilqs_/.test(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false; // closed while listing
+      }
+    });
+    let during: string[] = [];
+    // A batch as the daemon commits it: each write its own savepoint, every row's indexes touched.
+    ledger.transaction(() => {
+      for (const row of ledger.list({ direction: 'out', limit: 200 })) ledger.transition(row.id, 'uploading', { from: ['queued'], patch: { messageId: `MID-${row.id}` } });
+      during = tempFiles();
+    });
+    expect(during).to.deep.equal([]);
+    ledger.close();
+  });
+
   it('keeps the database, -wal and -shm files at mode 0600 even under a permissive umask', () => {
     const old = process.umask(0o022);
     try {
