@@ -233,6 +233,22 @@ export async function moveFile(source: string, target: string, mode?: number): P
   await fs.rm(source, { force: true });
 }
 
+/**
+ * Moves a file out of meshd's own spool (a folder no one else writes, so nothing can have put a
+ * link in its place): its mode is set by name before the move, which saves opening it again.
+ * False when the source is already gone (moved before a restart).
+ */
+export async function moveOwnFile(source: string, target: string, mode: number): Promise<boolean> {
+  try {
+    await fs.chmod(source, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  await moveFile(source, target);
+  return true;
+}
+
 /** Sets the mode of a regular file without following a link (a link is left as it is). */
 async function chmodRegular(path: string, mode: number): Promise<void> {
   let handle: FileHandle;

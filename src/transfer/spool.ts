@@ -31,12 +31,30 @@ export interface FileFacts {
   sha256: string;
 }
 
-/** Size, mtime and sha256 of a regular file, all read through one descriptor opened without following links. */
-export async function fileFacts(path: string): Promise<FileFacts> {
+/** Files up to this size are hashed from one read; larger ones in reads of this size. */
+const HASH_READ = 1024 * 1024;
+
+/**
+ * Size, mtime and sha256 of a regular file, all read through one descriptor opened without
+ * following links. `mode`, when given, is set on that descriptor (a claim makes its spool copy
+ * private here rather than opening it once more for that).
+ */
+export async function fileFacts(path: string, mode?: number): Promise<FileFacts> {
   const { handle, stat } = await openRegular(path);
   try {
+    if (mode !== undefined && (stat.mode & 0o7777) !== mode) await handle.chmod(mode);
     const hash = createHash('sha256');
-    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+    // One byte more than the file: a small file is read, and seen to end, in one call.
+    const buf = Buffer.allocUnsafe(Math.min(stat.size + 1, HASH_READ));
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      // Short of the extra byte at exactly the stated size: that was the end (a file still
+      // growing fills the buffer and is read on, and its size then differs from the row's).
+      if (bytesRead < buf.length && pos === stat.size) break;
+    }
     return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex') };
   } finally {
     await handle.close();

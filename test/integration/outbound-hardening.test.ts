@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -193,6 +194,12 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
       await d.stop(0);
     }
   }
+
+  it('finding 2: a claimed file is private (0600) in the spool whatever mode it had in out/, and its sha256 is of its bytes', async () => {
+    const { row, spool } = await claimOnly('open.txt', 'PATIENT B 9991000127');
+    expect(statSync(spool.data).mode & 0o7777).to.equal(0o600);
+    expect(row.sha256).to.equal(createHash('sha256').update('PATIENT B 9991000127').digest('hex'));
+  });
 
   it('finding 3: a spool file whose bytes differ from the claim (same size and mtime) is parked SPOOL_MISMATCH, nothing sent', async () => {
     const { row, spool } = await claimOnly('a.txt', 'PATIENT B 9991000127');

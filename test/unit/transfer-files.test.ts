@@ -1,9 +1,11 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { globToRegExp, isInProgressName, prepareFolders } from '../../src/transfer/folders';
-import { freeName, removeTempDebris, safeFileName, tempPathFor, writeFileAtomic } from '../../src/safe-fs';
+import { freeName, moveOwnFile, removeTempDebris, safeFileName, tempPathFor, writeFileAtomic } from '../../src/safe-fs';
+import { fileFacts } from '../../src/transfer/spool';
 import { inboundFileName } from '../../src/transfer/inbound';
 
 describe('mailbox folders and file names', () => {
@@ -67,5 +69,39 @@ describe('mailbox folders and file names', () => {
     writeFileSync(join(dir, 'x.1.dat'), '');
     expect(await freeName(dir, 'x.dat')).to.equal('x.2.dat');
     expect(await freeName(dir, 'y.dat')).to.equal('y.dat');
+  });
+
+  it('hashes a file of any size through one descriptor (0 bytes, small, the read size exactly and beyond)', async () => {
+    for (const size of [0, 1, 2048, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 17]) {
+      const bytes = Buffer.alloc(size, size % 251);
+      const path = join(dir, `f${size}`);
+      writeFileSync(path, bytes);
+      const facts = await fileFacts(path);
+      expect(facts.size, String(size)).to.equal(size);
+      expect(facts.sha256, String(size)).to.equal(createHash('sha256').update(bytes).digest('hex'));
+    }
+  });
+
+  it('sets a mode through the descriptor it hashes from, and refuses a link', async () => {
+    const path = join(dir, 'claimed.dat');
+    writeFileSync(path, 'x');
+    chmodSync(path, 0o666);
+    await fileFacts(path, 0o600);
+    expect(statSync(path).mode & 0o7777).to.equal(0o600);
+    symlinkSync(path, join(dir, 'link.dat'));
+    let refused: unknown;
+    await fileFacts(join(dir, 'link.dat'), 0o644).catch((err) => (refused = err));
+    expect(refused).to.have.property('code', 'NOT_REGULAR_FILE');
+    expect(statSync(path).mode & 0o7777).to.equal(0o600);
+  });
+
+  it('moves a spool file with its mode set, and says false once it was moved already', async () => {
+    const source = join(dir, 'spool.dat');
+    writeFileSync(source, 'payload');
+    chmodSync(source, 0o600);
+    expect(await moveOwnFile(source, join(dir, 'sent.dat'), 0o640)).to.equal(true);
+    expect(statSync(join(dir, 'sent.dat')).mode & 0o7777).to.equal(0o640);
+    expect(readFileSync(join(dir, 'sent.dat'), 'utf8')).to.equal('payload');
+    expect(await moveOwnFile(source, join(dir, 'sent.dat'), 0o640)).to.equal(false);
   });
 });

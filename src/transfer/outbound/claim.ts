@@ -222,7 +222,7 @@ export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): 
   const moved = await mapLimit(rows, FS_CONCURRENCY, async (row) => {
     const spool = spoolPaths(ctx, row);
     try {
-      await moveFile(row.payloadPath!, spool.data, PRIVATE_FILE_MODE);
+      await moveFile(row.payloadPath!, spool.data); // made private by readClaim, through the descriptor it reads
       if (row.ctlPath) await moveFile(row.ctlPath, spool.ctl, PRIVATE_FILE_MODE);
       return true;
     } catch {
@@ -242,13 +242,14 @@ type ClaimRead = { facts: FileFacts } | { refused: NotRegularFileError };
 /**
  * Reads a claim's spool copy through a descriptor: only a regular file is accepted (a link
  * swapped in after the scan moved as itself and is dropped here, unread: removing it removes
- * only that name), and its size, mtime and sha256 become the row's, checked again before anything is sent.
+ * only that name), its mode is made private on that descriptor, and its size, mtime and sha256
+ * become the row's, checked again before anything is sent.
  */
 async function readClaim(ctx: MailboxContext, row: MessageRow): Promise<ClaimRead> {
   const spool = spoolPaths(ctx, row);
   try {
     if (row.ctlPath) await readRegular(spool.ctl);
-    return { facts: await fileFacts(spool.data) };
+    return { facts: await fileFacts(spool.data, PRIVATE_FILE_MODE) };
   } catch (err) {
     if (!(err instanceof NotRegularFileError)) throw err;
     for (const p of [spool.data, spool.ctl]) await removeName(p);

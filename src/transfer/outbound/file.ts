@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { companionFiles, type MessageRow } from '../../ledger';
-import { exists, freeName, fsyncDir, moveFile, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import { exists, freeName, fsyncDir, moveOwnFile, readRegular, removeName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import type { MailboxContext } from '../context';
 import { ctlDateTime, formatControlFile, parseControlFile, type ControlFile } from '../ctl';
 import { FS_CONCURRENCY, mapLimit, mutex } from '../pool';
@@ -51,7 +51,7 @@ export async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<
   const target = row.payloadPath!;
   const text = row.errorText ?? '';
   const code = row.errorCode ?? 'FAILED';
-  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
+  await moveOwnFile(spool.data, target, SHARED_FILE_MODE);
   if (await exists(spool.ctl)) {
     const ctl = await readCtlOr(spool.ctl);
     ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
@@ -128,7 +128,7 @@ async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promi
  */
 async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): Promise<void> {
   const spool = spoolPaths(ctx, row);
-  if (await exists(spool.data)) await moveFile(spool.data, target, SHARED_FILE_MODE);
+  await moveOwnFile(spool.data, target, SHARED_FILE_MODE);
   if (!ctx.mailbox.controlFiles) return;
   const [ctlTarget] = companionFiles(target);
   const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
