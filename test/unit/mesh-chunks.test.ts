@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { ChunkLookahead, lookaheadDepth, planChunks } from '../../src/mesh/chunks';
+import { gunzipChunkSize } from '../../src/mesh/client';
 
 describe('chunk planning', () => {
   it('splits raw bytes into consecutive spans of chunkSize, the last one shorter', () => {
@@ -84,5 +85,15 @@ describe('ChunkLookahead', () => {
 
   it('looks ahead one chunk per spare core, between one and four', () => {
     expect([1, 2, 3, 8, 64].map(lookaheadDepth)).to.deep.equal([1, 1, 2, 4, 4]);
+  });
+});
+
+describe('gunzip output buffer', () => {
+  it('is zlib’s 16 KiB default for a download of up to 64 KiB on the wire and 1 MiB otherwise or when the length is unknown', () => {
+    expect(gunzipChunkSize(2_000)).to.equal(16 * 1024);
+    expect(gunzipChunkSize(64 * 1024)).to.equal(16 * 1024);
+    expect(gunzipChunkSize(64 * 1024 + 1)).to.equal(1024 * 1024);
+    expect(gunzipChunkSize(Number.NaN)).to.equal(1024 * 1024);
+    expect(gunzipChunkSize(0)).to.equal(1024 * 1024);
   });
 });
