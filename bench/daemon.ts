@@ -14,11 +14,13 @@ import { startSimulator } from '../src/sim';
  * MESHD_BENCH_PAYLOAD=hl7 sends HL7 v2 instead of plain text (the receiver's guarded path).
  */
 const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
+/** MESHD_BENCH_PROFILE=<dir>: each `meshd run --once` writes a CPU profile there (`node --cpu-prof`). */
+const PROFILE = process.env.MESHD_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MESHD_BENCH_PROFILE}`] : [];
 
 function run(args: string[]): Promise<{ ms: number; code: number | null; stderr: string }> {
   const t0 = process.hrtime.bigint();
   return new Promise((res) => {
-    const child = spawn(process.execPath, [MESHD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MESHD_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [...PROFILE, MESHD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MESHD_LOG_LEVEL: 'warn' } });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('exit', (code) => res({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code, stderr }));
