@@ -11,7 +11,8 @@ import { MeshdError } from './errors';
  *   regular file with one link; what is read comes from that descriptor, never the name again;
  * - a file meshd writes is created with O_CREAT|O_EXCL|O_NOFOLLOW under a fresh name and renamed
  *   into place, so no write ever goes through a name someone else prepared (a link, a FIFO);
- * - modes are set on the descriptor, whatever the umask.
+ * - modes are set on the descriptor, whatever the umask (by name only inside meshd's own
+ *   spool: moveOwnFile).
  */
 
 /** Payloads handed to other applications (in/, sent/, failed/) and their .ctl/.reason files. */
