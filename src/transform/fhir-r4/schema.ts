@@ -17,6 +17,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DataValidationCxt } from 'ajv/dist/types';
 import { INVARIANTS, invariantContext, twinOf, type Invariant } from './invariants';
+import { compileAcceptor } from './schema-accept';
 
 type Json = Record<string, any>;
 
@@ -28,6 +29,8 @@ export interface SchemaIssue {
 
 interface Compiled {
   validate: ValidateFunction;
+  /** The yes/no twin of `validate` (schema-accept.ts): true only where `validate` finds nothing. */
+  accepts: (resource: unknown) => boolean;
   /** A primitive's pattern → its FHIR type name (instant, dateTime, …), for messages. */
   patterns: Map<string, string>;
 }
@@ -95,7 +98,7 @@ function compile(): Compiled {
     const pattern: unknown = definitions[name]?.pattern;
     if (typeof pattern === 'string' && !patterns.has(pattern)) patterns.set(pattern, name);
   }
-  compiled = { validate, patterns };
+  compiled = { validate, accepts: compileAcceptor(definitions, known, 'ResourceList'), patterns };
   return compiled;
 }
 
@@ -318,15 +321,10 @@ function describe(e: ErrorObject, patterns: Map<string, string>, base: string): 
  * paths, rules and codes of value sets, never values from the input.
  */
 export function schemaIssues(resource: Json, basePath = typeof resource.resourceType === 'string' ? resource.resourceType : 'resource'): SchemaIssue[] {
-  const { validate, patterns } = compile();
   const out: SchemaIssue[] = [];
   jsonRuleIssues(resource, { seg: basePath }, out);
-  if (!validate(resource)) {
-    for (const e of validate.errors ?? []) {
-      const d = describe(e, patterns, basePath);
-      if (d) out.push(d);
-    }
-  }
+  // The quick yes/no check first: Ajv, with every error and its path, only for what it refuses.
+  if (!acceptsStructure(resource)) out.push(...validatorIssues(resource, basePath));
   // One issue per path: the JSON rules come first and say most plainly what is wrong there.
   const seen = new Set<string>();
   return out.filter((i) => {
@@ -334,4 +332,26 @@ export function schemaIssues(resource: Json, basePath = typeof resource.resource
     seen.add(i.path);
     return true;
   });
+}
+
+/** True only when the schema and its keywords find nothing wrong (the JSON rules aside). */
+export function acceptsStructure(resource: Json): boolean {
+  const { accepts } = compile();
+  try {
+    return accepts(resource);
+  } catch {
+    return false; // a shape the quick check cannot judge: Ajv will
+  }
+}
+
+/** Every issue Ajv finds with the schema and its keywords (the JSON rules aside). */
+export function validatorIssues(resource: Json, basePath: string): SchemaIssue[] {
+  const { validate, patterns } = compile();
+  if (validate(resource)) return [];
+  const out: SchemaIssue[] = [];
+  for (const e of validate.errors ?? []) {
+    const d = describe(e, patterns, basePath);
+    if (d) out.push(d);
+  }
+  return out;
 }
