@@ -73,6 +73,7 @@ export function compileAcceptor(definitions: Record<string, Json>, known: Readon
   };
   const env: Env = { cells: [], patterns: [], sets: [], rules: [], invariants: [], state };
   const cellIndex = new Map<Json, number>();
+  const typeNames = new Map(Object.entries(definitions).map(([name, def]) => [def, name]));
   const patternIndex = new Map<string, number>();
   let names = 0;
   const fresh = (prefix: string) => `${prefix}${names++}`;
@@ -227,7 +228,9 @@ export function compileAcceptor(definitions: Record<string, Json>, known: Readon
     }
     body += 'return true;';
     // Generated from the schema only (names and patterns quoted by JSON.stringify), as Ajv does.
-    return new Function('C', 'P', 'S', 'R', 'I', 'state', `return function check(v) {\n${body}\n};`)(env.cells, env.patterns, env.sets, env.rules, env.invariants, state) as Check;
+    // Named after the definition, so a CPU profile tells the types apart.
+    const name = `check_${(typeNames.get(schema) ?? 'inline').replace(/\W/g, '_')}`;
+    return new Function('C', 'P', 'S', 'R', 'I', 'state', `return function ${name}(v) {\n${body}\n};`)(env.cells, env.patterns, env.sets, env.rules, env.invariants, state) as Check;
   };
 
   const top = env.cells[cellOf(definitionOf(`#/definitions/${root}`))];
