@@ -80,6 +80,13 @@ describe('FHIR R4 quick structural check (schema-accept.ts)', function () {
     const nested = appointment({ contained: [practitioner, withRole], participant: [{ actor: { reference: '#r' }, status: 'accepted' }] });
     expect(acceptsStructure(nested)).to.equal(true);
     expect(validatorIssues(nested, 'X')).to.deep.equal([]);
+    // An ExampleScenario instance has a resourceType text: it, not the scenario, holds what is below it.
+    const scenario = { resourceType: 'ExampleScenario', status: 'draft', contained: [patient] };
+    const fromScenario = { ...scenario, extension: [{ url: 'https://x.example/e', valueReference: { reference: '#p' } }] };
+    expect(acceptsStructure(fromScenario)).to.equal(true);
+    const fromInstance = { ...scenario, instance: [{ resourceId: 'a', resourceType: 'Patient', extension: [{ url: 'https://x.example/e', valueReference: { reference: '#p' } }] }] };
+    expect(acceptsStructure(fromInstance)).to.equal(false);
+    expect(validatorIssues(fromInstance, 'X').map((i) => i.path)).to.deep.equal(['X.instance[0].extension[0].valueReference']);
     // In a Bundle each entry holds its own contained resources.
     const bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: ok }, { resource: appointment({ participant: [{ actor: { reference: '#p' }, status: 'accepted' }] }) }] };
     expect(acceptsStructure(bundle)).to.equal(false);

@@ -10,7 +10,7 @@
  * touches few of the 700): its properties checked by a switch on the name, primitive types and
  * patterns inline, other object types called through a cell.
  */
-import { INVARIANTS, twinOf, type Invariant, type InvariantContext } from './invariants';
+import { containedIdsOf, INVARIANTS, twinOf, type Invariant, type InvariantContext } from './invariants';
 
 type Json = Record<string, any>;
 type Check = (v: unknown) => boolean;
@@ -31,12 +31,14 @@ interface Env {
 }
 
 /**
- * ref-1 looks up the ids contained in the resource that holds the reference: the innermost
- * resource on the way down that is not itself contained (as invariants.ts finds it from a path).
+ * ref-1 looks up the ids contained in the object that holds the reference: as invariants.ts
+ * finds it from a path, the innermost object on the way down with a resourceType text (a
+ * resource, or an ExampleScenario instance) that is not itself an item of `contained`.
  */
 interface State {
   holder: Json | undefined;
-  nextIsContained: boolean;
+  /** Set just before a `contained` item is checked: that resource does not become the holder. */
+  skipHolder: boolean;
   context: InvariantContext;
 }
 
@@ -44,10 +46,6 @@ interface State {
 const ANNOTATIONS = new Set(['description', '$comment', 'title']);
 
 const INVARIANT_BY_KEY = new Map(INVARIANTS.map((i) => [i.key, i]));
-
-function isObject(v: unknown): v is Json {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** As Ajv tests JSON types (a number must also be finite here: stricter than Ajv with strict off). */
 const TYPE_TEST: Readonly<Record<string, (x: string) => string>> = {
@@ -66,9 +64,9 @@ const TYPE_TEST: Readonly<Record<string, (x: string) => string>> = {
 export function compileAcceptor(definitions: Record<string, Json>, known: ReadonlySet<string>, root: string): Check {
   const state: State = {
     holder: undefined,
-    nextIsContained: false,
+    skipHolder: false,
     context: {
-      containedIds: () => new Set((Array.isArray(state.holder?.contained) ? (state.holder.contained as unknown[]) : []).filter(isObject).map((c) => String(c.id))),
+      containedIds: () => containedIdsOf(state.holder),
     },
   };
   const env: Env = { cells: [], patterns: [], sets: [], rules: [], invariants: [], state };
@@ -104,21 +102,14 @@ export function compileAcceptor(definitions: Record<string, Json>, known: Readon
 
   const resourceCells = new Map<string, Cell>();
   const resourceCheck: Check = (v) => {
-    const contained = state.nextIsContained;
-    state.nextIsContained = false;
     const type: unknown = (v as Json).resourceType;
-    if (typeof type !== 'string' || !known.has(type)) return false;
-    let cell = resourceCells.get(type);
+    let cell = typeof type === 'string' ? resourceCells.get(type) : undefined;
     if (!cell) {
+      if (typeof type !== 'string' || !known.has(type)) return false;
       cell = env.cells[cellOf(definitionOf(`#/definitions/${type}`))];
       resourceCells.set(type, cell);
     }
-    if (contained) return cell.check(v);
-    const outer = state.holder;
-    state.holder = v as Json;
-    const ok = cell.check(v);
-    state.holder = outer;
-    return ok;
+    return cell.check(v);
   };
 
   const rule = (check: Check): string => `R[${env.rules.push(check) - 1}]`;
@@ -182,7 +173,7 @@ export function compileAcceptor(definitions: Record<string, Json>, known: Readon
   const containedStatements = (schema: Json, x: string): string => {
     if (Object.keys(schema).some((k) => !ANNOTATIONS.has(k) && k !== 'type' && k !== 'items') || schema.type !== 'array') throw new Error('contained of another shape is not handled');
     const i = fresh('i');
-    return `if (!Array.isArray(${x})) return false;\nfor (let ${i} = 0; ${i} < ${x}.length; ${i}++) { state.nextIsContained = true;\n${statements(schema.items as Json, `${x}[${i}]`)}}\n`;
+    return `if (!Array.isArray(${x})) return false;\nfor (let ${i} = 0; ${i} < ${x}.length; ${i}++) { state.skipHolder = true;\n${statements(schema.items as Json, `${x}[${i}]`)}}\n`;
   };
 
   const objectFunction = (schema: Json): Check => {
@@ -230,13 +221,20 @@ export function compileAcceptor(definitions: Record<string, Json>, known: Readon
     // Generated from the schema only (names and patterns quoted by JSON.stringify), as Ajv does.
     // Named after the definition, so a CPU profile tells the types apart.
     const name = `check_${(typeNames.get(schema) ?? 'inline').replace(/\W/g, '_')}`;
-    return new Function('C', 'P', 'S', 'R', 'I', 'state', `return function ${name}(v) {\n${body}\n};`)(env.cells, env.patterns, env.sets, env.rules, env.invariants, state) as Check;
+    // A type with a resourceType element holds what is below it (for ref-1), unless contained.
+    const holds = props !== undefined && Object.hasOwn(props, 'resourceType');
+    const code = holds
+      ? `function inner(v) {\n${body}\n}\nreturn function ${name}(v) {\nconst contained = state.skipHolder;\nstate.skipHolder = false;\n` +
+        'if (contained || v === null || typeof v !== "object" || typeof v.resourceType !== "string") return inner(v);\n' +
+        'const outer = state.holder;\nstate.holder = v;\nconst ok = inner(v);\nstate.holder = outer;\nreturn ok;\n};'
+      : `return function ${name}(v) {\n${body}\n};`;
+    return new Function('C', 'P', 'S', 'R', 'I', 'state', code)(env.cells, env.patterns, env.sets, env.rules, env.invariants, state) as Check;
   };
 
   const top = env.cells[cellOf(definitionOf(`#/definitions/${root}`))];
   return (v) => {
     state.holder = v as Json;
-    state.nextIsContained = false;
+    state.skipHolder = false;
     return top.check(v);
   };
 }

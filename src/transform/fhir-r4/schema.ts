@@ -13,6 +13,10 @@
  *   of the resources meshd reads, written natively in invariants.ts.
  * The JSON-level rules of FHIR (no empty object, array or string; null only as a placeholder in
  * a primitive array paired with its `_x` twin) are checked by a walk of their own.
+ *
+ * A document first meets the yes/no check generated from the same schema and keywords
+ * (schema-accept.ts): Ajv, with every error and its path, runs only for what that check refuses,
+ * so the issues are Ajv's as before and a valid document costs a fraction of Ajv's time.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DataValidationCxt } from 'ajv/dist/types';
