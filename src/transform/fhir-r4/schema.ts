@@ -328,7 +328,8 @@ export function schemaIssues(resource: Json, basePath = typeof resource.resource
   const out: SchemaIssue[] = [];
   jsonRuleIssues(resource, { seg: basePath }, out);
   // The quick yes/no check first: Ajv, with every error and its path, only for what it refuses.
-  if (!acceptsStructure(resource)) out.push(...validatorIssues(resource, basePath));
+  // (A loop, not a spread: an invalid document may have more issues than a call takes arguments.)
+  if (!acceptsStructure(resource)) for (const i of validatorIssues(resource, basePath)) out.push(i);
   // One issue per path: the JSON rules come first and say most plainly what is wrong there.
   const seen = new Set<string>();
   return out.filter((i) => {
