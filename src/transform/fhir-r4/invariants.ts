@@ -213,8 +213,13 @@ export function invariantContext(root: unknown, instancePath: string): Invariant
         if (!/^\d+$/.test(seg)) previous = seg;
         if (node && typeof node === 'object' && typeof node.resourceType === 'string' && previous !== 'contained') holder = node;
       }
-      ids = new Set(list(holder?.contained).map((c) => String(c.id)));
+      ids = containedIdsOf(holder);
       return ids;
     },
   };
+}
+
+/** The ids of the resources an object (the holder of a reference, for ref-1) contains. */
+export function containedIdsOf(holder: Json | undefined): Set<string> {
+  return new Set(list(holder?.contained).map((c) => String(c.id)));
 }

@@ -21,3 +21,21 @@ export function holderOf(doc: Json, path: string[]): { parent: any; key: string 
   for (const k of path.slice(0, -1)) o = o[k];
   return { parent: o, key: path[path.length - 1] };
 }
+
+/**
+ * Damages `doc` at `path`: 'delete' removes the element, 'add' gives its holder an element no
+ * FHIR type has, anything else replaces it. False when there is no object to add to.
+ */
+export function damage(doc: Json, path: string[], change: unknown): boolean {
+  const { parent, key } = holderOf(doc, path);
+  if (change === 'delete') {
+    if (Array.isArray(parent)) parent.splice(Number(key), 1);
+    else delete parent[key];
+  } else if (change === 'add') {
+    if (!parent || typeof parent !== 'object' || Array.isArray(parent)) return false;
+    parent.unknownElement = 'x';
+  } else {
+    parent[key] = change;
+  }
+  return true;
+}
