@@ -44,6 +44,8 @@ export interface CycleState {
   processing?: Promise<unknown>;
   /** Copies and events decided in this pass, not yet committed (duplicates and ordering within a batch). */
   memory?: PassMemory;
+  /** Free space as last read in this pass (spaceGuard). */
+  space?: SpaceReading;
 }
 
 /** Free space in a mailbox's filesystem would drop below transfer.minFreeBytes. */
@@ -64,29 +66,37 @@ const SNIFF_BYTES = 512;
 /** Ledger code of a message refused because its MESH id is not of MESH's shape. */
 export const BAD_MESSAGE_ID = 'MESH_BAD_MESSAGE_ID';
 
-/** How much may arrive between two free-space checks during a download. */
+/** How much may arrive between two free-space checks: one reading serves that many bytes. */
 const SPACE_CHECK_EVERY = 1024 * 1024;
+/** …and is read again when older than this, however little arrived. */
+const SPACE_READING_MS = 1000;
 
-async function freeBytes(dir: string): Promise<number> {
-  const st = await fs.statfs(dir);
-  return st.bavail * st.bsize;
+/** The last free-space reading of a receive pass and the bytes its downloads reserved since. */
+export interface SpaceReading {
+  free: number;
+  since: number;
+  at: number;
+}
+
+async function freeBytes(ctx: MailboxContext): Promise<number> {
+  const [temp, inDir] = await Promise.all([fs.statfs(ctx.folders.temp), fs.statfs(ctx.folders.in)]);
+  return Math.min(temp.bavail * temp.bsize, inDir.bavail * inDir.bsize);
 }
 
 /**
- * The download's free-space check (transfer.minFreeBytes), on temp/ and in/: before starting,
- * on each chunk's announced length, and every SPACE_CHECK_EVERY bytes as they arrive.
+ * The downloads' free-space check (transfer.minFreeBytes), on temp/ and in/: before each starts,
+ * on each chunk's announced length, and as bytes arrive. The downloads of a pass share one
+ * reading, and what each reserves counts against it for all, until SPACE_CHECK_EVERY bytes or
+ * SPACE_READING_MS later: two statfs calls per megabyte, not per message.
  */
-function spaceGuard(ctx: MailboxContext): (bytes: number) => Promise<void> {
-  const minFree = ctx.config.transfer.minFreeBytes;
-  let pending = 0;
-  let checked = false;
+export function spaceGuard(minFree: number, pass: { space?: SpaceReading }, readFree: () => Promise<number>): (bytes: number) => Promise<void> {
   return async (bytes) => {
-    pending += bytes;
-    if (checked && pending < SPACE_CHECK_EVERY) return;
-    const free = Math.min(await freeBytes(ctx.folders.temp), await freeBytes(ctx.folders.in));
-    if (free - pending < minFree) throw new DiskSpaceLowError(free, minFree);
-    pending = 0;
-    checked = true;
+    let r = pass.space;
+    if (!r || r.since + bytes >= SPACE_CHECK_EVERY || performance.now() - r.at > SPACE_READING_MS) {
+      r = pass.space = { free: await readFree(), since: 0, at: performance.now() };
+    }
+    r.since += bytes;
+    if (r.free - r.since < minFree) throw new DiskSpaceLowError(r.free, minFree);
   };
 }
 
@@ -102,7 +112,7 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
     await removeName(temp.part);
     const handle = await createExclusive(temp.part, PRIVATE_FILE_MODE);
     try {
-      const reserve = spaceGuard(ctx);
+      const reserve = spaceGuard(ctx.config.transfer.minFreeBytes, cycle, () => freeBytes(ctx));
       await reserve(0);
       ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: SNIFF_BYTES }));
       await handle.sync();
