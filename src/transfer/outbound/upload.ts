@@ -209,6 +209,11 @@ async function recordSendError(ctx: MailboxContext, rowId: number, err: unknown)
   const { ledger, log } = ctx;
   const row = ledger.get(rowId)!;
   const e = err instanceof MeshdError ? err : new MeshdError('SEND_ERROR', (err as Error).message, undefined, 'failure');
+  // The ledger's own connection failed (a message id could not be recorded after MESH took the
+  // POST): nothing is known from MESH, so the row stays as it stands, in-flight mark and all,
+  // and the stage fails; the recovery run before the mailbox's next stage parks it for review.
+  // Settling it here as a retry would clear the mark and send the message twice.
+  if (e.code === 'LEDGER_UNAVAILABLE') throw e;
   // The outcome is known (or handed to the resend policy): the in-flight mark goes with the record of it.
   const later = (patch: { errorCode: string; errorText: string; nextAttemptAt: string }, event: { type: string; detail: object }) =>
     row.recoveryMark ? ledger.setMark(rowId, null, { patch, event }) : ledger.update(rowId, patch, event);
