@@ -203,33 +203,38 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     expect(row.sha256).to.equal(createHash('sha256').update('PATIENT B 9991000127').digest('hex'));
   });
 
-  it('a ledger lost while MESH takes a first POST leaves the in-flight mark: the stage fails, recovery parks it, nothing is sent twice', async () => {
-    dropFile(env.folder(SENDER, 'out'), 'lost.txt', 'PATIENT B 9991000127');
-    const d = await env.daemon(SENDER);
-    try {
-      const ctx = d.mailboxes[0];
-      // The ledger's connection drops just as MESH answers with the message id (as PostgreSQL's can).
-      const ledger = new Proxy(ctx.ledger, {
-        get(target, name, receiver) {
-          const real = Reflect.get(target, name, receiver);
-          if (name !== 'transition') return typeof real === 'function' ? real.bind(target) : real;
-          return (id: number, to: string, opts: unknown) => {
-            if (to === 'uploading') throw new MeshdError('LEDGER_UNAVAILABLE', 'cannot reach the ledger', undefined, 'failure');
-            return real.call(target, id, to, opts);
-          };
-        },
-      });
-      const err = await sendCycle({ ...ctx, ledger }).catch((e) => e);
-      expect(err).to.have.property('code', 'LEDGER_UNAVAILABLE');
-      expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'queued', recoveryMark: 'post_in_flight' });
-      await recoverOutbound(ctx);
-      expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'needs_review', errorCode: 'MESH_SEND_AMBIGUOUS' });
-      expect(await sendCycle(ctx)).to.include({ sent: 0 });
-    } finally {
-      await d.stop(0);
-    }
-    expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(1);
-  });
+  for (const [what, failure] of [
+    ['a PostgreSQL connection lost', () => new MeshdError('LEDGER_UNAVAILABLE', 'cannot reach the ledger', undefined, 'failure')],
+    ['a disk error of SQLite', () => Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })],
+  ] as const) {
+    it(`${what} while MESH takes a first POST leaves the in-flight mark: the stage fails, recovery parks it, nothing is sent twice`, async () => {
+      dropFile(env.folder(SENDER, 'out'), 'lost.txt', 'PATIENT B 9991000127');
+      const d = await env.daemon(SENDER);
+      try {
+        const ctx = d.mailboxes[0];
+        // The ledger fails just as MESH answers with the message id.
+        const ledger = new Proxy(ctx.ledger, {
+          get(target, name, receiver) {
+            const real = Reflect.get(target, name, receiver);
+            if (name !== 'transition') return typeof real === 'function' ? real.bind(target) : real;
+            return (id: number, to: string, opts: unknown) => {
+              if (to === 'uploading') throw failure();
+              return real.call(target, id, to, opts);
+            };
+          },
+        });
+        const err = await sendCycle({ ...ctx, ledger }).catch((e) => e);
+        expect(err).to.have.property('message', failure().message);
+        expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'queued', recoveryMark: 'post_in_flight' });
+        await recoverOutbound(ctx);
+        expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'needs_review', errorCode: 'MESH_SEND_AMBIGUOUS' });
+        expect(await sendCycle(ctx)).to.include({ sent: 0 });
+      } finally {
+        await d.stop(0);
+      }
+      expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(1);
+    });
+  }
 
   it('finding 3: a spool file whose bytes differ from the claim (same size and mtime) is parked SPOOL_MISMATCH, nothing sent', async () => {
     const { row, spool } = await claimOnly('a.txt', 'PATIENT B 9991000127');

@@ -150,7 +150,9 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file:
                 patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
                 event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
               }),
-            );
+            ).catch((err: unknown) => {
+              throw new UnrecordedMessageId(err);
+            });
             log.debug('SEND_ACCEPTED', 'MESH accepted the first chunk', { row: row.id, messageId, chunks: total });
           },
           onChunk: (n, total) => {
@@ -205,15 +207,22 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file:
   return sent;
 }
 
+/** A first POST MESH accepted whose message id the ledger failed to record (`cause`: the ledger's error). */
+class UnrecordedMessageId extends Error {
+  constructor(cause: unknown) {
+    super('MESH accepted the message but its id could not be recorded', { cause });
+  }
+}
+
 async function recordSendError(ctx: MailboxContext, rowId: number, err: unknown): Promise<void> {
+  // MESH took the first POST but the ledger could not record its id: the row stays as it stands,
+  // in-flight mark and all, and the stage fails with the ledger's error. Recovery (run again
+  // before the mailbox's next stage on a lost PostgreSQL connection, else at the next start)
+  // parks it for review; settling it here as a retry would clear the mark and send it twice.
+  if (err instanceof UnrecordedMessageId) throw err.cause;
   const { ledger, log } = ctx;
   const row = ledger.get(rowId)!;
   const e = err instanceof MeshdError ? err : new MeshdError('SEND_ERROR', (err as Error).message, undefined, 'failure');
-  // The ledger's own connection failed (a message id could not be recorded after MESH took the
-  // POST): nothing is known from MESH, so the row stays as it stands, in-flight mark and all,
-  // and the stage fails; the recovery run before the mailbox's next stage parks it for review.
-  // Settling it here as a retry would clear the mark and send the message twice.
-  if (e.code === 'LEDGER_UNAVAILABLE') throw e;
   // The outcome is known (or handed to the resend policy): the in-flight mark goes with the record of it.
   const later = (patch: { errorCode: string; errorText: string; nextAttemptAt: string }, event: { type: string; detail: object }) =>
     row.recoveryMark ? ledger.setMark(rowId, null, { patch, event }) : ledger.update(rowId, patch, event);
