@@ -109,8 +109,6 @@ export function resolveLogFormat(format: LoggerOptions['format'], env: NodeJS.Pr
   return isTTY && !env.INVOCATION_ID ? 'text' : 'json';
 }
 
-const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
-
 export function createLogger(options: LoggerOptions = {}): Logger {
   const envLevel = process.env.MESHD_LOG_LEVEL;
   const level = options.level ?? (isLogLevel(envLevel) ? envLevel : 'info');
@@ -119,7 +117,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   // winston takes 40–65 ms to load: it is loaded at the first line that passes the level, so a
   // `run --once` from a timer with nothing to say never pays for it (docs/performance.md §2).
   const write = (entry: Record<string, unknown> & { level: LogLevel }) => {
-    if (RANK[entry.level] > RANK[level]) return;
+    if (LOG_LEVELS.indexOf(entry.level) > LOG_LEVELS.indexOf(level)) return;
     (w ??= winstonLogger(level, format, options.stream ?? process.stderr)).log(entry as winston.LogEntry);
   };
   return wrap(write, {});
