@@ -57,19 +57,21 @@ const FIELD_BY_ELEMENT: Record<string, keyof ControlFile> = {
 };
 const FLAGS = new Set<keyof ControlFile>(['compress', 'encrypted', 'allowChunking', 'isCompressed']);
 
-let xmlParser: XMLParser | undefined;
+let xml: { parser: XMLParser; validate: typeof import('fast-xml-parser').XMLValidator.validate } | undefined;
 /** fast-xml-parser is loaded at the first control file (~11 ms), not by every `run --once`. */
-function loadXml(): { parser: XMLParser; validate: typeof import('fast-xml-parser').XMLValidator.validate } {
+function loadXml(): NonNullable<typeof xml> {
+  if (xml) return xml;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lib = require('fast-xml-parser') as typeof import('fast-xml-parser');
-  xmlParser ??= new lib.XMLParser({
+  const parser = new lib.XMLParser({
     ignoreAttributes: true,
     parseTagValue: false, // "00" must stay "00"
     trimValues: true,
     processEntities: true,
     isArray: (name) => name.toLowerCase() === 'statusrecord',
   });
-  return { parser: xmlParser, validate: lib.XMLValidator.validate };
+  xml = { parser, validate: lib.XMLValidator.validate };
+  return xml;
 }
 
 function flag(value: string): boolean | undefined {
