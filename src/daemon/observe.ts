@@ -43,9 +43,9 @@ export function meteredPort(port: MeshPort, metrics: Metrics, mailbox: string): 
         return r;
       }),
     acknowledge: (id) => count('ack', () => port.acknowledge(id)),
-    send: (path, headers, progress, resume) =>
+    send: (payload, headers, progress, resume) =>
       count('send', async () => {
-        const r = await port.send(path, headers, progress, resume);
+        const r = await port.send(payload, headers, progress, resume);
         metrics.bytes.inc({ mailbox, direction: 'sent' }, r.bytes);
         metrics.chunks.inc({ mailbox, direction: 'sent' }, r.chunks - (resume?.chunksDone ?? 0));
         return r;

@@ -30,9 +30,9 @@ export interface MeshPort {
   /** sha256 and head: of the bytes written, as the client hashed them on the way (DownloadResult). */
   download(id: string, sink: DownloadSink): Promise<{ meta: InboundMeta; bytes: number; chunks: number; sha256: string; head: Buffer }>;
   acknowledge(id: string): Promise<void>;
-  /** Uploads `payloadPath`; with `resume`, only the chunks after resume.chunksDone. */
+  /** Uploads the file at `payload` (a path), or bytes already read; with `resume`, only the chunks after resume.chunksDone. */
   send(
-    payloadPath: string,
+    payload: string | Buffer,
     headers: SendHeaders,
     progress: SendProgress,
     resume?: { messageId: string; chunksDone: number },

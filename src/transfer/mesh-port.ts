@@ -13,13 +13,14 @@ export function clientPort(client: MeshClient): MeshPort & { close(): Promise<vo
       return { bytes, chunks: meta.totalChunks, meta, sha256, head };
     },
     acknowledge: (id) => client.acknowledge(id),
-    async send(payloadPath, headers, progress, resume) {
-      return client.sendFile(payloadPath, {
+    async send(payload, headers, progress, resume) {
+      const opts = {
         ...headers,
-        onMessageId: (id, total) => progress.onMessageId(id, total),
-        onChunkSent: (n, total) => progress.onChunk(n, total),
+        onMessageId: (id: string, total: number) => progress.onMessageId(id, total),
+        onChunkSent: (n: number, total: number) => progress.onChunk(n, total),
         resume: resume ? { messageId: resume.messageId, nextChunk: resume.chunksDone + 1 } : undefined,
-      });
+      };
+      return typeof payload === 'string' ? client.sendFile(payload, opts) : client.sendBytes(payload, opts);
     },
     async track(id) {
       const t = await client.track(id);

@@ -29,6 +29,8 @@ export interface FileFacts {
   size: number;
   mtimeMs: number;
   sha256: string;
+  /** The bytes hashed, when `keepBytes` asked for them and the file was read in one call. */
+  bytes?: Buffer;
 }
 
 /** Files up to this size are hashed from one read; larger ones in reads of this size. */
@@ -37,12 +39,13 @@ const HASH_READ = 1024 * 1024;
 /**
  * Size, mtime and sha256 of a regular file, all read through one descriptor opened without
  * following links. `mode`, when given, is set on that descriptor (a claim makes its spool copy
- * private here rather than opening it once more for that).
+ * private here rather than opening it once more for that). `keepBytes` hands back the bytes of
+ * a file read in one call (up to 1 MiB), so a caller need not open it again to use them.
  */
-export async function fileFacts(path: string, mode?: number): Promise<FileFacts> {
+export async function fileFacts(path: string, opts: { mode?: number; keepBytes?: boolean } = {}): Promise<FileFacts> {
   const { handle, stat } = await openRegular(path);
   try {
-    if (mode !== undefined && (stat.mode & 0o7777) !== mode) await handle.chmod(mode);
+    if (opts.mode !== undefined && (stat.mode & 0o7777) !== opts.mode) await handle.chmod(opts.mode);
     const hash = createHash('sha256');
     // One byte more than the file: a small file is read, and seen to end, in one call.
     const buf = Buffer.allocUnsafe(Math.min(stat.size + 1, HASH_READ));
@@ -53,7 +56,10 @@ export async function fileFacts(path: string, mode?: number): Promise<FileFacts>
       pos += bytesRead;
       // Short of the extra byte at exactly the stated size: that was the end (a file still
       // growing fills the buffer and is read on, and its size then differs from the row's).
-      if (bytesRead < buf.length && pos === stat.size) break;
+      if (bytesRead < buf.length && pos === stat.size) {
+        const whole = opts.keepBytes && pos === bytesRead ? { bytes: buf.subarray(0, bytesRead) } : {};
+        return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex'), ...whole };
+      }
     }
     return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex') };
   } finally {
@@ -67,32 +73,40 @@ export async function sha256File(path: string): Promise<string> {
 
 export type SpoolProblem = { code: 'FILE_CHANGED' | 'SPOOL_MISMATCH' | 'SPOOL_MISSING'; text: string };
 
+/** What checkSpool found: a problem, or none and (with `keepBytes`) the verified bytes of a small file. */
+export interface SpoolCheck {
+  problem?: SpoolProblem;
+  bytes?: Buffer;
+}
+
 /**
  * Checks the spool file against what the row recorded at claim. A changed size or mtime means
  * someone was still writing it (FILE_CHANGED); the same size and mtime with other bytes means
  * it is not the file that was claimed (SPOOL_MISMATCH). `hash: false` checks size and mtime only
- * (after the last chunk: the bytes were hashed before the first).
+ * (after the last chunk: the bytes were hashed before the first). `keepBytes` returns the bytes
+ * that passed the hash check when the file is small enough to have been read in one call.
  */
-export async function checkSpool(ctx: MailboxContext, row: MessageRow, opts: { hash: boolean } = { hash: true }): Promise<SpoolProblem | undefined> {
+export async function checkSpool(ctx: MailboxContext, row: MessageRow, opts: { hash: boolean; keepBytes?: boolean } = { hash: true }): Promise<SpoolCheck> {
   const path = spoolPaths(ctx, row).data;
-  let facts: FileFacts | { size: number; mtimeMs: number };
+  let facts: Omit<FileFacts, 'sha256'> & { sha256?: string };
   try {
-    if (opts.hash) facts = await fileFacts(path);
+    if (opts.hash) facts = await fileFacts(path, { keepBytes: opts.keepBytes });
     else {
       const st = await fs.lstat(path);
       facts = { size: st.isFile() ? st.size : -1, mtimeMs: st.mtimeMs };
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { code: 'SPOOL_MISSING', text: 'the spool copy of this message is missing; nothing was sent from it' };
-    return { code: 'SPOOL_MISMATCH', text: `the spool copy cannot be read as a regular file: ${(err as Error).message}` };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { problem: { code: 'SPOOL_MISSING', text: 'the spool copy of this message is missing; nothing was sent from it' } };
+    return { problem: { code: 'SPOOL_MISMATCH', text: `the spool copy cannot be read as a regular file: ${(err as Error).message}` } };
   }
   if ((row.sizeBytes !== null && facts.size !== row.sizeBytes) || (row.sourceMtimeMs !== null && facts.mtimeMs !== row.sourceMtimeMs)) {
-    return { code: 'FILE_CHANGED', text: `the file changed after it was claimed (size ${row.sizeBytes} → ${facts.size} bytes); was its writer still writing? Nothing more is sent from it` };
+    return { problem: { code: 'FILE_CHANGED', text: `the file changed after it was claimed (size ${row.sizeBytes} → ${facts.size} bytes); was its writer still writing? Nothing more is sent from it` } };
   }
-  if ('sha256' in facts && row.sha256 && facts.sha256 !== row.sha256) {
-    return { code: 'SPOOL_MISMATCH', text: 'the spool copy does not hold the bytes that were claimed (sha256 differs); nothing was sent from it' };
+  if (facts.sha256 !== undefined && row.sha256 && facts.sha256 !== row.sha256) {
+    return { problem: { code: 'SPOOL_MISMATCH', text: 'the spool copy does not hold the bytes that were claimed (sha256 differs); nothing was sent from it' } };
   }
-  return undefined;
+  // Only bytes checked against the claim's hash are handed on.
+  return row.sha256 && facts.sha256 !== undefined ? { bytes: facts.bytes } : {};
 }
 
 /** A claim-id file name: 32 hex, a dot, then what it is (dat, ctl, send, part, …). */

@@ -284,6 +284,28 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     }
   });
 
+  it('a small payload is sent from the bytes its hash check read; a converted one from its file', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'small.txt', 'PATIENT B 9991000127');
+    dropFile(env.folder(SENDER, 'out'), 'adt.hl7', readFileSync(join(ROOT, 'fixtures', 'hl7v2', 'uk-adt-a28.hl7')));
+    const d = await env.daemon(SENDER);
+    const given: Array<string | Buffer> = [];
+    try {
+      const ctx = d.mailboxes[0];
+      const real = ctx.mesh.send.bind(ctx.mesh);
+      ctx.mesh.send = (payload, headers, progress, resume) => {
+        given.push(payload);
+        return real(payload, headers, progress, resume);
+      };
+      expect(await sendCycle(ctx)).to.include({ sent: 2 });
+    } finally {
+      await d.stop(0);
+    }
+    const bytes = given.find((p): p is Buffer => Buffer.isBuffer(p));
+    expect(bytes?.toString()).to.equal('PATIENT B 9991000127');
+    expect(given.find((p) => typeof p === 'string')).to.match(/\.send$/);
+    expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(2);
+  });
+
   it('finding 5: a payload over transform.maxInputBytes on a converting route is set aside unread (TOO_LARGE_TO_CONVERT)', async () => {
     const doc = (await import('yaml')).parse(readFileSync(env.configPath[SENDER], 'utf8'));
     doc.transform = { maxInputBytes: 1024 };

@@ -79,6 +79,12 @@ describe('mailbox folders and file names', () => {
       const facts = await fileFacts(path);
       expect(facts.size, String(size)).to.equal(size);
       expect(facts.sha256, String(size)).to.equal(createHash('sha256').update(bytes).digest('hex'));
+      expect(facts.bytes, String(size)).to.equal(undefined);
+      // Asked for, the bytes come back only from a file read whole in one call (under 1 MiB).
+      const kept = await fileFacts(path, { keepBytes: true });
+      expect(kept.sha256).to.equal(facts.sha256);
+      if (size > 0 && size < 1024 * 1024) expect(kept.bytes?.equals(bytes), String(size)).to.equal(true);
+      else expect(kept.bytes, String(size)).to.equal(undefined);
     }
   });
 
@@ -86,11 +92,11 @@ describe('mailbox folders and file names', () => {
     const path = join(dir, 'claimed.dat');
     writeFileSync(path, 'x');
     chmodSync(path, 0o666);
-    await fileFacts(path, 0o600);
+    await fileFacts(path, { mode: 0o600 });
     expect(statSync(path).mode & 0o7777).to.equal(0o600);
     symlinkSync(path, join(dir, 'link.dat'));
     let refused: unknown;
-    await fileFacts(join(dir, 'link.dat'), 0o644).catch((err) => (refused = err));
+    await fileFacts(join(dir, 'link.dat'), { mode: 0o644 }).catch((err) => (refused = err));
     expect(refused).to.have.property('code', 'NOT_REGULAR_FILE');
     expect(statSync(path).mode & 0o7777).to.equal(0o600);
   });

@@ -249,7 +249,7 @@ async function readClaim(ctx: MailboxContext, row: MessageRow): Promise<ClaimRea
   const spool = spoolPaths(ctx, row);
   try {
     if (row.ctlPath) await readRegular(spool.ctl);
-    return { facts: await fileFacts(spool.data, PRIVATE_FILE_MODE) };
+    return { facts: await fileFacts(spool.data, { mode: PRIVATE_FILE_MODE }) };
   } catch (err) {
     if (!(err instanceof NotRegularFileError)) throw err;
     for (const p of [spool.data, spool.ctl]) await removeName(p);

@@ -4,6 +4,7 @@ import { openRegular, readHead } from '../../safe-fs';
 import { sniffHead } from '../../transform/sniff';
 import type { MailboxContext } from '../context';
 import { orderingKey } from '../ordering-key';
+import type { Payload } from './upload';
 
 /**
  * What a send means (docs/ledger.md, "Business semantics"): its business id and event time are
@@ -15,18 +16,12 @@ import { orderingKey } from '../ordering-key';
 /** How long a send waits before the order is checked again. */
 const ORDER_WAIT_MS = 30_000;
 
-export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payload: string): Promise<MessageRow> {
+export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payload: Payload): Promise<MessageRow> {
   if (row.businessId || row.eventTime || row.messageId || !row.peer) return row;
   // Only a payload that can mean something: converted by the route, or looking like HL7 v2 or FHIR.
-  if (!row.transform && sniffHead(await readHead(payload, 512)) === undefined) return row;
-  const { handle, stat } = await openRegular(payload);
-  let bytes: Buffer;
-  try {
-    if (stat.size > ctx.config.transform.maxInputBytes) return row;
-    bytes = await handle.readFile();
-  } finally {
-    await handle.close();
-  }
+  if (!row.transform && sniffHead(payload.bytes?.subarray(0, 512) ?? (await readHead(payload.path, 512))) === undefined) return row;
+  const bytes = payload.bytes && payload.bytes.length <= ctx.config.transform.maxInputBytes ? payload.bytes : await readUpTo(payload.path, ctx.config.transform.maxInputBytes);
+  if (!bytes) return row;
   const { payloadFacts } = await import('../../transform/business');
   const facts = payloadFacts(bytes, row.transform?.split('>')[1]);
   if (!facts || (!facts.businessId && !facts.eventTime)) return row;
@@ -35,6 +30,16 @@ export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payl
     ctx.ledger.setMessageKeys(row.id, keys);
     return ctx.ledger.update(row.id, { businessId: facts.businessId ?? null, eventTime: facts.eventTime ?? null }, { type: 'business_facts', detail: { businessId: facts.businessId, eventTime: facts.eventTime, keys: keys.length } });
   });
+}
+
+/** The whole file, or undefined when it is larger than `cap` (not loaded). */
+async function readUpTo(path: string, cap: number): Promise<Buffer | undefined> {
+  const { handle, stat } = await openRegular(path);
+  try {
+    return stat.size > cap ? undefined : await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -15,6 +15,12 @@ import { ackDueAt, mustWait, recordSendFacts } from './order';
  * is committed the moment MESH gives it, so only a POST cut off in flight is ever parked.
  */
 
+/** What an upload sends: the file at `path`, or `bytes` already read from it and checked. */
+export interface Payload {
+  path: string;
+  bytes?: Buffer;
+}
+
 /** How many uploads run at once; each is one HTTPS request stream. */
 const UPLOAD_CONCURRENCY = 16;
 
@@ -25,8 +31,10 @@ function backoffMs(attempts: number): number {
 /**
  * Makes sure the payload is in the spool (a row retried by an operator still points at failed/
  * or sent/) and applies the route's transform once, writing the converted payload beside it.
+ * A small unconverted payload comes with its bytes, read once by the check against the claim's
+ * hash, so neither its business facts nor its upload read the file again.
  */
-async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<string | undefined> {
+async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Payload | undefined> {
   const spool = spoolPaths(ctx, row);
   if (row.payloadPath && row.payloadPath !== spool.data) {
     if (!(await exists(spool.data))) {
@@ -40,19 +48,20 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<str
     row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
   }
   // Before the first POST and before each resume: the spool copy must still be what was claimed.
-  const problem = await checkSpool(ctx, row);
+  const { problem, bytes } = await checkSpool(ctx, row, { hash: true, keepBytes: !row.transform });
   if (problem) {
     await parkForReview(ctx, row, problem);
     return undefined;
   }
-  if (!row.transform) return spool.data;
-  if (await exists(spool.send)) return spool.send;
+  if (!row.transform) return { path: spool.data, bytes };
+  if (await exists(spool.send)) return { path: spool.send };
   const cap = ctx.config.transform.maxInputBytes;
   if ((row.sizeBytes ?? 0) > cap) {
     await failOutbound(ctx, row, 'TOO_LARGE_TO_CONVERT', `${row.sizeBytes} bytes is over transform.maxInputBytes (${cap}); it was not loaded. Raise the cap or send it on a route without a transform`);
     return undefined;
   }
-  return converting(() => convert(ctx, row, spool));
+  const converted = await converting(() => convert(ctx, row, spool));
+  return converted === undefined ? undefined : { path: converted };
 }
 
 /**
@@ -115,7 +124,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file:
     return payload ? { row: sendableRow(await recordSendFacts(ctx, ledger.get(row.id)!, payload)), payload } : undefined;
   });
   // Facts of the whole group are recorded first, so an earlier event in it holds a later one back.
-  const prepared = checked.filter((p): p is { row: SendableRow; payload: string } => !!p && !mustWait(ctx, p.row));
+  const prepared = checked.filter((p): p is { row: SendableRow; payload: Payload } => !!p && !mustWait(ctx, p.row));
   ledger.transaction(() => {
     for (const p of prepared) {
       const first = !(p.row.state === 'uploading' && p.row.messageId);
@@ -129,7 +138,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file:
     const resume = row.state === 'uploading' && row.messageId ? { messageId: row.messageId, chunksDone: row.chunksDone ?? 0 } : undefined;
     try {
       const result = await mesh.send(
-        payload,
+        payload.bytes ?? payload.path,
         {
           to: row.peer,
           workflowId: row.workflowId,
@@ -170,7 +179,7 @@ export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file:
   let sent = 0;
   const done: MessageRow[] = [];
   // After the last chunk: a file that changed while it was being sent is not recorded as sent.
-  const changed = await Promise.all(outcomes.map((o) => ('result' in o && o.result ? checkSpool(ctx, o.row, { hash: false }) : undefined)));
+  const changed = await Promise.all(outcomes.map(async (o) => ('result' in o && o.result ? (await checkSpool(ctx, o.row, { hash: false })).problem : undefined)));
   ledger.transaction(() => {
     outcomes.forEach((o, i) => {
       if (!('result' in o) || !o.result || changed[i]) return;
