@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, readFileSync, writeSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MeshdError } from './errors';
@@ -91,9 +91,24 @@ export async function readHead(path: string, bytes: number): Promise<Buffer> {
   }
 }
 
+/**
+ * The umask meshd started with (Linux: /proc/self/status), or undefined where it cannot be read.
+ * meshd never changes its umask; were it made stricter later, files would only come out more private.
+ */
+const STARTING_UMASK = ((): number | undefined => {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? parseInt(m[1], 8) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
 /** Creates a new file that must not exist (no link followed), with exactly `mode`. */
 export async function createExclusive(path: string, mode: number): Promise<FileHandle> {
   const handle = await fs.open(path, CREATE_FLAGS, mode);
+  // O_EXCL made it, with `mode` less the umask: a chmod is needed only for bits the umask took.
+  if (STARTING_UMASK !== undefined && (mode & STARTING_UMASK) === 0) return handle;
   try {
     await handle.chmod(mode);
   } catch (err) {
@@ -101,6 +116,21 @@ export async function createExclusive(path: string, mode: number): Promise<FileH
     throw err;
   }
   return handle;
+}
+
+/**
+ * createExclusive at a temp name that is the caller's alone (random, or a row's claim id): what
+ * stands there (a killed run's leftover, a planted link) is removed, never followed, and the
+ * create tried again. The name is nearly always free, so that costs nothing up front.
+ */
+export async function createOwnTemp(path: string, mode: number): Promise<FileHandle> {
+  try {
+    return await createExclusive(path, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  await removeName(path);
+  return createExclusive(path, mode);
 }
 
 /** Synchronous createExclusive + write + fsync, for CLI paths that are synchronous (keys, CSRs). */
@@ -162,9 +192,9 @@ export async function writeFileAtomic(target: string, data: string | Buffer, mod
   if (syncDir) await fsyncDir(dirname(target));
 }
 
-/** Creates `path` exclusively, lets `fill` write it, fsyncs; on failure nothing is left under that name. */
-async function writeNew(path: string, mode: number, fill: (handle: FileHandle) => Promise<unknown>): Promise<void> {
-  const handle = await createExclusive(path, mode);
+/** Creates `path` (`create`: exclusively), lets `fill` write it, fsyncs; on failure nothing is left under that name. */
+async function writeNew(path: string, mode: number, fill: (handle: FileHandle) => Promise<unknown>, create = createExclusive): Promise<void> {
+  const handle = await create(path, mode);
   try {
     await fill(handle);
     await handle.sync();
@@ -176,9 +206,9 @@ async function writeNew(path: string, mode: number, fill: (handle: FileHandle) =
   await handle.close();
 }
 
-/** Writes and fsyncs a new exclusive file; on failure nothing is left under that name. */
+/** Writes and fsyncs a new file at a temp name of the caller's own (createOwnTemp); on failure nothing is left under that name. */
 export function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
-  return writeNew(temp, mode, (handle) => handle.writeFile(data));
+  return writeNew(temp, mode, (handle) => handle.writeFile(data), createOwnTemp);
 }
 
 /** Copies what an open handle holds into a new exclusive file at `target`, fsync'd. */

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { globToRegExp, isInProgressName, prepareFolders } from '../../src/transfer/folders';
-import { freeName, moveOwnFile, removeTempDebris, safeFileName, tempPathFor, writeFileAtomic } from '../../src/safe-fs';
+import { createOwnTemp, freeName, moveOwnFile, removeTempDebris, safeFileName, tempPathFor, writeFileAtomic } from '../../src/safe-fs';
 import { fileFacts } from '../../src/transfer/spool';
 import { inboundFileName } from '../../src/transfer/inbound';
 
@@ -86,6 +87,53 @@ describe('mailbox folders and file names', () => {
       if (size > 0 && size < 1024 * 1024) expect(kept.bytes?.equals(bytes), String(size)).to.equal(true);
       else expect(kept.bytes, String(size)).to.equal(undefined);
     }
+  });
+
+  it('creates files with exactly their mode under any umask, and sets it again only when the umask took bits', () => {
+    // Each run is a fresh process started with that umask, counting the chmods on descriptors.
+    const script = `
+      const fs = require('fs');
+      const { createExclusive } = require(${JSON.stringify(require.resolve('../../src/safe-fs'))});
+      (async () => {
+        const probe = await fs.promises.open('/proc/self/status');
+        const proto = Object.getPrototypeOf(probe);
+        await probe.close();
+        let chmods = 0;
+        const chmod = proto.chmod;
+        proto.chmod = function (mode) { chmods++; return chmod.call(this, mode); };
+        const out = [];
+        for (const mode of [0o640, 0o600]) {
+          const path = process.argv[1] + '/f' + mode.toString(8);
+          await (await createExclusive(path, mode)).close();
+          out.push((fs.statSync(path).mode & 0o777).toString(8));
+        }
+        process.stdout.write(out.join(',') + ' ' + chmods);
+      })();`;
+    const run = (umask: string) => {
+      const sub = mkdtempSync(join(dir, `u${umask}-`));
+      return execFileSync('sh', ['-c', `umask ${umask}; exec "$0" -e "$1" "$2"`, process.execPath, script, sub], { encoding: 'utf8' });
+    };
+    expect(run('022')).to.equal('640,600 0');
+    expect(run('000')).to.equal('640,600 0');
+    expect(run('077')).to.equal('640,600 1');
+    expect(run('277')).to.equal('640,600 2');
+  });
+
+  it('creates at a temp name of its own whatever stood there: a leftover replaced, a planted link removed unfollowed', async () => {
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'not to be touched');
+    const temp = join(dir, 'row.part');
+    symlinkSync(victim, temp);
+    const handle = await createOwnTemp(temp, 0o600);
+    await handle.writeFile('ours');
+    await handle.close();
+    expect(readFileSync(victim, 'utf8')).to.equal('not to be touched');
+    expect(readFileSync(temp, 'utf8')).to.equal('ours');
+    await (await createOwnTemp(temp, 0o600)).close(); // a killed run's leftover
+    expect(statSync(temp).size).to.equal(0);
+    mkdirSync(join(dir, 'dir.part'));
+    const refused = await createOwnTemp(join(dir, 'dir.part'), 0o600).catch((err: NodeJS.ErrnoException) => err.code);
+    expect(refused).to.be.oneOf(['EISDIR', 'EPERM']);
   });
 
   it('sets a mode through the descriptor it hashes from, and refuses a link', async () => {

@@ -4,7 +4,7 @@ import { MeshdError } from '../../errors';
 import type { RouteConfig } from '../../config/types';
 import type { ReceivedRow } from '../../ledger';
 import { BadMessageIdError, MeshProtocolError, MessageTooLargeError, SuspectedBombError } from '../../mesh/errors';
-import { copyRegular, createExclusive, moveFile, PRIVATE_FILE_MODE, readHead, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
+import { copyRegular, createOwnTemp, moveFile, PRIVATE_FILE_MODE, readHead, removeName, safeFileName, SHARED_FILE_MODE, writeFileAtomic } from '../../safe-fs';
 import { sniffHead } from '../../transform/sniff';
 import { issueSummary, type InboundMeta, type MailboxContext, type TransformIssueRef } from '../context';
 import { formatControlFile } from '../ctl';
@@ -109,8 +109,7 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
   let hashed: { sha256: string; head: Buffer };
   try {
     // temp/<claimId>.* are this row's names: whatever stands there (a planted link) is removed, not followed.
-    await removeName(temp.part);
-    const handle = await createExclusive(temp.part, PRIVATE_FILE_MODE);
+    const handle = await createOwnTemp(temp.part, PRIVATE_FILE_MODE);
     try {
       const reserve = spaceGuard(ctx.config.transfer.minFreeBytes, cycle, () => freeBytes(ctx));
       await reserve(0);
@@ -286,8 +285,7 @@ async function deliver(
   let ackCode: 'ok' | 'fatal-error' = 'ok';
   let ackReason: { code: string; text: string } | undefined;
   if (route?.transform && input) {
-    await removeName(temp.out);
-    const out = await createExclusive(temp.out, PRIVATE_FILE_MODE);
+    const out = await createOwnTemp(temp.out, PRIVATE_FILE_MODE);
     let result;
     try {
       result = await ctx.transform(input, route.transform.from, route.transform.to, { direction: 'in', rowId: row.id, eventTime: facts?.eventTime ?? undefined }, out.fd);

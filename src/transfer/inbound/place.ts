@@ -83,8 +83,7 @@ export function metaPatch(meta: InboundMeta) {
  */
 export async function placePair(payload: string, target: string, ctl?: { temp: string; target: string; content: string }): Promise<void> {
   if (ctl) {
-    await removeName(ctl.temp);
-    // Created with its final mode: the move needs no chmod.
+    // Created with its final mode (whatever stood at its temp name removed): the move needs no chmod.
     await writeTemp(ctl.temp, ctl.content, SHARED_FILE_MODE);
     await moveFile(ctl.temp, ctl.target);
   }
