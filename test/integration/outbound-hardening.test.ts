@@ -297,6 +297,7 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
         return real(payload, headers, progress, resume);
       };
       expect(await sendCycle(ctx)).to.include({ sent: 2 });
+      expect(readdirSync(ctx.spool)).to.deep.equal([]); // the converted .send went with its row
     } finally {
       await d.stop(0);
     }

@@ -116,9 +116,10 @@ function suffixed(name: string, i: number): string {
   return dot > 0 ? `${name.slice(0, dot)}.${i}${name.slice(dot)}` : `${name}.${i}`;
 }
 
+/** The spool files a row leaves once its payload has been moved out: its .ctl, and a converted .send. */
 async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
   const spool = spoolPaths(ctx, row);
-  await Promise.all([spool.ctl, spool.send, spool.data].map(removeName));
+  await Promise.all([spool.ctl, ...(row.transform ? [spool.send] : [])].map(removeName));
 }
 
 /**
