@@ -341,7 +341,8 @@ export class MeshClient {
     let total = 1;
     // The hash of what was written: a retried chunk starts again from the state after the chunk before.
     let digest = createHash('sha256');
-    const head = { bytes: Buffer.alloc(0), want: sink.headBytes ?? 0 };
+    // The head's pieces, joined once at the end (a head may be a whole small payload).
+    const head = { parts: [] as Buffer[], length: 0, want: sink.headBytes ?? 0 };
     for (let n = 1; n <= total; n++) {
       const offset = written;
       const wireOffset = wire;
@@ -376,10 +377,15 @@ export class MeshClient {
           const arrived = countBytes(wireOffset);
           // Each attempt hashes from the state after the chunk before (and chunk 1 starts its head again).
           const hashing = before.copy();
-          if (offset === 0) head.bytes = Buffer.alloc(0);
+          if (offset === 0) Object.assign(head, { parts: [], length: 0 });
           const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined, (chunk) => {
             hashing.update(chunk);
-            if (offset === 0 && head.bytes.length < head.want) head.bytes = Buffer.concat([head.bytes, chunk.subarray(0, head.want - head.bytes.length)]);
+            if (offset === 0 && head.length < head.want) {
+              // A copy: a slice would hold on to the whole of zlib's output buffer.
+              const piece = Buffer.from(chunk.subarray(0, head.want - head.length));
+              head.parts.push(piece);
+              head.length += piece.length;
+            }
           });
           try {
             if (gz) await pipeline(res.body, arrived.stream, createGunzip({ chunkSize: gunzipChunkSize(announced) }), counter.stream, handleWriter(sink, offset));
@@ -395,7 +401,7 @@ export class MeshClient {
         },
       });
     }
-    return { meta: meta!, bytes: written, sha256: digest.digest('hex'), head: head.bytes };
+    return { meta: meta!, bytes: written, sha256: digest.digest('hex'), head: Buffer.concat(head.parts, head.length) };
   }
 
   /** Tells MESH the message is safely stored; it then leaves the inbox for good. */

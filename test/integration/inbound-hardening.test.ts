@@ -146,6 +146,28 @@ describe('inbound hardening (issue 9): hostile servers, full disks, planted link
     expect(acknowledged(id)).to.equal(true);
   });
 
+  it('a small payload that is parsed is read from the bytes its download wrote and hashed, not from its file again', async () => {
+    const hl7 = (controlId: string) => Buffer.from(`MSH|^~\\&|GPAPP|X26ABC1|PAS|RX1|20261201120000||ADT^A28^ADT_A05|${controlId}|P|2.4\rEVN|A28|20261201120000\rPID|1||9990000018^^^NHS^NH||TESTER^ALEX\r`);
+    const id = await env.sim.injectHostile({ mailbox: RECEIVER, body: gzipSync(hl7('CTRL-ORIGINAL')), contentEncoding: 'gzip' });
+    const d = await env.daemon(RECEIVER, { fastRetries: true });
+    try {
+      const ctx = d.mailboxes[0];
+      const download = ctx.mesh.download.bind(ctx.mesh);
+      // The temp file is changed once the download is over: what is recorded must be what arrived.
+      ctx.mesh.download = async (messageId, sink) => {
+        const got = await download(messageId, sink);
+        await sink.handle.write(hl7('CTRL-CHANGED!'), 0, undefined, 0);
+        return got;
+      };
+      await d.runOnce();
+    } finally {
+      await d.stop();
+    }
+    const row = await rowOf(id);
+    expect(row.state).to.equal('acknowledged');
+    expect(row.businessId).to.contain('CTRL-ORIGINAL');
+  });
+
   it('C: a download stops as bytes arrive once free space would fall below minFreeBytes, leaving nothing behind', async () => {
     const { statfsSync } = await import('node:fs');
     configure((doc) => (doc.transfer.maxCompressionRatio = 1_000_000));

@@ -62,6 +62,11 @@ export class DiskSpaceLowError extends MeshdError {
 
 /** Enough of a payload to tell HL7 v2 or FHIR from anything else (after a BOM and whitespace). */
 const SNIFF_BYTES = 512;
+/**
+ * A download up to this size hands back all its bytes (as written and hashed), so a payload that
+ * is parsed is not read from its file again. At most 16 downloads run at once: 4 MiB in all.
+ */
+const WHOLE_PAYLOAD_BYTES = 256 * 1024;
 
 /** Ledger code of a message refused because its MESH id is not of MESH's shape. */
 export const BAD_MESSAGE_ID = 'MESH_BAD_MESSAGE_ID';
@@ -113,7 +118,7 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
     try {
       const reserve = spaceGuard(ctx.config.transfer.minFreeBytes, cycle, () => freeBytes(ctx));
       await reserve(0);
-      ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: SNIFF_BYTES }));
+      ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: WHOLE_PAYLOAD_BYTES }));
       await handle.sync();
     } finally {
       await handle.close();
@@ -214,7 +219,8 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
     // only a payload that can mean something (a route converts it, or it looks like HL7 v2 or FHIR).
     // Any payload is still checked for duplicates by its hash.
     const readable = isParsed(route, meta, source.head ?? (await readHead(source.path, SNIFF_BYTES)));
-    const read = readable ? await readForConversion(ctx, source.path) : undefined;
+    const whole = source.head?.length === source.bytes && source.bytes <= ctx.config.transform.maxInputBytes ? source.head : undefined;
+    const read = readable ? (whole ?? (await readForConversion(ctx, source.path))) : undefined;
     const input = typeof read === 'string' ? undefined : read;
     if (isAckWorkflow(meta)) {
       const confirms = await readConfirmation(ctx, meta, input);
@@ -257,7 +263,7 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
   }
 }
 
-/** head: the payload's first SNIFF_BYTES, when known already (handed back by the download). */
+/** head: the payload's first bytes (all of them up to WHOLE_PAYLOAD_BYTES), when handed back by the download. */
 type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean };
 
 /**
