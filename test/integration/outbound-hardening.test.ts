@@ -213,15 +213,9 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
       try {
         const ctx = d.mailboxes[0];
         // The ledger fails just as MESH answers with the message id.
-        const ledger = new Proxy(ctx.ledger, {
-          get(target, name, receiver) {
-            const real = Reflect.get(target, name, receiver);
-            if (name !== 'transition') return typeof real === 'function' ? real.bind(target) : real;
-            return (id: number, to: string, opts: unknown) => {
-              if (to === 'uploading') throw failure();
-              return real.call(target, id, to, opts);
-            };
-          },
+        const ledger = wrapLedgerMethod(ctx.ledger, 'transition', (real) => (id: number, to: string, opts: unknown) => {
+          if (to === 'uploading') throw failure();
+          return real(id, to, opts);
         });
         const err = await sendCycle({ ...ctx, ledger }).catch((e) => e);
         expect(err).to.have.property('message', failure().message);
@@ -307,6 +301,34 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(2);
   });
 
+  it('a converting route converts the bytes its spool check read, not the file read again', async () => {
+    const original = readFileSync(join(ROOT, 'fixtures', 'hl7v2', 'uk-adt-a28.hl7'), 'latin1');
+    expect(original).to.contain("O'BRIEN");
+    dropFile(env.folder(SENDER, 'out'), 'adt.hl7', Buffer.from(original, 'latin1'));
+    const d = await env.daemon(SENDER);
+    try {
+      const ctx = d.mailboxes[0];
+      // Just before converting (the poison guard's commit), the spool copy is changed in place.
+      const ledger = wrapLedgerMethod(ctx.ledger, 'update', (real) => (id: number, patch: { processingStarts?: number }, event: unknown) => {
+        if (patch.processingStarts) {
+          const data = join(ctx.spool, readdirSync(ctx.spool).find((f) => f.endsWith('.dat'))!);
+          const st = statSync(data);
+          writeFileSync(data, original.replace("O'BRIEN", "O'BRIAN"), 'latin1');
+          utimesSync(data, st.atime, st.mtime);
+        }
+        return real(id, patch, event);
+      });
+      expect(await sendCycle({ ...ctx, ledger })).to.include({ sent: 1 });
+    } finally {
+      await d.stop(0);
+    }
+    await cycle(RECEIVER);
+    const delivered = readdirSync(env.folder(RECEIVER, 'in')).filter((f) => f.endsWith('.dat'));
+    expect(delivered).to.have.length(1);
+    const text = readFileSync(join(env.folder(RECEIVER, 'in'), delivered[0]), 'utf8');
+    expect(text).to.contain('BRIEN').and.not.contain('BRIAN');
+  });
+
   it('finding 5: a payload over transform.maxInputBytes on a converting route is set aside unread (TOO_LARGE_TO_CONVERT)', async () => {
     const doc = (await import('yaml')).parse(readFileSync(env.configPath[SENDER], 'utf8'));
     doc.transform = { maxInputBytes: 1024 };
@@ -366,3 +388,15 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     ledger.close();
   });
 });
+
+/** The ledger with one method wrapped (`around` gets the real one, bound): to fail or act at one exact step. */
+function wrapLedgerMethod<L extends object>(ledger: L, method: string, around: (real: (...args: any[]) => any) => (...args: any[]) => any): L {
+  return new Proxy(ledger, {
+    get(target, name, receiver) {
+      const real = Reflect.get(target, name, receiver);
+      if (typeof real !== 'function') return real;
+      const bound = real.bind(target);
+      return name === method ? around(bound) : bound;
+    },
+  });
+}

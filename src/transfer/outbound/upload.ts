@@ -31,8 +31,8 @@ function backoffMs(attempts: number): number {
 /**
  * Makes sure the payload is in the spool (a row retried by an operator still points at failed/
  * or sent/) and applies the route's transform once, writing the converted payload beside it.
- * A small unconverted payload comes with its bytes, read once by the check against the claim's
- * hash, so neither its business facts nor its upload read the file again.
+ * A small payload's bytes, read once by the check against the claim's hash, are what is
+ * converted, or (unconverted) what its business facts are read from and what is sent.
  */
 async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Payload | undefined> {
   const spool = spoolPaths(ctx, row);
@@ -48,7 +48,7 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Pay
     row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
   }
   // Before the first POST and before each resume: the spool copy must still be what was claimed.
-  const { problem, bytes } = await checkSpool(ctx, row, { hash: true, keepBytes: !row.transform });
+  const { problem, bytes } = await checkSpool(ctx, row, { hash: true, keepBytes: true });
   if (problem) {
     await parkForReview(ctx, row, problem);
     return undefined;
@@ -60,7 +60,7 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Pay
     await failOutbound(ctx, row, 'TOO_LARGE_TO_CONVERT', `${row.sizeBytes} bytes is over transform.maxInputBytes (${cap}); it was not loaded. Raise the cap or send it on a route without a transform`);
     return undefined;
   }
-  const converted = await converting(() => convert(ctx, row, spool));
+  const converted = await converting(() => convert(ctx, row, spool, bytes));
   return converted === undefined ? undefined : { path: converted };
 }
 
@@ -70,11 +70,12 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Pay
  */
 const converting = mutex();
 
-async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths): Promise<string | undefined> {
+/** `checked`: the spool copy's bytes, when the check before it kept them (else it is read here). */
+async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths, checked?: Buffer): Promise<string | undefined> {
   const [from, to] = row.transform!.split('>');
   // Committed before converting: if this conversion kills the process twice, recovery sets it aside (POISON).
   row = ctx.ledger.update(row.id, { processingStarts: row.processingStarts + 1 }, { type: 'processing_started', detail: { step: 'transform' } });
-  const input = await readRegular(spool.data);
+  const input = checked ?? (await readRegular(spool.data));
   // The converted payload is written as it is produced into a fresh file, renamed into place once whole.
   const temp = tempPathFor(spool.send);
   const out = await createExclusive(temp, PRIVATE_FILE_MODE);
