@@ -79,6 +79,16 @@ export async function readRegular(path: string): Promise<Buffer> {
   }
 }
 
+/** A regular file's bytes, or only its size when it is over `maxBytes` (seen on the open file: nothing is loaded). */
+export async function readRegularUpTo(path: string, maxBytes: number): Promise<Buffer | number> {
+  const { handle, stat } = await openRegular(path);
+  try {
+    return stat.size > maxBytes ? stat.size : await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The first `bytes` of a regular file (fewer if it is shorter), read without following a link. */
 export async function readHead(path: string, bytes: number): Promise<Buffer> {
   const { handle } = await openRegular(path);

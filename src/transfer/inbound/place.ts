@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../config/types';
 import type { ReceivedRow } from '../../ledger';
-import { moveFile, openRegular, removeName, safeFileName, SHARED_FILE_MODE, writeTemp } from '../../safe-fs';
+import { moveFile, openRegular, readRegularUpTo, removeName, safeFileName, SHARED_FILE_MODE, writeTemp } from '../../safe-fs';
 import type { InboundMeta, MailboxContext } from '../context';
 import { ctlDateTime, type ControlFile } from '../ctl';
 import { globToRegExp } from '../folders';
@@ -101,13 +101,8 @@ export async function placePair(payload: string, target: string, ctl?: { temp: s
  */
 export async function readForConversion(ctx: MailboxContext, path: string): Promise<Buffer | string> {
   const max = ctx.config.transform.maxInputBytes;
-  const { handle, stat } = await openRegular(path);
-  try {
-    if (stat.size > max) return `payload is ${stat.size} bytes; conversion reads at most transform.maxInputBytes (${max}); kept unconverted`;
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
+  const read = await readRegularUpTo(path, max);
+  return typeof read === 'number' ? `payload is ${read} bytes; conversion reads at most transform.maxInputBytes (${max}); kept unconverted` : read;
 }
 
 export async function sha256Of(handle: FileHandle): Promise<string> {

@@ -1,6 +1,6 @@
 import type { RouteConfig } from '../../config/types';
 import type { MessageRow } from '../../ledger';
-import { openRegular, readHead } from '../../safe-fs';
+import { readHead, readRegularUpTo } from '../../safe-fs';
 import { sniffHead } from '../../transform/sniff';
 import type { MailboxContext } from '../context';
 import { orderingKey } from '../ordering-key';
@@ -20,8 +20,9 @@ export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payl
   if (row.businessId || row.eventTime || row.messageId || !row.peer) return row;
   // Only a payload that can mean something: converted by the route, or looking like HL7 v2 or FHIR.
   if (!row.transform && sniffHead(payload.bytes?.subarray(0, 512) ?? (await readHead(payload.path, 512))) === undefined) return row;
-  const bytes = payload.bytes && payload.bytes.length <= ctx.config.transform.maxInputBytes ? payload.bytes : await readUpTo(payload.path, ctx.config.transform.maxInputBytes);
-  if (!bytes) return row;
+  const cap = ctx.config.transform.maxInputBytes;
+  const bytes = payload.bytes ?? (await readRegularUpTo(payload.path, cap));
+  if (typeof bytes === 'number' || bytes.length > cap) return row; // over the cap: not loaded, nothing recorded
   const { payloadFacts } = await import('../../transform/business');
   const facts = payloadFacts(bytes, row.transform?.split('>')[1]);
   if (!facts || (!facts.businessId && !facts.eventTime)) return row;
@@ -30,16 +31,6 @@ export async function recordSendFacts(ctx: MailboxContext, row: MessageRow, payl
     ctx.ledger.setMessageKeys(row.id, keys);
     return ctx.ledger.update(row.id, { businessId: facts.businessId ?? null, eventTime: facts.eventTime ?? null }, { type: 'business_facts', detail: { businessId: facts.businessId, eventTime: facts.eventTime, keys: keys.length } });
   });
-}
-
-/** The whole file, or undefined when it is larger than `cap` (not loaded). */
-async function readUpTo(path: string, cap: number): Promise<Buffer | undefined> {
-  const { handle, stat } = await openRegular(path);
-  try {
-    return stat.size > cap ? undefined : await handle.readFile();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
