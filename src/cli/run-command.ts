@@ -11,7 +11,6 @@ import { printer } from './output';
 import { Daemon } from '../daemon/daemon';
 import { hostIdOf, HostLeases } from '../daemon/hosts';
 import { acquireInstanceLock } from '../daemon/lock';
-import { startService } from '../daemon/service';
 import type { Observer } from '../daemon/observe';
 
 interface GlobalOptions {
@@ -105,6 +104,7 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
     const consoleServer = config.ui ? await (await import('../ui/server')).startUiServer({ config, ui: config.ui, ledger: daemon.ledger, log }) : undefined;
     const { tokenPath } = await import('../ui/auth');
     if (consoleServer) log.info('UI_LISTENING', `web console on ${consoleServer.url.replace(/\?token=.*$/, '')} (login token in ${tokenPath(config.dataDir)})`, { port: consoleServer.port });
+    const { startService } = await import('../daemon/service');
     const service = startService(daemon, log);
     await service.done;
     await consoleServer?.close();

@@ -10,7 +10,7 @@ import { mapLimit } from '../transfer/pool';
 import { receiveCycle, recoverInbound } from '../transfer/inbound';
 import { recoverOutbound, sendCycle } from '../transfer/outbound';
 import { trackingCycle } from '../transfer/tracking';
-import { PgLedger, type WriteFence } from '../ledger/pg/pg-ledger';
+import type { PgLedger, WriteFence } from '../ledger/pg/pg-ledger';
 import { withCrashHook } from './crash-hook';
 
 /**
@@ -82,8 +82,8 @@ export class Daemon {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const store = openStore(config, { integrity: options.integrity ?? 'full' });
     if (options.leases) {
-      if (!(store instanceof PgLedger)) throw new MeshdError('LEASES_NEED_POSTGRES', 'mailbox leases need the PostgreSQL ledger (ledger.postgres)');
-      store.setWriteFence(options.leases.writeFence);
+      if (!config.ledger.postgres) throw new MeshdError('LEASES_NEED_POSTGRES', 'mailbox leases need the PostgreSQL ledger (ledger.postgres)');
+      (store as PgLedger).setWriteFence(options.leases.writeFence);
     }
     this.ledger = withCrashHook(store);
   }

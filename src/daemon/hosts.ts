@@ -1,5 +1,5 @@
 import type { MeshdConfig } from '../config/types';
-import { SyncPg } from '../ledger/pg/bridge';
+import type { SyncPg } from '../ledger/pg/bridge';
 import type { WriteFence } from '../ledger/pg/pg-ledger';
 import type { Logger } from '../log';
 import type { Daemon } from './daemon';
@@ -35,7 +35,10 @@ export class HostLeases {
 
   /** Registers this host (config node.id, else hostname-pid) with its own database connection. */
   static open(config: MeshdConfig, log: Logger, onChange: (change: LeaseChange, mailbox: string, held: number) => void = () => undefined): HostLeases {
-    const db = new SyncPg(config.ledger.postgres!);
+    // Loaded here: a run on SQLite never needs the bridge or its worker thread.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { SyncPg: Pg } = require('../ledger/pg/bridge') as typeof import('../ledger/pg/bridge');
+    const db = new Pg(config.ledger.postgres!);
     try {
       const manager = new LeaseManager(db, { hostId: hostIdOf(config), leaseSeconds: config.node.leaseSeconds });
       manager.heartbeat();

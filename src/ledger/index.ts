@@ -47,4 +47,3 @@ export { groupCommit } from './group-commit';
 export { retryMessage, resolveReview, companionFiles, deletePurgedFiles, DECIDED_BY_PERSON, type ResolveAs, type OperatorVia } from './operator';
 export { parseSince, parseAge } from './periods';
 export { openStore, requireSqlite, type LedgerChoice } from './open-store';
-export { PgLedger, openPgLedger, type PgLedgerOptions } from './pg/pg-ledger';

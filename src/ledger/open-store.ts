@@ -1,5 +1,4 @@
 import { MeshdError } from '../errors';
-import { openPgLedger } from './pg/pg-ledger';
 import { ledgerPath, openLedger, type LedgerOptions } from './sqlite-ledger';
 import type { LedgerStore } from './types';
 
@@ -11,7 +10,11 @@ export interface LedgerChoice {
 
 /** The configured ledger: PostgreSQL when `ledger.postgres` is set, else SQLite in dataDir. */
 export function openStore(config: LedgerChoice, opts: LedgerOptions = {}): LedgerStore {
-  return config.ledger.postgres ? openPgLedger(config.ledger.postgres, opts) : openLedger(ledgerPath(config.dataDir), opts);
+  if (!config.ledger.postgres) return openLedger(ledgerPath(config.dataDir), opts);
+  // Loaded only for PostgreSQL: a run on SQLite never needs the bridge or its worker thread.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { openPgLedger } = require('./pg/pg-ledger') as typeof import('./pg/pg-ledger');
+  return openPgLedger(config.ledger.postgres, opts);
 }
 
 /** For the commands that copy the SQLite file itself (backup restore): refused with PostgreSQL. */

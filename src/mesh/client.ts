@@ -7,7 +7,6 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable, Transform, Writable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createGunzip, createGzip, gzip } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { request } from './undici';
 import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
@@ -153,7 +152,10 @@ export function gunzipChunkSize(wireBytes: number): number {
 }
 /** Reads of a file being compressed: zlib takes its input a read at a time. */
 const READ_CHUNK = 1024 * 1024;
-const gzipAsync = promisify(gzip);
+/** zlib, loaded at the first compressed transfer: an idle poll never needs it (~4 ms to load). */
+let zlibModule: typeof import('node:zlib') | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const zlib = (): typeof import('node:zlib') => (zlibModule ??= require('node:zlib') as typeof import('node:zlib'));
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -171,7 +173,7 @@ interface PreparedBody {
 }
 
 function gzipStream(raw: Readable): Readable {
-  const gz = createGzip({ level: 6, chunkSize: ZLIB_CHUNK });
+  const gz = zlib().createGzip({ level: 6, chunkSize: ZLIB_CHUNK });
   pipelineCb(raw, gz, () => undefined);
   return gz;
 }
@@ -388,7 +390,7 @@ export class MeshClient {
             }
           });
           try {
-            if (gz) await pipeline(res.body, arrived.stream, createGunzip({ chunkSize: gunzipChunkSize(announced) }), counter.stream, handleWriter(sink, offset));
+            if (gz) await pipeline(res.body, arrived.stream, zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }), counter.stream, handleWriter(sink, offset));
             else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));
           } catch (err) {
             if (err instanceof MeshdError) throw err;
@@ -451,7 +453,7 @@ export class MeshClient {
       }
       if (s.end - s.start <= IN_MEMORY_GZIP_MAX) {
         // Small chunk (business ACKs, single records): gzip in memory, bounded by the limit.
-        const gz = await gzipAsync(await readAll(src.open(s.start, s.end)), { level: 6 });
+        const gz = await promisify(zlib().gzip)(await readAll(src.open(s.start, s.end)), { level: 6 });
         return { length: gz.length, open: () => Readable.from([gz]), cleanup: async () => undefined };
       }
       // Spool: gzip once to a private temp file so the request has a Content-Length and retries re-read it.
@@ -459,7 +461,7 @@ export class MeshClient {
       const temp = join(spoolDir, `.meshd-upload-${randomUUID()}.gz`);
       try {
         const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
-        await pipeline(src.open(s.start, s.end), createGzip({ level: 6, chunkSize: ZLIB_CHUNK }), handle.createWriteStream());
+        await pipeline(src.open(s.start, s.end), zlib().createGzip({ level: 6, chunkSize: ZLIB_CHUNK }), handle.createWriteStream());
         const length = (await stat(temp)).size;
         return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
       } catch (err) {

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { MeshdError } from '../../src/errors';
-import { MIGRATIONS, PgLedger, SqliteLedger, ledgerPath, openStore } from '../../src/ledger';
+import { MIGRATIONS, SqliteLedger, ledgerPath, openStore } from '../../src/ledger';
 import { SyncPg } from '../../src/ledger/pg/bridge';
-import { openPgLedger } from '../../src/ledger/pg/pg-ledger';
+import { PgLedger, openPgLedger } from '../../src/ledger/pg/pg-ledger';
 import { PG_MIGRATIONS, runPgMigrations } from '../../src/ledger/pg/schema';
 import { pgBinDir, pgCluster } from './support/postgres';
 
