@@ -7,6 +7,7 @@
 import type * as Undici from 'undici';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- deliberate: loaded by path, see above */
+deferHttp2();
 const DispatcherBase = require('undici/lib/dispatcher/dispatcher') as typeof Undici.Dispatcher;
 // What undici's index does: request(), connect() and friends live on every dispatcher (ProxyAgent needs connect()).
 Object.assign(DispatcherBase.prototype, require('undici/lib/api'));
@@ -20,4 +21,26 @@ export const loadProxyAgent = (): typeof Undici.ProxyAgent => require('undici/li
 export function request(url: URL, opts: Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher: Undici.Dispatcher }): Promise<Undici.Dispatcher.ResponseData> {
   const { dispatcher, ...rest } = opts;
   return dispatcher.request({ ...rest, origin: url.origin, path: url.search ? `${url.pathname}${url.search}` : url.pathname });
+}
+
+/**
+ * undici's client loads its HTTP/2 half, and with it node:http2 (~10 ms of every start), though
+ * MESH is HTTP/1.1 and meshd never sets allowH2, so that half never runs. Its one export, the
+ * function that takes over a socket that negotiated h2, is put in require's cache as a stand-in
+ * that loads the real one at its first call.
+ */
+function deferHttp2(): void {
+  const path = require.resolve('undici/lib/dispatcher/client-h2');
+  if (require.cache[path]) return;
+  type ConnectH2 = (...args: unknown[]) => unknown;
+  let real: ConnectH2 | undefined;
+  const connectH2: ConnectH2 = (...args) => {
+    if (!real) {
+      delete require.cache[path];
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      real = require(path) as ConnectH2;
+    }
+    return real(...args);
+  };
+  require.cache[path] = { id: path, filename: path, loaded: true, exports: connectH2, children: [], paths: [] } as unknown as NodeJS.Module;
 }

@@ -1,9 +1,11 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as undici from 'undici';
 import { Agent, buildConnector, loadProxyAgent, request } from '../../src/mesh/undici';
+import { makeCertForDays } from '../support/certs';
 
 /** src/mesh/undici.ts loads undici by path: an upgrade that moves a file must fail here, not in production. */
 describe('undici loaded by path', () => {
@@ -20,6 +22,24 @@ describe('undici loaded by path', () => {
       const indexLoaded = Object.keys(require.cache).some((f) => f.endsWith('/undici/index.js'));
       process.stdout.write(JSON.stringify({ ok, indexLoaded }));`;
     expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))).to.deep.equal({ ok: true, indexLoaded: false });
+  });
+
+  it('leaves node:http2 unloaded, and a connection that negotiates h2 still works through the stand-in', async function () {
+    this.timeout(30000);
+    // In a fresh process, as above. meshd never sets allowH2; this proves the stand-in hands over.
+    const cert = makeCertForDays('localhost', 1, { sans: ['localhost'], usage: 'server' });
+    const script = `const u = require(${JSON.stringify(require.resolve('../../src/mesh/undici'))});
+      const http2LoadedByUndici = process.moduleLoadList.includes('NativeModule http2');
+      const server = require('node:http2').createSecureServer({ cert: process.env.CERT, key: process.env.KEY }, (req, res) => res.end('over HTTP/' + req.httpVersion));
+      server.listen(0, '127.0.0.1', async () => {
+        const dispatcher = new u.Agent({ allowH2: true, connect: { ca: process.env.CERT, servername: 'localhost' } });
+        const res = await u.request(new URL('https://127.0.0.1:' + server.address().port + '/'), { method: 'GET', dispatcher });
+        process.stdout.write(JSON.stringify({ http2LoadedByUndici, body: await res.body.text() }));
+        await dispatcher.close();
+        server.close();
+      });`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { env: { ...process.env, CERT: cert.certPem, KEY: cert.keyPem } });
+    expect(JSON.parse(stdout)).to.deep.equal({ http2LoadedByUndici: false, body: 'over HTTP/2.0' });
   });
 
   describe('request', () => {
