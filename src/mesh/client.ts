@@ -330,7 +330,7 @@ export class MeshClient {
    * Streams a message (all chunks, each gunzipped on its own) into the caller's file, written at
    * offsets through its handle (never opened here by name), never holding a chunk in memory.
    * Stops with MessageTooLargeError past `maxBytes` decompressed, SuspectedBombError once a
-   * gzip'd body inflates past `maxCompressionRatio` times what arrived, and whatever
+   * gzip'd body inflates past `maxCompressionRatio` times what gunzip consumed, and whatever
    * `sink.reserve` throws (the caller's free-space check). Syncing and naming are the caller's.
    */
   async download(messageId: string, sink: DownloadSink, opts: { maxBytes?: number } = {}): Promise<DownloadResult> {
@@ -380,7 +380,10 @@ export class MeshClient {
           // Each attempt hashes from the state after the chunk before (and chunk 1 starts its head again).
           const hashing = before.copy();
           if (offset === 0) Object.assign(head, { parts: [], length: 0 });
-          const counter = byteLimit(offset, limit, gz ? { ratio, compressed: arrived.total } : undefined, (chunk) => {
+          const gunzip = gz ? zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }) : undefined;
+          // The bomb guard weighs what came out against the compressed bytes gunzip has consumed
+          // (not merely received), so gathering its input into big pieces does not loosen it.
+          const counter = byteLimit(offset, limit, gunzip ? { ratio, compressed: () => wireOffset + gunzip.bytesWritten } : undefined, (chunk) => {
             hashing.update(chunk);
             if (offset === 0 && head.length < head.want) {
               // A copy: a slice would hold on to the whole of zlib's output buffer.
@@ -390,8 +393,9 @@ export class MeshClient {
             }
           });
           try {
-            if (gz) await pipeline(res.body, arrived.stream, zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }), counter.stream, handleWriter(sink, offset));
-            else await pipeline(res.body, arrived.stream, counter.stream, handleWriter(sink, offset));
+            const pieces = gathered(GATHER_BYTES);
+            if (gunzip) await pipeline(res.body, arrived.stream, pieces, gunzip, counter.stream, handleWriter(sink, offset));
+            else await pipeline(res.body, arrived.stream, pieces, counter.stream, handleWriter(sink, offset));
           } catch (err) {
             if (err instanceof MeshdError) throw err;
             if (/^Z_/.test(errCode(err) ?? '')) throw new MeshProtocolError(`download ${messageId} chunk ${n}: the body is not what its Content-Encoding says (${errCode(err)})`, { cause: err });
@@ -813,8 +817,36 @@ function countBytes(start: number): { stream: Transform; total(): number } {
 }
 
 /**
+ * A body arrives in pieces of one TLS record (16 KiB). Each piece handed to gunzip is one
+ * round trip through libuv's pool and the event loop, and each piece written one write: joined
+ * into pieces of GATHER_BYTES, gunzip + SHA-256 of 128 MiB took 0.45–0.50 s instead of 0.72–0.84 s.
+ */
+const GATHER_BYTES = 256 * 1024;
+
+function gathered(min: number): Transform {
+  let parts: Buffer[] = [];
+  let length = 0;
+  const take = () => {
+    const piece = parts.length === 1 ? parts[0] : Buffer.concat(parts, length);
+    parts = [];
+    length = 0;
+    return piece;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      parts.push(chunk);
+      length += chunk.length;
+      cb(null, length >= min ? take() : undefined);
+    },
+    flush(cb) {
+      cb(null, length > 0 ? take() : undefined);
+    },
+  });
+}
+
+/**
  * Counts decompressed bytes and fails once the running total passes the limit, or (gzip) passes
- * `ratio` times the compressed bytes that arrived so far: a bomb stops within one block.
+ * `ratio` times the compressed bytes consumed so far: a bomb stops within one block.
  */
 function byteLimit(start: number, limit: number, bomb: { ratio: number; compressed: () => number } | undefined, passed: (chunk: Buffer) => void): { stream: Transform; total(): number } {
   let total = start;

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config';
 import type { MeshdConfig } from '../../src/config/types';
@@ -19,6 +20,7 @@ import {
   MeshTlsError,
   MeshTransientError,
   MessageTooLargeError,
+  SuspectedBombError,
   meshClientFor,
   type MeshClientOverrides,
 } from '../../src/mesh';
@@ -394,6 +396,19 @@ describe('MESH client against the simulator (mTLS)', function () {
   });
 
   describe('REPORTs', () => {
+    it('stops a gzip bomb at its first block of output, however big the compressed pieces it reads', async () => {
+      // 64 KiB of gzip inflating to 64 MiB: read as one gathered piece, so a guard weighing output
+      // against bytes received (not consumed by gunzip) would let ~6 MiB through at ratio 100.
+      const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+      expect(bomb.length).to.be.within(32 * 1024, 256 * 1024);
+      const id = await sim.injectHostile({ mailbox: 'X26ABC2', body: bomb, contentEncoding: 'gzip' });
+      const c = client({ ...cfg2, transfer: { ...cfg2.transfer, maxCompressionRatio: 100 } });
+      const path = join(root, `bomb-${randomBytes(4).toString('hex')}.part`);
+      const err = await downloadTo(c, id, path).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(SuspectedBombError);
+      expect(statSync(path).size).to.be.at.most(1024 * 1024);
+    });
+
     it('downloads a REPORT (empty body, 1:0) with its status headers, logs and acknowledges it without writing data', async () => {
       const sent = await client(cfg1).sendBytes(Buffer.from('x'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
       const reportId = await sim.injectReport({ mailbox: 'X26ABC1', code: '14', description: 'Message not collected by recipient after 5 days', linkedMessageId: sent.messageId, workflowId: 'TEST_WORKFLOW' });

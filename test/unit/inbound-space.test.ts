@@ -13,13 +13,15 @@ describe('free-space guard of a receive pass', () => {
     return { state, read };
   }
 
-  it('reads free space once for many small downloads, and again once a megabyte was reserved since', async () => {
+  it('reads free space once for many small downloads, and again once 16 MiB were reserved since', async () => {
     const { state, read } = pass(100 * MiB);
     for (let i = 0; i < 100; i++) {
       const reserve = spaceGuard(10 * MiB, state, read); // one per download, as fetchOne makes them
       await reserve(0);
       await reserve(2_000);
     }
+    expect(state.reads).to.equal(1);
+    await spaceGuard(10 * MiB, state, read)(15 * MiB);
     expect(state.reads).to.equal(1);
     await spaceGuard(10 * MiB, state, read)(MiB);
     expect(state.reads).to.equal(2);

@@ -71,8 +71,12 @@ const WHOLE_PAYLOAD_BYTES = 256 * 1024;
 /** Ledger code of a message refused because its MESH id is not of MESH's shape. */
 export const BAD_MESSAGE_ID = 'MESH_BAD_MESSAGE_ID';
 
-/** How much may arrive between two free-space checks: one reading serves that many bytes. */
-const SPACE_CHECK_EVERY = 1024 * 1024;
+/**
+ * How much may arrive between two free-space checks: one reading serves that many bytes. Small
+ * beside transfer.minFreeBytes (2 GiB by default); at 1 MiB, a big download read free space
+ * before every 1 MiB write and waited for it (256 statfs calls per 128 MiB).
+ */
+const SPACE_CHECK_EVERY = 16 * 1024 * 1024;
 /** …and is read again when older than this, however little arrived. */
 const SPACE_READING_MS = 1000;
 
@@ -92,7 +96,7 @@ async function freeBytes(ctx: MailboxContext): Promise<number> {
  * The downloads' free-space check (transfer.minFreeBytes), on temp/ and in/: before each starts,
  * on each chunk's announced length, and as bytes arrive. The downloads of a pass share one
  * reading, and what each reserves counts against it for all, until SPACE_CHECK_EVERY bytes or
- * SPACE_READING_MS later: two statfs calls per megabyte, not per message.
+ * SPACE_READING_MS later: two statfs calls per 16 MiB, not per message.
  */
 export function spaceGuard(minFree: number, pass: { space?: SpaceReading }, readFree: () => Promise<number>): (bytes: number) => Promise<void> {
   return async (bytes) => {
