@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, type Stats } from 'node:fs';
 import NodeModule from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
@@ -173,7 +173,8 @@ export function parseCache(bytes: Buffer): Map<string, { sha256: string; data: B
 
 /**
  * Writes this run's modules (with the code of every function that ran) and keeps the entries of
- * modules this run did not load; written under a fresh name and renamed into place.
+ * modules this run did not load while the file stays under half of MAX_FILE_BYTES (entries for
+ * files long gone do not pile up for ever); written under a fresh name and renamed into place.
  */
 function saveCache(dir: string, file: string, scripts: Map<string, { sha256: string; script: Script }>, earlier: Map<string, { sha256: string; data: Buffer }>): boolean {
   const index: Entry[] = [];
@@ -183,20 +184,23 @@ function saveCache(dir: string, file: string, scripts: Map<string, { sha256: str
     index.push([path, sha256, code.length]);
     data.push(code);
   }
+  let bytes = data.reduce((n, code) => n + code.length, 0);
   for (const [path, { sha256, data: code }] of earlier) {
-    if (scripts.has(path)) continue;
+    if (scripts.has(path) || bytes + code.length > MAX_FILE_BYTES / 2) continue;
     index.push([path, sha256, code.length]);
     data.push(code);
+    bytes += code.length;
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || !isOwnAndPrivate(st)) return false;
   const temp = tempPathFor(file);
-  writeNewSync(temp, Buffer.concat([Buffer.from(`${MAGIC}${JSON.stringify(index)}\n`), ...data]), 0o600);
   try {
+    writeNewSync(temp, Buffer.concat([Buffer.from(`${MAGIC}${JSON.stringify(index)}\n`), ...data]), 0o600);
     renameSync(temp, file);
   } catch (err) {
-    unlinkSync(temp);
+    // A full disk must not leave a half-written file behind at every exit.
+    rmSync(temp, { force: true });
     throw err;
   }
   return true;

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { codeCacheDir, parseCache, type CodeCacheReport } from '../../src/code-cache';
@@ -100,6 +100,14 @@ describe('code cache (src/code-cache.ts)', function () {
     expect(damaged.report).to.include({ used: 0, compiled: 2, saved: true });
     expect((await load(t.base, t.cache)).report).to.include({ used: 2, compiled: 0 });
     expect(parseCache(Buffer.from('not a cache')).size).to.equal(0);
+  });
+
+  it('leaves nothing half-written behind when the cache cannot be written', async () => {
+    mkdirSync(t.file); // a folder where the file should go: the rename fails
+    const blocked = await load(t.base, t.cache);
+    expect(blocked.said.a).to.equal('AAAA-b');
+    expect(blocked.report).to.include({ compiled: 2, saved: false });
+    expect(readdirSync(t.cache)).to.deep.equal([basename(t.file)]);
   });
 
   it('stays out of the way under any Node.js option (a debugger, a profiler)', async () => {
