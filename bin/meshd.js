@@ -8,8 +8,6 @@ process.env.UV_THREADPOOL_SIZE = process.env.UV_THREADPOOL_SIZE || '16';
 // compile, and exit then waits ~100 ms for it (docs/performance.md). Ten times the budget:
 // a short command never starts it; a busy one still does, within its first messages.
 require('v8').setFlagsFromString('--wasm-tiering-budget=18000000');
-// V8's compiled code for meshd's modules, kept between runs (src/code-cache.ts).
-require('../dist/src/code-cache.js').useCodeCache(require('node:path').resolve(__dirname, '..'));
 
 require('../dist/src/cli/main.js').main(process.argv).then(
   (code) => { process.exitCode = code; },

@@ -36,9 +36,6 @@ describe('systemd unit (systemd/meshd.service)', function () {
     expect(one('User')).to.equal('meshd');
     expect(one('StateDirectory')).to.equal('meshd');
     expect(one('ConfigurationDirectory')).to.equal('meshd');
-    // The code cache (src/code-cache.ts) reads $CACHE_DIRECTORY, which systemd sets from this.
-    expect(one('CacheDirectory')).to.equal('meshd');
-    expect(one('CacheDirectoryMode')).to.equal('0700');
   });
 
   it('loads the password, shared key and private key as credentials', () => {
