@@ -178,9 +178,9 @@ async function certificateMailboxFinding(config: MeshdConfig): Promise<Finding |
 
 /** Reads the YAML without validation, for the checks that still make sense in a broken config. */
 async function rawYaml(path: string): Promise<Record<string, unknown> | undefined> {
-  const YAML = await import('yaml');
+  const { load } = await import('js-yaml');
   try {
-    const raw = YAML.parse(readFileSync(path, 'utf8'));
+    const raw = load(readFileSync(path, 'utf8'), { maxAliases: 100 });
     return raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

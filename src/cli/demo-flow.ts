@@ -3,7 +3,7 @@ import { PRIVATE_FILE_MODE, writeFileAtomic } from '../safe-fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { dump, load } from 'js-yaml';
 import { loadConfig } from '../config';
 import { createLogger } from '../log';
 import { startSimulator } from '../sim';
@@ -44,11 +44,11 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
       [PAS, [{ direction: 'out', match: '*.csv', to: GP, workflow: WORKFLOW, subject: 'meshd demo', transform: { from: 'csv', to: 'fhir-r4' }, ackTimeout: '1h' }]],
       [GP, [{ direction: 'in', workflow: WORKFLOW, transform: { from: 'fhir-r4', to: 'hl7v2' }, ack: true }]],
     ] as const) {
-      const doc = parse(readFileSync(sim.client(mb).configPath, 'utf8'));
+      const doc = load(readFileSync(sim.client(mb).configPath, 'utf8')) as { schedule?: object; mailboxes: Array<{ routes?: unknown }> };
       doc.schedule = { ...(doc.schedule ?? {}), settleSeconds: 0 };
       doc.mailboxes[0].routes = routes;
       configs[mb] = join(dir, `${mb}.yaml`);
-      await writeFileAtomic(configs[mb], stringify(doc), PRIVATE_FILE_MODE);
+      await writeFileAtomic(configs[mb], dump(doc), PRIVATE_FILE_MODE);
     }
     line(`2. configs: ${configs[PAS]} (sends CSV as FHIR R4) and ${configs[GP]} (receives FHIR as HL7 v2 and acknowledges)`);
 

@@ -35,23 +35,31 @@ export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(configPath, code === 'ENOENT' ? 'config file does not exist' : `cannot read config file (${code ?? 'error'})`, 'pass --config <file> or set $MESHD_CONFIG');
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const YAML = require('yaml') as typeof import('yaml');
-  let raw: unknown;
-  try {
-    raw = YAML.parse(text, { uniqueKeys: true });
-  } catch (err) {
-    const pos = (err as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
-    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
-    throw new ConfigError(configPath, `not valid YAML${where}: ${firstLine((err as Error).message)}`, 'fix the YAML syntax');
-  }
+  const raw = parseYaml(configPath, text);
   const { config, problems } = validateConfig(raw, { configPath, configDir: dirname(configPath), env, skipSecrets: opts.skipSecrets });
   if (problems.list.length > 0) throw new ConfigInvalidError(configPath, problems.list);
   return config;
 }
 
-function firstLine(s: string): string {
-  return s.split('\n')[0];
+/**
+ * The config's one YAML document (null when the file holds none). js-yaml rather than the yaml
+ * package: one file to load instead of 72, ~30 ms less at every start (docs/performance.md §2).
+ * Duplicate keys are refused; aliases are capped, as yaml capped them, against alias bombs.
+ */
+function parseYaml(configPath: string, text: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { loadAll } = require('js-yaml') as typeof import('js-yaml');
+  let docs: unknown[];
+  try {
+    docs = loadAll(text, { maxAliases: 100 });
+  } catch (err) {
+    // Only the reason and the position: the exception also carries the text, secrets and all.
+    const { reason, mark } = err as { reason?: string; mark?: { line: number; column: number } };
+    const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : '';
+    throw new ConfigError(configPath, `not valid YAML${where}: ${reason ?? 'cannot be parsed'}`, 'fix the YAML syntax');
+  }
+  if (docs.length > 1) throw new ConfigError(configPath, `holds ${docs.length} YAML documents (separated by ---); a config is one`, 'keep one document in the file');
+  return docs[0] ?? null;
 }
 
 /** --config, then $MESHD_CONFIG, then ./config/meshd.yaml; the error says which were tried. */

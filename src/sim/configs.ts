@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { dump } from 'js-yaml';
 import { writeAtomic } from './pki';
 import type { SimPki } from './pki';
 import type { SimSecrets } from './secrets';
@@ -43,7 +43,7 @@ export async function writeClientConfigs(input: Omit<ClientConfigInput, 'mailbox
     await mkdir(join(input.dir, 'mailboxes', mailbox), { recursive: true, mode: 0o750 }); // as the daemon makes them: not for every local user
     await mkdir(join(input.dir, 'var', mailbox), { recursive: true, mode: 0o700 }); // ledger lives here: private
     const path = join(clientsDir, `${mailbox}.yaml`);
-    const text = `# meshd config for simulated mailbox ${mailbox}; written by \`meshd sim\` on each start.\n` + stringify(clientConfig({ ...input, mailbox }));
+    const text = `# meshd config for simulated mailbox ${mailbox}; written by \`meshd sim\` on each start.\n` + dump(clientConfig({ ...input, mailbox }));
     await writeAtomic(path, text, 0o600);
     paths[mailbox] = path;
   }

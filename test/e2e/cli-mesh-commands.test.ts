@@ -168,7 +168,7 @@ describe('meshd transfer commands (as a process)', function () {
     });
 
     it('receive gets the other messages, leaves a too-large one waiting and exits 7', async () => {
-      const YAML = await import('yaml');
+      const YAML = await import('../support/yaml');
       const cfg = YAML.parse(readFileSync(c2, 'utf8'));
       cfg.transfer.maxMessageBytes = 10_000;
       const small = join(root, 'capped.yaml');

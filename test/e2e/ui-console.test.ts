@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { ledgerPath, openLedger, type SqliteLedger } from '../../src/ledger';
 import { controlFile, dropFile, MESHD, RECEIVER, ROOT, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
 

@@ -3,7 +3,7 @@ import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from '../integration/support/daemon-env';
 
 /** `meshd run` serving the console when the config has `ui`, over TLS; `config check` on where it listens. */

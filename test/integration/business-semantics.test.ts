@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { ledgerPath, openLedger, type LedgerStore, type MessageRow } from '../../src/ledger';
 import { dropFile, RECEIVER, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 

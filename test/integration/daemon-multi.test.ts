@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { loadConfig } from '../../src/config';
 import { Daemon } from '../../src/daemon/daemon';
 import { silentLogger } from '../../src/log';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { join } from 'node:path';
 import { meshClientFor } from '../../src/mesh';
 import { parseControlFile } from '../../src/transfer/ctl';

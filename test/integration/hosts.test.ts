@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { rendezvousOwner } from '../../src/daemon/lease';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { MESHD } from '../support/cli';

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../support/yaml';
 import { evaluateReadiness } from '../../src/daemon/health';
 import { createMetrics } from '../../src/daemon/metrics';
 import { diskLowReason, startObserver } from '../../src/daemon/observe';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { stringify } from 'yaml';
+import { stringify } from '../support/yaml';
 import { ledgerPath, openLedger } from '../../src/ledger';
 import { openPgLedger } from '../../src/ledger/pg/pg-ledger';
 import { runMeshd } from '../support/cli';

@@ -330,9 +330,9 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
   });
 
   it('finding 5: a payload over transform.maxInputBytes on a converting route is set aside unread (TOO_LARGE_TO_CONVERT)', async () => {
-    const doc = (await import('yaml')).parse(readFileSync(env.configPath[SENDER], 'utf8'));
+    const doc = (await import('../support/yaml')).parse(readFileSync(env.configPath[SENDER], 'utf8'));
     doc.transform = { maxInputBytes: 1024 };
-    writeFileSync(env.configPath[SENDER], (await import('yaml')).stringify(doc));
+    writeFileSync(env.configPath[SENDER], (await import('../support/yaml')).stringify(doc));
     dropFile(env.folder(SENDER, 'out'), 'big.hl7', readFileSync(join(ROOT, 'fixtures', 'hl7v2', 'uk-batch-one-bad.hl7')).toString().repeat(4));
     await cycle();
     nothingSentToMesh();

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, isAbsolute, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { parse } from '../support/yaml';
 import { meshToken } from './sim-helpers';
 
 const BIN = resolve(__dirname, '..', '..', '..', 'bin', 'meshd.js');

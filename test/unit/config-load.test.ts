@@ -313,6 +313,27 @@ mailboxes:
     expect(err.message).to.match(/not valid YAML at line \d+/);
   });
 
+  it('refuses duplicate keys, several documents and alias bombs, naming the line and never the text', async () => {
+    const dup = await load('environment: int\npassword: hunter2-secret\nenvironment: dep\n').catch((e) => e);
+    expect(dup).to.be.instanceOf(ConfigError);
+    expect(dup.message).to.match(/not valid YAML at line 3, column 1: duplicated mapping key/);
+    expect(dup.message).not.to.contain('hunter2');
+    const two = await load('environment: int\n---\nenvironment: dep\n').catch((e) => e);
+    expect(two.message).to.contain('holds 2 YAML documents');
+    // 101 aliases of one list: each fans out, so a walk of the value would be exponential.
+    const bomb = 'a: &a [x]\nb: [' + Array.from({ length: 101 }, () => '*a').join(', ') + ']\n';
+    const refused = await load(bomb).catch((e) => e);
+    expect(refused).to.be.instanceOf(ConfigError);
+    expect(refused.message).to.match(/not valid YAML/);
+  });
+
+  it('reads a file of comments alone as no config, not as a YAML error', async () => {
+    const err = await load('# nothing yet\n').catch((e) => e);
+    expect(err).to.be.instanceOf(ConfigError);
+    expect(err.message).not.to.contain('not valid YAML');
+    expect(err.message).to.contain('the file must contain a YAML mapping');
+  });
+
   it('reports a missing file as a config error', async () => {
     const err = await loadConfig(join(dir, 'nope.yaml')).catch((e) => e);
     expect(err).to.be.instanceOf(ConfigError);

@@ -3,7 +3,7 @@ import Ajv from 'ajv';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import YAML from 'yaml';
+import { load as parseYaml } from 'js-yaml';
 import { loadConfig, parseSize } from '../../src/config';
 import { DEFAULTS } from '../../src/config/presets';
 import { SCHEMA_FILE } from '../../src/config/schema';
@@ -31,7 +31,7 @@ describe('config schema (config/meshd.schema.json)', () => {
     for (const f of examples) {
       const text = readFileSync(join(repo, 'config', f), 'utf8');
       expect(text.split('\n')[0], f).to.equal('# yaml-language-server: $schema=./meshd.schema.json');
-      expect(validate(YAML.parse(text)), `${f}: ${JSON.stringify(validate.errors)}`).to.equal(true);
+      expect(validate(parseYaml(text)), `${f}: ${JSON.stringify(validate.errors)}`).to.equal(true);
     }
   });
 

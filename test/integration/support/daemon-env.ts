@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse, stringify } from '../../support/yaml';
 import { loadConfig } from '../../../src/config';
 import type { MeshdConfig } from '../../../src/config/types';
 import { Daemon } from '../../../src/daemon/daemon';
