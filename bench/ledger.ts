@@ -35,7 +35,9 @@ export function fill(file: string, rows: number, now: number): void {
       SELECT d, CASE WHEN i % 4 < 2 THEN '${MAILBOXES[0]}' ELSE '${MAILBOXES[1]}' END, 'X26PEER', 'TEST_WORKFLOW',
              printf('2026%010d_%06X', i, i % 16777215), 'local-' || i, 'm' || i || '.csv',
              CASE WHEN d = 'out' THEN '/var/lib/meshd/sent/m' ELSE '/srv/mesh/in/m' END || i || '.csv', 2048,
-             pick_state(i, d), ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows})`)}, ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows}) - 60000`)}, NULL,
+             pick_state(i, d), ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows})`)}, ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows}) - 60000`)},
+             -- Received and settled (acknowledged or quarantined): acknowledged to MESH when last updated.
+             CASE WHEN d = 'in' AND pick_state(i, d) != 'delivered' THEN ${at(`(${rows} - i) * (730.0 * ${DAY} / ${rows}) - 60000`)} END,
              printf('%012x', CAST(${now} - (${rows} - i) * (730.0 * ${DAY} / ${rows}) AS INTEGER)) || lower(hex(randomblob(10)))
       FROM (SELECT i, CASE WHEN i % 2 = 0 THEN 'out' ELSE 'in' END AS d FROM n);
       INSERT INTO events (message_row_id, at, type, from_state, to_state)
@@ -84,7 +86,9 @@ function statusQueries(ledger: LedgerStore, mailbox: string): void {
 function dueQueries(ledger: LedgerStore, mailbox: string, now: Date): void {
   ledger.due(mailbox, 'out', ['queued', 'uploading'], now, 100);
   ledger.due(mailbox, 'out', ['sent'], now, 100);
-  for (const state of ['delivered', 'quarantined', 'receiving'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state }));
+  // As recoverInbound asks: settled states only for rows not yet acknowledged to MESH.
+  for (const state of ['delivered', 'receiving'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state }));
+  for (const state of ['quarantined', 'duplicate', 'stale', 'needs_review'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state, unacknowledged: true }));
   for (const state of ['claiming', 'uploading', 'queued'] as const) Array.from(ledger.iterate({ mailbox, direction: 'out', state }));
 }
 

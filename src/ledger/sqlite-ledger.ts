@@ -284,6 +284,7 @@ export class SqliteLedger implements LedgerStore {
     if (filter.mailbox) add('mailbox = @mailbox', 'mailbox', filter.mailbox);
     if (filter.workflow) add('workflow_id = @workflow', 'workflow', filter.workflow);
     if (filter.since) add('created_at >= @since', 'since', toSql(filter.since));
+    if (filter.unacknowledged) clauses.push('acknowledged_at IS NULL');
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   }
 

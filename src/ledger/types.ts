@@ -151,6 +151,8 @@ export interface ListFilter {
   workflow?: string;
   /** Rows created at or after this instant. */
   since?: Date;
+  /** Only rows not yet acknowledged to MESH (no `acknowledgedAt`). */
+  unacknowledged?: boolean;
   /** Default 100. */
   limit?: number;
 }

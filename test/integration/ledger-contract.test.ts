@@ -278,6 +278,14 @@ for (const backend of LEDGER_BACKENDS) {
         expect([...ledger.iterate({ direction: 'out' })].map((r) => r.id)).to.deep.equal([a.id, b.id]);
       });
 
+      it('iterates only the rows not yet acknowledged to MESH when asked', () => {
+        const acked = ledger.insertMessage({ direction: 'in', mailbox: MB, state: 'quarantined', messageId: 'M1' });
+        const open = ledger.insertMessage({ direction: 'in', mailbox: MB, state: 'quarantined', messageId: 'M2' });
+        ledger.update(acked.id, { acknowledgedAt: clock });
+        expect([...ledger.iterate({ mailbox: MB, state: 'quarantined', unacknowledged: true })].map((r) => r.id)).to.deep.equal([open.id]);
+        expect([...ledger.iterate({ mailbox: MB, state: 'quarantined' })].map((r) => r.id)).to.deep.equal([acked.id, open.id]);
+      });
+
       it('iterates past one page of rows', () => {
         ledger.transaction(() => {
           for (let i = 0; i < 1203; i++) queued();

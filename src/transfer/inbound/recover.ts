@@ -22,10 +22,13 @@ export async function recoverInbound(ctx: MailboxContext): Promise<number> {
     for (const name of Object.values(tempNames(ctx, row))) await removeName(name);
   }
   await moveOrphans(ctx, ctx.folders.temp, 'in');
+  // Settled states keep their rows until retention: only the unacknowledged few are read, not
+  // every quarantined message of the last months at each `run --once`.
+  const unacked = (state: MessageState) => [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state, unacknowledged: true })];
   const pending = [
     ...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'delivered' }),
-    ...[...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state: 'quarantined' })].filter((r) => r.payloadPath && !r.acknowledgedAt),
-    ...(['duplicate', 'stale', 'needs_review'] as const).flatMap((state) => [...ledger.iterate({ mailbox: mailbox.id, direction: 'in', state })].filter((r) => !r.acknowledgedAt)),
+    ...unacked('quarantined').filter((r) => r.payloadPath),
+    ...(['duplicate', 'stale', 'needs_review'] as const).flatMap(unacked),
   ].map(receivedRow);
   let done = 0;
   for (const row of pending) {
