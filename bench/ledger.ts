@@ -80,12 +80,14 @@ function statusQueries(ledger: LedgerStore, mailbox: string): void {
   ledger.oldest(mailbox, 'out', ['claiming', 'queued', 'uploading', 'needs_review']);
   ledger.oldest(mailbox, 'out', ['sent']);
   ledger.oldest(mailbox, 'in', ['delivered']);
+  ledger.countOverdueAcks(mailbox, new Date());
 }
 
 /** What one daemon cycle asks of the ledger before any work: due sends, tracking, inbound leftovers. */
 function dueQueries(ledger: LedgerStore, mailbox: string, now: Date): void {
   ledger.due(mailbox, 'out', ['queued', 'uploading'], now, 100);
   ledger.due(mailbox, 'out', ['sent'], now, 100);
+  ledger.overdueAcks(mailbox, now, 500);
   // As recoverInbound asks: settled states only for rows not yet acknowledged to MESH.
   for (const state of ['delivered', 'receiving'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state }));
   for (const state of ['quarantined', 'duplicate', 'stale', 'needs_review'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state, unacknowledged: true }));

@@ -290,6 +290,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX message_keys_row ON message_keys (row_id);
     `,
   },
+  {
+    version: 7,
+    // Overdue business ACKs, asked on every send cycle and /readyz: only sends still waiting for
+    // one, per mailbox in due order. The index it replaces held every row ever given a due time,
+    // answered or not, so the question read them all (or, as SQLite chose, every acknowledged row).
+    sql: `
+      DROP INDEX messages_ack_due;
+      CREATE INDEX messages_ack_waiting ON messages (mailbox, ack_due_at)
+        WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged');
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

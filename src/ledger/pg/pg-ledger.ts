@@ -82,7 +82,7 @@ const message = (r: PgRow): MessageRow => messageFromSql(sqliteShape(r));
  * SqliteLedger, with row locks where SQLite relies on its single writer. Synchronous through
  * SyncPg; one connection per instance.
  */
-/** Sent rows of a mailbox ($2) still waiting for a business ACK due by $1 (messages_ack_due). */
+/** Sent rows of a mailbox ($2) still waiting for a business ACK due by $1 (messages_ack_waiting, migration 7). */
 const OVERDUE = "ack_due_at IS NOT NULL AND ack_due_at <= $1 AND mailbox = $2 AND direction = 'out' AND state IN ('sent', 'acknowledged')";
 
 export class PgLedger implements LedgerStore {

@@ -182,6 +182,15 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX message_keys_row ON message_keys (row_id);
     `,
   },
+  {
+    version: 7,
+    // As SQLite's migration 7: overdue business ACKs read only the sends still waiting for one.
+    sql: `
+      DROP INDEX messages_ack_due;
+      CREATE INDEX messages_ack_waiting ON messages (mailbox, ack_due_at)
+        WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged');
+    `,
+  },
 ];
 
 /** Every meshd migrates under this session advisory lock, so hosts starting together migrate once. */

@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { ledgerPath, openLedger, type SqliteLedger } from '../../src/ledger';
+
+/**
+ * Questions the daemon asks on every cycle or probe must read what they need, not the whole
+ * ledger: their query plans name the index meant for them (docs/performance.md §5). An empty
+ * ledger plans as a big one does here: SQLite keeps no statistics for it either way.
+ */
+describe('ledger query plans', () => {
+  let dir: string;
+  let ledger: SqliteLedger;
+  let prepared: string[];
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-ledger-plans-'));
+    ledger = openLedger(ledgerPath(dir));
+    const db = (ledger as unknown as { db: Database.Database }).db;
+    const prepare = db.prepare.bind(db);
+    prepared = [];
+    db.prepare = ((sql: string) => {
+      prepared.push(sql);
+      return prepare(sql);
+    }) as typeof db.prepare;
+  });
+  afterEach(() => {
+    ledger.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function plans(): string[] {
+    const db = (ledger as unknown as { db: Database.Database }).db;
+    return prepared.map((sql) => {
+      const params = Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => 'x');
+      return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+    });
+  }
+
+  it('reads overdue business acknowledgements from the index of sends still waiting for one', () => {
+    ledger.overdueAcks('X26ABC1', new Date(), 10);
+    ledger.countOverdueAcks('X26ABC1', new Date());
+    const found = plans();
+    expect(found).to.have.length(2);
+    for (const plan of found) expect(plan).to.match(/^SEARCH messages USING INDEX messages_ack_waiting \(mailbox=\? AND ack_due_at/);
+  });
+});
