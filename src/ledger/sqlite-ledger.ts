@@ -292,6 +292,9 @@ export class SqliteLedger implements LedgerStore {
     if (filter.workflow) add('workflow_id = @workflow', 'workflow', filter.workflow);
     if (filter.since) add('created_at >= @since', 'since', toSql(filter.since));
     if (filter.unacknowledged) clauses.push('acknowledged_at IS NULL');
+    if (filter.recoveryMark) add('recovery_mark = @mark', 'mark', filter.recoveryMark);
+    // A prefix compared as text: LIKE would read _ and % in the path as wildcards.
+    if (filter.payloadUnder) add('substr(payload_path, 1, length(@dir)) = @dir', 'dir', filter.payloadUnder);
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   }
 

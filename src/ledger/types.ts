@@ -153,6 +153,10 @@ export interface ListFilter {
   since?: Date;
   /** Only rows not yet acknowledged to MESH (no `acknowledgedAt`). */
   unacknowledged?: boolean;
+  /** Only rows carrying this recovery mark. */
+  recoveryMark?: RecoveryMark;
+  /** Only rows whose payload path lies in this directory (given with its trailing `/`). */
+  payloadUnder?: string;
   /** Default 100. */
   limit?: number;
 }

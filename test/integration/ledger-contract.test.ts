@@ -286,6 +286,19 @@ for (const backend of LEDGER_BACKENDS) {
         expect([...ledger.iterate({ mailbox: MB, state: 'quarantined' })].map((r) => r.id)).to.deep.equal([acked.id, open.id]);
       });
 
+      it('iterates by recovery mark and by payload directory, the directory taken literally', () => {
+        const marked = queued({ payloadPath: '/srv/spool_1/a.dat' });
+        ledger.setMark(marked.id, 'post_in_flight');
+        const moved = queued({ payloadPath: '/srv/spool_1-old/b.dat' });
+        queued({ payloadPath: '/srv/spoolX1/c.dat' });
+        const ids = (f: Parameters<LedgerStore['iterate']>[0]) => [...ledger.iterate(f)].map((r) => r.id);
+        expect(ids({ mailbox: MB, recoveryMark: 'post_in_flight' })).to.deep.equal([marked.id]);
+        expect(ids({ mailbox: MB, recoveryMark: 'filing' })).to.deep.equal([]);
+        expect(ids({ mailbox: MB, payloadUnder: '/srv/spool_1/' })).to.deep.equal([marked.id]);
+        // `_` is a LIKE wildcard: a prefix match by LIKE would take c.dat too.
+        expect(ids({ mailbox: MB, payloadUnder: '/srv/spool_' })).to.deep.equal([marked.id, moved.id]);
+      });
+
       it('iterates past one page of rows', () => {
         ledger.transaction(() => {
           for (let i = 0; i < 1203; i++) queued();

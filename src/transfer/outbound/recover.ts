@@ -1,34 +1,41 @@
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import type { MessageRow, MessageState } from '../../ledger';
+import { join, sep } from 'node:path';
+import type { ListFilter, MessageRow, MessageState } from '../../ledger';
 import { exists } from '../../safe-fs';
 import type { MailboxContext } from '../context';
 import { moveOrphans, payloadInSpool, spoolPaths } from '../spool';
 import { finishClaim } from './claim';
 import { failOutbound, fileFailed, finishSentBatch, parkForReview } from './file';
 
+/** Rows of a state that may need a step, as ledger filters (any of them): `sent` and `failed`
+ * rows stay until retention, so those are narrowed in the ledger rather than all read. */
+type Candidates = (ctx: MailboxContext) => Array<Pick<ListFilter, 'recoveryMark' | 'payloadUnder'>>;
+const ALL: Candidates = () => [{}];
+const inSpool = (ctx: MailboxContext) => ({ payloadUnder: join(ctx.spool, sep) });
+
 /**
  * What a crash can leave half-done on the send side, and who finishes it: one row of the table
  * per (state, condition). Run once per process and mailbox, before the first cycle; idempotent.
  */
-const RECOVERY: ReadonlyArray<{ handler: string; state: MessageState; needs: (row: MessageRow, ctx: MailboxContext) => boolean; run: (ctx: MailboxContext, row: MessageRow) => Promise<void> }> = [
+const RECOVERY: ReadonlyArray<{ handler: string; state: MessageState; candidates: Candidates; needs: (row: MessageRow, ctx: MailboxContext) => boolean; run: (ctx: MailboxContext, row: MessageRow) => Promise<void> }> = [
   // Stopped between the ledger row and the move into the spool.
-  { handler: 'finish-claim', state: 'claiming', needs: () => true, run: finishClaim },
+  { handler: 'finish-claim', state: 'claiming', candidates: ALL, needs: () => true, run: finishClaim },
   // The first POST may have reached MESH: never resent blindly.
-  { handler: 'unknown-outcome', state: 'queued', needs: (row) => row.recoveryMark === 'post_in_flight', run: unknownOutcome },
+  { handler: 'unknown-outcome', state: 'queued', candidates: () => [{ recoveryMark: 'post_in_flight' }], needs: (row) => row.recoveryMark === 'post_in_flight', run: unknownOutcome },
   // Its conversion was started twice and never finished: it killed the process both times.
-  { handler: 'poison', state: 'queued', needs: (row) => row.processingStarts >= 2, run: poison },
+  { handler: 'poison', state: 'queued', candidates: ALL, needs: (row) => row.processingStarts >= 2, run: poison },
   // Sent, but its files were not (all) moved to sent/.
-  { handler: 'finish-sent', state: 'sent', needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
+  { handler: 'finish-sent', state: 'sent', candidates: (ctx) => [{ recoveryMark: 'filing' }, inSpool(ctx)], needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
   // Failed, but its files were not (all) moved to failed/.
-  { handler: 'finish-failed', state: 'failed', needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
+  { handler: 'finish-failed', state: 'failed', candidates: () => [{ recoveryMark: 'filing' }], needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
 ];
 
 export async function recoverOutbound(ctx: MailboxContext): Promise<void> {
   await adoptRowIdSpoolNames(ctx);
   for (const step of RECOVERY) {
-    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state: step.state })]) {
-      const now = ctx.ledger.get(row.id)!; // an earlier step may have moved it
+    const rows = step.candidates(ctx).flatMap((narrow) => [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state: step.state, ...narrow })]);
+    for (const row of rows) {
+      const now = ctx.ledger.get(row.id)!; // an earlier step (or filter) may have moved it
       if (now.state !== step.state || !step.needs(now, ctx)) continue;
       ctx.log.info('RECOVERY', `finishing what a stop left half-done: ${step.handler}`, { handler: step.handler, row: row.id });
       await step.run(ctx, now);
@@ -62,7 +69,7 @@ async function poison(ctx: MailboxContext, row: MessageRow): Promise<void> {
  */
 async function adoptRowIdSpoolNames(ctx: MailboxContext): Promise<void> {
   for (const state of ['queued', 'uploading', 'needs_review', 'sent', 'failed'] as const) {
-    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state })]) {
+    for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state, ...inSpool(ctx) })]) {
       const old = join(ctx.spool, `${row.id}.dat`);
       if (row.payloadPath !== old) continue;
       const now = spoolPaths(ctx, row);
