@@ -79,7 +79,6 @@ function isUniqueViolation(err: unknown): boolean {
 const OVERDUE = "messages INDEXED BY messages_ack_waiting WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged') AND mailbox = ? AND ack_due_at <= ?";
 
 /** The SQLite ledger. One instance owns one connection; hot statements are prepared once, named after their method. */
-
 export class SqliteLedger implements LedgerStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;

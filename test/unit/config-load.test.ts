@@ -320,7 +320,7 @@ mailboxes:
     expect(dup.message).not.to.contain('hunter2');
     const two = await load('environment: int\n---\nenvironment: dep\n').catch((e) => e);
     expect(two.message).to.contain('holds 2 YAML documents');
-    // 101 aliases of one list: each fans out, so a walk of the value would be exponential.
+    // One alias over the cap of 100: nested aliases multiply (an alias bomb), so they are capped.
     const bomb = 'a: &a [x]\nb: [' + Array.from({ length: 101 }, () => '*a').join(', ') + ']\n';
     const refused = await load(bomb).catch((e) => e);
     expect(refused).to.be.instanceOf(ConfigError);
