@@ -178,9 +178,9 @@ async function certificateMailboxFinding(config: MeshdConfig): Promise<Finding |
 
 /** Reads the YAML without validation, for the checks that still make sense in a broken config. */
 async function rawYaml(path: string): Promise<Record<string, unknown> | undefined> {
-  const { load } = await import('js-yaml');
+  const { parseYaml } = await import('../config');
   try {
-    const raw = load(readFileSync(path, 'utf8'), { maxAliases: 100 });
+    const raw = parseYaml(path, readFileSync(path, 'utf8'));
     return raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -46,7 +46,7 @@ export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.
  * package: one file to load instead of 72, ~30 ms less at every start (docs/performance.md §2).
  * Duplicate keys are refused; aliases are capped, as yaml capped them, against alias bombs.
  */
-function parseYaml(configPath: string, text: string): unknown {
+export function parseYaml(configPath: string, text: string): unknown {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { loadAll } = require('js-yaml') as typeof import('js-yaml');
   let docs: unknown[];
