@@ -32,7 +32,7 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     const out = env.folder(SENDER, 'out');
     const pair = Buffer.from('pair payload\n'.repeat(100));
     dropFile(out, 'batch1.dat', pair);
-    dropFile(out, 'batch1.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW', '<Subject>first</Subject><LocalId>batch-1</LocalId>'));
+    dropFile(out, 'batch1.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW', '<Subject>first</Subject><LocalId>batch-1</LocalId><PartnerId>P7</PartnerId>'));
     const routed = Buffer.from('nhs_number,event\n9990000018,register\n');
     dropFile(out, 'list.csv', routed);
 
@@ -44,6 +44,9 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     const sentCtl = parseControlFile(readFileSync(join(sentDir, 'batch1.ctl')));
     expect(sentCtl.dtsId).to.match(/^\d{20}_[0-9A-F]{6}$/);
     expect(sentCtl.statusRecords.at(-1)).to.include({ event: 'TRANSFER', status: 'SUCCESS', statusCode: '00' });
+    // The pair's own .ctl is what was filed (PartnerId is in no ledger column), and nothing of either send is left in the spool.
+    expect(sentCtl.partnerId).to.equal('P7');
+    expect(readdirSync(join((await env.config(SENDER)).dataDir, 'spool', SENDER))).to.deep.equal([]);
 
     const got = await cycle(RECEIVER);
     expect(got).to.include({ delivered: 2, acknowledged: 2 });

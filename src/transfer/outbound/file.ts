@@ -52,7 +52,7 @@ export async function fileFailed(ctx: MailboxContext, row: MessageRow): Promise<
   const text = row.errorText ?? '';
   const code = row.errorCode ?? 'FAILED';
   await moveOwnFile(spool.data, target, SHARED_FILE_MODE);
-  if (await exists(spool.ctl)) {
+  if (row.ctlPath && (await exists(spool.ctl))) {
     const ctl = await readCtlOr(spool.ctl);
     ctl.statusRecords.push({ dateTime: ctlDateTime(ctx.now()), event: 'TRANSFER', status: 'ERROR', statusCode: code, description: text });
     await writeFileAtomic(companionFiles(target)[0], formatControlFile(ctl));
@@ -116,10 +116,14 @@ function suffixed(name: string, i: number): string {
   return dot > 0 ? `${name.slice(0, dot)}.${i}${name.slice(dot)}` : `${name}.${i}`;
 }
 
-/** The spool files a row leaves once its payload has been moved out: its .ctl, and a converted .send. */
+/**
+ * The spool files a row leaves once its payload has been moved out: its .ctl, and a converted
+ * .send. A row has a spool .ctl only if it claimed one (`ctlPath`, cleared once filed), so a
+ * route's send, with neither, costs no file-system call here.
+ */
 async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promise<void> {
   const spool = spoolPaths(ctx, row);
-  await Promise.all([spool.ctl, ...(row.transform ? [spool.send] : [])].map(removeName));
+  await Promise.all([...(row.ctlPath ? [spool.ctl] : []), ...(row.transform ? [spool.send] : [])].map(removeName));
 }
 
 /**
@@ -132,7 +136,7 @@ async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): P
   await moveOwnFile(spool.data, target, SHARED_FILE_MODE);
   if (!ctx.mailbox.controlFiles) return;
   const [ctlTarget] = companionFiles(target);
-  const original = (await exists(spool.ctl)) ? spool.ctl : undefined;
+  const original = row.ctlPath && (await exists(spool.ctl)) ? spool.ctl : undefined;
   if (!original && (await exists(ctlTarget))) return;
   const ctl = original ? await readCtlOr(original) : { statusRecords: [] };
   const written: ControlFile = {
