@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from '../test/support/yaml';
 import { startSimulator } from '../src/sim';
@@ -10,21 +10,76 @@ import { startSimulator } from '../src/sim';
  * Daemon throughput: N small (2 KB) messages sent, then received, by `meshd run --once`
  * child processes against the simulator (this process), with the ledger and fsync'd files.
  * Beside it, measured in the same run for scale: the disk's raw fsync rate and the simulator's
- * raw HTTPS request rate, with meshd's rates as a fraction of each. Goal: ≥ 1,000/s each way.
+ * raw HTTPS request rate, with meshd's rates as a fraction of each; and the CPU each message
+ * cost meshd and the simulator, with the rate the machine's cores allow at that cost. Goal:
+ * ≥ 1,000/s each way.
  * MESHD_BENCH_PAYLOAD=hl7 sends HL7 v2 instead of plain text (the receiver's guarded path).
  */
 const MESHD = resolve(__dirname, '..', '..', 'bin', 'meshd.js');
 /** MESHD_BENCH_PROFILE=<dir>: each `meshd run --once` writes a CPU profile there (`node --cpu-prof`). */
 const PROFILE = process.env.MESHD_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MESHD_BENCH_PROFILE}`] : [];
 
-function run(args: string[]): Promise<{ ms: number; code: number | null; stderr: string }> {
+/** One `meshd` child: wall time, and the CPU time (user + system, all threads) of the child and of this process (the simulator). */
+export interface RunResult {
+  ms: number;
+  code: number | null;
+  stderr: string;
+  meshdCpuMs: number | undefined;
+  simulatorCpuMs: number;
+}
+
+function run(args: string[]): Promise<RunResult> {
   const t0 = process.hrtime.bigint();
+  const sim0 = process.cpuUsage();
+  const children0 = childrenCpuMs();
   return new Promise((res) => {
     const child = spawn(process.execPath, [...PROFILE, MESHD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MESHD_LOG_LEVEL: 'warn' } });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code, stderr }));
+    child.on('exit', (code) => {
+      const sim = process.cpuUsage(sim0);
+      const children1 = childrenCpuMs();
+      res({
+        ms: Number(process.hrtime.bigint() - t0) / 1e6,
+        code,
+        stderr,
+        meshdCpuMs: children0 === undefined || children1 === undefined ? undefined : children1 - children0,
+        simulatorCpuMs: (sim.user + sim.system) / 1000,
+      });
+    });
   });
+}
+
+/**
+ * CPU time of this process's finished children (Linux: cutime + cstime of /proc/self/stat, in
+ * clock ticks of 10 ms), so a child's CPU is known without wrapping it in time(1). Only one child
+ * runs at a time here, so the difference across a run is that child's.
+ */
+function childrenCpuMs(): number | undefined {
+  try {
+    // Fields after the command name, which is in parentheses and may hold spaces: cutime and cstime are the 14th and 15th.
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[13]) + Number(fields[14])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU per message of one side, meshd's and the simulator's, and the rate the machine's cores
+ * could give if that CPU were all that limited it: what 1,000/s would need is then plain.
+ */
+export function cpuPerMessage(r: RunResult, count: number): Record<string, number> | undefined {
+  if (r.meshdCpuMs === undefined) return undefined;
+  const meshd = r.meshdCpuMs / count;
+  const simulator = r.simulatorCpuMs / count;
+  const cores = availableParallelism();
+  return {
+    meshdMs: +meshd.toFixed(2),
+    simulatorMs: +simulator.toFixed(2),
+    ceilingPerSecond: Math.round((cores * 1000) / (meshd + simulator)),
+    meshdAloneCeilingPerSecond: Math.round((cores * 1000) / meshd),
+  };
 }
 
 /** 4 KiB write + fsync in a loop for `ms`: the disk's raw durable-write rate. */
@@ -162,6 +217,12 @@ export async function runDaemonBench(
       sendFractionOfRawHttps: +(count / (send.ms / 1000) / rawHttps).toFixed(2),
       sendFractionOfFsync: +(count / (send.ms / 1000) / rawFsync).toFixed(2),
       receiveFractionOfFsync: +(count / (receive.ms / 1000) / rawFsync).toFixed(2),
+      // CPU per message of meshd (the child, all its threads) and of the simulator (this process),
+      // and the rates this machine's cores would allow at that cost: ceilingPerSecond with the
+      // simulator sharing the cores, meshdAloneCeilingPerSecond with a MESH that costs nothing.
+      cores: availableParallelism(),
+      sendCpu: cpuPerMessage(send, count),
+      receiveCpu: cpuPerMessage(receive, count),
       goals: { send1000PerSecond: count / (send.ms / 1000) >= 1000, receive1000PerSecond: count / (receive.ms / 1000) >= 1000 },
     };
   } finally {
