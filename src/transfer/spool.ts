@@ -47,8 +47,10 @@ export async function fileFacts(path: string, opts: { mode?: number; keepBytes?:
   try {
     if (opts.mode !== undefined && (stat.mode & 0o7777) !== opts.mode) await handle.chmod(opts.mode);
     const hash = createHash('sha256');
-    // One byte more than the file: a small file is read, and seen to end, in one call.
-    const buf = Buffer.allocUnsafe(Math.min(stat.size + 1, HASH_READ));
+    // One byte more than the file: a small file is read, and seen to end, in one call. Bytes
+    // that may be kept get a buffer of their own (a pooled one would pin its whole 8 KiB slab).
+    const length = Math.min(stat.size + 1, HASH_READ);
+    const buf = opts.keepBytes ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
     for (let pos = 0; ; ) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) break;
@@ -64,6 +66,39 @@ export async function fileFacts(path: string, opts: { mode?: number; keepBytes?:
     return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex') };
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * The bytes of small payloads as their claim read and hashed them, held in this process until
+ * their upload takes them: what is sent is then exactly what was claimed, without opening and
+ * hashing the spool copy a second time. Only a claim confirmed in this process is held, so a
+ * restart, a retried row or a payload that did not fit falls back to checkSpool. Bounded: a
+ * long queue holds its first few megabytes, the rest are read again when their turn comes.
+ */
+export class ClaimedBytes {
+  private readonly held = new Map<string, { sha256: string; bytes: Buffer }>();
+  private total = 0;
+
+  constructor(
+    private readonly maxTotal = 8 * 1024 * 1024,
+    private readonly maxEach = 256 * 1024,
+  ) {}
+
+  hold(claimId: string, facts: FileFacts): void {
+    const { bytes, sha256 } = facts;
+    if (!bytes || bytes.length > this.maxEach || this.total + bytes.length > this.maxTotal || this.held.has(claimId)) return;
+    this.held.set(claimId, { sha256, bytes });
+    this.total += bytes.length;
+  }
+
+  /** The held bytes of this claim, once, and only if they are the bytes the row's sha256 names. */
+  take(row: Pick<MessageRow, 'claimId' | 'sha256'>): Buffer | undefined {
+    const entry = row.claimId ? this.held.get(row.claimId) : undefined;
+    if (!entry) return undefined;
+    this.held.delete(row.claimId!);
+    this.total -= entry.bytes.length;
+    return entry.sha256 === row.sha256 ? entry.bytes : undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, promises as fsPromises, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
 import { claimBatch, scanOutbox } from '../../src/transfer/outbound/claim';
@@ -299,6 +299,28 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     expect(bytes?.toString()).to.equal('PATIENT B 9991000127');
     expect(given.find((p) => typeof p === 'string')).to.match(/\.send$/);
     expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(2);
+  });
+
+  it('a small payload claimed and sent in one cycle is read from the spool once: the claim\'s hashed bytes are what is sent', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'once.txt', 'PATIENT B 9991000127');
+    const d = await env.daemon(SENDER);
+    const opened: string[] = [];
+    const realOpen = fsPromises.open;
+    fsPromises.open = ((path: string, ...rest: unknown[]) => {
+      opened.push(String(path));
+      return (realOpen as (...a: unknown[]) => unknown)(path, ...rest);
+    }) as typeof fsPromises.open;
+    try {
+      const ctx = d.mailboxes[0];
+      expect(await sendCycle(ctx)).to.include({ sent: 1 });
+      expect(opened.filter((p) => p.startsWith(ctx.spool) && p.endsWith('.dat'))).to.have.length(1);
+    } finally {
+      fsPromises.open = realOpen;
+      await d.stop(0);
+    }
+    await cycle(RECEIVER);
+    const delivered = readdirSync(env.folder(RECEIVER, 'in')).filter((f) => f.endsWith('.dat'));
+    expect(delivered.map((f) => readFileSync(join(env.folder(RECEIVER, 'in'), f), 'utf8'))).to.deep.equal(['PATIENT B 9991000127']);
   });
 
   it('a converting route converts the bytes its spool check read, not the file read again', async () => {

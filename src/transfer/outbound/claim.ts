@@ -9,7 +9,7 @@ import type { MailboxContext } from '../context';
 import { globToRegExp, isInProgressName } from '../folders';
 import { FS_CONCURRENCY, mapLimit } from '../pool';
 import { failedNames } from './file';
-import { fileFacts, spoolPaths, type FileFacts } from '../spool';
+import { fileFacts, spoolPaths, type ClaimedBytes, type FileFacts } from '../spool';
 
 /**
  * Taking files from out/: scan, inspect, claim. Anyone in the mailbox group may write out/, so
@@ -213,7 +213,7 @@ async function inspectCandidate(ctx: MailboxContext, c: Candidate): Promise<NewM
  * commit). A crash between the steps is finished by finishClaim, so a file is never sent twice
  * from out/ nor lost between the two places.
  */
-export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): Promise<number> {
+export async function claimBatch(ctx: MailboxContext, candidates: Candidate[], held?: ClaimedBytes): Promise<number> {
   const { ledger } = ctx;
   // Candidates are independent: their file work runs side by side (quarantines one at a time).
   const intents = (await mapLimit(candidates, FS_CONCURRENCY, (c) => inspectCandidate(ctx, c))).filter((i): i is NewMessage => !!i);
@@ -233,6 +233,8 @@ export async function claimBatch(ctx: MailboxContext, candidates: Candidate[]): 
   // The spool copies' facts first, then every confirmation in one commit (one fsync, not one per file).
   const read = await mapLimit(rows, FS_CONCURRENCY, (row, i) => (moved[i] ? readClaim(ctx, row) : Promise.resolve(undefined)));
   const confirmed = ctx.ledger.transaction(() => rows.map((row, i) => (read[i] ? recordClaim(ctx, row, read[i]!) : false)));
+  // Held only once queued is committed: the upload then sends exactly the bytes just hashed.
+  for (const [i, row] of rows.entries()) if (confirmed[i] && held && row.claimId && read[i] && 'facts' in read[i]!) held.hold(row.claimId, read[i].facts);
   for (const [i, row] of rows.entries()) if (!moved[i]) await finishClaim(ctx, row);
   return confirmed.filter(Boolean).length;
 }
@@ -249,7 +251,7 @@ async function readClaim(ctx: MailboxContext, row: MessageRow): Promise<ClaimRea
   const spool = spoolPaths(ctx, row);
   try {
     if (row.ctlPath) await readRegular(spool.ctl);
-    return { facts: await fileFacts(spool.data, { mode: PRIVATE_FILE_MODE }) };
+    return { facts: await fileFacts(spool.data, { mode: PRIVATE_FILE_MODE, keepBytes: true }) };
   } catch (err) {
     if (!(err instanceof NotRegularFileError)) throw err;
     for (const p of [spool.data, spool.ctl]) await removeName(p);

@@ -8,6 +8,7 @@ import { checkOverdueAcks } from './order';
 import { finishSentBatch } from './file';
 import { uploadBatch } from './upload';
 import { backgroundQueue } from '../pool';
+import { ClaimedBytes } from '../spool';
 
 /**
  * The send pipeline, one mailbox at a time (docs/architecture.md, "The message path"):
@@ -34,13 +35,15 @@ const CLAIM_BATCH = 64;
  */
 export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number; sent: number }> {
   const candidates = await scanOutbox(ctx);
+  // Small payloads' claimed bytes, kept for their upload in this cycle (spool.ts).
+  const held = new ClaimedBytes();
   let claimed = 0;
   let claiming = true;
   let claimedMore = wakeUp();
   const claims = (async () => {
     try {
       for (let i = 0; i < candidates.length && !ctx.stopping(); i += CLAIM_BATCH) {
-        claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH));
+        claimed += await claimBatch(ctx, candidates.slice(i, i + CLAIM_BATCH), held);
         claimedMore.wake();
       }
     } finally {
@@ -60,7 +63,7 @@ export async function sendCycle(ctx: MailboxContext): Promise<{ claimed: number;
         claimedMore = wakeUp();
         continue;
       }
-      sent += await uploadBatch(ctx, due, (rows) => filing.add(() => finishSentBatch(ctx, rows)));
+      sent += await uploadBatch(ctx, due, (rows) => filing.add(() => finishSentBatch(ctx, rows)), held);
     }
   })().then(() => undefined, (err: unknown) => ({ err }));
   // Every step is waited for, whatever fails, before a failure is reported.

@@ -5,7 +5,7 @@ import { groupCommit, sendableRow, type MessageRow, type SendableRow } from '../
 import { copyRegular, createExclusive, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, tempPathFor, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, StopRequested, type MailboxContext } from '../context';
 import { FS_CONCURRENCY, mapLimit, mutex } from '../pool';
-import { checkSpool, spoolPaths, type SpoolPaths } from '../spool';
+import { checkSpool, spoolPaths, type ClaimedBytes, type SpoolPaths } from '../spool';
 import { failedNames, failOutbound, finishSentBatch, parkForReview } from './file';
 import { ackDueAt, mustWait, recordSendFacts } from './order';
 
@@ -34,7 +34,7 @@ function backoffMs(attempts: number): number {
  * A small payload's bytes, read once by the check against the claim's hash, are what is
  * converted, or (unconverted) what its business facts are read from and what is sent.
  */
-async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Payload | undefined> {
+async function preparePayload(ctx: MailboxContext, row: MessageRow, held?: ClaimedBytes): Promise<Payload | undefined> {
   const spool = spoolPaths(ctx, row);
   if (row.payloadPath && row.payloadPath !== spool.data) {
     if (!(await exists(spool.data))) {
@@ -47,8 +47,10 @@ async function preparePayload(ctx: MailboxContext, row: MessageRow): Promise<Pay
     }
     row = ctx.ledger.update(row.id, { payloadPath: spool.data }, { type: 'respooled', detail: { from: row.payloadPath } });
   }
-  // Before the first POST and before each resume: the spool copy must still be what was claimed.
-  const { problem, bytes } = await checkSpool(ctx, row, { hash: true, keepBytes: true });
+  // Before the first POST and before each resume: what is sent must be what was claimed, the
+  // bytes this process hashed at the claim, or else the spool copy checked against that hash.
+  const claimed = held?.take(row);
+  const { problem, bytes } = claimed ? { problem: undefined, bytes: claimed } : await checkSpool(ctx, row, { hash: true, keepBytes: true });
   if (problem) {
     await parkForReview(ctx, row, problem);
     return undefined;
@@ -117,11 +119,16 @@ async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths, 
  * parked for review; the `sent` outcomes of the group share one commit. `file` files the sent
  * rows into sent/ (the send cycle queues that behind the next group's upload).
  */
-export async function uploadBatch(ctx: MailboxContext, rows: MessageRow[], file: (sent: MessageRow[]) => Promise<void> | void = (sent) => finishSentBatch(ctx, sent)): Promise<number> {
+export async function uploadBatch(
+  ctx: MailboxContext,
+  rows: MessageRow[],
+  file: (sent: MessageRow[]) => Promise<void> | void = (sent) => finishSentBatch(ctx, sent),
+  held?: ClaimedBytes,
+): Promise<number> {
   const { ledger, mesh, log } = ctx;
   // Rows are independent until they are sent: their checks and conversions run side by side.
   const checked = await mapLimit(rows.map(sendableRow), FS_CONCURRENCY, async (row) => {
-    const payload = await preparePayload(ctx, row);
+    const payload = await preparePayload(ctx, row, held);
     return payload ? { row: sendableRow(await recordSendFacts(ctx, ledger.get(row.id)!, payload)), payload } : undefined;
   });
   // Facts of the whole group are recorded first, so an earlier event in it holds a later one back.
