@@ -7,9 +7,6 @@ import { runMigrations } from './schema';
 /** How long a writer waits for another process's lock before failing (the daemon and a CLI command may overlap). */
 export const BUSY_TIMEOUT_MS = 5000;
 
-/** The page cache of each connection, in KiB (SQLite's default is 2,000). */
-const CACHE_KIB = 32 * 1024;
-
 const PRIVATE = 0o600;
 
 export interface OpenOptions {
@@ -93,11 +90,8 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
     // message sent twice or acknowledged but never written, so every commit is fsync'd.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    // A 32 MiB page cache instead of SQLite's 2 MB: each received message inserts keys at random
-    // places in indexes (its sha256, its file name) that at a million rows hold ~500,000 entries,
-    // and their pages had to be read back from the OS for nearly every insert (docs/ledger.md).
-    // Pages are cached only as they are read, so a small ledger costs no more memory than before.
-    db.pragma(`cache_size = ${-CACHE_KIB}`);
+    // SQLite's own page cache (2 MB) is kept: a 32 MiB one halved page reads on a million-row
+    // ledger but, once filled, took a daemon receiving 1 GiB past 150 MB (docs/ledger.md).
     const checked = integrityDue(db, opts.integrity, Date.now());
     if (checked) {
       const check = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
