@@ -74,15 +74,16 @@ export async function fileFacts(path: string, opts: { mode?: number; keepBytes?:
  * their upload takes them: what is sent is then exactly what was claimed, without opening and
  * hashing the spool copy a second time. Only a claim confirmed in this process is held, so a
  * restart, a retried row or a payload that did not fit falls back to checkSpool. Bounded: a
- * long queue holds its first few megabytes, the rest are read again when their turn comes.
+ * long queue holds what fits, the rest are read again when their turn comes.
  */
 export class ClaimedBytes {
   private readonly held = new Map<string, { sha256: string; bytes: Buffer }>();
   private total = 0;
 
+  /** 2 MiB: a cycle of 2 KB messages holds its first ~1,000; 16 mailboxes at once, 32 MiB at most. */
   constructor(
-    private readonly maxTotal = 8 * 1024 * 1024,
-    private readonly maxEach = 256 * 1024,
+    private readonly maxTotal = 2 * 1024 * 1024,
+    private readonly maxEach = 64 * 1024,
   ) {}
 
   hold(claimId: string, facts: FileFacts): void {
