@@ -29,7 +29,7 @@ export interface FileFacts {
   size: number;
   mtimeMs: number;
   sha256: string;
-  /** The bytes hashed, when `keepBytes` asked for them and the file was read in one call. */
+  /** The bytes hashed, when the file is no larger than `keepBytesUpTo` (read in one call). */
   bytes?: Buffer;
 }
 
@@ -39,10 +39,10 @@ const HASH_READ = 1024 * 1024;
 /**
  * Size, mtime and sha256 of a regular file, all read through one descriptor opened without
  * following links. `mode`, when given, is set on that descriptor (a claim makes its spool copy
- * private here rather than opening it once more for that). `keepBytes` hands back the bytes of
- * a file read in one call (up to 1 MiB), so a caller need not open it again to use them.
+ * private here rather than opening it once more for that). `keepBytesUpTo` hands back the bytes
+ * of a file no larger than that (at most 1 MiB, one read), so a caller need not open it again.
  */
-export async function fileFacts(path: string, opts: { mode?: number; keepBytes?: boolean } = {}): Promise<FileFacts> {
+export async function fileFacts(path: string, opts: { mode?: number; keepBytesUpTo?: number } = {}): Promise<FileFacts> {
   const { handle, stat } = await openRegular(path);
   try {
     if (opts.mode !== undefined && (stat.mode & 0o7777) !== opts.mode) await handle.chmod(opts.mode);
@@ -50,7 +50,8 @@ export async function fileFacts(path: string, opts: { mode?: number; keepBytes?:
     // One byte more than the file: a small file is read, and seen to end, in one call. Bytes
     // that may be kept get a buffer of their own (a pooled one would pin its whole 8 KiB slab).
     const length = Math.min(stat.size + 1, HASH_READ);
-    const buf = opts.keepBytes ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
+    const keep = stat.size <= (opts.keepBytesUpTo ?? -1);
+    const buf = keep ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
     for (let pos = 0; ; ) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) break;
@@ -59,7 +60,7 @@ export async function fileFacts(path: string, opts: { mode?: number; keepBytes?:
       // Short of the extra byte at exactly the stated size: that was the end (a file still
       // growing fills the buffer and is read on, and its size then differs from the row's).
       if (bytesRead < buf.length && pos === stat.size) {
-        const whole = opts.keepBytes && pos === bytesRead ? { bytes: buf.subarray(0, bytesRead) } : {};
+        const whole = keep && pos === bytesRead ? { bytes: buf.subarray(0, bytesRead) } : {};
         return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex'), ...whole };
       }
     }
@@ -83,12 +84,12 @@ export class ClaimedBytes {
   /** 2 MiB: a cycle of 2 KB messages holds its first ~1,000; 16 mailboxes at once, 32 MiB at most. */
   constructor(
     private readonly maxTotal = 2 * 1024 * 1024,
-    private readonly maxEach = 64 * 1024,
+    readonly maxEach = 64 * 1024,
   ) {}
 
-  hold(claimId: string, facts: FileFacts): void {
+  hold(claimId: string | null, facts: FileFacts): void {
     const { bytes, sha256 } = facts;
-    if (!bytes || bytes.length > this.maxEach || this.total + bytes.length > this.maxTotal || this.held.has(claimId)) return;
+    if (!claimId || !bytes || bytes.length > this.maxEach || this.total + bytes.length > this.maxTotal || this.held.has(claimId)) return;
     this.held.set(claimId, { sha256, bytes });
     this.total += bytes.length;
   }
@@ -126,7 +127,7 @@ export async function checkSpool(ctx: MailboxContext, row: MessageRow, opts: { h
   const path = spoolPaths(ctx, row).data;
   let facts: Omit<FileFacts, 'sha256'> & { sha256?: string };
   try {
-    if (opts.hash) facts = await fileFacts(path, { keepBytes: opts.keepBytes });
+    if (opts.hash) facts = await fileFacts(path, opts.keepBytes ? { keepBytesUpTo: HASH_READ } : {});
     else {
       const st = await fs.lstat(path);
       facts = { size: st.isFile() ? st.size : -1, mtimeMs: st.mtimeMs };

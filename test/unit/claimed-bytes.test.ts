@@ -35,5 +35,7 @@ describe('ClaimedBytes: a claim\'s bytes held for its upload', () => {
     const { bytes: _unused, ...noBytes } = facts('kept nothing');
     held.hold('none', noBytes);
     expect(held.take({ claimId: 'none', sha256: noBytes.sha256 })).to.equal(undefined);
+    held.hold(null, one); // a row from before claim ids: nothing to key it by
+    expect(held.take({ claimId: null, sha256: one.sha256 })).to.equal(undefined);
   });
 });

@@ -81,11 +81,13 @@ describe('mailbox folders and file names', () => {
       expect(facts.size, String(size)).to.equal(size);
       expect(facts.sha256, String(size)).to.equal(createHash('sha256').update(bytes).digest('hex'));
       expect(facts.bytes, String(size)).to.equal(undefined);
-      // Asked for, the bytes come back only from a file read whole in one call (under 1 MiB).
-      const kept = await fileFacts(path, { keepBytes: true });
+      // Asked for, the bytes come back only from a file read whole in one call (under 1 MiB)
+      // and no larger than asked.
+      const kept = await fileFacts(path, { keepBytesUpTo: 1024 * 1024 });
       expect(kept.sha256).to.equal(facts.sha256);
       if (size > 0 && size < 1024 * 1024) expect(kept.bytes?.equals(bytes), String(size)).to.equal(true);
       else expect(kept.bytes, String(size)).to.equal(undefined);
+      expect((await fileFacts(path, { keepBytesUpTo: size - 1 })).bytes, String(size)).to.equal(undefined);
     }
   });
 

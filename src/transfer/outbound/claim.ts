@@ -231,10 +231,13 @@ export async function claimBatch(ctx: MailboxContext, candidates: Candidate[], h
   });
   await Promise.all([fsyncDir(ctx.spool), fsyncDir(ctx.folders.out)]);
   // The spool copies' facts first, then every confirmation in one commit (one fsync, not one per file).
-  const read = await mapLimit(rows, FS_CONCURRENCY, (row, i) => (moved[i] ? readClaim(ctx, row) : Promise.resolve(undefined)));
+  const read = await mapLimit(rows, FS_CONCURRENCY, (row, i) => (moved[i] ? readClaim(ctx, row, held?.maxEach) : Promise.resolve(undefined)));
   const confirmed = ctx.ledger.transaction(() => rows.map((row, i) => (read[i] ? recordClaim(ctx, row, read[i]!) : false)));
   // Held only once queued is committed: the upload then sends exactly the bytes just hashed.
-  for (const [i, row] of rows.entries()) if (confirmed[i] && held && row.claimId && read[i] && 'facts' in read[i]!) held.hold(row.claimId, read[i].facts);
+  rows.forEach((row, i) => {
+    const r = read[i];
+    if (confirmed[i] && r && 'facts' in r) held?.hold(row.claimId, r.facts);
+  });
   for (const [i, row] of rows.entries()) if (!moved[i]) await finishClaim(ctx, row);
   return confirmed.filter(Boolean).length;
 }
@@ -245,13 +248,14 @@ type ClaimRead = { facts: FileFacts } | { refused: NotRegularFileError };
  * Reads a claim's spool copy through a descriptor: only a regular file is accepted (a link
  * swapped in after the scan moved as itself and is dropped here, unread: removing it removes
  * only that name), its mode is made private on that descriptor, and its size, mtime and sha256
- * become the row's, checked again before anything is sent.
+ * become the row's, checked again before anything is sent. A file of up to `keepBytesUpTo`
+ * bytes comes back with its bytes, for ClaimedBytes.
  */
-async function readClaim(ctx: MailboxContext, row: MessageRow): Promise<ClaimRead> {
+async function readClaim(ctx: MailboxContext, row: MessageRow, keepBytesUpTo?: number): Promise<ClaimRead> {
   const spool = spoolPaths(ctx, row);
   try {
     if (row.ctlPath) await readRegular(spool.ctl);
-    return { facts: await fileFacts(spool.data, { mode: PRIVATE_FILE_MODE, keepBytes: true }) };
+    return { facts: await fileFacts(spool.data, { mode: PRIVATE_FILE_MODE, keepBytesUpTo }) };
   } catch (err) {
     if (!(err instanceof NotRegularFileError)) throw err;
     for (const p of [spool.data, spool.ctl]) await removeName(p);
