@@ -301,6 +301,17 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged');
     `,
   },
+  {
+    version: 8,
+    // What start-up recovery looks for: rows carrying a recovery mark, and received rows not yet
+    // acknowledged to MESH. Both are a handful at any time, but were found by reading every row
+    // of their state (failed and quarantined rows stay until retention): on a million rows, 1.6 s
+    // of reads at a start cold in the OS cache. Each index holds only rows still in flight.
+    sql: `
+      CREATE INDEX messages_marked ON messages (mailbox, direction, state) WHERE recovery_mark IS NOT NULL;
+      CREATE INDEX messages_unacknowledged ON messages (mailbox, state) WHERE acknowledged_at IS NULL AND direction = 'in';
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -151,7 +151,7 @@ export interface ListFilter {
   workflow?: string;
   /** Rows created at or after this instant. */
   since?: Date;
-  /** Only rows not yet acknowledged to MESH (no `acknowledgedAt`). */
+  /** Only received rows not yet acknowledged to MESH (direction `in`, no `acknowledgedAt`). */
   unacknowledged?: boolean;
   /** Only rows carrying this recovery mark. */
   recoveryMark?: RecoveryMark;

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, promises as fsPromises, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, promises as fsPromises, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
 import { claimBatch, scanOutbox } from '../../src/transfer/outbound/claim';
 import { recoverOutbound, sendCycle } from '../../src/transfer/outbound';
@@ -182,6 +182,22 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     const orphanNames = readdirSync(orphans);
     expect(orphanNames).to.have.length(3);
     expect(orphanNames.every((n) => readFileSync(join(orphans, n), 'utf8') === 'PATIENT A 9991000119')).to.equal(true);
+  });
+
+  it('a row whose spool file still has its pre-claim-id name (row id, before ledger migration 2) is renamed to its claim id and sent', async () => {
+    const { row, spool } = await claimOnly('upgrade.txt', 'PATIENT B 9991000127');
+    const old = join(dirname(spool.data), `${row.id}.dat`);
+    renameSync(spool.data, old);
+    const d = await env.daemon(SENDER);
+    d.ledger.update(row.id, { payloadPath: old });
+    await d.stop(0);
+    await cycle();
+    const after = (await senderLedgerRows())[0];
+    expect(after).to.include({ state: 'sent' });
+    expect(existsSync(join(await dataDir(), 'orphans', SENDER))).to.equal(false);
+    await cycle(RECEIVER);
+    const inDir = env.folder(RECEIVER, 'in');
+    expect(readdirSync(inDir).filter((n) => n.endsWith('.dat')).map((n) => readFileSync(join(inDir, n), 'utf8'))).to.deep.equal(['PATIENT B 9991000127']);
   });
 
   async function claimOnly(name: string, content: string | Buffer) {

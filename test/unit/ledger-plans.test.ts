@@ -34,7 +34,8 @@ describe('ledger query plans', () => {
   function plans(): string[] {
     const db = (ledger as unknown as { db: Database.Database }).db;
     return prepared.map((sql) => {
-      const params = Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => 'x');
+      const named = Object.fromEntries((sql.match(/@\w+/g) ?? []).map((p) => [p.slice(1), 'x']));
+      const params = Object.keys(named).length ? [named] : Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => 'x');
       return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
     });
   }
@@ -45,5 +46,14 @@ describe('ledger query plans', () => {
     const found = plans();
     expect(found).to.have.length(2);
     for (const plan of found) expect(plan).to.match(/^SEARCH messages USING INDEX messages_ack_waiting \(mailbox=\? AND ack_due_at/);
+  });
+
+  it('finds what start-up recovery needs in the indexes of rows still in flight, not among every row of a state', () => {
+    const rows = (f: Parameters<SqliteLedger['iterate']>[0]) => [...ledger.iterate(f)];
+    rows({ mailbox: 'X26ABC1', direction: 'out', state: 'failed', recoveryMark: 'filing' });
+    rows({ mailbox: 'X26ABC1', direction: 'in', state: 'quarantined', unacknowledged: true });
+    const [marked, unacked] = plans();
+    expect(marked).to.match(/^SEARCH messages USING INDEX messages_marked \(mailbox=\? AND direction=\? AND state=\?\)$/);
+    expect(unacked).to.match(/^SEARCH messages USING INDEX messages_unacknowledged \(mailbox=\? AND state=\?\)$/);
   });
 });

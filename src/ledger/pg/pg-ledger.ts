@@ -285,7 +285,7 @@ export class PgLedger implements LedgerStore {
     if (filter.mailbox) add('mailbox = ?', filter.mailbox);
     if (filter.workflow) add('workflow_id = ?', filter.workflow);
     if (filter.since) add('created_at >= ?', toSql(filter.since));
-    if (filter.unacknowledged) clauses.push('acknowledged_at IS NULL');
+    if (filter.unacknowledged) clauses.push("acknowledged_at IS NULL AND direction = 'in'");
     if (filter.recoveryMark) add('recovery_mark = ?', filter.recoveryMark);
     if (filter.payloadUnder) add('starts_with(payload_path, ?)', filter.payloadUnder);
     return clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';

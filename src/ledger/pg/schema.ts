@@ -191,6 +191,14 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged');
     `,
   },
+  {
+    version: 8,
+    // As SQLite's migration 8: start-up recovery reads only marked rows and unacknowledged received rows.
+    sql: `
+      CREATE INDEX messages_marked ON messages (mailbox, direction, state) WHERE recovery_mark IS NOT NULL;
+      CREATE INDEX messages_unacknowledged ON messages (mailbox, state) WHERE acknowledged_at IS NULL AND direction = 'in';
+    `,
+  },
 ];
 
 /** Every meshd migrates under this session advisory lock, so hosts starting together migrate once. */

@@ -62,12 +62,18 @@ async function poison(ctx: MailboxContext, row: MessageRow): Promise<void> {
   await failOutbound(ctx, row, 'POISON', `converting this message stopped meshd ${row.processingStarts} times; it is set aside so the rest of the mailbox goes on`);
 }
 
+const ROW_ID_NAME = /^\d+\.(dat|ctl|send)$/;
+
 /**
  * Before ledger migration 2, spool files were named by row id. A row that still points at such
  * a file (an upgrade with work in flight) has it renamed to its claim id; any other file named
  * that way is owned by nobody and goes to orphans/.
  */
 async function adoptRowIdSpoolNames(ctx: MailboxContext): Promise<void> {
+  // Only a spool holding such names can need it: the rows are not read otherwise (sent and
+  // failed rows stay until retention).
+  const names = await fs.readdir(ctx.spool).catch(() => [] as string[]);
+  if (!names.some((n) => ROW_ID_NAME.test(n))) return;
   for (const state of ['queued', 'uploading', 'needs_review', 'sent', 'failed'] as const) {
     for (const row of [...ctx.ledger.iterate({ mailbox: ctx.mailbox.id, direction: 'out', state, ...inSpool(ctx) })]) {
       const old = join(ctx.spool, `${row.id}.dat`);
