@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openLedger } from '../src/ledger';
-import { smallMessageSetup } from './daemon';
+import { cpuPerMessage, smallMessageSetup } from './daemon';
 import { fill } from './ledger';
 
 /**
  * Small-message throughput with a big ledger: the daemon benchmark's send and receive of COUNT
  * 2 KB messages (MESHD_BENCH_MESSAGES, default 4,000), once on empty ledgers and once on ledgers
  * already holding ROWS settled rows (MESHD_BENCH_LEDGER_ROWS, default 1,000,000), alternating,
- * twice each. Goal (issue 13, 5): within 10% of the empty ledger's rate.
+ * twice each. Goal (issue 13, 5): within 10% of the empty ledger's rate. Beside the rates, the
+ * same ratio in meshd's CPU per message, which moves less with the machine's other jobs.
  */
 const MAILBOXES = ['X26ABC1', 'X26ABC2'];
 
@@ -27,7 +28,15 @@ function filledTemplate(dir: string, rows: number): string {
   return file;
 }
 
-async function rates(count: number, template?: string): Promise<{ send: number; receive: number }> {
+/** Messages a second each way, and meshd's CPU per message each way (ms; moves less with load than rates do). */
+interface Rates {
+  send: number;
+  receive: number;
+  sendCpuMs?: number;
+  receiveCpuMs?: number;
+}
+
+async function rates(count: number, template?: string): Promise<Rates> {
   const setup = await smallMessageSetup(count);
   try {
     if (template) {
@@ -43,7 +52,12 @@ async function rates(count: number, template?: string): Promise<{ send: number; 
     }
     const { send, receive, delivered } = await setup.sendAndReceive();
     if (delivered !== count) throw new Error(`${delivered} of ${count} delivered`);
-    return { send: Math.round(count / (send.ms / 1000)), receive: Math.round(count / (receive.ms / 1000)) };
+    return {
+      send: Math.round(count / (send.ms / 1000)),
+      receive: Math.round(count / (receive.ms / 1000)),
+      sendCpuMs: cpuPerMessage(send, count)?.meshdMs,
+      receiveCpuMs: cpuPerMessage(receive, count)?.meshdMs,
+    };
   } finally {
     await setup.close();
   }
@@ -56,15 +70,16 @@ export async function runBusyLedgerBench(
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-busy-ledger-'));
   try {
     const template = filledTemplate(dir, rows);
-    const empty: Array<{ send: number; receive: number }> = [];
-    const filled: Array<{ send: number; receive: number }> = [];
+    const empty: Rates[] = [];
+    const filled: Rates[] = [];
     for (let i = 0; i < 2; i++) {
       empty.push(await rates(count));
       filled.push(await rates(count, template));
     }
-    const sum = (xs: Array<{ send: number; receive: number }>, k: 'send' | 'receive') => xs.reduce((a, x) => a + x[k], 0);
-    const sendRatio = +(sum(filled, 'send') / sum(empty, 'send')).toFixed(2);
-    const receiveRatio = +(sum(filled, 'receive') / sum(empty, 'receive')).toFixed(2);
+    const sum = (xs: Rates[], k: keyof Rates) => xs.reduce((a, x) => a + (x[k] ?? NaN), 0);
+    const ratio = (k: keyof Rates, over = filled, under = empty) => +(sum(over, k) / sum(under, k)).toFixed(2);
+    const sendRatio = ratio('send');
+    const receiveRatio = ratio('receive');
     return {
       rows,
       messages: count,
@@ -72,6 +87,9 @@ export async function runBusyLedgerBench(
       filledLedger: filled,
       sendRateFilledOverEmpty: sendRatio,
       receiveRateFilledOverEmpty: receiveRatio,
+      // The same question in CPU: what each message cost meshd on the full ledger over the empty one.
+      sendCpuFilledOverEmpty: ratio('sendCpuMs'),
+      receiveCpuFilledOverEmpty: ratio('receiveCpuMs'),
       goals: { within10PercentOfEmpty: sendRatio >= 0.9 && receiveRatio >= 0.9 },
     };
   } finally {
