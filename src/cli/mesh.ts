@@ -122,8 +122,10 @@ export function register(program: Command): void {
         if (opts.raw) mailbox.mailbox = { ...mailbox.mailbox, routes: mailbox.mailbox.routes.filter((r) => r.direction !== 'in' || !r.transform) };
         // The daemon's steps, on this one mailbox: same folders, .ctl files, REPORT handling, routes and ledger rows.
         const received = await receiveMessages(mailbox, { acknowledge: opts.ack !== false, ids: opts.id ? [opts.id] : undefined });
+        // Received whole but, by the daemon's rules, not put in in/: said, not silently left out.
+        const isNotDelivered = (m: (typeof received)[number]) => m.outcome === 'duplicate' || m.outcome === 'set-aside' || m.outcome === 'consumed' || (m.outcome === 'ack-only' && m.reason !== undefined);
         const messages = received
-          .filter((m) => m.outcome === 'deliver' || m.outcome === 'report' || m.outcome === 'ack-only')
+          .filter((m) => (m.outcome === 'deliver' || m.outcome === 'report' || m.outcome === 'ack-only') && !isNotDelivered(m))
           .map((m) => ({
             messageId: m.messageId,
             type: m.meta?.messageType ?? 'DATA',
@@ -135,9 +137,15 @@ export function register(program: Command): void {
             ...(m.meta?.messageType === 'REPORT' ? { linkedMessageId: m.meta.linkedMessageId, statusCode: m.meta.statusCode, statusDescription: m.meta.statusDescription } : {}),
           }));
         const failed = received.filter((m) => m.outcome === 'quarantine' || m.outcome === 'retry').map((m) => ({ messageId: m.messageId, code: m.code, message: m.reason, kind: m.kind }));
+        const notDelivered = received
+          .filter(isNotDelivered)
+          .map((m) => ({ messageId: m.messageId, code: m.code, message: m.reason, acknowledged: m.acknowledged, ...(m.path ? { path: m.path } : {}) }));
         ctx.print(
-          failed.length ? { messages, failed: failed.map(({ kind: _kind, ...f }) => f) } : { messages },
-          messages.map((m) => (m.type === 'REPORT' ? `${m.messageId} REPORT ${m.statusCode ?? ''} for ${m.linkedMessageId ?? '?'}` : `${m.messageId} ${m.path}`)),
+          { messages, ...(notDelivered.length ? { notDelivered } : {}), ...(failed.length ? { failed: failed.map(({ kind: _kind, ...f }) => f) } : {}) },
+          [
+            ...messages.map((m) => (m.type === 'REPORT' ? `${m.messageId} REPORT ${m.statusCode ?? ''} for ${m.linkedMessageId ?? '?'}` : `${m.messageId} ${m.path ?? '(received before; acknowledged now)'}`)),
+            ...notDelivered.map((m) => `${m.messageId} not delivered: ${m.message}${m.acknowledged ? ' (acknowledged)' : ''}`),
+          ],
         );
         // The others were received; still fail the command so a script notices the ones left behind.
         const { redactString } = await import('../log');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ledgerPath, openLedger } from '../../src/ledger';
 import { parseControlFile } from '../../src/transfer/ctl';
@@ -63,5 +63,30 @@ describe('meshd receive runs the daemon’s steps (as a process)', function () {
     } finally {
       ledger.close();
     }
+  });
+
+  it('says why a message received whole was not delivered: the same content again is a duplicate, named in text and JSON', async () => {
+    const send = async () => {
+      const r = await runMeshd(['--config', env.configPath[SENDER], '--json', 'send', '--to', RECEIVER, '--workflow', 'TEST_WORKFLOW', join(env.dir, 'same.txt')]);
+      expect(r.code, r.stderr).to.equal(0);
+      return JSON.parse(r.stdout).messageId as string;
+    };
+    writeFileSync(join(env.dir, 'same.txt'), 'PATIENT B 9991000127');
+    const first = await send();
+    expect((await runMeshd(['--config', env.configPath[RECEIVER], 'receive', '--id', first, '--no-ack'])).code).to.equal(0);
+    // Delivered before, acknowledged now: shown with where it was delivered.
+    const ackOnly = await runMeshd(['--config', env.configPath[RECEIVER], 'receive', '--id', first]);
+    expect(ackOnly.stdout).to.equal(`${first} ${join(env.folder(RECEIVER, 'in'), `${first}.dat`)}\n`);
+    const again = await send();
+    const text = await runMeshd(['--config', env.configPath[RECEIVER], 'receive', '--id', again, '--no-ack']);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout).to.match(new RegExp(`^${again} not delivered: the same message was received before \\(ledger row \\d+\\); not delivered again\n$`));
+    const json = await runMeshd(['--config', env.configPath[RECEIVER], '--json', 'receive', '--id', again]);
+    expect(json.code, json.stderr).to.equal(0);
+    const out = JSON.parse(json.stdout);
+    expect(out.messages).to.deep.equal([]);
+    expect(out.notDelivered).to.have.length(1);
+    expect(out.notDelivered[0]).to.include({ messageId: again, code: 'DUPLICATE', acknowledged: true });
+    expect(readdirSync(env.folder(RECEIVER, 'in')).filter((n) => n.endsWith('.dat'))).to.deep.equal([`${first}.dat`]);
   });
 });

@@ -195,7 +195,23 @@ export async function settle(ctx: MailboxContext, outcomes: Outcome[], opts: { a
       ...('meta' in o && o.meta ? { meta: o.meta } : {}),
       ...(o.kind === 'deliver' ? { path: o.path, bytes: o.bytes } : {}),
       ...(o.kind === 'quarantine' || o.kind === 'retry' ? failure(o) : {}),
+      ...(o.kind === 'duplicate' || o.kind === 'set-aside' || o.kind === 'consumed' ? notDelivered(o) : {}),
+      ...(o.kind === 'ack-only' ? settledBefore(o.row) : {}),
     }));
+}
+
+/** A message settled by an earlier receive that MESH still listed: where it went, or why it went nowhere. */
+function settledBefore(row: ReceivedRow): Pick<Received, 'code' | 'reason' | 'path'> {
+  const where = row.payloadPath ? { path: row.payloadPath } : {};
+  if (row.state === 'delivered' || row.state === 'acknowledged') return where;
+  return { code: row.errorCode ?? row.state.toUpperCase(), reason: `received before and recorded ${row.state}; not delivered`, ...where };
+}
+
+/** Why a message that arrived whole was not put in in/, for the person who asked for it. */
+function notDelivered(o: Extract<Outcome, { kind: 'duplicate' | 'set-aside' | 'consumed' }>): Pick<Received, 'code' | 'reason' | 'path'> {
+  if (o.kind === 'duplicate') return { code: 'DUPLICATE', reason: `the same message was received before (ledger row ${o.first}); not delivered again` };
+  if (o.kind === 'consumed') return { code: 'BUSINESS_ACK', reason: 'a business acknowledgement of a message this mailbox sent; recorded against it, not written to in/' };
+  return { code: o.code, reason: `${o.reason}; kept in failed/ (${o.state})`, path: o.path };
 }
 
 function failure(o: Extract<Outcome, { kind: 'quarantine' | 'retry' }>): Pick<Received, 'code' | 'reason' | 'kind'> {
