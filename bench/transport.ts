@@ -1,9 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startSimulator } from '../src/sim';
+import { parse, stringify } from '../test/support/yaml';
 
 /**
  * Transport benchmark: a generated CSV-like file sent and received through the simulator over
@@ -144,7 +145,10 @@ export async function runTransportBench(): Promise<object> {
       send.push(s);
       const id = JSON.parse(s.stdout).messageId as string;
       const outDir = join(root, `in-${i}`);
-      const r = await measure(process.execPath, [BIN, '--config', c2, '--json', 'receive', '--out', outDir, '--id', id], env);
+      // Each run receives as a first receive: on one ledger the same file again is a duplicate, not delivered.
+      const recv = join(root, `receiver-${i}.yaml`);
+      writeFileSync(recv, stringify({ ...(parse(readFileSync(c2, 'utf8')) as object), dataDir: join(root, `receiver-${i}`) }));
+      const r = await measure(process.execPath, [BIN, '--config', recv, '--json', 'receive', '--out', outDir, '--id', id], env);
       receive.push(r);
       const got = await sha256(join(outDir, `${id}.dat`));
       if (got !== srcHash) throw new Error(`run ${i}: received file differs from the sent one`);
