@@ -85,46 +85,65 @@ export function patchColumns(patch: object, allowed: ReadonlySet<string>, column
   return out;
 }
 
+/** Where each column of `messages` sits in a row read as an array, by column name. */
+export type MessagePositions = Readonly<Record<string, number>>;
+
+export function messagePositions(columns: readonly string[]): MessagePositions {
+  const positions: Record<string, number> = {};
+  columns.forEach((name, i) => (positions[name] = i));
+  return positions;
+}
+
 export function messageFromSql(r: Record<string, unknown>): MessageRow {
+  return messageFromValues(Object.values(r), messagePositions(Object.keys(r)));
+}
+
+/**
+ * A row from its column values and their positions: the SQLite ledger reads hot rows as arrays
+ * (better-sqlite3's raw mode), because building a keyed object of ~40 columns natively, one
+ * property at a time, was most of the cost of reading a row (docs/performance.md §1).
+ * A column missing from the row reads as undefined, as a missing key always did.
+ */
+export function messageFromValues(v: readonly unknown[], p: MessagePositions): MessageRow {
   return {
-    id: r.id as number,
-    direction: r.direction as MessageRow['direction'],
-    mailbox: r.mailbox as string,
-    peer: r.peer as string | null,
-    workflowId: r.workflow_id as string | null,
-    messageId: r.message_id as string | null,
-    localId: r.local_id as string | null,
-    subject: r.subject as string | null,
-    messageType: r.message_type as MessageRow['messageType'],
-    fileName: r.file_name as string | null,
-    payloadPath: r.payload_path as string | null,
-    ctlPath: r.ctl_path as string | null,
-    sizeBytes: r.size_bytes as number | null,
-    sha256: r.sha256 as string | null,
-    chunkSize: r.chunk_size as number | null,
-    chunksTotal: r.chunks_total as number | null,
-    chunksDone: r.chunks_done as number,
-    compress: r.compress === 1,
-    transform: r.transform as string | null,
-    attempts: r.attempts as number,
-    nextAttemptAt: r.next_attempt_at as string | null,
-    errorCode: r.error_code as string | null,
-    errorText: r.error_text as string | null,
-    linkedMessageId: r.linked_message_id as string | null,
-    reportCode: r.report_code as string | null,
-    state: r.state as MessageRow['state'],
-    createdAt: r.created_at as string,
-    updatedAt: r.updated_at as string,
-    acknowledgedAt: r.acknowledged_at as string | null,
-    claimId: r.claim_id as string | null,
-    sourceMtimeMs: r.source_mtime_ms as number | null,
-    processingStarts: r.processing_starts as number,
-    recoveryMark: r.recovery_mark as MessageRow['recoveryMark'],
-    businessId: (r.business_id as string | null) ?? null,
-    eventTime: (r.event_time as string | null) ?? null,
-    receivedSha256: (r.received_sha256 as string | null) ?? null,
-    relatedRowId: r.related_row_id === null || r.related_row_id === undefined ? null : Number(r.related_row_id),
-    ackDueAt: (r.ack_due_at as string | null) ?? null,
+    id: v[p.id] as number,
+    direction: v[p.direction] as MessageRow['direction'],
+    mailbox: v[p.mailbox] as string,
+    peer: v[p.peer] as string | null,
+    workflowId: v[p.workflow_id] as string | null,
+    messageId: v[p.message_id] as string | null,
+    localId: v[p.local_id] as string | null,
+    subject: v[p.subject] as string | null,
+    messageType: v[p.message_type] as MessageRow['messageType'],
+    fileName: v[p.file_name] as string | null,
+    payloadPath: v[p.payload_path] as string | null,
+    ctlPath: v[p.ctl_path] as string | null,
+    sizeBytes: v[p.size_bytes] as number | null,
+    sha256: v[p.sha256] as string | null,
+    chunkSize: v[p.chunk_size] as number | null,
+    chunksTotal: v[p.chunks_total] as number | null,
+    chunksDone: v[p.chunks_done] as number,
+    compress: v[p.compress] === 1,
+    transform: v[p.transform] as string | null,
+    attempts: v[p.attempts] as number,
+    nextAttemptAt: v[p.next_attempt_at] as string | null,
+    errorCode: v[p.error_code] as string | null,
+    errorText: v[p.error_text] as string | null,
+    linkedMessageId: v[p.linked_message_id] as string | null,
+    reportCode: v[p.report_code] as string | null,
+    state: v[p.state] as MessageRow['state'],
+    createdAt: v[p.created_at] as string,
+    updatedAt: v[p.updated_at] as string,
+    acknowledgedAt: v[p.acknowledged_at] as string | null,
+    claimId: v[p.claim_id] as string | null,
+    sourceMtimeMs: v[p.source_mtime_ms] as number | null,
+    processingStarts: v[p.processing_starts] as number,
+    recoveryMark: v[p.recovery_mark] as MessageRow['recoveryMark'],
+    businessId: (v[p.business_id] as string | null) ?? null,
+    eventTime: (v[p.event_time] as string | null) ?? null,
+    receivedSha256: (v[p.received_sha256] as string | null) ?? null,
+    relatedRowId: v[p.related_row_id] === null || v[p.related_row_id] === undefined ? null : Number(v[p.related_row_id]),
+    ackDueAt: (v[p.ack_due_at] as string | null) ?? null,
   };
 }
 

@@ -35,8 +35,11 @@ export function checkNewRow(row: NewMessage): { recoveryMark: RecoveryMark | nul
   return { recoveryMark, patch };
 }
 
+/** What the checks of a move or a mark change read of the current row. */
+type RowState = Pick<MessageRow, 'direction' | 'state'>;
+
 /** Checks a move of the current row to `to`; returns the mark and patch to write with it. */
-export function checkMove(id: number, current: MessageRow | undefined, to: MessageState, opts: TransitionOptions, at: string): { row: MessageRow; mark: RecoveryMark | null; patch: MessagePatch } {
+export function checkMove<R extends RowState>(id: number, current: R | undefined, to: MessageState, opts: TransitionOptions, at: string): { row: R; mark: RecoveryMark | null; patch: MessagePatch } {
   if (!current) throw notFound(id);
   if (opts.from && !opts.from.includes(current.state)) {
     throw conflict(`message ${id} is ${current.state}, not ${opts.from.join(' or ')}; it was not moved to ${to}`);
@@ -56,7 +59,7 @@ export function checkMove(id: number, current: MessageRow | undefined, to: Messa
 }
 
 /** Checks a mark change on the current row in its current state; returns the row. */
-export function checkMarkChange(id: number, current: MessageRow | undefined, mark: RecoveryMark | null, from?: MessageState[]): MessageRow {
+export function checkMarkChange<R extends RowState>(id: number, current: R | undefined, mark: RecoveryMark | null, from?: MessageState[]): R {
   if (!current) throw notFound(id);
   if (from && !from.includes(current.state)) throw conflict(`message ${id} is ${current.state}, not ${from.join(' or ')}; its recovery mark was not changed`);
   if (!canMark(current.direction, current.state, mark)) throw conflict(`message ${id} cannot carry the recovery mark ${mark} in state ${current.state}`);

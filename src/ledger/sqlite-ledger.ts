@@ -10,6 +10,9 @@ import {
   eventFromSql,
   mailboxStatusFromSql,
   messageFromSql,
+  messageFromValues,
+  messagePositions,
+  type MessagePositions,
   patchColumns,
   toSql,
 } from './columns';
@@ -78,40 +81,70 @@ function isUniqueViolation(err: unknown): boolean {
  */
 const OVERDUE = "messages INDEXED BY messages_ack_waiting WHERE ack_due_at IS NOT NULL AND direction = 'out' AND state IN ('sent', 'acknowledged') AND mailbox = ? AND ack_due_at <= ?";
 
+/**
+ * A statement returning rows of `messages`, read as arrays (better-sqlite3's raw mode) and built
+ * into rows by position. Returning keyed objects, better-sqlite3 sets each of a row's ~40
+ * properties natively, one at a time: that was about half the cost of reading a row, and a
+ * sent message reads some 14 (docs/performance.md §1).
+ */
+class MessageReader {
+  private readonly positions: MessagePositions;
+
+  constructor(private readonly stmt: Statement) {
+    stmt.raw(true);
+    this.positions = messagePositions(stmt.columns().map((c) => c.name));
+  }
+
+  get(...params: unknown[]): MessageRow | undefined {
+    const values = this.stmt.get(...params) as unknown[] | undefined;
+    return values && messageFromValues(values, this.positions);
+  }
+
+  all(...params: unknown[]): MessageRow[] {
+    return (this.stmt.all(...params) as unknown[][]).map((values) => messageFromValues(values, this.positions));
+  }
+}
+
 /** The SQLite ledger. One instance owns one connection; hot statements are prepared once, named after their method. */
 export class SqliteLedger implements LedgerStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
-  private readonly updateStatements = new Map<string, Statement>();
+  private readonly updateStatements = new Map<string, MessageReader>();
   private readonly statusStatements = new Map<string, Statement>();
   /** Statements of the per-message queries (business semantics), prepared once each. */
   private readonly prepared = new Map<string, Statement>();
+  private readonly readers = new Map<string, MessageReader>();
 
-  private readonly stmtInsertMessage: Statement;
-  private readonly stmtGet: Statement;
-  private readonly stmtFindByMessageId: Statement;
+  private readonly stmtInsertMessage: MessageReader;
+  private readonly stmtGet: MessageReader;
+  /** What a move's checks need of the current row, without reading all of it. */
+  private readonly stmtState: Statement;
+  private readonly stmtFindByMessageId: MessageReader;
   private readonly stmtFindByMessageIdAnyMailbox: Statement;
   private readonly stmtInsertEvent: Statement;
   private readonly stmtEvents: Statement;
-  private readonly stmtDue: Statement;
+  private readonly stmtDue: MessageReader;
   private readonly stmtCountsByState: Statement;
   private readonly stmtOldest: Statement;
   private readonly stmtGetAppointment: Statement;
   private readonly stmtRecordAppointment: Statement;
   private readonly stmtMailboxStatus: Statement;
 
-  private readonly transitionTx: (id: number, to: MessageState, opts: TransitionOptions) => MessageRow;
+  /**
+   * Runs a function in an immediate transaction, or in a savepoint inside one. Made once:
+   * better-sqlite3's `db.transaction(fn)` builds four wrapper functions for every call.
+   */
+  private readonly immediate: (fn: () => unknown) => unknown;
 
   constructor(readonly file: string, opts: LedgerOptions = {}) {
     this.now = opts.now ?? (() => new Date());
     this.db = openDatabase(file, opts);
     const db = this.db;
     const cols = Object.values(MESSAGE_COLUMNS).filter((c) => c !== 'id');
-    this.stmtInsertMessage = db.prepare(
-      `INSERT INTO messages (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')}) RETURNING *`,
-    );
-    this.stmtGet = db.prepare('SELECT * FROM messages WHERE id = ?');
-    this.stmtFindByMessageId = db.prepare('SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND message_id = ?');
+    this.stmtInsertMessage = new MessageReader(db.prepare(`INSERT INTO messages (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')}) RETURNING *`));
+    this.stmtGet = new MessageReader(db.prepare('SELECT * FROM messages WHERE id = ?'));
+    this.stmtState = db.prepare('SELECT direction, state FROM messages WHERE id = ?');
+    this.stmtFindByMessageId = new MessageReader(db.prepare('SELECT * FROM messages WHERE mailbox = ? AND direction = ? AND message_id = ?'));
     this.stmtFindByMessageIdAnyMailbox = db.prepare('SELECT * FROM messages WHERE message_id = ? ORDER BY id LIMIT 1');
     this.stmtInsertEvent = db.prepare(
       'INSERT INTO events (message_row_id, at, type, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)',
@@ -119,7 +152,7 @@ export class SqliteLedger implements LedgerStore {
     this.stmtEvents = db.prepare('SELECT * FROM events WHERE message_row_id = ? ORDER BY id');
     const due = `mailbox = @mailbox AND direction = @direction AND state IN (SELECT value FROM json_each(@states))
       AND (next_attempt_at IS NULL OR next_attempt_at <= @now)`;
-    this.stmtDue = db.prepare(`SELECT * FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit`);
+    this.stmtDue = new MessageReader(db.prepare(`SELECT * FROM messages WHERE ${due} ORDER BY next_attempt_at, id LIMIT @limit`));
     this.stmtCountsByState = db.prepare(
       // message_counts (migration 5) is kept by triggers: a few rows to read, however big the ledger.
       `SELECT state, SUM(n) AS n FROM message_counts
@@ -140,13 +173,23 @@ export class SqliteLedger implements LedgerStore {
     );
     this.stmtMailboxStatus = db.prepare('SELECT * FROM mailbox_status WHERE mailbox = ?');
 
-    this.transitionTx = db.transaction((id: number, to: MessageState, o: TransitionOptions) => this.transitionRow(id, to, o)).immediate;
+    this.immediate = db.transaction((fn: () => unknown) => fn()).immediate;
   }
 
   private statement(sql: string): Statement {
     let stmt = this.prepared.get(sql);
     if (!stmt) this.prepared.set(sql, (stmt = this.db.prepare(sql)));
     return stmt;
+  }
+
+  private reader(sql: string): MessageReader {
+    let reader = this.readers.get(sql);
+    if (!reader) this.readers.set(sql, (reader = new MessageReader(this.db.prepare(sql))));
+    return reader;
+  }
+
+  private currentState(id: number): Pick<MessageRow, 'direction' | 'state'> | undefined {
+    return this.stmtState.get(id) as Pick<MessageRow, 'direction' | 'state'> | undefined;
   }
 
   private stamp(): string {
@@ -174,26 +217,25 @@ export class SqliteLedger implements LedgerStore {
     values.recovery_mark = recoveryMark;
     delete values.id;
     return this.transaction(() => {
-      let inserted: Row;
+      let created: MessageRow;
       try {
-        inserted = this.stmtInsertMessage.get(values) as Row;
+        created = this.stmtInsertMessage.get(values) as MessageRow;
       } catch (err) {
         if (isUniqueViolation(err)) throw duplicateOnInsert(row, values.message_id, err);
         throw err;
       }
-      const created = messageFromSql(inserted);
       this.insertEvent(created.id, at, event?.type ?? 'created', null, state, event?.detail);
       return created;
     });
   }
 
   transition(id: number, to: MessageState, opts: TransitionOptions = {}): MessageRow {
-    return this.transitionTx(id, to, opts);
+    return this.transaction(() => this.transitionRow(id, to, opts));
   }
 
   private transitionRow(id: number, to: MessageState, opts: TransitionOptions): MessageRow {
     const at = this.stamp();
-    const { row: current, mark, patch } = checkMove(id, this.get(id), to, opts, at);
+    const { row: current, mark, patch } = checkMove(id, this.currentState(id), to, opts, at);
     const updated = this.updateRow(id, patch, at, { from: current.state, to }, mark);
     // Unreachable under the immediate transaction's lock; kept as a guard should the isolation ever change.
     if (!updated) throw conflict(`message ${id} changed state while being moved to ${to}`);
@@ -203,7 +245,7 @@ export class SqliteLedger implements LedgerStore {
 
   setMark(id: number, mark: RecoveryMark | null, opts: { from?: MessageState[]; patch?: MessagePatch; event?: EventInput } = {}): MessageRow {
     return this.transaction(() => {
-      checkMarkChange(id, this.get(id), mark, opts.from);
+      checkMarkChange(id, this.currentState(id), mark, opts.from);
       const at = this.stamp();
       const updated = this.updateRow(id, opts.patch ?? {}, at, undefined, mark);
       if (!updated) throw notFound(id);
@@ -232,36 +274,32 @@ export class SqliteLedger implements LedgerStore {
       const sets = pairs.map(([c]) => `${c} = @${c}`);
       sets.push('updated_at = @updated_at');
       if (move) sets.push('state = @to');
-      stmt = this.db.prepare(`UPDATE messages SET ${sets.join(', ')} WHERE id = @id${move ? ' AND state = @from' : ''} RETURNING *`);
+      stmt = new MessageReader(this.db.prepare(`UPDATE messages SET ${sets.join(', ')} WHERE id = @id${move ? ' AND state = @from' : ''} RETURNING *`));
       this.updateStatements.set(key, stmt);
     }
     const params: Record<string, unknown> = Object.fromEntries(pairs);
     params.id = id;
     params.updated_at = at;
     if (move) Object.assign(params, move);
-    let row: Row | undefined;
     try {
-      row = stmt.get(params) as Row | undefined;
+      return stmt.get(params);
     } catch (err) {
       if (isUniqueViolation(err)) throw duplicateOnUpdate(params.message_id, err);
       throw err;
     }
-    return row ? messageFromSql(row) : undefined;
   }
 
   recordEvent(id: number, type: string, detail?: object): void {
-    if (!this.stmtGet.get(id)) throw notFound(id);
+    if (!this.currentState(id)) throw notFound(id);
     this.insertEvent(id, this.stamp(), type, null, null, detail);
   }
 
   get(id: number): MessageRow | undefined {
-    const row = this.stmtGet.get(id) as Row | undefined;
-    return row ? messageFromSql(row) : undefined;
+    return this.stmtGet.get(id);
   }
 
   findByMessageId(mailbox: string, direction: Direction, messageId: string): MessageRow | undefined {
-    const row = this.stmtFindByMessageId.get(mailbox, direction, messageId) as Row | undefined;
-    return row ? messageFromSql(row) : undefined;
+    return this.stmtFindByMessageId.get(mailbox, direction, messageId);
   }
 
   findByClaimId(claimId: string): MessageRow | undefined {
@@ -389,8 +427,7 @@ export class SqliteLedger implements LedgerStore {
   }
 
   due(mailbox: string, direction: Direction, states: MessageState[], now: Date, limit: number): MessageRow[] {
-    const rows = this.stmtDue.all({ mailbox, direction, states: JSON.stringify(states), now: now.toISOString(), limit }) as Row[];
-    return rows.map(messageFromSql);
+    return this.stmtDue.all({ mailbox, direction, states: JSON.stringify(states), now: now.toISOString(), limit });
   }
 
   getAppointment(key: string): AppointmentRecord | undefined {
@@ -412,12 +449,11 @@ export class SqliteLedger implements LedgerStore {
 
   findEarlierCopy(q: EarlierCopyQuery): MessageRow | undefined {
     const match = q.businessId === null ? 'received_sha256 = @sha AND business_id IS NULL' : 'business_id = @businessId';
-    const row = this.statement(
+    return this.reader(
       `SELECT * FROM messages WHERE mailbox = @mailbox AND direction = 'in' AND peer = @peer AND ${match}
        AND workflow_id IS @workflowId AND created_at >= @since AND id != @excludeId
        AND state IN (SELECT value FROM json_each(@states)) ORDER BY id LIMIT 1`,
-    ).get({ mailbox: q.mailbox, peer: q.peer, businessId: q.businessId, sha: q.receivedSha256, workflowId: q.workflowId, since: q.since.toISOString(), excludeId: q.excludeId, states: JSON.stringify(q.states) }) as Row | undefined;
-    return row ? messageFromSql(row) : undefined;
+    ).get({ mailbox: q.mailbox, peer: q.peer, businessId: q.businessId, sha: q.receivedSha256, workflowId: q.workflowId, since: q.since.toISOString(), excludeId: q.excludeId, states: JSON.stringify(q.states) });
   }
 
   latestEvent(mailbox: string, peer: string, key: string): LatestEvent | undefined {
@@ -487,7 +523,7 @@ export class SqliteLedger implements LedgerStore {
 
   /** Groups writes into one commit (one fsync): nested calls join the outer transaction. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.immediate(fn) as T;
   }
 
   purge(opts: PurgeOptions): PurgeResult {
