@@ -2,6 +2,7 @@ import { runBusyLedgerBench } from './busy-ledger';
 import { runDaemonBench } from './daemon';
 import { runLedgerBench } from './ledger';
 import { runLedgersBench } from './ledgers';
+import { runLedgerWritesBench } from './ledger-writes';
 import { runMailboxesBench } from './mailboxes';
 import { runMemoryBench } from './memory';
 import { runStartupBench } from './startup';
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   ui: () => runUiBench(),
   startup: () => runStartupBench(),
   ledger: () => runLedgerBench(),
+  'ledger-writes': runLedgerWritesBench,
   mailboxes: () => runMailboxesBench(),
   ledgers: () => runLedgersBench(),
   'busy-ledger': () => runBusyLedgerBench(),
