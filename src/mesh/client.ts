@@ -138,6 +138,12 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 /** Chunks up to this size are gzip'd in memory rather than spooled to disk. */
 const IN_MEMORY_GZIP_MAX = 1024 * 1024;
 /**
+ * Chunks up to this size are gzip'd on the event loop (at most ~0.4 ms, for text that hardly
+ * compresses). Handed to the thread pool, a 2 KB message cost 3–5 × the CPU of the compression
+ * itself (~50 µs): a zlib stream, a hand-over and its callbacks (docs/performance.md §1).
+ */
+const SYNC_GZIP_MAX = 16 * 1024;
+/**
  * zlib's output buffer. Its default (16 KiB) costs a thread-pool round trip, a callback and a
  * write per 16 KiB: gunzip of 128 MiB took 1.1 s with it and 0.73 s with 1 MiB (gzip -d: 0.9 s).
  */
@@ -168,7 +174,8 @@ type RetryMode = 'idempotent' | 'first-post' | 'none';
 interface PreparedBody {
   /** Known length (Content-Length), or undefined for chunked transfer encoding. */
   length?: number;
-  open(): Readable;
+  /** A fresh body per attempt: a stream, or bytes already in memory. */
+  open(): Readable | Buffer;
   cleanup(): Promise<void>;
 }
 
@@ -187,7 +194,7 @@ interface CallSpec {
   what: string;
   headers?: Record<string, string>;
   /** Builds a fresh body for each attempt. */
-  body?: () => Readable | string;
+  body?: () => Readable | Buffer | string;
   auth?: boolean;
   retry: RetryMode;
   /** Success statuses; the response body is returned unread. */
@@ -430,10 +437,10 @@ export class MeshClient {
 
   /** Sends bytes already in memory (small messages such as business ACKs). */
   async sendBytes(data: Buffer, opts: SendOptions): Promise<SendResult> {
-    return this.sendSource({ size: data.length, open: (start, end) => Readable.from([data.subarray(start, end)]) }, opts);
+    return this.sendSource({ size: data.length, bytes: data, open: (start, end) => Readable.from([data.subarray(start, end)]) }, opts);
   }
 
-  private async sendSource(src: { size: number; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
+  private async sendSource(src: { size: number; bytes?: Buffer; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
     if (src.size === 0) throw new InputError('MESH_EMPTY_MESSAGE', 'cannot send an empty message (MESH refuses it with code 02)');
     if (src.size > MAX_MESSAGE_BYTES) throw new InputError('MESH_MESSAGE_TOO_LARGE', `message is ${src.size} bytes; MESH allows at most ${MAX_MESSAGE_BYTES}`);
     const chunkSize = opts.chunkSize ?? this.opts.chunkSize ?? 20 * 1024 * 1024;
@@ -450,15 +457,19 @@ export class MeshClient {
     /** Prepares chunk i's body; `open` gives a fresh stream per attempt, nothing whole in memory. */
     const chunkBody = async (i: number): Promise<PreparedBody> => {
       const s = spans[i];
-      if (mode === 'raw') return { length: s.end - s.start, open: () => src.open(s.start, s.end), cleanup: async () => undefined };
+      if (mode === 'raw') {
+        const bytes = src.bytes?.subarray(s.start, s.end);
+        return { length: s.end - s.start, open: () => bytes ?? src.open(s.start, s.end), cleanup: async () => undefined };
+      }
       if (mode === 'stream') {
         // Length unknown in advance: sent with chunked transfer encoding.
         return { open: () => gzipStream(src.open(s.start, s.end)), cleanup: async () => undefined };
       }
       if (s.end - s.start <= IN_MEMORY_GZIP_MAX) {
         // Small chunk (business ACKs, single records): gzip in memory, bounded by the limit.
-        const gz = await promisify(zlib().gzip)(await readAll(src.open(s.start, s.end)), { level: 6 });
-        return { length: gz.length, open: () => Readable.from([gz]), cleanup: async () => undefined };
+        const raw = src.bytes?.subarray(s.start, s.end) ?? (await readAll(src.open(s.start, s.end)));
+        const gz = raw.length <= SYNC_GZIP_MAX ? zlib().gzipSync(raw, { level: 6 }) : await promisify(zlib().gzip)(raw, { level: 6 });
+        return { length: gz.length, open: () => gz, cleanup: async () => undefined };
       }
       // Spool: gzip once to a private temp file so the request has a Content-Length and retries re-read it.
       await mkdir(spoolDir, { recursive: true, mode: 0o700 });

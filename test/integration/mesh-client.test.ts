@@ -617,6 +617,10 @@ describe('MESH client against the simulator (mTLS)', function () {
       const sent = await client(cfg1).sendBytes(Buffer.from('retry me'), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW' });
       expect(slept).to.have.length(1);
       expect(sim.messages().map((m) => m.id)).to.deep.equal([sent.messageId]);
+      // The retry sent the same compressed bytes again, whole.
+      const dest = join(root, 'retried.dat');
+      await downloadTo(client(cfg2), sent.messageId, dest);
+      expect(readFileSync(dest, 'utf8')).to.equal('retry me');
     });
 
     it('never retries the first POST after a 500: the outcome is ambiguous', async () => {
