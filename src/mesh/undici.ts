@@ -9,8 +9,10 @@ import type * as Undici from 'undici';
 /* eslint-disable @typescript-eslint/no-require-imports -- deliberate: loaded by path, see above */
 deferHttp2();
 const DispatcherBase = require('undici/lib/dispatcher/dispatcher') as typeof Undici.Dispatcher;
-// What undici's index does: request(), connect() and friends live on every dispatcher (ProxyAgent needs connect()).
-Object.assign(DispatcherBase.prototype, require('undici/lib/api'));
+// What undici's index does: request() and the other call styles live on every dispatcher. Only
+// request() is loaded now; the others (~4 ms) at their first call: ProxyAgent's tunnel uses connect().
+Object.assign(DispatcherBase.prototype, { request: require('undici/lib/api/api-request') });
+for (const name of ['stream', 'pipeline', 'upgrade', 'connect']) loadOnFirstCall(DispatcherBase.prototype, name, `undici/lib/api/api-${name}`);
 export const Agent = require('undici/lib/dispatcher/agent') as typeof Undici.Agent;
 export const buildConnector = require('undici/lib/core/connect') as typeof Undici.buildConnector;
 /** Only with a proxy configured. */
@@ -21,6 +23,20 @@ export const loadProxyAgent = (): typeof Undici.ProxyAgent => require('undici/li
 export function request(url: URL, opts: Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher: Undici.Dispatcher }): Promise<Undici.Dispatcher.ResponseData> {
   const { dispatcher, ...rest } = opts;
   return dispatcher.request({ ...rest, origin: url.origin, path: url.search ? `${url.pathname}${url.search}` : url.pathname });
+}
+
+/** Puts a method on `target` that replaces itself with the function `path` exports at its first call. */
+function loadOnFirstCall(target: object, name: string, path: string): void {
+  Object.defineProperty(target, name, {
+    configurable: true,
+    writable: true,
+    value(this: unknown, ...args: unknown[]) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const real = require(path) as (...a: unknown[]) => unknown;
+      Object.defineProperty(target, name, { configurable: true, writable: true, value: real });
+      return real.apply(this, args);
+    },
+  });
 }
 
 /**

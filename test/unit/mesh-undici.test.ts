@@ -18,10 +18,12 @@ describe('undici loaded by path', () => {
   it('puts the request API on every dispatcher without the index, as the index does (ProxyAgent tunnels with connect())', () => {
     // In a fresh process: this file imports undici's index, which would hide the gap.
     const script = `const u = require(${JSON.stringify(require.resolve('../../src/mesh/undici'))});
-      const ok = typeof u.Agent.prototype.request === 'function' && typeof u.Agent.prototype.connect === 'function';
+      const ok = ['request', 'stream', 'pipeline', 'upgrade', 'connect'].every((m) => typeof u.Agent.prototype[m] === 'function');
       const indexLoaded = Object.keys(require.cache).some((f) => f.endsWith('/undici/index.js'));
-      process.stdout.write(JSON.stringify({ ok, indexLoaded }));`;
-    expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))).to.deep.equal({ ok: true, indexLoaded: false });
+      // Only request() is loaded at start; the other call styles at their first call (start-up time).
+      const othersLoaded = ['stream', 'pipeline', 'upgrade', 'connect'].filter((m) => Object.keys(require.cache).some((f) => f.endsWith('/api/api-' + m + '.js'))).length;
+      process.stdout.write(JSON.stringify({ ok, indexLoaded, othersLoaded }));`;
+    expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))).to.deep.equal({ ok: true, indexLoaded: false, othersLoaded: 0 });
   });
 
   it('leaves node:http2 unloaded, and a connection that negotiates h2 still works through the stand-in', async function () {
@@ -61,6 +63,19 @@ describe('undici loaded by path', () => {
         const res = await request(new URL(`${base}/messageexchange/X26ABC1/inbox?max_results=10`), { method: 'GET', dispatcher });
         expect(res.statusCode).to.equal(200);
         expect(await res.body.json()).to.deep.equal({ method: 'GET', url: '/messageexchange/X26ABC1/inbox?max_results=10' });
+      } finally {
+        await dispatcher.close();
+      }
+    });
+
+    it('loads a call style other than request() at its first call, and it works', async () => {
+      const dispatcher = new Agent();
+      try {
+        const chunks: Buffer[] = [];
+        const { Writable } = await import('node:stream');
+        await dispatcher.stream({ origin: base, path: '/streamed', method: 'GET' }, () => new Writable({ write: (c: Buffer, _e, done) => (chunks.push(c), done()) }));
+        expect(JSON.parse(Buffer.concat(chunks).toString())).to.deep.equal({ method: 'GET', url: '/streamed' });
+        expect(Agent.prototype.stream).to.equal(undici.Agent.prototype.stream);
       } finally {
         await dispatcher.close();
       }
