@@ -107,6 +107,7 @@ export interface SendResult {
 
 /** Where a download goes: a file the caller created (e.g. safe-fs createExclusive). */
 export interface DownloadSink {
+  /** An empty file, opened for writing: chunks are written at their offsets. */
   handle: FileHandle;
   /** Told the bytes about to arrive (a chunk's Content-Length first, where known); throws to stop. */
   reserve?: (bytes: number) => Promise<void>;
@@ -356,6 +357,7 @@ export class MeshClient {
       const offset = written;
       const wireOffset = wire;
       const before = digest;
+      let attempts = 0;
       await this.call({
         method: 'GET',
         path: n === 1 ? base : `${base}/${n}`,
@@ -364,10 +366,13 @@ export class MeshClient {
         ok: [200, 206],
         headers: { 'accept-encoding': 'gzip' },
         consume: async (res) => {
-          // A retried chunk starts again from where the previous chunk ended.
-          await localWrite(async () => {
-            if ((await sink.handle.stat()).size !== offset) await sink.handle.truncate(offset);
-          });
+          // A retried chunk starts again from where the previous chunk ended. A first attempt
+          // finds the file ending there (the sink starts empty), so only a retry asks its size.
+          if (attempts++ > 0) {
+            await localWrite(async () => {
+              if ((await sink.handle.stat()).size !== offset) await sink.handle.truncate(offset);
+            });
+          }
           const headers = res.headers as RawHeaders;
           if (n === 1) {
             meta = metaFromHeaders(headers, messageId);
