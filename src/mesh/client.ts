@@ -140,10 +140,13 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 const IN_MEMORY_GZIP_MAX = 1024 * 1024;
 /**
  * Chunks up to this size are gzip'd on the event loop (at most ~0.4 ms, for text that hardly
- * compresses). Handed to the thread pool, a 2 KB message cost 3–5 × the CPU of the compression
- * itself (~50 µs): a zlib stream, a hand-over and its callbacks (docs/performance.md §1).
+ * compresses), and gzip'd bodies up to this size on the wire are inflated there. Handed to the
+ * thread pool, a 2 KB message cost 3–5 × the CPU of the compression itself (~50 µs): a zlib
+ * stream, a hand-over and its callbacks (docs/performance.md §1).
  */
 const SYNC_GZIP_MAX = 16 * 1024;
+/** The most output a small download (up to SYNC_GZIP_MAX on the wire) is inflated to at once, in memory. */
+const SMALL_INFLATE_MAX = 256 * 1024;
 /**
  * zlib's output buffer. Its default (16 KiB) costs a thread-pool round trip, a callback and a
  * write per 16 KiB: gunzip of 128 MiB took 1.1 s with it and 0.73 s with 1 MiB (gzip -d: 0.9 s).
@@ -336,7 +339,8 @@ export class MeshClient {
 
   /**
    * Streams a message (all chunks, each gunzipped on its own) into the caller's file, written at
-   * offsets through its handle (never opened here by name), never holding a chunk in memory.
+   * offsets through its handle (never opened here by name), never holding a chunk in memory
+   * (but a small gzip'd one: at most 16 KiB read and 256 KiB inflated at once).
    * Stops with MessageTooLargeError past `maxBytes` decompressed, SuspectedBombError once a
    * gzip'd body inflates past `maxCompressionRatio` times what gunzip consumed, and whatever
    * `sink.reserve` throws (the caller's free-space check). Syncing and naming are the caller's.
@@ -392,10 +396,7 @@ export class MeshClient {
           // Each attempt hashes from the state after the chunk before (and chunk 1 starts its head again).
           const hashing = before.copy();
           if (offset === 0) Object.assign(head, { parts: [], length: 0 });
-          const gunzip = gz ? zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }) : undefined;
-          // The bomb guard weighs what came out against the compressed bytes gunzip has consumed
-          // (not merely received), so gathering its input into big pieces does not loosen it.
-          const counter = byteLimit(offset, limit, gunzip ? { ratio, compressed: () => wireOffset + gunzip.bytesWritten } : undefined, (chunk) => {
+          const passed = (chunk: Buffer) => {
             hashing.update(chunk);
             if (offset === 0 && head.length < head.want) {
               // A copy: a slice would hold on to the whole of zlib's output buffer.
@@ -403,11 +404,30 @@ export class MeshClient {
               head.parts.push(piece);
               head.length += piece.length;
             }
-          });
+          };
+          let counter: ReturnType<typeof byteLimit>;
           try {
-            const pieces = gathered(GATHER_BYTES);
-            if (gunzip) await pipeline(res.body, arrived.stream, pieces, gunzip, counter.stream, handleWriter(sink, offset));
-            else await pipeline(res.body, arrived.stream, pieces, counter.stream, handleWriter(sink, offset));
+            // A small gzip'd body (most messages) is read whole and inflated on the event loop,
+            // as a small send is compressed: a zlib stream per download cost more than the
+            // inflating. Only up to SMALL_INFLATE_MAX bytes of output are made so; a body that
+            // would inflate further (a bomb among them) takes the streamed guards below, from
+            // the bytes already read.
+            const small = gz && Number.isSafeInteger(announced) && announced > 0 && announced <= SYNC_GZIP_MAX ? await readAll(res.body) : undefined;
+            const inflated = small && inflateUpTo(small, SMALL_INFLATE_MAX);
+            if (small && inflated) {
+              arrived.add(small.length);
+              counter = byteLimit(offset, limit, { ratio, compressed: () => wireOffset + small.length }, passed);
+              await pipeline(Readable.from([inflated]), counter.stream, handleWriter(sink, offset));
+            } else {
+              const body = small ? Readable.from([small]) : res.body;
+              const gunzip = gz ? zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }) : undefined;
+              // The bomb guard weighs what came out against the compressed bytes gunzip has consumed
+              // (not merely received), so gathering its input into big pieces does not loosen it.
+              counter = byteLimit(offset, limit, gunzip ? { ratio, compressed: () => wireOffset + gunzip.bytesWritten } : undefined, passed);
+              const pieces = gathered(GATHER_BYTES);
+              if (gunzip) await pipeline(body, arrived.stream, pieces, gunzip, counter.stream, handleWriter(sink, offset));
+              else await pipeline(body, arrived.stream, pieces, counter.stream, handleWriter(sink, offset));
+            }
           } catch (err) {
             if (err instanceof MeshdError) throw err;
             if (/^Z_/.test(errCode(err) ?? '')) throw new MeshProtocolError(`download ${messageId} chunk ${n}: the body is not what its Content-Encoding says (${errCode(err)})`, { cause: err });
@@ -821,7 +841,7 @@ async function readJson(res: Dispatcher.ResponseData, what: string): Promise<unk
 }
 
 /** Counts bytes through a stream. */
-function countBytes(start: number): { stream: Transform; total(): number } {
+function countBytes(start: number): { stream: Transform; total(): number; add(bytes: number): void } {
   let total = start;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -829,7 +849,17 @@ function countBytes(start: number): { stream: Transform; total(): number } {
       cb(null, chunk);
     },
   });
-  return { stream, total: () => total };
+  return { stream, total: () => total, add: (bytes) => (total += bytes) };
+}
+
+/** A small gzip'd body inflated at once, or undefined if its output would pass `max` bytes (bad gzip throws zlib's Z_* error). */
+function inflateUpTo(compressed: Buffer, max: number): Buffer | undefined {
+  try {
+    return zlib().gunzipSync(compressed, { maxOutputLength: max });
+  } catch (err) {
+    if (errCode(err) === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    throw err;
+  }
 }
 
 /**

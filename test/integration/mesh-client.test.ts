@@ -16,6 +16,7 @@ import {
   MeshAuthError,
   MeshClient,
   MeshNotFoundError,
+  MeshProtocolError,
   MeshRejectedError,
   MeshTlsError,
   MeshTransientError,
@@ -407,6 +408,43 @@ describe('MESH client against the simulator (mTLS)', function () {
       const err = await downloadTo(c, id, path).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(SuspectedBombError);
       expect(statSync(path).size).to.be.at.most(1024 * 1024);
+    });
+
+    describe('a small gzip body (inflated at once, up to 256 KiB of output)', () => {
+      const fetchHostile = async (body: Buffer, ratio?: number) => {
+        const id = await sim.injectHostile({ mailbox: 'X26ABC2', body, contentEncoding: 'gzip' });
+        const c = client(ratio ? { ...cfg2, transfer: { ...cfg2.transfer, maxCompressionRatio: ratio } } : cfg2);
+        const path = join(root, `small-${randomBytes(4).toString('hex')}.part`);
+        return { path, result: await downloadTo(c, id, path, 64).catch((e: unknown) => e) };
+      };
+
+      it('writes, hashes and heads what it inflates', async () => {
+        const payload = Buffer.from('MSH|^~\\&|SMALL|'.repeat(500));
+        const { path, result } = await fetchHostile(gzipSync(payload));
+        expect(readFileSync(path).equals(payload)).to.equal(true);
+        expect(result).to.deep.include({ bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+        expect((result as { head: Buffer }).head.equals(payload.subarray(0, 64))).to.equal(true);
+      });
+
+      it('stops a small bomb that would inflate past 256 KiB, through the streamed guard', async () => {
+        const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024));
+        expect(bomb.length).to.be.at.most(16 * 1024);
+        const { path, result } = await fetchHostile(bomb, 100);
+        expect(result).to.be.instanceOf(SuspectedBombError);
+        expect(statSync(path).size).to.be.at.most(1024 * 1024);
+      });
+
+      it('stops one that inflates past the ratio within 256 KiB', async () => {
+        const { path, result } = await fetchHostile(gzipSync(Buffer.alloc(200 * 1024)), 10);
+        expect(result).to.be.instanceOf(SuspectedBombError);
+        expect(statSync(path).size).to.equal(0);
+      });
+
+      it('refuses a body that is not gzip as a protocol fault', async () => {
+        const { result } = await fetchHostile(Buffer.from('this is not gzip, whatever the header says'));
+        expect(result).to.be.instanceOf(MeshProtocolError);
+        expect(String((result as Error).message)).to.match(/not what its Content-Encoding says \(Z_DATA_ERROR\)/);
+      });
     });
 
     it('downloads a REPORT (empty body, 1:0) with its status headers, logs and acknowledges it without writing data', async () => {
