@@ -85,8 +85,11 @@ export function patchColumns(patch: object, allowed: ReadonlySet<string>, column
   return out;
 }
 
-/** Where each column of `messages` sits in a row read as an array, by column name. */
-export type MessagePositions = Readonly<Record<string, number>>;
+/**
+ * Where each column of `messages` sits in a row: its index in a row read as an array, or, for a
+ * row read as an object, its own name (COLUMNS_BY_NAME).
+ */
+export type MessagePositions = Readonly<Record<string, number | string>>;
 
 export function messagePositions(columns: readonly string[]): MessagePositions {
   const positions: Record<string, number> = {};
@@ -94,17 +97,20 @@ export function messagePositions(columns: readonly string[]): MessagePositions {
   return positions;
 }
 
+const COLUMNS_BY_NAME: MessagePositions = Object.fromEntries(Object.values(MESSAGE_COLUMNS).map((c) => [c, c]));
+
 export function messageFromSql(r: Record<string, unknown>): MessageRow {
-  return messageFromValues(Object.values(r), messagePositions(Object.keys(r)));
+  return messageFromValues(r, COLUMNS_BY_NAME);
 }
 
 /**
- * A row from its column values and their positions: the SQLite ledger reads hot rows as arrays
+ * A row from its column values and where each sits: the SQLite ledger reads hot rows as arrays
  * (better-sqlite3's raw mode), because building a keyed object of ~40 columns natively, one
  * property at a time, was most of the cost of reading a row (docs/performance.md §1).
  * A column missing from the row reads as undefined, as a missing key always did.
  */
-export function messageFromValues(v: readonly unknown[], p: MessagePositions): MessageRow {
+export function messageFromValues(values: readonly unknown[] | Readonly<Record<string, unknown>>, p: MessagePositions): MessageRow {
+  const v = values as Readonly<Record<string | number, unknown>>;
   return {
     id: v[p.id] as number,
     direction: v[p.direction] as MessageRow['direction'],

@@ -103,6 +103,10 @@ class MessageReader {
   all(...params: unknown[]): MessageRow[] {
     return (this.stmt.all(...params) as unknown[][]).map((values) => messageFromValues(values, this.positions));
   }
+
+  *iterate(...params: unknown[]): IterableIterator<MessageRow> {
+    for (const values of this.stmt.iterate(...params)) yield messageFromValues(values as unknown[], this.positions);
+  }
 }
 
 /** The SQLite ledger. One instance owns one connection; hot statements are prepared once, named after their method. */
@@ -344,15 +348,13 @@ export class SqliteLedger implements LedgerStore {
   list(filter: ListFilter = {}): MessageRow[] {
     const { sql, params } = this.where(filter);
     const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
-    const rows = this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id DESC LIMIT @limit`).all({ ...params, limit }) as Row[];
-    return rows.map(messageFromSql);
+    return this.reader(`SELECT * FROM messages ${sql} ORDER BY id DESC LIMIT @limit`).all({ ...params, limit });
   }
 
   *iterate(filter: Omit<ListFilter, 'limit'> = {}): IterableIterator<MessageRow> {
     const { sql, params } = this.where(filter);
-    for (const row of this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id`).iterate(params)) {
-      yield messageFromSql(row as Row);
-    }
+    // A statement of its own: a cached one would be busy for a second iteration of the same filter (another mailbox's).
+    yield* new MessageReader(this.db.prepare(`SELECT * FROM messages ${sql} ORDER BY id`)).iterate(params);
   }
 
   browse(filter: BrowseFilter): MessageRow[] {

@@ -276,6 +276,10 @@ for (const backend of LEDGER_BACKENDS) {
         expect(ledger.list({ since: new Date('2026-11-01T12:00:00Z') }).map((r) => r.id)).to.deep.equal([c.id, b.id]);
         expect(ledger.list({ limit: 1 }).map((r) => r.id)).to.deep.equal([c.id]);
         expect([...ledger.iterate({ direction: 'out' })].map((r) => r.id)).to.deep.equal([a.id, b.id]);
+        // Two iterations of one filter at once (two mailboxes' recoveries, say): neither is refused or cut short.
+        const pairs: number[][] = [];
+        for (const x of ledger.iterate({ direction: 'out' })) for (const y of ledger.iterate({ direction: 'out' })) pairs.push([x.id, y.id]);
+        expect(pairs).to.deep.equal([[a.id, a.id], [a.id, b.id], [b.id, a.id], [b.id, b.id]]);
       });
 
       it('iterates only the rows not yet acknowledged to MESH when asked', () => {
