@@ -714,6 +714,34 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(got.head.equals(payload.subarray(0, 512))).to.equal(true);
     });
 
+    it('asks the file its size only when a chunk is tried again', async () => {
+      const payload = randomBytes(100_000);
+      const sent = await client(cfg1).sendFile(file(payload), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 30_000 });
+      const statsOfDownload = async (name: string) => {
+        const handle = await open(join(root, name), 'w');
+        let stats = 0;
+        // The real handle, its stat() counted: a first attempt finds the file ending where the chunk before ended.
+        const counted = new Proxy(handle, {
+          get(target, key) {
+            if (key === 'stat') stats++;
+            const value = Reflect.get(target, key) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        try {
+          await client(cfg2).download(sent.messageId, { handle: counted });
+        } finally {
+          await handle.close();
+        }
+        expect(readFileSync(join(root, name)).equals(payload)).to.equal(true);
+        return stats;
+      };
+      expect(await statsOfDownload('stat-none.dat')).to.equal(0);
+      sim.setFaults('download:reset=1');
+      onSleep = () => sim.setFaults(undefined);
+      expect(await statsOfDownload('stat-retried.dat')).to.equal(1);
+    });
+
     it('hashes a many-chunk download exactly when later chunks are cut off and fetched again', async () => {
       // Uncompressed, so the half of a chunk the simulator sends before it drops reaches the hash at once.
       const payload = randomBytes(600_000);
