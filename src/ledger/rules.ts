@@ -36,7 +36,7 @@ export function checkNewRow(row: NewMessage): { recoveryMark: RecoveryMark | nul
 }
 
 /** What the checks of a move or a mark change read of the current row. */
-type RowState = Pick<MessageRow, 'direction' | 'state'>;
+export type RowState = Pick<MessageRow, 'direction' | 'state'>;
 
 /** Checks a move of the current row to `to`; returns the mark and patch to write with it. */
 export function checkMove<R extends RowState>(id: number, current: R | undefined, to: MessageState, opts: TransitionOptions, at: string): { row: R; mark: RecoveryMark | null; patch: MessagePatch } {

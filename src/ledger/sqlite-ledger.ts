@@ -17,7 +17,7 @@ import {
   toSql,
 } from './columns';
 import { openDatabase, type OpenOptions } from './open';
-import { appointmentFromRows, checkMarkChange, checkMove, checkNewRow, conflict, duplicateOnInsert, duplicateOnUpdate, notFound, refRowId } from './rules';
+import { appointmentFromRows, checkMarkChange, checkMove, checkNewRow, conflict, duplicateOnInsert, duplicateOnUpdate, notFound, refRowId, type RowState } from './rules';
 import {
   type Direction,
   MessageState,
@@ -192,8 +192,8 @@ export class SqliteLedger implements LedgerStore {
     return reader;
   }
 
-  private currentState(id: number): Pick<MessageRow, 'direction' | 'state'> | undefined {
-    return this.stmtState.get(id) as Pick<MessageRow, 'direction' | 'state'> | undefined;
+  private currentState(id: number): RowState | undefined {
+    return this.stmtState.get(id) as RowState | undefined;
   }
 
   private stamp(): string {
