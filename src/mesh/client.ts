@@ -571,8 +571,9 @@ export class MeshClient {
         });
         await drain(res);
       } catch (err) {
-        // 423: MESH already holds this chunk (an earlier attempt landed but its answer was lost).
-        // Check tracking rather than guess: complete → done; still uploading → this chunk is in.
+        // 423: MESH has finalised the message (an earlier attempt sent its last chunk but the
+        // answer was lost). Tracking must agree before the rest counts as sent: a 423 while it
+        // still says uploading proves nothing about this chunk, so the chunk is tried again later.
         if (!(err instanceof MeshError) || err.status !== 423) throw err;
         const status = await this.trackingStatus(messageId);
         if (status === 'accepted' || status === 'acknowledged') {
@@ -580,8 +581,7 @@ export class MeshClient {
           for (let m = n; m <= total; m++) await opts.onChunkSent?.(m, total);
           break;
         }
-        if (status !== 'uploading') throw err;
-        this.log.warn('MESH_CHUNK_ALREADY_HELD', 'MESH already holds this chunk; continuing', { messageId, chunk: n });
+        throw new MeshTransientError(`send chunk ${n} of ${total}: MESH answered 423 (message finalised) but tracking says ${status ?? 'nothing'}; the chunk will be sent again`, { status: 423, cause: err });
       } finally {
         await prepared.cleanup();
       }

@@ -63,6 +63,8 @@ interface StoredMessage extends SimMessage {
   seq: number;
   received: number[];
   chunkEncoding: Record<number, 'gzip' | 'identity'>;
+  /** Stored size of each chunk, so a chunk sent again replaces its bytes in the count. */
+  chunkBytes?: Record<number, number>;
 }
 
 interface StateFile {
@@ -81,8 +83,6 @@ export class MessageStore {
   private dirty = false;
   private flushing: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
-  /** chunk uploads in progress, `id:n`, so two concurrent uploads of one chunk cannot both land. */
-  private readonly inflight = new Set<string>();
   clockOffsetMs = 0;
 
   constructor(private readonly dir: string) {}
@@ -173,10 +173,6 @@ export class MessageStore {
     return [...this.byId.values()].sort((a, b) => a.seq - b.seq).map(publicView);
   }
 
-  hasChunk(id: string, n: number): boolean {
-    return this.byId.get(id)?.received.includes(n) ?? false;
-  }
-
   chunkEncoding(id: string, n: number): 'gzip' | 'identity' | undefined {
     return this.byId.get(id)?.chunkEncoding[n];
   }
@@ -191,31 +187,23 @@ export class MessageStore {
     return d;
   }
 
-  /** Claims the right to upload chunk n; false if it is already stored or being uploaded. */
-  claimChunk(id: string, n: number): boolean {
-    const key = `${id}:${n}`;
-    if (this.inflight.has(key) || this.hasChunk(id, n)) return false;
-    this.inflight.add(key);
-    return true;
-  }
-
-  releaseChunk(id: string, n: number): void {
-    this.inflight.delete(`${id}:${n}`);
-  }
-
-  /** Records a stored chunk; when the last one lands the message is accepted (listed). */
+  /**
+   * Records a stored chunk; when the last one lands the message is accepted (listed). A chunk
+   * sent again before then (a client retrying one whose answer it never saw) replaces the first.
+   */
   addChunk(id: string, n: number, bytes: number, encoding: 'gzip' | 'identity', now: Date): SimMessage {
     const m = this.mustGet(id);
-    m.received.push(n);
+    const sizes = (m.chunkBytes ??= {});
+    if (!m.received.includes(n)) m.received.push(n);
     m.chunkEncoding[n] = encoding;
     m.chunksReceived = m.received.length;
-    m.bytes += bytes;
+    m.bytes += bytes - (sizes[n] ?? 0);
+    sizes[n] = bytes;
     if (m.chunksReceived >= m.chunks && m.status === 'uploading') {
       m.status = 'accepted';
       m.acceptedAt = now.toISOString();
       setDelivered(m, now);
     }
-    this.releaseChunk(id, n);
     this.changed();
     return m;
   }
@@ -229,7 +217,6 @@ export class MessageStore {
 
   async reset(): Promise<void> {
     this.byId.clear();
-    this.inflight.clear();
     this.seq = 0;
     this.clockOffsetMs = 0;
     await rm(this.bodiesDir, { recursive: true, force: true });
@@ -288,6 +275,6 @@ export function setDelivered(m: SimMessage, now: Date): void {
 }
 
 function publicView(m: SimMessage): SimMessage {
-  const { seq: _seq, received: _received, chunkEncoding: _enc, ...rest } = m as StoredMessage;
+  const { seq: _seq, received: _received, chunkEncoding: _enc, chunkBytes: _sizes, ...rest } = m as StoredMessage;
   return { ...rest };
 }

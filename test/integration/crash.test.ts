@@ -138,9 +138,13 @@ describe('crash safety: meshd run --once killed with SIGKILL, again and again', 
         else if (poisoned.has(h)) expect(count, `${name} set aside, delivered at most once`).to.be.at.most(1);
         else {
           if (count !== 1) {
+            // Where the message went, for a failure that a seeded kill rarely reaches: both
+            // ledgers' rows and events and the simulator's record, by the MESH message id.
             const rows = outRows.filter((r) => r.fileName === name);
+            const ids = new Set(rows.map((r) => r.messageId).filter(Boolean));
             console.log(JSON.stringify(rows.map((r) => ({ ...r, events: senderLedger.events(r.id) })), null, 1));
-            console.log(JSON.stringify(env.sim.messages().filter((m) => m.localId === name.replace(/\.dat$/, '')), null, 1));
+            console.log(JSON.stringify(env.sim.messages().filter((m) => ids.has(m.id) || m.localId === name.replace(/\.dat$/, '')), null, 1));
+            console.log(JSON.stringify(inRows.filter((r) => ids.has(r.messageId)).map((r) => ({ ...r, events: receiverLedger.events(r.id) })), null, 1));
           }
           expect(count, `${name} delivered exactly once`).to.equal(1);
         }

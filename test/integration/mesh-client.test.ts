@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { open } from 'node:fs/promises';
@@ -535,11 +535,12 @@ describe('MESH client against the simulator (mTLS)', function () {
         seen = [];
         answer = '{}';
       });
-      const serve = async (leaf: { cert: string; key: string }, requireClientCa?: string) => {
+      const serve = async (leaf: { cert: string; key: string }, requireClientCa?: string, handle?: (req: IncomingMessage, res: ServerResponse) => void) => {
         const mtls = requireClientCa ? { ca: requireClientCa, requestCert: true, rejectUnauthorized: true } : {};
         server = createHttpsServer({ cert: leaf.cert, key: leaf.key, ...mtls }, (req, res) => {
           seen.push(String(req.url));
-          res.end(answer);
+          if (handle) handle(req, res);
+          else res.end(answer);
         });
         await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
         return `https://localhost:${(server.address() as AddressInfo).port}`;
@@ -580,6 +581,29 @@ describe('MESH client against the simulator (mTLS)', function () {
         const url = await serve(pki.leaf('localhost', { dns: ['localhost'] }));
         await client({ ...cfg1, url: `${url}/mesh-gateway`, tls: pemFiles({ ca: pki.ca }) }).handshake();
         expect(seen).to.deep.equal(['/mesh-gateway/messageexchange/X26ABC1']);
+      });
+
+      it('does not count a chunk as sent on a 423 while tracking says the message is still uploading', async () => {
+        // MESH answers 423 only for a finished message; a server that says so while tracking
+        // disagrees proves nothing about the chunk, so the send is tried again later, never "sent".
+        const id = '20261202120000000000_ABCDEF';
+        const url = await serve(pki.leaf('localhost', { dns: ['localhost'] }), undefined, (req, res) => {
+          req.resume();
+          req.on('end', () => {
+            const json = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+            if (req.method === 'POST' && req.url!.endsWith('/outbox')) json(202, { message_id: id });
+            else if (req.method === 'POST') json(423, { detail: [{ code: 'MessageFinalised', msg: 'chunk already received' }] });
+            else json(200, { message_id: id, status: 'uploading' });
+          });
+        });
+        const chunksSent: number[] = [];
+        const err: any = await client({ ...cfg1, url, tls: pemFiles({ ca: pki.ca }) })
+          .sendBytes(randomBytes(30_000), { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 10_000, onChunkSent: (n) => void chunksSent.push(n) })
+          .catch((e) => e);
+        expect(err).to.be.instanceOf(MeshTransientError);
+        expect(err.message).to.contain('chunk 2 of 3').and.contain('tracking says uploading');
+        expect(chunksSent).to.deep.equal([1]);
+        expect(seen.filter((u) => u.includes('/tracking'))).to.have.length(1);
       });
 
       it('says when the server certificate has expired', async () => {

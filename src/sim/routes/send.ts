@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { rename } from 'node:fs/promises';
 import { H, MAX_REQUEST_BYTES, parseChunkRange } from '../../mesh/protocol';
 import { receiveBody, type BodyResult } from '../body';
@@ -43,6 +44,7 @@ export async function sendMessage(ctx: RequestContext): Promise<void> {
   const id = state.store.newId(now);
   const result = await receiveChunk(ctx, id, 1);
   if (!result) return;
+  await rename(result.file, state.store.chunkPath(id, 1));
   state.store.create(
     {
       type: 'DATA',
@@ -92,28 +94,33 @@ export async function sendChunk(ctx: RequestContext): Promise<void> {
     });
   }
   if (n < 1 || n > message.chunks) return reject(406, { code: 'InvalidHeaderChunks', msg: `chunk ${n} is beyond the message's ${message.chunks} chunks` });
-  if (message.status !== 'uploading' || store.hasChunk(id, n)) {
-    return reject(423, { code: 'MessageFinalised', msg: message.status !== 'uploading' ? 'message already complete' : `chunk ${n} already received` });
-  }
+  // Only a finished message refuses a chunk (MESH's 423). A chunk sent again before then, as a
+  // client does when it never saw the answer (or died mid-upload and resumed), replaces the first.
+  if (message.status !== 'uploading') return reject(423, { code: 'MessageFinalised', msg: 'message already complete' });
   const encoding = contentEncoding(req.headers);
   if (!encoding.ok) return reject(422, { code: 'UnsupportedContentEncoding', msg: `Content-Encoding "${encoding.value}" is not supported: use gzip or none` });
   if (encoding.value !== (message.contentEncoding ?? 'identity')) {
     return reject(417, { code: 'InvalidContentEncoding', msg: 'cannot change content encoding: every chunk must use the Content-Encoding of chunk 1' });
   }
-  if (!store.claimChunk(id, n)) return reject(423, { code: 'MessageFinalised', msg: `chunk ${n} is already being uploaded` });
 
   const result = await receiveChunk(ctx, id, n);
-  if (!result) {
-    store.releaseChunk(id, n);
-    return;
+  if (!result) return;
+  // Another upload of this chunk completed the message meanwhile: this copy is not stored.
+  if (message.status !== 'uploading') {
+    await store.discard(result.file);
+    return reject(423, { code: 'MessageFinalised', msg: 'message already complete' });
   }
+  await rename(result.file, store.chunkPath(id, n));
   store.addChunk(id, n, result.bytes, encoding.value, state.clock.now());
   if (acceptThenReset(ctx)) return;
   sendEmpty(ctx.res, 202);
 }
 
-/** Streams chunk n to disk; answers the client itself and returns undefined when it failed. */
-async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise<{ bytes: number } | undefined> {
+/**
+ * Streams chunk n to a file of this request's own (two uploads of one chunk may overlap) for the
+ * caller to rename into place; answers the client itself and returns undefined when it failed.
+ */
+async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise<{ bytes: number; file: string } | undefined> {
   const { store } = ctx.state;
   const event = { event: 'SEND', messageId: n > 1 ? id : undefined };
   const declared = Number(header(ctx.req.headers, 'content-length') ?? NaN);
@@ -123,8 +130,7 @@ async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise
     return undefined;
   }
   await store.chunkDir(id);
-  const finalPath = store.chunkPath(id, n);
-  const tmp = `${finalPath}.part`;
+  const tmp = `${store.chunkPath(id, n)}.${randomUUID()}.part`;
   const result: BodyResult = await receiveBody(ctx.req, tmp, { limit: MAX_REQUEST_BYTES, resetMidBody: ctx.fault.kind === 'reset' });
   switch (result.kind) {
     case 'aborted':
@@ -145,8 +151,7 @@ async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise
         sendError(ctx.res, 417, { ...event, code: '02', msg: 'Data file is missing or inaccessible: the request body is empty' });
         return undefined;
       }
-      await rename(tmp, finalPath);
-      return { bytes: result.bytes };
+      return { bytes: result.bytes, file: tmp };
   }
 }
 
