@@ -57,16 +57,26 @@ function singleMessages(samples: Buffer[]): Buffer[] {
 /**
  * Runs `fn` twice and reports the second pass: a long-running daemon converts at the JIT-warm
  * rate. The first pass (the compiled validators' code still being optimised) is reported beside it.
+ * `msgPerCpuSecond` divides by the process's CPU time instead of the wall clock: the rate of one
+ * core that is this loop's alone, which on a machine shared with other jobs the wall clock understates.
  */
-function timed(fn: () => number): { ms: number; messages: number; msgPerSec: number; firstPassMsgPerSec: number } {
+function timed(fn: () => number): { ms: number; messages: number; msgPerSec: number; msgPerCpuSecond: number; firstPassMsgPerSec: number } {
   const once = () => {
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const messages = fn();
-    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, messages };
+    const cpu = process.cpuUsage(cpu0);
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000, messages };
   };
   const first = once();
-  const { ms, messages } = once();
-  return { ms: Math.round(ms), messages, msgPerSec: Math.round((messages / ms) * 1000), firstPassMsgPerSec: Math.round((first.messages / first.ms) * 1000) };
+  const { ms, cpuMs, messages } = once();
+  return {
+    ms: Math.round(ms),
+    messages,
+    msgPerSec: Math.round((messages / ms) * 1000),
+    msgPerCpuSecond: Math.round((messages / cpuMs) * 1000),
+    firstPassMsgPerSec: Math.round((first.messages / first.ms) * 1000),
+  };
 }
 
 export async function runTransformBench(): Promise<object> {
@@ -111,7 +121,9 @@ export async function runTransformBench(): Promise<object> {
   };
   const baseline = process.env.MESHD_BENCH_BASELINE ? compareBuilds(process.env.MESHD_BENCH_BASELINE, hl7.slice(0, 1000), fhir.slice(0, 1000)) : undefined;
   const validators = compareValidators(fhir.slice(0, Math.min(2000, fhir.length)).map((b) => JSON.parse(b.toString('utf8'))));
-  const slowest = Math.min(perMessage.hl7v2ToFhirR4.msgPerSec, perMessage.fhirR4ToHl7v2.msgPerSec, onePayload.hl7v2ToFhirR4.msgPerSec, onePayload.fhirR4ToHl7v2.msgPerSec);
+  const goalRuns = [perMessage.hl7v2ToFhirR4, perMessage.fhirR4ToHl7v2, onePayload.hl7v2ToFhirR4, onePayload.fhirR4ToHl7v2];
+  const slowest = Math.min(...goalRuns.map((r) => r.msgPerSec));
+  const slowestPerCpuSecond = Math.min(...goalRuns.map((r) => r.msgPerCpuSecond));
   return {
     bench: 'transform',
     source,
@@ -123,6 +135,7 @@ export async function runTransformBench(): Promise<object> {
     ...(baseline ? { baseline } : {}),
     goalMsgPerSec: GOAL,
     goalMet: slowest >= GOAL,
+    goalMetPerCpuSecond: slowestPerCpuSecond >= GOAL,
   };
 }
 
