@@ -142,7 +142,9 @@ async function runOnce(config: MeshdConfig, log: Logger, ports: Map<string, Retu
   const errors = reports.flatMap((r) => r.errors);
   print(
     { mailboxes: reports },
-    reports.map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`),
+    // `listed` beside `received`: a message MESH listed but meshd did not deliver (a duplicate,
+    // a quarantined one) shows as the gap between them, which tells the operator to look.
+    reports.map((r) => `${r.mailbox}: claimed ${r.claimed}, sent ${r.sent}, listed ${r.listed}, received ${r.delivered}, acknowledged ${r.acknowledged}, tracked ${r.tracked}${r.errors.length ? `, ${r.errors.length} error(s)` : ''}`),
   );
   return errors.length === 0 ? EXIT.OK : exitCodeFor(errors[0].kind);
 }

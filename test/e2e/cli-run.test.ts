@@ -63,6 +63,17 @@ describe('meshd run (as a process)', function () {
     expect((await receive('debug')).map((p) => [p.level, p.listed])).to.deep.equal([['debug', 0]]);
   });
 
+  it('--once says how many messages MESH listed beside how many it delivered (a duplicate is acknowledged, not delivered)', async () => {
+    for (const name of ['twin-a.dat', 'twin-b.dat']) {
+      dropFile(env.folder(SENDER, 'out'), name, 'the same payload twice\n');
+      dropFile(env.folder(SENDER, 'out'), name.replace('.dat', '.ctl'), controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    }
+    expect((await runMeshd(['--config', env.configPath[SENDER], 'run', '--once'])).code).to.equal(0);
+    const r = await runMeshd(['--config', env.configPath[RECEIVER], 'run', '--once']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include(`${RECEIVER}: claimed 0, sent 0, listed 2, received 1, acknowledged 2, tracked 0`);
+  });
+
   it('refuses a second instance on the same data dir, clearly', async () => {
     const lock = acquireInstanceLock((await env.config(SENDER)).dataDir);
     try {
