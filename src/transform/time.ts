@@ -89,6 +89,40 @@ export function parseOffset(text: string): number | undefined {
   return m[1] === '-' ? -v : v;
 }
 
+const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const DAY_MS = 86_400_000;
+/** 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the years `Date.toISOString` writes with four digits. */
+const ISO_FROM = -62_167_219_200_000;
+const ISO_UNTIL = 253_402_300_800_000;
+
+/**
+ * What `new Date(ms).toISOString()` gives, without a Date: a conversion writes several instants
+ * a message, and the Date costs most of it. The civil date from the day count is the proleptic
+ * Gregorian algorithm of H. Hinnant's "chrono-compatible low-level date algorithms".
+ */
+export function isoUtc(ms: number): string {
+  if (!(ms >= ISO_FROM && ms < ISO_UNTIL) || !Number.isInteger(ms)) return new Date(ms).toISOString();
+  const days = Math.floor(ms / DAY_MS);
+  let rest = ms - days * DAY_MS;
+  const z = days + 719_468; // days since 0000-03-01
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const m5 = Math.floor((5 * dayOfYear + 2) / 153); // months since March
+  const day = dayOfYear - Math.floor((153 * m5 + 2) / 5) + 1;
+  const month = m5 < 10 ? m5 + 3 : m5 - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hour = Math.floor(rest / 3_600_000);
+  rest -= hour * 3_600_000;
+  const minute = Math.floor(rest / 60_000);
+  rest -= minute * 60_000;
+  const second = Math.floor(rest / 1000);
+  const milli = rest - second * 1000;
+  const T = TWO_DIGITS;
+  return `${pad(year, 4)}-${T[month]}-${T[day]}T${T[hour]}:${T[minute]}:${T[second]}.${pad(milli, 3)}Z`;
+}
+
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
@@ -118,6 +152,14 @@ export function localText(p: LocalParts): string {
   s += ':' + pad(p.second, 2);
   if (p.millisecond === undefined) return s;
   return s + '.' + pad(p.millisecond, 3);
+}
+
+/**
+ * The text of a year, month or day (parts without a time of day), undefined when it is no real
+ * day: what makeInstant gives as `local` for them, without resolving a zone.
+ */
+export function calendarText(p: LocalParts): string | undefined {
+  return p.hour === undefined && validParts(p) ? localText(p) : undefined;
 }
 
 function validParts(p: LocalParts): boolean {
@@ -174,7 +216,7 @@ export function makeInstant(p: LocalParts, offsetMinutes?: number): TimeResult {
   if (offsetMinutes !== undefined) {
     return {
       ok: true,
-      instant: { utc: new Date(wall - offsetMinutes * 60_000).toISOString(), offset: formatOffset(offsetMinutes), precision, assumedZone: false, local },
+      instant: { utc: isoUtc(wall - offsetMinutes * 60_000), offset: formatOffset(offsetMinutes), precision, assumedZone: false, local },
     };
   }
   const candidates = londonCandidates(p);
@@ -188,7 +230,7 @@ export function makeInstant(p: LocalParts, offsetMinutes?: number): TimeResult {
   const pick = candidates[0] ?? { utcMs: wall - londonOffsetMinutes(wall) * 60_000, offset: londonOffsetMinutes(wall) };
   return {
     ok: true,
-    instant: { utc: new Date(pick.utcMs).toISOString(), offset: hasTime ? formatOffset(pick.offset) : null, precision, assumedZone: true, local },
+    instant: { utc: isoUtc(pick.utcMs), offset: hasTime ? formatOffset(pick.offset) : null, precision, assumedZone: true, local },
   };
 }
 
@@ -206,7 +248,7 @@ export function instantFromDate(d: Date, precision: Precision = 'second'): Insta
     millisecond: wall.getUTCMilliseconds(),
   };
   const cut = cutToPrecision(parts, precision);
-  return { utc: new Date(wallClockMs(cut) - offset * 60_000).toISOString(), offset: formatOffset(offset), precision, assumedZone: false, local: localText(cut) };
+  return { utc: isoUtc(wallClockMs(cut) - offset * 60_000), offset: formatOffset(offset), precision, assumedZone: false, local: localText(cut) };
 }
 
 function cutToPrecision(p: LocalParts, precision: Precision): LocalParts {
@@ -288,7 +330,7 @@ export function addMinutes(inst: Instant, minutes: number): Instant {
       { year: wall.getUTCFullYear(), month: wall.getUTCMonth() + 1, day: wall.getUTCDate(), hour: wall.getUTCHours(), minute: wall.getUTCMinutes(), second: wall.getUTCSeconds(), millisecond: wall.getUTCMilliseconds() },
       inst.precision,
     );
-    return { ...inst, utc: new Date(utcMs).toISOString(), local: localText(q) };
+    return { ...inst, utc: isoUtc(utcMs), local: localText(q) };
   }
   const shifted = instantFromDate(new Date(utcMs), inst.precision);
   return { ...shifted, assumedZone: inst.assumedZone };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { CLEARED, SYSTEMS, type AppointmentEvent, type PatientRegistration } from '../../src/transform/model';
 import { readHl7v2 } from '../../src/transform/hl7v2/read';
+import { Hl7Message } from '../../src/transform/hl7v2/message';
 
 const FIXTURES = join(__dirname, '..', '..', '..', 'fixtures', 'hl7v2');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
@@ -197,6 +198,32 @@ describe('HL7 v2 read', () => {
       expect(d('60', 's')).to.equal(1);
       expect(d('2', 'h')).to.equal(120);
       expect(d('45', 'MIN')).to.equal(45);
+    });
+  });
+
+  describe('component and subcomponent access', () => {
+    const parse = (text: string) => {
+      const m = Hl7Message.parse(text);
+      if (!(m instanceof Hl7Message)) throw new Error(m.problem);
+      return m;
+    };
+
+    it('finds each component of a repetition, empty ones and those past the end as empty', () => {
+      const m = parse('MSH|^~\\&|A|B\rPID|||1^^NHS^X&Y&Z^^F\r');
+      const rep = m.reps(m.first('PID')!, 3)[0];
+      expect([0, 1, 2, 3, 4, 5, 6, 7].map((c) => m.rawComp(rep, c))).to.deep.equal(['', '1', '', 'NHS', 'X&Y&Z', '', 'F', '']);
+      expect([1, 2, 3, 4].map((s) => m.leaf(rep, 4, s))).to.deep.equal(['X', 'Y', 'Z', '']);
+      expect(m.rawComp('plain', 1)).to.equal('plain');
+      expect(m.rawComp('plain', 2)).to.equal('');
+      expect(m.rawComp('', 1)).to.equal('');
+      expect(m.rawComp('a^', 2)).to.equal('');
+      expect(m.rawComp('^b', 1)).to.equal('');
+    });
+
+    it('uses the message\'s own component separator', () => {
+      const m = parse('MSH|*~\\&|A|B\rPID|||1*2^3*4\r');
+      const rep = m.reps(m.first('PID')!, 3)[0];
+      expect([1, 2, 3].map((c) => m.rawComp(rep, c))).to.deep.equal(['1', '2^3', '4']);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { addMinutes, formatIsoDateTime, instantFromDate, londonOffsetMinutes, makeInstant, parseIsoDateTime, type TimeResult } from '../../src/transform/time';
+import { addMinutes, formatIsoDateTime, instantFromDate, isoUtc, londonOffsetMinutes, makeInstant, parseIsoDateTime, type TimeResult } from '../../src/transform/time';
 import { dateOfDtm, formatDtm, parseDtm } from '../../src/transform/hl7v2/datetime';
 import type { Instant } from '../../src/transform/model';
 
@@ -75,6 +75,29 @@ describe('UK local time resolution (Europe/London)', () => {
     }
     expect(makeInstant({ year: 4, month: 2, day: 29 }).ok).to.equal(true);
     expect(makeInstant({ year: 100, month: 2, day: 29 }).ok).to.equal(false);
+  });
+
+  it('writes UTC instants exactly as Date.toISOString does, across years 0–9999 and beyond', () => {
+    const first = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    const last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    const samples = [first, first - 1, last, last + 1, 0, -1, 1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, -2_208_988_800_001, 1.5, Number.MAX_SAFE_INTEGER / 1000];
+    // A fixed pseudo-random spread (reproducible): every day of the range is as likely.
+    let seed = 42;
+    for (let i = 0; i < 20_000; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      const r = (seed / 2_147_483_648) * (last - first);
+      samples.push(first + Math.floor(r) + (i % 1000));
+    }
+    for (const ms of samples) expect(isoUtc(ms), String(ms)).to.equal(new Date(ms).toISOString());
+  });
+
+  it('gives a date alone as makeInstant does, without a zone, and nothing for a day that does not exist', () => {
+    for (const text of ['19250704', '20000229', '00010101', '99991231', '1925', '192507', '20250330', '20251026', '19000229', '20250431', '20251300', '0000']) {
+      const m = /^(\d{4})(\d{2})?(\d{2})?/.exec(text)!;
+      const parts = { year: Number(m[1]), month: m[2] === undefined ? undefined : Number(m[2]), day: m[3] === undefined ? undefined : Number(m[3]) };
+      const full = makeInstant(parts);
+      expect(dateOfDtm(text), text).to.equal(full.ok ? full.instant.local : undefined);
+    }
   });
 
   it('parses FHIR dateTime and instant text', () => {

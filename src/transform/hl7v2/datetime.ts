@@ -1,5 +1,5 @@
 import type { Instant, DateOnly } from '../model';
-import { type LocalParts, type TimeResult, makeInstant, parseOffset, partsOf } from '../time';
+import { type LocalParts, type TimeResult, calendarText, makeInstant, parseOffset, partsOf } from '../time';
 
 /**
  * HL7 v2 DTM/TS: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]` (TS may add `^precision`).
@@ -38,9 +38,8 @@ export function dateOfDtm(text: string): DateOnly | undefined {
   const m = DTM.exec(text.trim());
   if (!m) return undefined;
   const p = partsFrom(m);
-  const r = makeInstant({ year: p.year, month: p.month, day: p.day });
-  if (!r.ok) return undefined;
-  return r.instant.local;
+  // A date alone needs no zone: only whether it is a real day, and its text.
+  return calendarText({ year: p.year, month: p.month, day: p.day });
 }
 
 /** Formats a canonical date "YYYY-MM-DD" as DTM "YYYYMMDD". */

@@ -73,18 +73,22 @@ export class Hl7Message {
     return reps;
   }
 
-  /** Components of repetitions already split, so readers can ask for many leaves cheaply. */
-  private readonly compCache = new Map<string, string[]>();
-
-  /** Raw component text of one repetition (not unescaped, subcomponents still joined). */
+  /**
+   * Raw component text of one repetition (not unescaped, subcomponents still joined). Found by
+   * scanning for separators: cheaper than splitting (or caching a split of) every repetition,
+   * since a reader asks for a few components of short text.
+   */
   rawComp(repText: string, comp: number): string {
-    if (!repText.includes(this.delimiters.component)) return comp === 1 ? repText : '';
-    let parts = this.compCache.get(repText);
-    if (!parts) {
-      parts = repText.split(this.delimiters.component);
-      this.compCache.set(repText, parts);
+    if (comp < 1) return '';
+    const sep = this.delimiters.component;
+    let start = 0;
+    for (let i = 1; i < comp; i++) {
+      const at = repText.indexOf(sep, start);
+      if (at < 0) return '';
+      start = at + 1;
     }
-    return parts[comp - 1] ?? '';
+    const end = repText.indexOf(sep, start);
+    return end < 0 ? (start === 0 ? repText : repText.slice(start)) : repText.slice(start, end);
   }
 
   /**
