@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convert, fileSink } from '../src/transform/convert';
+import { applyV8Flags } from '../src/v8-flags';
 import { csvBatch, hl7Batch, hl7Templates } from './batches';
 
 /**
@@ -17,6 +18,7 @@ const now = () => new Date('2025-06-01T12:00:00Z');
 
 /** Child side: `node memory.js <from> <to> <input> <output>`; prints its figures as JSON. */
 function child(from: string, to: string, input: string, output: string): void {
+  applyV8Flags(); // as bin/meshd.js does
   const fd = openSync(output, 'w');
   const result = convert(readFileSync(input), { from, to, now }, fileSink(fd));
   closeSync(fd);

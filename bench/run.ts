@@ -9,6 +9,10 @@ import { runStartupBench } from './startup';
 import { runTransformBench } from './transform';
 import { runTransportBench } from './transport';
 import { runUiBench } from './ui';
+import { applyV8Flags } from '../src/v8-flags';
+
+// The V8 settings bin/meshd.js runs with: what runs in this process is measured as meshd runs it.
+applyV8Flags();
 
 /**
  * `npm run bench`: every benchmark, one after another, printed as JSON. Goals are printed
