@@ -65,8 +65,11 @@ export function fileSink(fd: number): OutputSink {
   };
 }
 
-/** Records written per group: enough to amortise the per-call work, small enough to stay flat. */
-const GROUP_RECORDS = 256;
+/**
+ * Records written per group: enough to amortise the per-call work, few enough that a group's
+ * records die young (256 outlived young-generation collections: ~10% more CPU a message).
+ */
+const GROUP_RECORDS = 32;
 
 /**
  * Converts message by message: the source is read a part at a time and the target written a

@@ -441,4 +441,21 @@ describe('fhir-r4 format', function () {
       expect(read(bareAppointment({ status: 'BOOKED' }), { validate: 'light' }).errors).to.have.length(1);
     });
   });
+
+  it('reads a collection of message Bundles one message at a time, each part that message\'s records and issues', () => {
+    const messages = write(canonical()).output;
+    const doc = json(messages);
+    expect(doc.type).to.equal('collection');
+    const bad = JSON.parse(JSON.stringify(doc));
+    bad.entry[1].resource.entry[0].resource.eventCoding = 'not a Coding';
+    const parts = [...format.readParts!(Buffer.from(JSON.stringify(bad)))];
+    expect(parts).to.have.length(doc.entry.length);
+    parts.forEach((p, i) => {
+      expect(p.messageCount).to.equal(1);
+      for (const r of p.records) expect(r.message).to.equal(i);
+      for (const e of p.errors) expect(e.message).to.equal(i);
+      expect(p.records.length > 0, `message ${i}`).to.equal(i !== 1);
+    });
+    expect(parts[1].errors).to.not.deep.equal([]);
+  });
 });

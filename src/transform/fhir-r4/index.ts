@@ -1,6 +1,6 @@
 /** The `fhir-r4` format: FHIR R4 JSON with UK Core identifiers, extensions and profiles. */
 import { formatModule } from '../format';
-import { readFhirR4 } from './read';
+import { readFhirR4Parts } from './read';
 import { fhirR4Writer } from './write';
 
 export { readFhirR4 } from './read';
@@ -10,7 +10,7 @@ export { structuralIssues, codeIssues, findStu3 } from './validate';
 export const format = formatModule({
   name: 'fhir-r4',
   description: 'FHIR R4 JSON, UK Core (message Bundles as BaRS sends them, or bare resources); STU3 refused',
-  // A FHIR document is parsed whole (JSON.parse): one part; its messages are written in groups.
-  readParts: (input, ctx) => [readFhirR4(input, ctx)],
+  // A FHIR document is parsed whole (JSON.parse), then read and let go a message at a time.
+  readParts: readFhirR4Parts,
   writer: fhirR4Writer,
 });

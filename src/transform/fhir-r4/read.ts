@@ -3,7 +3,7 @@
  * message Bundles (MessageHeader first, as BaRS sends them), collection/batch/transaction
  * Bundles, and Bundles of message Bundles (one message each). STU3 is refused.
  */
-import type { ReadContext, ReadResult, TransformIssue } from '../format';
+import { readAll, type ReadContext, type ReadResult, type TransformIssue } from '../format';
 import {
   APPOINTMENT_EVENTS,
   type Address,
@@ -687,15 +687,23 @@ function readMessage(unit: MessageUnit, index: number, light: boolean): { record
 
 /** Reads FHIR R4 JSON (or XML, converted to JSON first). Options: `validate: 'light'` skips the structural validator (faster). */
 export function readFhirR4(input: Buffer, ctx?: ReadContext): ReadResult {
-  const text = input.toString('utf8').replace(/^\uFEFF/, '');
-  const trimmed = text.trimStart();
+  return readAll(readFhirR4Parts(input, ctx));
+}
+
+/**
+ * The same a message at a time. The document is parsed whole (JSON.parse), but each message is
+ * let go once read, so a large collection's records and Bundles can be collected as the
+ * conversion goes rather than all held to its end.
+ */
+export function* readFhirR4Parts(input: Buffer, ctx?: ReadContext): Generator<ReadResult> {
+  let text = input.toString('utf8').replace(/^\uFEFF/, '');
   let doc: unknown;
-  if (trimmed.startsWith('<')) {
+  if (text.trimStart().startsWith('<')) {
     try {
       doc = fhirXmlToJson(text);
     } catch (err) {
-      if (err instanceof FhirXmlError) return fail('FHIR_INVALID_XML', `the XML ${err.message}`);
-      return fail('FHIR_INVALID_XML', 'the XML could not be read as FHIR R4');
+      if (err instanceof FhirXmlError) return yield fail('FHIR_INVALID_XML', `the XML ${err.message}`);
+      return yield fail('FHIR_INVALID_XML', 'the XML could not be read as FHIR R4');
     }
   } else {
     try {
@@ -703,20 +711,21 @@ export function readFhirR4(input: Buffer, ctx?: ReadContext): ReadResult {
     } catch (err) {
       const at = /position (\d+)/.exec(String((err as Error).message))?.[1];
       const position = at === undefined ? 'document' : `line ${text.slice(0, Number(at)).split('\n').length}`;
-      return fail('FHIR_INVALID_JSON', 'is not valid JSON', position);
+      return yield fail('FHIR_INVALID_JSON', 'is not valid JSON', position);
     }
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return fail('FHIR_INVALID', 'the document is not a FHIR resource (expected a JSON object)');
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return yield fail('FHIR_INVALID', 'the document is not a FHIR resource (expected a JSON object)');
   const light = ctx?.options?.validate === 'light';
-  const units = splitMessages(doc as Json);
-  const result: ReadResult = { records: [], errors: [], notes: [], messageCount: units.length };
-  units.forEach((unit, i) => {
+  const units: Array<MessageUnit | undefined> = splitMessages(doc as Json);
+  // From here only the messages are needed, each until it is read.
+  text = '';
+  doc = undefined;
+  for (let i = 0; i < units.length; i++) {
+    const unit = units[i]!;
+    units[i] = undefined;
     const r = safely(() => readMessage(unit, i, light), i);
-    for (const record of r.records) result.records.push({ record, message: i });
-    result.errors.push(...r.errors);
-    result.notes.push(...r.notes);
-  });
-  return result;
+    yield { records: r.records.map((record) => ({ record, message: i })), errors: r.errors, notes: r.notes, messageCount: 1 };
+  }
 }
 
 /** Last line of defence: a message that trips an unforeseen shape is refused, never crashes the reader. */
