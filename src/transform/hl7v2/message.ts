@@ -88,7 +88,7 @@ export class Hl7Message {
       start = at + 1;
     }
     const end = repText.indexOf(sep, start);
-    return end < 0 ? (start === 0 ? repText : repText.slice(start)) : repText.slice(start, end);
+    return end < 0 ? repText.slice(start) : repText.slice(start, end);
   }
 
   /**
