@@ -79,7 +79,8 @@ export async function runDemo(opts: { dir?: string; keep?: boolean; json?: boole
     const answered = await cycle(GP);
     line(`6. ${GP} cycle: sent ${answered.sent} business acknowledgement(s) back on ${WORKFLOW}_ACK (FHIR MessageHeader.response)`);
     const confirmed = await cycle(PAS);
-    line(`7. ${PAS} cycle: took in ${confirmed.delivered} acknowledgement(s): its sends are now confirmed, not just delivered`);
+    // A business ACK is taken into the ledger, not delivered to in/: count what MESH was told was taken.
+    line(`7. ${PAS} cycle: took in ${confirmed.acknowledged} acknowledgement(s): its sends are now confirmed, not just delivered`);
     const errors = [...sent.errors, ...got.errors, ...answered.errors, ...confirmed.errors];
     for (const e of errors) line(`   problem in ${e.stage}: ${e.message}`);
 

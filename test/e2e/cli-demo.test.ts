@@ -15,6 +15,7 @@ describe('meshd demo', function () {
       expect(r.stdout).to.match(/X26ABC2 #\d+ in\s+acknowledged/);
       // The receiver acknowledged each message on the _ACK workflow; the sender's sends ended confirmed.
       expect(r.stdout.match(/X26ABC1 #\d+ out\s+confirmed/g)).to.have.length(2);
+      expect(r.stdout).to.include('X26ABC1 cycle: took in 2 acknowledgement(s)');
       expect(r.stdout).to.match(/X26ABC2 #\d+ out\s+(sent|acknowledged)\s+\S+\.ack\.json/);
       const inDir = join(dir, 'sim', 'mailboxes', 'X26ABC2', 'in');
       const delivered = readdirSync(inDir).filter((n) => n.endsWith('.dat')).map((n) => readFileSync(join(inDir, n), 'utf8'));
