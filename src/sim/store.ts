@@ -83,6 +83,8 @@ export class MessageStore {
   private dirty = false;
   private flushing: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** How long the last flush took (ms); see changed(). */
+  private lastFlushMs = 0;
   clockOffsetMs = 0;
 
   constructor(private readonly dir: string) {}
@@ -236,11 +238,16 @@ export class MessageStore {
   changed(): void {
     this.dirty = true;
     if (!this.flushTimer) {
-      // Coalesce bursts (paging tests store hundreds of messages) into one write.
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = undefined;
-        void this.flush();
-      }, 200);
+      // Coalesce bursts (paging tests store hundreds of messages) into one write. The whole state
+      // is written each time, so the wait grows with what the last write cost: with tens of
+      // thousands of messages stored, writing every 200 ms took most of the simulator's CPU.
+      this.flushTimer = setTimeout(
+        () => {
+          this.flushTimer = undefined;
+          void this.flush();
+        },
+        Math.max(200, 20 * this.lastFlushMs),
+      );
       this.flushTimer.unref();
     }
   }
@@ -253,11 +260,13 @@ export class MessageStore {
     while (this.flushing) await this.flushing;
     if (!this.dirty) return;
     this.dirty = false;
+    const started = performance.now();
     const state: StateFile = { version: 1, seq: this.seq, clockOffsetMs: this.clockOffsetMs, messages: [...this.byId.values()] };
     this.flushing = writeAtomic(this.stateFile, JSON.stringify(state), 0o600).finally(() => {
       this.flushing = undefined;
     });
     await this.flushing;
+    this.lastFlushMs = performance.now() - started;
   }
 
   private mustGet(id: string): StoredMessage {
