@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { TOKEN_MAX_SKEW_MS } from '../mesh/protocol';
 
 /**
@@ -33,6 +33,8 @@ export class TokenChecker {
   /** `mailbox:nonce:count:timestamp` → its timestamp (ms); entries older than the skew window are pruned. */
   private readonly used = new Map<string, number>();
   private pruneAt = PRUNE_FLOOR;
+  /** The journal, open for appending: one write(2) a request instead of open, write and close. */
+  private fd: number | undefined;
 
   /** journal: where used tokens are kept for a restart (one per line); none = memory only. */
   constructor(
@@ -85,7 +87,7 @@ export class TokenChecker {
     if (this.used.has(key)) return fail('TokenReused', 'token already used: build a new token for every request, including retries');
     this.used.set(key, tokenMs);
     // One write(2) in append mode: a killed simulator keeps every token it answered.
-    if (this.journal) appendFileSync(this.journal, `${key}\n`, { mode: 0o600 });
+    if (this.journal) writeSync(this.journalFd(this.journal), `${key}\n`);
     this.prune(nowMs);
     return { ok: true, mailbox };
   }
@@ -93,6 +95,15 @@ export class TokenChecker {
   reset(): void {
     this.used.clear();
     this.rewriteJournal();
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private journalFd(journal: string): number {
+    return (this.fd ??= openSync(journal, 'a', 0o600));
   }
 
   /** A token older than the skew window would be refused for age anyway; forget it. */
@@ -116,6 +127,8 @@ export class TokenChecker {
       closeSync(fd);
     }
     renameSync(tmp, this.journal);
+    // Appends go to the new file from now on.
+    this.close();
   }
 }
 

@@ -217,6 +217,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
           server.closeAllConnections();
         });
         await store.flush();
+        tokens.close();
       })();
       return closed;
     },

@@ -52,5 +52,21 @@ describe('simulator: a used token stays used across a restart', function () {
     after.load(now);
     expect(after.check(token('recent', now - HOUR), MB, now)).to.include({ ok: false, reason: 'TokenReused' });
     expect(readFileSync(journal, 'utf8')).to.equal(`${MB}:recent:0:202603020930\n`);
+    before.close();
+    after.close();
+  });
+
+  it('journals the tokens it accepts after rewriting the file into the new file', () => {
+    const journal = join(tmp, 'used-tokens');
+    const directory = { sharedKey: 'TestKey', passwordOf: () => 'pw-one' };
+    const now = Date.UTC(2026, 2, 2, 10, 30);
+    const token = (nonce: string) => buildToken(MB, 'pw-one', 'TestKey', nonce, 0, new Date(now));
+    const checker = new TokenChecker(directory, journal);
+    checker.load(now);
+    expect(checker.check(token('first'), MB, now).ok).to.equal(true);
+    checker.reset(); // replaces the file by rename, as pruning does
+    expect(checker.check(token('second'), MB, now).ok).to.equal(true);
+    checker.close();
+    expect(readFileSync(journal, 'utf8')).to.equal(`${MB}:second:0:202603021030\n`);
   });
 });
