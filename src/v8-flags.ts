@@ -3,6 +3,8 @@ import { setFlagsFromString } from 'node:v8';
 /**
  * V8 settings meshd runs with. bin/meshd.js applies them before anything else loads, and the
  * benchmarks do too, so they measure what runs (docs/performance.md, 2. Start-up and 6. Transforms).
+ * They are set after Node has started, so only flags that are safe to change in a running
+ * isolate belong here: `--no-regexp-tier-up`, set this way, crashed Node (§2, 2026-12-03 evening).
  */
 export const V8_FLAGS: readonly string[] = [
   // undici parses HTTP in WebAssembly, which V8 recompiles optimised in the background once a
