@@ -239,8 +239,8 @@ export class MessageStore {
     this.dirty = true;
     if (!this.flushTimer) {
       // Coalesce bursts (paging tests store hundreds of messages) into one write. The whole state
-      // is written each time, so the wait grows with what the last write cost: with tens of
-      // thousands of messages stored, writing every 200 ms took most of the simulator's CPU.
+      // is written each time, so the wait grows with what the last write cost: with thousands of
+      // messages stored, writing every 200 ms took a third of the simulator's CPU.
       this.flushTimer = setTimeout(
         () => {
           this.flushTimer = undefined;
