@@ -407,17 +407,19 @@ export class MeshClient {
           };
           let counter: ReturnType<typeof byteLimit>;
           try {
-            // A small gzip'd body (most messages) is read whole and inflated on the event loop,
-            // as a small send is compressed: a zlib stream per download cost more than the
-            // inflating. Only up to SMALL_INFLATE_MAX bytes of output are made so; a body that
-            // would inflate further (a bomb among them) takes the streamed guards below, from
-            // the bytes already read.
-            const small = gz && Number.isSafeInteger(announced) && announced > 0 && announced <= SYNC_GZIP_MAX ? await readAll(res.body) : undefined;
-            const inflated = small && inflateUpTo(small, SMALL_INFLATE_MAX);
-            if (small && inflated) {
+            // A small body (most messages) is read whole, inflated on the event loop if gzip'd
+            // (as a small send is compressed), and written at once: a zlib stream per download
+            // cost more than the inflating, and a stream pipeline per download more than the
+            // write. Only up to SMALL_INFLATE_MAX bytes of output are made so; a body that would
+            // inflate further (a bomb among them) takes the streamed guards below, from the bytes
+            // already read.
+            const small = Number.isSafeInteger(announced) && announced > 0 && announced <= SYNC_GZIP_MAX ? await readAll(res.body) : undefined;
+            const whole = small && (gz ? inflateUpTo(small, SMALL_INFLATE_MAX) : small);
+            if (small && whole) {
               arrived.add(small.length);
-              counter = byteLimit(offset, limit, { ratio, compressed: () => wireOffset + small.length }, passed);
-              await pipeline(Readable.from([inflated]), counter.stream, handleWriter(sink, offset));
+              counter = byteLimit(offset, limit, gz ? { ratio, compressed: () => wireOffset + small.length } : undefined, passed);
+              counter.take(whole);
+              await writeAt(sink, whole, offset);
             } else {
               const body = small ? Readable.from([small]) : res.body;
               const gunzip = gz ? zlib().createGunzip({ chunkSize: gunzipChunkSize(announced) }) : undefined;
@@ -425,8 +427,8 @@ export class MeshClient {
               // (not merely received), so gathering its input into big pieces does not loosen it.
               counter = byteLimit(offset, limit, gunzip ? { ratio, compressed: () => wireOffset + gunzip.bytesWritten } : undefined, passed);
               const pieces = gathered(GATHER_BYTES);
-              if (gunzip) await pipeline(body, arrived.stream, pieces, gunzip, counter.stream, handleWriter(sink, offset));
-              else await pipeline(body, arrived.stream, pieces, counter.stream, handleWriter(sink, offset));
+              if (gunzip) await pipeline(body, arrived.stream(), pieces, gunzip, counter.stream(), handleWriter(sink, offset));
+              else await pipeline(body, arrived.stream(), pieces, counter.stream(), handleWriter(sink, offset));
             }
           } catch (err) {
             if (err instanceof MeshdError) throw err;
@@ -840,15 +842,16 @@ async function readJson(res: Dispatcher.ResponseData, what: string): Promise<unk
   }
 }
 
-/** Counts bytes through a stream. */
-function countBytes(start: number): { stream: Transform; total(): number; add(bytes: number): void } {
+/** Counts bytes, added by hand or through a stream. */
+function countBytes(start: number): { stream(): Transform; total(): number; add(bytes: number): void } {
   let total = start;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      total += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const stream = () =>
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        total += chunk.length;
+        cb(null, chunk);
+      },
+    });
   return { stream, total: () => total, add: (bytes) => (total += bytes) };
 }
 
@@ -892,22 +895,30 @@ function gathered(min: number): Transform {
 
 /**
  * Counts decompressed bytes and fails once the running total passes the limit, or (gzip) passes
- * `ratio` times the compressed bytes consumed so far: a bomb stops within one block.
+ * `ratio` times the compressed bytes consumed so far: a bomb stops within one block. `take` is
+ * for a body held whole, `stream` for one that flows.
  */
-function byteLimit(start: number, limit: number, bomb: { ratio: number; compressed: () => number } | undefined, passed: (chunk: Buffer) => void): { stream: Transform; total(): number } {
+function byteLimit(start: number, limit: number, bomb: { ratio: number; compressed: () => number } | undefined, passed: (chunk: Buffer) => void): { take(chunk: Buffer): void; stream(): Transform; total(): number } {
   let total = start;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      total += chunk.length;
-      if (total > limit) cb(new MessageTooLargeError(limit));
-      else if (bomb && total > bomb.ratio * bomb.compressed()) cb(new SuspectedBombError(bomb.ratio));
-      else {
-        passed(chunk);
+  const take = (chunk: Buffer) => {
+    total += chunk.length;
+    if (total > limit) throw new MessageTooLargeError(limit);
+    if (bomb && total > bomb.ratio * bomb.compressed()) throw new SuspectedBombError(bomb.ratio);
+    passed(chunk);
+  };
+  const stream = () =>
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        try {
+          take(chunk);
+        } catch (err) {
+          cb(err as Error);
+          return;
+        }
         cb(null, chunk);
-      }
-    },
-  });
-  return { stream, total: () => total };
+      },
+    });
+  return { take, stream, total: () => total };
 }
 
 /** Writes a stream into the sink's handle from `start`; local failures (ENOSPC) are IN_WRITE_FAILED. */
@@ -915,17 +926,20 @@ function handleWriter(sink: DownloadSink, start: number): Writable {
   let position = start;
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
-      const step = async () => {
-        await sink.reserve?.(chunk.length);
-        for (let done = 0; done < chunk.length; ) {
-          const { bytesWritten } = await localWrite(() => sink.handle.write(chunk, done, chunk.length - done, position));
-          done += bytesWritten;
-          position += bytesWritten;
-        }
-      };
-      step().then(() => cb(), cb);
+      const at = position;
+      position += chunk.length;
+      writeAt(sink, chunk, at).then(() => cb(), cb);
     },
   });
+}
+
+/** Writes `chunk` at `position` in the sink's handle, once its space is reserved. */
+async function writeAt(sink: DownloadSink, chunk: Buffer, position: number): Promise<void> {
+  await sink.reserve?.(chunk.length);
+  for (let done = 0; done < chunk.length; ) {
+    const { bytesWritten } = await localWrite(() => sink.handle.write(chunk, done, chunk.length - done, position + done));
+    done += bytesWritten;
+  }
 }
 
 async function localWrite<T>(op: () => Promise<T>): Promise<T> {

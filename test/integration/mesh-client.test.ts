@@ -410,7 +410,7 @@ describe('MESH client against the simulator (mTLS)', function () {
       expect(statSync(path).size).to.be.at.most(1024 * 1024);
     });
 
-    describe('a small gzip body (inflated at once, up to 256 KiB of output)', () => {
+    describe('a small body (read whole; gzip inflated at once, up to 256 KiB of output)', () => {
       const fetchHostile = async (body: Buffer, ratio?: number) => {
         const id = await sim.injectHostile({ mailbox: 'X26ABC2', body, contentEncoding: 'gzip' });
         const c = client(ratio ? { ...cfg2, transfer: { ...cfg2.transfer, maxCompressionRatio: ratio } } : cfg2);
@@ -438,6 +438,26 @@ describe('MESH client against the simulator (mTLS)', function () {
         const { path, result } = await fetchHostile(gzipSync(Buffer.alloc(200 * 1024)), 10);
         expect(result).to.be.instanceOf(SuspectedBombError);
         expect(statSync(path).size).to.equal(0);
+      });
+
+      it('takes a small body that is not compressed whole too: written, hashed and headed, or refused past maxBytes before a byte is written', async () => {
+        const payload = Buffer.from('PID|1||9990000018^^^NHS^NH|'.repeat(300));
+        expect(payload.length).to.be.within(4 * 1024, 16 * 1024);
+        const id = await sim.injectHostile({ mailbox: 'X26ABC2', body: payload });
+        const path = join(root, `plain-${randomBytes(4).toString('hex')}.part`);
+        const result = await downloadTo(client(cfg2), id, path, 64);
+        expect(readFileSync(path).equals(payload)).to.equal(true);
+        expect(result).to.deep.include({ bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+        expect(result.head.equals(payload.subarray(0, 64))).to.equal(true);
+
+        const capped = join(root, `plain-${randomBytes(4).toString('hex')}.part`);
+        const handle = await open(capped, 'w');
+        const err = await client(cfg2)
+          .download(id, { handle }, { maxBytes: payload.length - 1 })
+          .catch((e: unknown) => e)
+          .finally(() => handle.close());
+        expect(err).to.be.instanceOf(MessageTooLargeError);
+        expect(statSync(capped).size).to.equal(0);
       });
 
       it('refuses a body that is not gzip as a protocol fault', async () => {
