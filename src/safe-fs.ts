@@ -253,16 +253,22 @@ export async function copyRegular(source: string, target: string, mode = SHARED_
  * Moves a file, durably, never following a link. Same filesystem: rename (which moves a link
  * itself, not what it points at). Across filesystems: only a regular file is copied, from its
  * descriptor, into a fresh exclusive file renamed into place; the source goes last, so a crash
- * leaves at worst two copies, never none. `mode`, when given, is set on the result.
+ * leaves at worst two copies, never none. `mode`, when given, is set on the result: through
+ * `opened`, when the caller holds the source open (a file it created), else by opening the
+ * result again without following a link.
  */
-export async function moveFile(source: string, target: string, mode?: number): Promise<void> {
+export async function moveFile(source: string, target: string, mode?: number, opened?: FileHandle): Promise<void> {
   try {
     await fs.rename(source, target);
-    if (mode !== undefined) await chmodRegular(target, mode);
-    return;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyAcross(source, target, mode);
+    return;
   }
+  if (mode !== undefined) await (opened ? opened.chmod(mode) : chmodRegular(target, mode));
+}
+
+async function copyAcross(source: string, target: string, mode: number | undefined): Promise<void> {
   const { handle, stat } = await openRegular(source);
   const temp = tempPathFor(target);
   try {

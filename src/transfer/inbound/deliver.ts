@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshdError } from '../../errors';
 import type { RouteConfig } from '../../config/types';
@@ -116,22 +117,27 @@ export async function fetchOne(ctx: MailboxContext, row: ReceivedRow, cycle: Cyc
   let meta: InboundMeta;
   let bytes: number;
   let hashed: { sha256: string; head: Buffer };
+  let handle: FileHandle | undefined;
   try {
     // temp/<claimId>.* are this row's names: whatever stands there (a planted link) is removed, not followed.
-    const handle = await createOwnTemp(temp.part, PRIVATE_FILE_MODE);
-    try {
-      const reserve = spaceGuard(ctx.config.transfer.minFreeBytes, cycle, () => freeBytes(ctx));
-      await reserve(0);
-      ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: WHOLE_PAYLOAD_BYTES }));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    handle = await createOwnTemp(temp.part, PRIVATE_FILE_MODE);
+    const reserve = spaceGuard(ctx.config.transfer.minFreeBytes, cycle, () => freeBytes(ctx));
+    await reserve(0);
+    ({ meta, bytes, ...hashed } = await ctx.mesh.download(row.messageId, { handle, reserve, headBytes: WHOLE_PAYLOAD_BYTES }));
+    await handle.sync();
   } catch (err) {
+    await handle?.close().catch(() => undefined);
     await removeName(temp.part);
     return downloadFailure(ctx, row, cycle, err);
   }
-  return deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256: hashed.sha256, head: hashed.head, kept: false }, cycle);
+  // Held open until the delivery is over, so placing the payload sets its mode through this
+  // descriptor rather than opening the file again by name.
+  try {
+    return await deliverPayload(ctx, row, meta, { path: temp.part, bytes, sha256: hashed.sha256, head: hashed.head, kept: false, handle }, cycle);
+  } finally {
+    // Its bytes were fsync'd before anything used them: closing only lets the descriptor go.
+    await handle.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -267,8 +273,11 @@ async function processPayload(ctx: MailboxContext, row: ReceivedRow, meta: Inbou
   }
 }
 
-/** head: the payload's first bytes (all of them up to WHOLE_PAYLOAD_BYTES), when handed back by the download. */
-type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean };
+/**
+ * head: the payload's first bytes (all of them up to WHOLE_PAYLOAD_BYTES), when handed back by
+ * the download; handle: the download's own descriptor, open while it is delivered.
+ */
+type Source = { path: string; bytes: number; sha256: string; head?: Buffer; kept: boolean; handle?: FileHandle };
 
 /**
  * Converts (if the route says) one payload, with the business ACK it earns; its placing in in/
@@ -332,7 +341,7 @@ async function deliver(
   const ctl = ctx.mailbox.controlFiles ? target.replace(/\.dat$/, '.ctl') : undefined;
   const control = ctl ? { temp: temp.ctl, target: ctl, content: formatControlFile(inboundControl(ctx, meta)) } : undefined;
   placement.files = async () => {
-    await placePair(payload, target, control);
+    await placePair(payload, target, control, payload === source.path ? source.handle : undefined);
     if (!source.kept && payload !== source.path) await removeName(source.path);
   };
   return { kind: 'deliver', row, meta, path: target, bytes: delivered.size, sha256: delivered.sha256, ctl, notes, ...(facts ? { facts } : {}), ...(businessAck ? { ack: businessAck } : {}), ...(confirms ? { confirms } : {}) };

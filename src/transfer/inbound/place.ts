@@ -80,15 +80,16 @@ export function metaPatch(meta: InboundMeta) {
  * Puts a payload (and its control file) into in/ in the order a consumer can trust: the .ctl
  * is staged in temp/ and renamed first, the .dat last, so a .dat never appears without its
  * .ctl; if the .dat cannot be placed the .ctl is taken back, so neither stays visible.
+ * `opened`: the payload's own descriptor, if the caller holds it (its mode is set through it).
  */
-export async function placePair(payload: string, target: string, ctl?: { temp: string; target: string; content: string }): Promise<void> {
+export async function placePair(payload: string, target: string, ctl?: { temp: string; target: string; content: string }, opened?: FileHandle): Promise<void> {
   if (ctl) {
     // Created with its final mode (whatever stood at its temp name removed): the move needs no chmod.
     await writeTemp(ctl.temp, ctl.content, SHARED_FILE_MODE);
     await moveFile(ctl.temp, ctl.target);
   }
   try {
-    await moveFile(payload, target, SHARED_FILE_MODE);
+    await moveFile(payload, target, SHARED_FILE_MODE, opened);
   } catch (err) {
     if (ctl) await removeName(ctl.target);
     throw err;
