@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageType, TrackingStatus } from '../mesh/protocol';
@@ -189,6 +190,11 @@ export class MessageStore {
     return d;
   }
 
+  /** Size of chunk n as stored, when this run or the saved state recorded it. */
+  chunkSize(id: string, n: number): number | undefined {
+    return (this.byId.get(id) as StoredMessage | undefined)?.chunkBytes?.[n];
+  }
+
   /**
    * Records a stored chunk; when the last one lands the message is accepted (listed). A chunk
    * sent again before then (a client retrying one whose answer it never saw) replaces the first.
@@ -227,8 +233,13 @@ export class MessageStore {
     await this.flush();
   }
 
-  async removeBodies(id: string): Promise<void> {
-    await rm(join(this.bodiesDir, id), { recursive: true, force: true });
+  /**
+   * Synchronous, as a small download is read (routes/download.ts): a few system calls on a local
+   * disk, where handing each to libuv's pool cost several times its work, on the cores the
+   * benchmarks share with meshd (docs/performance.md §1).
+   */
+  removeBodies(id: string): void {
+    rmSync(join(this.bodiesDir, id), { recursive: true, force: true });
   }
 
   async discard(path: string): Promise<void> {

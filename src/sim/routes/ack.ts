@@ -27,7 +27,7 @@ export async function acknowledge(ctx: RequestContext): Promise<void> {
     if (message.type === 'DATA') {
       store.update(id, { statusEvent: 'ACK', statusDescription: 'Message acknowledged', statusTimestamp: now });
       // Gone for good: free the disk (benchmarks push hundreds of MiB through).
-      await store.removeBodies(id);
+      store.removeBodies(id);
     }
   }
   sendEmpty(ctx.res, 200);

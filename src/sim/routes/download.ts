@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -8,10 +8,14 @@ import type { RequestContext } from '../context';
 import { sendError } from '../http';
 import type { HostileAnswer, SimMessage } from '../store';
 
+/** A chunk up to this size, sent as stored, is read in one synchronous call. */
+const SMALL_CHUNK = 64 * 1024;
+
 /**
  * Download chunk n (1 for `/inbox/{id}`) and HEAD. 206 while more chunks follow, 200 for
  * the last. A chunk stored gzip is sent as-is with Content-Encoding: gzip when the client
- * accepts gzip, else decompressed on the way out. Bodies are streamed from disk.
+ * accepts gzip, else decompressed on the way out. Bodies are streamed from disk, but for a
+ * small chunk sent as stored, which is read at once.
  */
 export async function download(ctx: RequestContext): Promise<void> {
   const { store } = ctx.state;
@@ -49,7 +53,7 @@ export async function download(ctx: RequestContext): Promise<void> {
   if (message.hostile) return sendHostile(ctx, message.hostile, headers);
 
   const file = store.chunkPath(id, n);
-  const size = (await stat(file)).size;
+  const size = store.chunkSize(id, n) ?? (await stat(file)).size;
   const storedGzip = store.chunkEncoding(id, n) === 'gzip';
   const passGzip = storedGzip && ctx.acceptsGzip;
   if (passGzip) headers['content-encoding'] = 'gzip';
@@ -61,6 +65,18 @@ export async function download(ctx: RequestContext): Promise<void> {
   }
 
   const resetMidBody = ctx.fault.kind === 'reset';
+  if (!resetMidBody && size <= SMALL_CHUNK && (!storedGzip || passGzip)) {
+    // Read at once (store.ts, removeBodies): a read stream costs four hand-overs to the pool.
+    let body: Buffer;
+    try {
+      body = readFileSync(file);
+    } catch {
+      ctx.res.destroy();
+      return;
+    }
+    ctx.res.end(body);
+    return;
+  }
   const fileStream = createReadStream(file, resetMidBody ? { start: 0, end: Math.max(0, Math.floor(size / 2) - 1) } : {});
   const source: Readable = storedGzip && !passGzip ? fileStream.pipe(createGunzip()) : fileStream;
   if (resetMidBody) {

@@ -134,20 +134,20 @@ async function receiveChunk(ctx: RequestContext, id: string, n: number): Promise
   const result: BodyResult = await receiveBody(ctx.req, tmp, { limit: MAX_REQUEST_BYTES, resetMidBody: ctx.fault.kind === 'reset' });
   switch (result.kind) {
     case 'aborted':
-      if (n === 1) await store.removeBodies(id);
+      if (n === 1) store.removeBodies(id);
       return undefined;
     case 'failed':
-      if (n === 1) await store.removeBodies(id);
+      if (n === 1) store.removeBodies(id);
       sendError(ctx.res, 500, { ...event, code: 'StorageFailed', msg: 'the simulator could not store the body' });
       return undefined;
     case 'too-large':
-      if (n === 1) await store.removeBodies(id);
+      if (n === 1) store.removeBodies(id);
       sendError(ctx.res, 413, { ...event, code: 'PayloadTooLarge', msg: `request body exceeds ${MAX_REQUEST_BYTES} bytes: send smaller chunks` });
       return undefined;
     case 'ok':
       if (result.bytes === 0) {
         await store.discard(tmp);
-        if (n === 1) await store.removeBodies(id);
+        if (n === 1) store.removeBodies(id);
         sendError(ctx.res, 417, { ...event, code: '02', msg: 'Data file is missing or inaccessible: the request body is empty' });
         return undefined;
       }
