@@ -92,6 +92,8 @@ function dueQueries(ledger: LedgerStore, mailbox: string, now: Date): void {
   for (const state of ['delivered', 'receiving'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state }));
   for (const state of ['quarantined', 'duplicate', 'stale', 'needs_review'] as const) Array.from(ledger.iterate({ mailbox, direction: 'in', state, unacknowledged: true }));
   for (const state of ['claiming', 'uploading', 'queued'] as const) Array.from(ledger.iterate({ mailbox, direction: 'out', state }));
+  // As recoverOutbound asks (migration 9): sent and failed rows only when marked for filing.
+  for (const state of ['sent', 'failed'] as const) Array.from(ledger.iterate({ mailbox, direction: 'out', state, recoveryMark: 'filing' }));
 }
 
 async function measureLedger(dir: string, rows: number, now: number): Promise<Record<string, number>> {

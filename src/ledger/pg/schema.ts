@@ -199,6 +199,15 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX messages_unacknowledged ON messages (mailbox, state) WHERE acknowledged_at IS NULL AND direction = 'in';
     `,
   },
+  {
+    version: 9,
+    // As SQLite's migration 9: a sent row a stop left in the spool, unmarked, is marked filing.
+    sql: `
+      UPDATE messages SET recovery_mark = 'filing'
+        WHERE direction = 'out' AND state = 'sent' AND recovery_mark IS NULL AND payload_path IS NOT NULL AND claim_id IS NOT NULL
+          AND right(payload_path, length('/spool/' || mailbox || '/' || claim_id || '.dat')) = '/spool/' || mailbox || '/' || claim_id || '.dat';
+    `,
+  },
 ];
 
 /** Every meshd migrates under this session advisory lock, so hosts starting together migrate once. */

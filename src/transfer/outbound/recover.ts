@@ -8,7 +8,7 @@ import { finishClaim } from './claim';
 import { failOutbound, fileFailed, finishSentBatch, parkForReview } from './file';
 
 /** Rows of a state that may need a step, as ledger filters (any of them): `sent` and `failed`
- * rows stay until retention, so those are narrowed in the ledger rather than all read. */
+ * rows stay until retention, so those are narrowed to marked rows (an index) rather than all read. */
 type Candidates = (ctx: MailboxContext) => Array<Pick<ListFilter, 'recoveryMark' | 'payloadUnder'>>;
 const ALL: Candidates = () => [{}];
 const inSpool = (ctx: MailboxContext) => ({ payloadUnder: join(ctx.spool, sep) });
@@ -25,7 +25,8 @@ const RECOVERY: ReadonlyArray<{ handler: string; state: MessageState; candidates
   // Its conversion was started twice and never finished: it killed the process both times.
   { handler: 'poison', state: 'queued', candidates: ALL, needs: (row) => row.processingStarts >= 2, run: poison },
   // Sent, but its files were not (all) moved to sent/.
-  { handler: 'finish-sent', state: 'sent', candidates: (ctx) => [{ recoveryMark: 'filing' }, inSpool(ctx)], needs: (row, ctx) => row.recoveryMark === 'filing' || payloadInSpool(ctx, row), run: (ctx, row) => finishSentBatch(ctx, [row]) },
+  // (A row is recorded sent already marked filing, its payload still in the spool; migration 9.)
+  { handler: 'finish-sent', state: 'sent', candidates: () => [{ recoveryMark: 'filing' }], needs: (row) => row.recoveryMark === 'filing', run: (ctx, row) => finishSentBatch(ctx, [row]) },
   // Failed, but its files were not (all) moved to failed/.
   { handler: 'finish-failed', state: 'failed', candidates: () => [{ recoveryMark: 'filing' }], needs: (row) => row.recoveryMark === 'filing', run: fileFailed },
 ];

@@ -205,6 +205,8 @@ export async function uploadBatch(
             ackDueAt: ackDueAt(ctx, o.row) ?? null,
           },
           event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
+          // Its payload is still in the spool: filing it is what a stop from here leaves to recovery.
+          mark: 'filing',
         }),
       );
       sent++;
