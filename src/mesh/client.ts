@@ -140,7 +140,8 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 const IN_MEMORY_GZIP_MAX = 1024 * 1024;
 /**
  * Chunks up to this size are gzip'd on the event loop (at most ~0.4 ms, for text that hardly
- * compresses), and gzip'd bodies up to this size on the wire are inflated there. Handed to the
+ * compresses), and downloads up to this size on the wire are read whole (gzip'd ones inflated
+ * there). Handed to the
  * thread pool, a 2 KB message cost 3–5 × the CPU of the compression itself (~50 µs): a zlib
  * stream, a hand-over and its callbacks (docs/performance.md §1).
  */
