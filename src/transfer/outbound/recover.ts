@@ -7,8 +7,11 @@ import { moveOrphans, payloadInSpool, spoolPaths } from '../spool';
 import { finishClaim } from './claim';
 import { failOutbound, fileFailed, finishSentBatch, parkForReview } from './file';
 
-/** Rows of a state that may need a step, as ledger filters (any of them): `sent` and `failed`
- * rows stay until retention, so those are narrowed to marked rows (an index) rather than all read. */
+/**
+ * Rows of a state that may need a step, as ledger filters (any of them): `sent` rows stay until
+ * tracking settles them and `failed` ones until retention, so those are narrowed to marked rows
+ * (an index) rather than all read.
+ */
 type Candidates = (ctx: MailboxContext) => Array<Pick<ListFilter, 'recoveryMark' | 'payloadUnder'>>;
 const ALL: Candidates = () => [{}];
 const inSpool = (ctx: MailboxContext) => ({ payloadUnder: join(ctx.spool, sep) });
