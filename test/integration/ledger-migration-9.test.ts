@@ -25,8 +25,13 @@ const ROWS: Array<[string, string | null, boolean]> = [
   ['sent', null, false],
 ];
 
+/** Opened (which runs migration 9), the ledger holds each row's mark as ROWS says; then closed. */
 function expectMarks(ledger: LedgerStore, ids: number[]): void {
-  expect(ids.map((id) => ledger.get(id)!.recoveryMark)).to.deep.equal(ROWS.map(([, , marked]) => (marked ? 'filing' : null)));
+  try {
+    expect(ids.map((id) => ledger.get(id)!.recoveryMark)).to.deep.equal(ROWS.map(([, , marked]) => (marked ? 'filing' : null)));
+  } finally {
+    ledger.close();
+  }
 }
 
 describe('ledger migration 9: sent rows left in the spool are marked filing', function () {
@@ -42,12 +47,7 @@ describe('ledger migration 9: sent rows left in the spool are marked filing', fu
       const insert = db.prepare("INSERT INTO messages (direction, mailbox, state, claim_id, payload_path, created_at, updated_at) VALUES ('out', 'X26ABC1', ?, ?, ?, '2026-11-01', '2026-11-01')");
       const ids = ROWS.map(([state, path], i) => Number(insert.run(state, claims[i], path).lastInsertRowid));
       db.close();
-      const ledger = openLedger(file);
-      try {
-        expectMarks(ledger, ids);
-      } finally {
-        ledger.close();
-      }
+      expectMarks(openLedger(file), ids);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -65,11 +65,6 @@ describe('ledger migration 9: sent rows left in the spool are marked filing', fu
     } finally {
       db.close();
     }
-    const ledger = openPgLedger(url);
-    try {
-      expectMarks(ledger, ids);
-    } finally {
-      ledger.close();
-    }
+    expectMarks(openPgLedger(url), ids);
   });
 });
