@@ -141,9 +141,8 @@ const IN_MEMORY_GZIP_MAX = 1024 * 1024;
 /**
  * Chunks up to this size are gzip'd on the event loop (at most ~0.4 ms, for text that hardly
  * compresses), and downloads up to this size on the wire are read whole (gzip'd ones inflated
- * there). Handed to the
- * thread pool, a 2 KB message cost 3–5 × the CPU of the compression itself (~50 µs): a zlib
- * stream, a hand-over and its callbacks (docs/performance.md §1).
+ * there). Handed to the thread pool, a 2 KB message cost 3–5 × the CPU of the compression
+ * itself (~50 µs): a zlib stream, a hand-over and its callbacks (docs/performance.md §1).
  */
 const SYNC_GZIP_MAX = 16 * 1024;
 /** The most output a small download (up to SYNC_GZIP_MAX on the wire) is inflated to at once, in memory. */

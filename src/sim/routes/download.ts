@@ -66,7 +66,7 @@ export async function download(ctx: RequestContext): Promise<void> {
 
   const resetMidBody = ctx.fault.kind === 'reset';
   if (!resetMidBody && size <= SMALL_CHUNK && (!storedGzip || passGzip)) {
-    // Read at once (store.ts, removeBodies): a read stream costs four hand-overs to the pool.
+    // Read at once: a read stream hands open, read, read and close each to libuv's pool.
     let body: Buffer;
     try {
       body = readFileSync(file);
