@@ -9,6 +9,19 @@ export const BUSY_TIMEOUT_MS = 5000;
 
 const PRIVATE = 0o600;
 
+/**
+ * better-sqlite3's addon, named by its path. Left to find it, better-sqlite3 loads the `bindings`
+ * package, which reads a stack trace for the package root and tries a dozen paths: ~2 ms of
+ * every command's start-up. A build elsewhere than build/Release is still found that way.
+ */
+const ADDON = ((): string | undefined => {
+  try {
+    return require.resolve('better-sqlite3/build/Release/better_sqlite3.node');
+  } catch {
+    return undefined;
+  }
+})();
+
 export interface OpenOptions {
   /** Create the file if missing (default true). Read-only CLI commands pass false so `sudo meshd status` never leaves a root-owned ledger behind. */
   create?: boolean;
@@ -83,7 +96,7 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
 
   let db: Database.Database | undefined;
   try {
-    db = new Database(file, { fileMustExist: true });
+    db = new Database(file, { fileMustExist: true, nativeBinding: ADDON });
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('journal_mode = WAL');
     // FULL: in WAL mode NORMAL may lose the last commits on power loss. A lost commit here could mean a

@@ -33,17 +33,17 @@ describe('meshd run (as a process)', function () {
     expect(JSON.parse(r.stdout).mailboxes[0]).to.include({ mailbox: SENDER, claimed: 1, sent: 1 });
   });
 
-  it('--once with nothing to do loads no PostgreSQL ledger, zlib, node-cron, HTTP/2 or other command (start-up time)', async () => {
+  it('--once with nothing to do loads no PostgreSQL ledger, zlib, node-cron, HTTP/2, other command or addon finder (start-up time)', async () => {
     const main = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
     const script = `require(${JSON.stringify(main)}).main(['node', 'meshd', '--config', ${JSON.stringify(env.configPath[SENDER])}, 'run', '--once']).then((code) => {
       const files = Object.keys(require.cache);
       const builtins = process.moduleLoadList;
-      process.stdout.write('\\n' + JSON.stringify({ code, pg: files.some((f) => /\\/ledger\\/pg\\/(bridge|pg-ledger)|\\/node_modules\\/pg\\//.test(f)), cron: files.some((f) => f.includes('/node-cron/')),
+      process.stdout.write('\\n' + JSON.stringify({ code, pg: files.some((f) => /\\/ledger\\/pg\\/(bridge|pg-ledger)|\\/node_modules\\/pg\\//.test(f)), cron: files.some((f) => f.includes('/node-cron/')), bindings: files.some((f) => f.includes('/node_modules/bindings/')),
         commands: files.filter((f) => /\\/cli\\/(mesh|transform|ledger|certs|config|sim|demo|ui)\\.js$/.test(f)).length,
         zlib: builtins.includes('NativeModule zlib'), http2: builtins.includes('NativeModule http2'), workers: builtins.includes('NativeModule worker_threads') }));
     });`;
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', script]);
-    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).to.deep.equal({ code: 0, pg: false, cron: false, commands: 0, zlib: false, http2: false, workers: false });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).to.deep.equal({ code: 0, pg: false, cron: false, bindings: false, commands: 0, zlib: false, http2: false, workers: false });
   });
 
   it('logs POLL_OK at info for a poll that lists messages, and only at debug for an empty one', async () => {
