@@ -1,5 +1,6 @@
 import { runBusyLedgerBench } from './busy-ledger';
 import { runDaemonBench } from './daemon';
+import { runFileStepsBench } from './file-steps';
 import { runLedgerBench } from './ledger';
 import { runLedgersBench } from './ledgers';
 import { runLedgerWritesBench } from './ledger-writes';
@@ -31,6 +32,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   mailboxes: () => runMailboxesBench(),
   ledgers: () => runLedgersBench(),
   'busy-ledger': () => runBusyLedgerBench(),
+  'file-steps': runFileStepsBench,
 };
 
 async function main(): Promise<void> {
