@@ -321,14 +321,20 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A name not yet taken in `dir` (a dangling link counts as taken): NAME, else NAME.1, NAME.2, … */
-export async function freeName(dir: string, name: string): Promise<string> {
+/**
+ * A name not yet taken in `dir` (a dangling link counts as taken): NAME, else NAME.1, NAME.2, …
+ * `companions`: the names of the files written beside a candidate (its .ctl, its .reason). The
+ * candidate is free only if they are too, so a file written beside it never replaces, or is
+ * mistaken for, one that was already there. They are looked at side by side.
+ */
+export async function freeName(dir: string, name: string, companions: (candidate: string) => string[] = () => []): Promise<string> {
   const dot = name.lastIndexOf('.');
   const stem = dot > 0 ? name.slice(0, dot) : name;
   const ext = dot > 0 ? name.slice(dot) : '';
   for (let i = 0; ; i++) {
     const candidate = i === 0 ? name : `${stem}.${i}${ext}`;
-    if (!(await exists(join(dir, candidate)))) return candidate;
+    const taken = await Promise.all([candidate, ...companions(candidate)].map((n) => exists(join(dir, n))));
+    if (!taken.includes(true)) return candidate;
   }
 }
 

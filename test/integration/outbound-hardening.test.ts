@@ -162,6 +162,27 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     for (const name of readdirSync(sentDir)) expect(statSync(join(sentDir, name)).mode & 0o777, name).to.be.at.most(0o640).and.satisfy((m: number) => (m & 0o137) === 0);
   });
 
+  it('a control file already in sent/ is neither replaced nor taken for a new payload of the same name', async () => {
+    const sentDir = env.folder(SENDER, 'sent');
+    mkdirSync(sentDir, { recursive: true });
+    // Left by someone else: its payload was cleared away, or it never had one.
+    writeFileSync(join(sentDir, 'note.txt.ctl'), 'not ours');
+    writeFileSync(join(sentDir, 'pair.ctl'), 'not ours either');
+    const out = env.folder(SENDER, 'out');
+    dropFile(out, 'note.txt', 'routed payload');
+    dropFile(out, 'pair.dat', 'pair payload');
+    dropFile(out, 'pair.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    expect((await cycle()).sent).to.equal(2);
+    expect(readFileSync(join(sentDir, 'note.txt.ctl'), 'utf8')).to.equal('not ours');
+    expect(readFileSync(join(sentDir, 'pair.ctl'), 'utf8')).to.equal('not ours either');
+    expect(readdirSync(sentDir).sort()).to.deep.equal(['note.1.txt', 'note.1.txt.ctl', 'note.txt.ctl', 'pair.1.ctl', 'pair.1.dat', 'pair.ctl']);
+    const ids = (await senderLedgerRows()).map((r) => r.messageId);
+    for (const ctl of ['note.1.txt.ctl', 'pair.1.ctl']) {
+      const dtsId = /<DTSId>([^<]*)<\/DTSId>/.exec(readFileSync(join(sentDir, ctl), 'utf8'))?.[1];
+      expect(ids, ctl).to.include(dtsId);
+    }
+  });
+
   it('finding 3: a spool file no row owns (from another ledger) is moved to orphans/ and never sent; the new message is sent with its own bytes', async () => {
     const d0 = await env.daemon(SENDER);
     const spool = d0.mailboxes[0].spool;

@@ -70,6 +70,11 @@ describe('mailbox folders and file names', () => {
     writeFileSync(join(dir, 'x.1.dat'), '');
     expect(await freeName(dir, 'x.dat')).to.equal('x.2.dat');
     expect(await freeName(dir, 'y.dat')).to.equal('y.dat');
+    // A name is free only with the files written beside it: a .ctl or .reason already there takes it.
+    writeFileSync(join(dir, 'z.ctl'), '');
+    writeFileSync(join(dir, 'z.1.dat.reason'), '');
+    expect(await freeName(dir, 'z.dat', (n) => [n.replace(/\.dat$/, '.ctl'), `${n}.reason`])).to.equal('z.2.dat');
+    expect(await freeName(dir, 'z.dat')).to.equal('z.dat');
   });
 
   it('hashes a file of any size through one descriptor (0 bytes, small, the read size exactly and beyond)', async () => {

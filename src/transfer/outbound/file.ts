@@ -35,7 +35,8 @@ export function failOutbound(ctx: MailboxContext, row: MessageRow, code: string,
 }
 
 async function failNow(ctx: MailboxContext, row: MessageRow, code: string, text: string): Promise<void> {
-  const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, recoveryMark: null }]);
+  // fileFailed writes the control file and a .reason beside the payload.
+  const [plan] = await planTargets(ctx, ctx.folders.failed, [{ ...row, recoveryMark: null }], companionFiles);
   const failedRow = ctx.ledger.transition(row.id, 'failed', {
     patch: { payloadPath: plan.target, errorCode: code, errorText: text, processingStarts: 0 },
     mark: 'filing',
@@ -78,11 +79,12 @@ async function readCtlOr(path: string): Promise<ControlFile> {
 export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): Promise<void> {
   if (rows.length === 0) return;
   const { ledger } = ctx;
-  const planned = await planTargets(ctx, ctx.folders.sent, rows);
+  // fileSent writes a control file beside the payload when the mailbox has them.
+  const planned = await planTargets(ctx, ctx.folders.sent, rows, ctx.mailbox.controlFiles ? (name) => [companionFiles(name)[0]] : undefined);
   ledger.transaction(() => {
     for (const p of planned) if (p.fresh) ledger.setMark(p.row.id, 'filing', { patch: { payloadPath: p.target }, event: { type: 'filing', detail: { sent: p.target } } });
   });
-  await mapLimit(planned, FS_CONCURRENCY, (p) => fileSent(ctx, p.row, p.target));
+  await mapLimit(planned, FS_CONCURRENCY, (p) => fileSent(ctx, p.row, p.target, p.fresh));
   await fsyncDir(ctx.folders.sent);
   await mapLimit(planned, FS_CONCURRENCY, (p) => removeSpoolLeftovers(ctx, p.row));
   ledger.transaction(() => {
@@ -90,21 +92,29 @@ export async function finishSentBatch(ctx: MailboxContext, rows: MessageRow[]): 
   });
 }
 
-/** Target paths for a batch: the recorded one when redoing, else a free name (unique within the batch). */
-async function planTargets(ctx: MailboxContext, dir: string, rows: MessageRow[]): Promise<Array<{ row: MessageRow; target: string; fresh: boolean }>> {
+/**
+ * Target paths for a batch: the recorded one when redoing, else a free name (unique within the
+ * batch) whose `companions` (the files written beside it) are free too.
+ */
+async function planTargets(
+  ctx: MailboxContext,
+  dir: string,
+  rows: MessageRow[],
+  companions?: (name: string) => string[],
+): Promise<Array<{ row: MessageRow; target: string; fresh: boolean }>> {
   const taken = new Set<string>();
   const out = [];
   const redo = (row: MessageRow) => row.recoveryMark === 'filing' && !!row.payloadPath && !row.payloadPath.startsWith(ctx.spool);
   const wanted = (row: MessageRow) => row.fileName ?? `${row.messageId ?? row.id}.dat`;
   // Each row's first choice is looked up side by side; clashes within the batch are settled in order.
-  const firstFree = await mapLimit(rows, FS_CONCURRENCY, (row) => (redo(row) ? Promise.resolve('') : freeName(dir, wanted(row))));
+  const firstFree = await mapLimit(rows, FS_CONCURRENCY, (row) => (redo(row) ? Promise.resolve('') : freeName(dir, wanted(row), companions)));
   for (const [i, row] of rows.entries()) {
     if (redo(row)) {
       out.push({ row, target: row.payloadPath!, fresh: false });
       continue;
     }
     let name = firstFree[i];
-    for (let n = 1; taken.has(name); n++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, n));
+    for (let n = 1; taken.has(name); n++) name = await freeName(dir, suffixed(row.fileName ?? `${row.id}.dat`, n), companions);
     taken.add(name);
     out.push({ row, target: join(dir, name), fresh: true });
   }
@@ -129,15 +139,16 @@ async function removeSpoolLeftovers(ctx: MailboxContext, row: MessageRow): Promi
 /**
  * Moves a sent payload from the spool to `target` and writes its control file (dir not synced).
  * Idempotent: a payload already moved is left; a control file is rewritten only while the
- * spool still holds the original .ctl, or when none was written yet.
+ * spool still holds the original .ctl, or when none was written yet. `fresh`: the target was
+ * picked just now with its control file's name free (planTargets), so none can be ours yet.
  */
-async function fileSent(ctx: MailboxContext, row: MessageRow, target: string): Promise<void> {
+async function fileSent(ctx: MailboxContext, row: MessageRow, target: string, fresh: boolean): Promise<void> {
   const spool = spoolPaths(ctx, row);
   await moveOwnFile(spool.data, target, SHARED_FILE_MODE);
   if (!ctx.mailbox.controlFiles) return;
   const [ctlTarget] = companionFiles(target);
   const original = row.ctlPath && (await exists(spool.ctl)) ? spool.ctl : undefined;
-  if (!original && (await exists(ctlTarget))) return;
+  if (!original && !fresh && (await exists(ctlTarget))) return;
   const ctl = original ? await readCtlOr(original) : { statusRecords: [] };
   const written: ControlFile = {
     ...ctl,

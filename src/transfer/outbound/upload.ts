@@ -96,7 +96,7 @@ async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths, 
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
     const keep = await failedNames(async () => {
-      const path = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`));
+      const path = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`, (name) => [`${name}.reason`]));
       await copyRegular(spool.data, path);
       await writeFileAtomic(`${path}.reason`, lines.join('\n') + '\n');
       return path;
