@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, promises as fsPromises, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ledgerPath, openLedger } from '../../src/ledger';
+import { companionFiles, ledgerPath, openLedger } from '../../src/ledger';
 import { claimBatch, scanOutbox } from '../../src/transfer/outbound/claim';
 import { recoverOutbound, sendCycle } from '../../src/transfer/outbound';
 import { MeshdError } from '../../src/errors';
@@ -181,6 +181,23 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
       const dtsId = /<DTSId>([^<]*)<\/DTSId>/.exec(readFileSync(join(sentDir, ctl), 'utf8'))?.[1];
       expect(ids, ctl).to.include(dtsId);
     }
+  });
+
+  it('a file refused at claim goes to failed/ with its .ctl and .reason under its own companion names, the ones purge removes with it', async () => {
+    const failedDir = env.folder(SENDER, 'failed');
+    mkdirSync(failedDir, { recursive: true });
+    writeFileSync(join(failedDir, 'empty.dat.reason'), 'not ours');
+    const out = env.folder(SENDER, 'out');
+    dropFile(out, 'empty.dat', '');
+    dropFile(out, 'empty.ctl', controlFile(RECEIVER, 'TEST_WORKFLOW'));
+    await cycle();
+    const [row] = (await senderLedgerRows()).filter((r) => r.errorCode === 'EMPTY_FILE');
+    expect(row.payloadPath).to.equal(join(failedDir, 'empty.1.dat'));
+    const [ctl, reason] = companionFiles(row.payloadPath!);
+    expect(row.ctlPath).to.equal(ctl);
+    expect(readFileSync(ctl, 'utf8')).to.include('TEST_WORKFLOW');
+    expect(readFileSync(reason, 'utf8')).to.match(/^EMPTY_FILE: /);
+    expect(readFileSync(join(failedDir, 'empty.dat.reason'), 'utf8')).to.equal('not ours');
   });
 
   it('finding 3: a spool file no row owns (from another ledger) is moved to orphans/ and never sent; the new message is sent with its own bytes', async () => {

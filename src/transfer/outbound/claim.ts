@@ -2,7 +2,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { RouteConfig } from '../../config/types';
 import { MeshdError } from '../../errors';
-import type { MessageRow, NewMessage } from '../../ledger';
+import { companionFiles, type MessageRow, type NewMessage } from '../../ledger';
 import { describeKind, exists, freeName, fsyncDir, moveFile, NotRegularFileError, PRIVATE_FILE_MODE, readRegular, removeName, writeFileAtomic } from '../../safe-fs';
 import { checkOutboundControl, parseControlFile, type ControlFile } from '../ctl';
 import type { MailboxContext } from '../context';
@@ -123,21 +123,23 @@ type Unsendable = { name: string; dataPath?: string; ctlPath?: string; ctl?: Con
 async function quarantineNow(ctx: MailboxContext, item: Unsendable, code: string, reason: string): Promise<void> {
   const { ledger, mailbox, folders } = ctx;
   // Files first, then the row: a crash in between leaves the file safe in failed/, never re-sent.
+  // The payload's .ctl and .reason go under its companion names (free with it), which are the
+  // ones `ledger purge` removes with it; a .ctl alone takes a free name of its own.
   const moved: { data?: string; ctl?: string } = {};
   try {
     if (item.dataPath && (await exists(item.dataPath))) {
-      moved.data = join(folders.failed, await freeName(folders.failed, basename(item.dataPath)));
+      moved.data = join(folders.failed, await freeName(folders.failed, basename(item.dataPath), companionFiles));
       await renameOnly(item.dataPath, moved.data);
     }
     if (item.ctlPath && (await exists(item.ctlPath))) {
-      moved.ctl = join(folders.failed, await freeName(folders.failed, basename(item.ctlPath)));
+      moved.ctl = moved.data ? companionFiles(moved.data)[0] : join(folders.failed, await freeName(folders.failed, basename(item.ctlPath)));
       await renameOnly(item.ctlPath, moved.ctl);
     }
   } catch (err) {
     reportOnce(ctx, item.name, 'OUT_REFUSED_IN_PLACE', `${reason}; it could not be moved to failed/ (${(err as Error).message}) and is left in place`, { code, file: item.name });
     return;
   }
-  const reasonPath = join(folders.failed, await freeName(folders.failed, `${item.name}.reason`));
+  const reasonPath = moved.data ? companionFiles(moved.data)[1] : join(folders.failed, await freeName(folders.failed, `${item.name}.reason`));
   await writeFileAtomic(reasonPath, `${code}: ${reason}\n`);
   const row = ledger.insertMessage(
     {
