@@ -22,6 +22,27 @@ async function withClient<T>(cmd: Command, fn: (client: MeshClient, ctx: CliCont
   }
 }
 
+/**
+ * Notes a handshake made by hand in the ledger, as the daemon notes its own: `meshd status`
+ * shows it, and the daemon's daily handshake counts from it. Before the first run there is no
+ * ledger and nothing to note (none is created); a ledger that cannot be written (another
+ * user's) is said, but the handshake still succeeded.
+ */
+async function noteHandshake(ctx: CliContext): Promise<void> {
+  const { openStore } = await import('../ledger/open-store');
+  try {
+    const ledger = openStore(ctx.config, { create: false, integrity: 'none' });
+    try {
+      ledger.setMailboxStatus(ctx.mailbox.id, { lastHandshakeAt: new Date() });
+    } finally {
+      ledger.close();
+    }
+  } catch (err) {
+    if (err instanceof MeshdError && err.code === 'LEDGER_MISSING') return;
+    ctx.log.warn('STATUS_WRITE_FAILED', `handshake OK, but it could not be noted in the ledger: ${(err as Error).message}`);
+  }
+}
+
 function parseChunkSizeOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -41,6 +62,7 @@ export function register(program: Command): void {
       await withClient(cmd, async (client, ctx) => {
         await client.handshake();
         ctx.log.info('MESH_HANDSHAKE_OK', 'handshake accepted');
+        await noteHandshake(ctx);
         ctx.print({ mailbox: ctx.mailbox.id, ok: true }, `handshake OK for ${ctx.mailbox.id}`);
       });
     });

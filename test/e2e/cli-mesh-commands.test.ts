@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../../src/config';
+import { ledgerPath, openLedger } from '../../src/ledger';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { runMeshd } from '../support/cli';
 
@@ -32,10 +34,18 @@ describe('meshd transfer commands (as a process)', function () {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('handshake prints OK and exits 0', async () => {
-    const r = await meshd(['--config', c1, 'handshake']);
+  it('handshake prints OK and exits 0; it is noted in the ledger when there is one, and never creates one', async () => {
+    const db = ledgerPath((await loadConfig(c1)).dataDir);
+    let r = await meshd(['--config', c1, 'handshake']);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.trim()).to.equal('handshake OK for X26ABC1');
+    expect(existsSync(db)).to.equal(false);
+    openLedger(db).close(); // as the first run leaves it
+    r = await meshd(['--config', c1, 'handshake']);
+    expect(r.code, r.stderr).to.equal(0);
+    const status = await meshd(['--config', c1, '--json', 'status']);
+    expect(status.code, status.stderr).to.equal(0);
+    expect(Date.now() - Date.parse(JSON.parse(status.stdout).mailboxes[0].lastHandshakeAt)).to.be.within(0, 60_000);
   });
 
   it('send → inbox → receive → track moves a chunked file end to end, byte-identical', async () => {
