@@ -183,6 +183,22 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     }
   });
 
+  it('a send MESH refuses, and a partly converted batch\'s copy, go to failed/ under names whose .reason is free too', async () => {
+    const failedDir = env.folder(SENDER, 'failed');
+    mkdirSync(failedDir, { recursive: true });
+    for (const stray of ['refused.dat.reason', 'batch.hl7.reason']) writeFileSync(join(failedDir, stray), 'not ours');
+    const out = env.folder(SENDER, 'out');
+    dropFile(out, 'refused.dat', 'to an unknown mailbox');
+    dropFile(out, 'refused.ctl', controlFile('X26NOPE1', 'TEST_WORKFLOW'));
+    dropFile(out, 'batch.hl7', readFileSync(join(ROOT, 'fixtures', 'hl7v2', 'uk-batch-one-bad.hl7')));
+    await cycle();
+    const [refused] = (await senderLedgerRows()).filter((r) => r.fileName === 'refused.dat');
+    expect(refused).to.include({ state: 'failed', payloadPath: join(failedDir, 'refused.1.dat') });
+    expect(readFileSync(companionFiles(refused.payloadPath!)[1], 'utf8')).to.match(/X26NOPE1|12|[Uu]nregistered/);
+    expect(readFileSync(join(failedDir, 'batch.1.hl7.reason'), 'utf8')).to.match(/^message /);
+    for (const stray of ['refused.dat.reason', 'batch.hl7.reason']) expect(readFileSync(join(failedDir, stray), 'utf8'), stray).to.equal('not ours');
+  });
+
   it('a file refused at claim goes to failed/ with its .ctl and .reason under its own companion names, the ones purge removes with it', async () => {
     const failedDir = env.folder(SENDER, 'failed');
     mkdirSync(failedDir, { recursive: true });

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import { MeshdError } from '../../errors';
-import { groupCommit, sendableRow, type MessageRow, type SendableRow } from '../../ledger';
+import { companionFiles, groupCommit, sendableRow, type MessageRow, type SendableRow } from '../../ledger';
 import { copyRegular, createExclusive, exists, freeName, fsyncDir, moveFile, PRIVATE_FILE_MODE, readRegular, removeName, tempPathFor, writeFileAtomic } from '../../safe-fs';
 import { issueSummary, StopRequested, type MailboxContext } from '../context';
 import { FS_CONCURRENCY, mapLimit, mutex } from '../pool';
@@ -96,9 +96,9 @@ async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths, 
     // Part of a batch was bad: the good messages go; the bad ones are reported with the original kept.
     const lines = result.errors.map((e) => `message ${e.message ?? '?'} ${e.position ?? ''} ${e.field ?? ''}: ${e.code}: ${e.text}`);
     const keep = await failedNames(async () => {
-      const path = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`, (name) => [`${name}.reason`]));
+      const path = join(ctx.folders.failed, await freeName(ctx.folders.failed, row.fileName ?? `${row.id}.dat`, (name) => [companionFiles(name)[1]]));
       await copyRegular(spool.data, path);
-      await writeFileAtomic(`${path}.reason`, lines.join('\n') + '\n');
+      await writeFileAtomic(companionFiles(path)[1], lines.join('\n') + '\n');
       return path;
     });
     ctx.ledger.recordEvent(row.id, 'transform_partial', { quarantined: result.failedMessages, of: result.messageCount, copy: keep, errors: issueSummary(result.errors) });
