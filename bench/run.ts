@@ -1,4 +1,5 @@
 import { runBusyLedgerBench } from './busy-ledger';
+import { runClaimReadsBench } from './claim-reads';
 import { runDaemonBench } from './daemon';
 import { runFileStepsBench } from './file-steps';
 import { runLedgerBench } from './ledger';
@@ -33,6 +34,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   ledgers: () => runLedgersBench(),
   'busy-ledger': () => runBusyLedgerBench(),
   'file-steps': runFileStepsBench,
+  'claim-reads': runClaimReadsBench,
 };
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@ import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, 
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MeshdError } from './errors';
+import { lstatBatched } from './safe-fs-batch';
 
 /**
  * The one module that creates, opens for reading, moves and copies files in mailbox folders and
@@ -46,6 +47,12 @@ function isPlainFile(st: Stats): boolean {
   return st.isFile() && st.nlink === 1;
 }
 
+/** An open with O_NOFOLLOW|O_NONBLOCK refused: a link or a socket is not a regular file; anything else is as it came. */
+export function openRefusal(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ELOOP' || code === 'ENXIO' ? new NotRegularFileError(path, code === 'ELOOP' ? 'a symbolic link' : 'a socket') : err;
+}
+
 /**
  * Opens `path` for reading without following a link, and accepts only a regular file with a
  * single link (a hard link could be another name for a secret). The caller closes the handle.
@@ -55,9 +62,7 @@ export async function openRegular(path: string): Promise<{ handle: FileHandle; s
   try {
     handle = await fs.open(path, READ_FLAGS);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'ENXIO') throw new NotRegularFileError(path, code === 'ELOOP' ? 'a symbolic link' : 'a socket');
-    throw err;
+    throw openRefusal(path, err);
   }
   try {
     const stat = await handle.stat();
@@ -333,7 +338,7 @@ export async function freeName(dir: string, name: string, companions: (candidate
   const ext = dot > 0 ? name.slice(dot) : '';
   for (let i = 0; ; i++) {
     const candidate = i === 0 ? name : `${stem}.${i}${ext}`;
-    const taken = await Promise.all([candidate, ...companions(candidate)].map((n) => exists(join(dir, n))));
+    const taken = await Promise.all([candidate, ...companions(candidate)].map((n) => lstatBatched(join(dir, n)).then(() => true, () => false)));
     if (!taken.includes(true)) return candidate;
   }
 }

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { MessageRow } from '../ledger';
-import { fsyncDir, moveFile, openRegular, PRIVATE_FILE_MODE } from '../safe-fs';
+import { describeKind, fsyncDir, moveFile, NotRegularFileError, openRefusal, PRIVATE_FILE_MODE } from '../safe-fs';
+import { factsBatched, lstatBatched } from '../safe-fs-batch';
 import type { MailboxContext } from './context';
 
 /**
@@ -41,32 +41,13 @@ const HASH_READ = 1024 * 1024;
  * following links. `mode`, when given, is set on that descriptor (a claim makes its spool copy
  * private here rather than opening it once more for that). `keepBytesUpTo` hands back the bytes
  * of a file no larger than that (at most 1 MiB, one read), so a caller need not open it again.
+ * Read in safe-fs's worker thread with the other calls of the same turn (src/safe-fs-batch.ts).
  */
 export async function fileFacts(path: string, opts: { mode?: number; keepBytesUpTo?: number } = {}): Promise<FileFacts> {
-  const { handle, stat } = await openRegular(path);
   try {
-    if (opts.mode !== undefined && (stat.mode & 0o7777) !== opts.mode) await handle.chmod(opts.mode);
-    const hash = createHash('sha256');
-    // One byte more than the file: a small file is read, and seen to end, in one call. Bytes
-    // that may be kept get a buffer of their own (a pooled one would pin its whole 8 KiB slab).
-    const length = Math.min(stat.size + 1, HASH_READ);
-    const keep = stat.size <= (opts.keepBytesUpTo ?? -1);
-    const buf = keep ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
-    for (let pos = 0; ; ) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-      // Short of the extra byte at exactly the stated size: that was the end (a file still
-      // growing fills the buffer and is read on, and its size then differs from the row's).
-      if (bytesRead < buf.length && pos === stat.size) {
-        const whole = keep && pos === bytesRead ? { bytes: buf.subarray(0, bytesRead) } : {};
-        return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex'), ...whole };
-      }
-    }
-    return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash.digest('hex') };
-  } finally {
-    await handle.close();
+    return await factsBatched(path, { ...opts, readSize: HASH_READ }, (st) => new NotRegularFileError(path, describeKind(st)));
+  } catch (err) {
+    throw openRefusal(path, err);
   }
 }
 
@@ -129,7 +110,7 @@ export async function checkSpool(ctx: MailboxContext, row: MessageRow, opts: { h
   try {
     if (opts.hash) facts = await fileFacts(path, opts.keepBytes ? { keepBytesUpTo: HASH_READ } : {});
     else {
-      const st = await fs.lstat(path);
+      const st = await lstatBatched(path);
       facts = { size: st.isFile() ? st.size : -1, mtimeMs: st.mtimeMs };
     }
   } catch (err) {

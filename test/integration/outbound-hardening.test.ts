@@ -8,6 +8,7 @@ import { claimBatch, scanOutbox } from '../../src/transfer/outbound/claim';
 import { recoverOutbound, sendCycle } from '../../src/transfer/outbound';
 import { MeshdError } from '../../src/errors';
 import { spoolPaths } from '../../src/transfer/spool';
+import * as fileBatch from '../../src/safe-fs-batch';
 import { controlFile, dropFile, RECEIVER, ROOT, runMeshd, SENDER, startDaemonEnv, type DaemonEnv } from './support/daemon-env';
 
 /**
@@ -374,7 +375,14 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
   it('a small payload claimed and sent in one cycle is read from the spool once: the claim\'s hashed bytes are what is sent', async () => {
     dropFile(env.folder(SENDER, 'out'), 'once.txt', 'PATIENT B 9991000127');
     const d = await env.daemon(SENDER);
+    // Files are read in safe-fs's worker thread: every read of a file's facts is asked of it here.
     const opened: string[] = [];
+    const batch = fileBatch as { factsBatched: typeof fileBatch.factsBatched };
+    const realFacts = batch.factsBatched;
+    batch.factsBatched = ((path: string, ...rest: unknown[]) => {
+      opened.push(path);
+      return (realFacts as (...a: unknown[]) => unknown)(path, ...rest);
+    }) as typeof batch.factsBatched;
     const realOpen = fsPromises.open;
     fsPromises.open = ((path: string, ...rest: unknown[]) => {
       opened.push(String(path));
@@ -385,6 +393,7 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
       expect(await sendCycle(ctx)).to.include({ sent: 1 });
       expect(opened.filter((p) => p.startsWith(ctx.spool) && p.endsWith('.dat'))).to.have.length(1);
     } finally {
+      batch.factsBatched = realFacts;
       fsPromises.open = realOpen;
       await d.stop(0);
     }

@@ -8,6 +8,7 @@ import { checkOutboundControl, parseControlFile, type ControlFile } from '../ctl
 import type { MailboxContext } from '../context';
 import { globToRegExp, isInProgressName } from '../folders';
 import { FS_CONCURRENCY, mapLimit } from '../pool';
+import { lstatBatched } from '../../safe-fs-batch';
 import { failedNames } from './file';
 import { fileFacts, spoolPaths, type ClaimedBytes, type FileFacts } from '../spool';
 
@@ -63,7 +64,7 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
   const outRoutes = mailbox.routes.filter((r) => r.direction === 'out' && r.match);
   const stats = new Map<string, Stats | undefined>();
   const lstat = async (name: string): Promise<Stats | undefined> => {
-    if (!stats.has(name)) stats.set(name, await fs.lstat(join(folders.out, name)).catch(() => undefined));
+    if (!stats.has(name)) stats.set(name, await lstatBatched(join(folders.out, name)).catch(() => undefined));
     return stats.get(name);
   };
   const settled = (st: Stats | undefined): boolean => !!st && now - st.mtimeMs >= settleMs;
@@ -71,7 +72,7 @@ export async function scanOutbox(ctx: MailboxContext, opts: { dryRun?: boolean }
     if (!opts.dryRun) await quarantineUnsendable(ctx, item, 'NOT_REGULAR_FILE', `${basename(item.ctlPath && !item.dataPath ? item.ctlPath : item.dataPath ?? item.name)} is ${describeKind(st)}, not a regular file; meshd never reads through it`);
   };
 
-  // Every name's lstat side by side first (one thread-pool round trip each, not one after another).
+  // Every name's lstat first, side by side (gathered into batches for safe-fs's worker).
   await mapLimit(names, FS_CONCURRENCY, (name) => lstat(name));
   for (const name of names) {
     if (isInProgressName(name)) continue;
@@ -179,7 +180,7 @@ async function inspectCandidate(ctx: MailboxContext, c: Candidate): Promise<NewM
       return undefined;
     }
   }
-  const st = await fs.lstat(c.dataPath).catch(() => undefined);
+  const st = await lstatBatched(c.dataPath).catch(() => undefined);
   if (!st) return undefined; // vanished before we took it: it was never ours
   if (!isPlainFile(st)) {
     await quarantineUnsendable(ctx, { name: c.name, dataPath: c.dataPath, ctlPath: c.ctlPath, ctl }, 'NOT_REGULAR_FILE', `${c.name} is ${describeKind(st)}, not a regular file; meshd never reads through it`);

@@ -1,0 +1,125 @@
+import { Stats } from 'node:fs';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { MeshdError } from './errors';
+import type { ErrorFields, FileRequest, FileResult, StatFields } from './safe-fs-worker';
+
+/**
+ * The message path's small file-system calls, made in bulk in one worker thread. Through
+ * fs.promises each call is a round trip through libuv's thread pool that costs some 30–40 µs of
+ * CPU (a pool thread woken, the event loop woken, a promise) for a system call of ~5 µs. Calls
+ * made in the same turn of the event loop are gathered and sent to the worker together, which
+ * makes them one after another and answers in one message (docs/performance.md §1). The event
+ * loop itself never waits on the disk.
+ *
+ * The worker starts at the first call, so a command that never reaches the message path never
+ * starts it, and it never keeps the process alive once nothing is waiting on it.
+ */
+
+interface Waiting {
+  request: FileRequest;
+  resolve: (result: FileResult) => void;
+  reject: (err: Error) => void;
+}
+
+let worker: Worker | undefined;
+let gathered: Waiting[] = [];
+const sent = new Map<number, Waiting[]>();
+let lastId = 0;
+
+/** lstat(2) in the worker; rejects as fs.promises.lstat does (the error's code, errno, syscall, path). */
+export async function lstatBatched(path: string): Promise<Stats> {
+  const result = await call({ op: 'lstat', path });
+  if ('stat' in result) return asStats(result.stat);
+  throw asError(result);
+}
+
+/**
+ * A regular file's size, mtime and sha256, all read through one descriptor opened without
+ * following a link; `mode` set on that descriptor; the bytes too for a file of at most
+ * `keepBytesUpTo` bytes. Rejects with the open's error, or `notRegular(stat)` when the
+ * descriptor is not a regular file with one link (nothing is read then).
+ */
+export async function factsBatched(
+  path: string,
+  opts: { mode?: number; keepBytesUpTo?: number; readSize: number },
+  notRegular: (stat: Stats) => Error,
+): Promise<{ size: number; mtimeMs: number; sha256: string; bytes?: Buffer }> {
+  const result = await call({ op: 'facts', path, ...opts });
+  if ('facts' in result) {
+    const { bytes, ...facts } = result.facts;
+    return bytes ? { ...facts, bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } : facts;
+  }
+  if ('notPlain' in result) throw notRegular(asStats(result.notPlain));
+  throw asError(result);
+}
+
+/** Ends the worker (tests; a later call starts another). */
+export async function stopFileWorker(): Promise<void> {
+  const w = worker;
+  worker = undefined;
+  if (w) await w.terminate();
+}
+
+function call(request: FileRequest): Promise<FileResult> {
+  return new Promise((resolve, reject) => {
+    // The first call of a turn schedules the send; the turn's other calls join it.
+    if (gathered.length === 0) setImmediate(send);
+    gathered.push({ request, resolve, reject });
+  });
+}
+
+function send(): void {
+  const batch = gathered;
+  gathered = [];
+  const id = ++lastId;
+  let w: Worker;
+  try {
+    w = worker ?? start();
+  } catch (err) {
+    for (const waiting of batch) waiting.reject(failed(err as Error));
+    return;
+  }
+  sent.set(id, batch);
+  w.ref();
+  w.postMessage({ id, requests: batch.map((b) => b.request) });
+}
+
+function start(): Worker {
+  // Loaded here, not at the top: a run that never reaches the message path never loads it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const w = new WorkerThread(join(__dirname, 'safe-fs-worker.js'));
+  worker = w;
+  w.on('message', ({ id, results }: { id: number; results: FileResult[] }) => {
+    const batch = sent.get(id);
+    sent.delete(id);
+    if (sent.size === 0) w.unref();
+    batch?.forEach((waiting, i) => waiting.resolve(results[i]));
+  });
+  // A worker that fails or ends fails what it was asked; the next call starts a new one.
+  const end = (err: Error): void => {
+    if (worker === w) worker = undefined;
+    for (const batch of sent.values()) for (const waiting of batch) waiting.reject(failed(err));
+    sent.clear();
+  };
+  w.on('error', end);
+  w.on('exit', (code) => end(new Error(`the worker ended (exit code ${code})`)));
+  return w;
+}
+
+function failed(err: Error): MeshdError {
+  return new MeshdError('FILE_WORKER_FAILED', `the file-system worker thread failed: ${err.message}`, 'the step is retried at the next cycle; if this repeats, report it with the log');
+}
+
+function asStats(fields: StatFields): Stats {
+  // fs.Stats's methods (isFile, isSymbolicLink, …) read only `mode`; the dates are made as fs.lstat makes them.
+  const dates = { atime: new Date(fields.atimeMs), mtime: new Date(fields.mtimeMs), ctime: new Date(fields.ctimeMs), birthtime: new Date(fields.birthtimeMs) };
+  return Object.setPrototypeOf({ ...fields, ...dates }, Stats.prototype) as Stats;
+}
+
+function asError(result: FileResult): NodeJS.ErrnoException {
+  const fields: ErrorFields = 'error' in result ? result.error : { message: 'unexpected answer from the file-system worker' };
+  const { message, ...rest } = fields;
+  return Object.assign(new Error(message), rest);
+}

@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { linkSync, lstatSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lstatBatched, stopFileWorker } from '../../src/safe-fs-batch';
+import { fileFacts } from '../../src/transfer/spool';
+
+describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'meshd-batch-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('answers lstat as fs.lstat does: the link itself, never its target; a missing name with ENOENT', async () => {
+    const file = join(dir, 'a.dat');
+    writeFileSync(file, 'x'.repeat(2048));
+    symlinkSync(file, join(dir, 'link'));
+    const [st, link] = await Promise.all([lstatBatched(file), lstatBatched(join(dir, 'link'))]);
+    const direct = lstatSync(file);
+    expect(st.isFile()).to.equal(true);
+    expect([st.size, st.nlink, st.mtimeMs, st.ino, st.mode]).to.deep.equal([2048, 1, direct.mtimeMs, direct.ino, direct.mode]);
+    expect(st.mtime.getTime()).to.equal(direct.mtime.getTime());
+    expect(link.isSymbolicLink()).to.equal(true);
+    expect(link.isFile()).to.equal(false);
+    const missing = await lstatBatched(join(dir, 'none')).catch((err: NodeJS.ErrnoException) => err);
+    expect(missing).to.be.instanceOf(Error);
+    expect(missing).to.include({ code: 'ENOENT', syscall: 'lstat', path: join(dir, 'none') });
+  });
+
+  it('reads facts only from a regular file with one link: a FIFO, a hard link and a missing file are refused unread', async () => {
+    const fifo = join(dir, 'fifo.dat');
+    execFileSync('mkfifo', [fifo]);
+    writeFileSync(join(dir, 'one.dat'), 'one');
+    linkSync(join(dir, 'one.dat'), join(dir, 'two.dat'));
+    const [fromFifo, fromLink, fromNothing] = await Promise.all(
+      [fifo, join(dir, 'two.dat'), join(dir, 'none.dat')].map((p) => fileFacts(p).then(() => undefined, (err: NodeJS.ErrnoException) => err)),
+    );
+    // The FIFO is opened without waiting for a writer, seen for what it is and closed.
+    expect(fromFifo).to.include({ code: 'NOT_REGULAR_FILE' });
+    expect(fromFifo!.message).to.contain('a FIFO');
+    expect(fromLink).to.include({ code: 'NOT_REGULAR_FILE' });
+    expect(fromLink!.message).to.contain('2 hard links');
+    expect(fromNothing).to.include({ code: 'ENOENT', syscall: 'open' });
+  });
+
+  it('fails the calls a worker had when it ends, and starts a new one for the next call', async () => {
+    // A sparse 512 MiB file: hashing it keeps the worker busy while it is ended.
+    const big = join(dir, 'big.dat');
+    writeFileSync(big, '');
+    truncateSync(big, 512 * 1024 * 1024);
+    const pending = fileFacts(big).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code);
+    await new Promise((resolve) => setImmediate(resolve)); // the call goes at the end of the turn
+    await stopFileWorker();
+    expect(await pending).to.equal('FILE_WORKER_FAILED');
+    writeFileSync(join(dir, 'a.dat'), 'a');
+    expect((await lstatBatched(join(dir, 'a.dat'))).size).to.equal(1);
+  });
+
+  it('never keeps a process alive once nothing waits on the worker', () => {
+    const script = `require(${JSON.stringify(require.resolve('../../src/safe-fs-batch'))}).lstatBatched(process.argv[1]).then((st) => process.stdout.write(String(st.isDirectory())));`;
+    expect(execFileSync(process.execPath, ['-e', script, dir], { encoding: 'utf8', timeout: 20_000 })).to.equal('true');
+  });
+});
