@@ -24,15 +24,16 @@ function loadBuild(dist: string): OpenLedger {
 
 let serial = 0;
 
-/** One upload group's ledger writes: claim, queue, first-POST marks, message ids, sent, filing. */
+/** One upload group's ledger writes: claim, queue, first-POST marks, sent with the message id, filing. */
 function sendGroup(ledger: SqliteLedger): void {
   const ids = ledger.transaction(() =>
     Array.from({ length: GROUP }, () => ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'claiming', peer: 'X26ABC2', workflowId: 'WF', fileName: `m${serial++}.txt`, payloadPath: '/data/out/m.txt' }, { type: 'claiming' }).id),
   );
   ledger.transaction(() => ids.forEach((id) => ledger.transition(id, 'queued', { from: ['claiming'], patch: { payloadPath: `/data/spool/${id}.dat`, sizeBytes: 2048, sha256: 'ab'.repeat(32) }, event: { type: 'claimed' } })));
   ledger.transaction(() => ids.forEach((id) => ledger.setMark(id, 'post_in_flight', { from: ['queued'], patch: { attempts: 1 }, event: { type: 'upload_started' } })));
-  for (const id of ids) ledger.transaction(() => ledger.transition(id, 'uploading', { from: ['queued'], patch: { messageId: `M${id}`, chunksTotal: 1, chunksDone: 1 }, event: { type: 'message_id' } }));
-  ledger.transaction(() => ids.forEach((id) => ledger.transition(id, 'sent', { from: ['uploading', 'queued'], patch: { chunksDone: 1 }, event: { type: 'sent' } })));
+  // A one-chunk message is recorded as sent, with its message id, the moment MESH answers (answers
+  // arriving together share a commit; here each has its own, the dearest case).
+  for (const id of ids) ledger.transaction(() => ledger.transition(id, 'sent', { from: ['queued'], patch: { messageId: `M${id}`, chunksTotal: 1, chunksDone: 1 }, event: { type: 'sent' }, mark: 'filing' }));
   ledger.transaction(() => ids.forEach((id) => ledger.setMark(id, 'filing', { patch: { payloadPath: `/data/sent/${id}.dat` }, event: { type: 'filing' } })));
   ledger.transaction(() => ids.forEach((id) => ledger.setMark(id, null, { patch: { ctlPath: null }, event: { type: 'filed' } })));
 }

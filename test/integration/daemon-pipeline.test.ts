@@ -47,6 +47,15 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     // The pair's own .ctl is what was filed (PartnerId is in no ledger column), and nothing of either send is left in the spool.
     expect(sentCtl.partnerId).to.equal('P7');
     expect(readdirSync(join((await env.config(SENDER)).dataDir, 'spool', SENDER))).to.deep.equal([]);
+    // Each is one chunk sent from the bytes its claim hashed: recorded sent, with its message id,
+    // in the one write MESH's answer made (no separate message_id write).
+    const d = await env.daemon(SENDER);
+    for (const row of d.ledger.list({ direction: 'out' })) {
+      const events = d.ledger.events(row.id);
+      expect(events.map((e) => e.type), row.fileName!).to.deep.equal(['claiming', 'claimed', 'upload_started', 'sent', 'filing', 'filed']);
+      expect(events.find((e) => e.type === 'sent')?.detail).to.include({ messageId: row.messageId, chunks: 1 });
+    }
+    await d.stop();
 
     const got = await cycle(RECEIVER);
     expect(got).to.include({ delivered: 2, acknowledged: 2 });
@@ -73,8 +82,11 @@ describe('daemon pipelines (real simulator over mTLS, real SQLite)', function ()
     await cycle(SENDER);
     const d = await env.daemon(SENDER);
     const row = d.ledger.list({ direction: 'out' })[0];
-    await d.stop();
     expect(row).to.include({ state: 'sent', chunksTotal: 4, chunksDone: 4 });
+    // Its id was recorded at the first chunk's answer, and sent only after the last chunk.
+    const types = d.ledger.events(row.id).map((e) => e.type);
+    expect(types.slice(types.indexOf('upload_started'))).to.deep.equal(['upload_started', 'message_id', 'chunk_sent', 'chunk_sent', 'chunk_sent', 'sent', 'filing', 'filed']);
+    await d.stop();
     expect(env.sim.messages().find((m) => m.id === row.messageId)).to.include({ chunks: 4, chunksReceived: 4 });
     await cycle(RECEIVER);
     expect(sha256(readFileSync(join(env.folder(RECEIVER, 'in'), `${row.messageId}.dat`)))).to.equal(sha256(big));

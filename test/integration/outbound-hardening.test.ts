@@ -283,9 +283,10 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
       const d = await env.daemon(SENDER);
       try {
         const ctx = d.mailboxes[0];
-        // The ledger fails just as MESH answers with the message id.
+        // The ledger fails just as MESH answers with the message id (the write that records a
+        // one-chunk message as sent with it).
         const ledger = wrapLedgerMethod(ctx.ledger, 'transition', (real) => (id: number, to: string, opts: unknown) => {
-          if (to === 'uploading') throw failure();
+          if (to === 'sent') throw failure();
           return real(id, to, opts);
         });
         const err = await sendCycle({ ...ctx, ledger }).catch((e) => e);

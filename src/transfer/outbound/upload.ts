@@ -116,7 +116,9 @@ async function convert(ctx: MailboxContext, row: MessageRow, spool: SpoolPaths, 
  * Uploads queued or part-uploaded rows. The "first POST in flight" marks of a whole group are
  * committed together before any POST (one fsync); each message id is committed the moment MESH
  * gives it (ids arriving together share a commit), so only a POST cut off in flight is ever
- * parked for review; the `sent` outcomes of the group share one commit. `file` files the sent
+ * parked for review. A message of one chunk sent from bytes checked against its claim is
+ * recorded as sent with its id; the other messages' `sent` outcomes share one commit after the
+ * group's last chunks. `file` files the sent
  * rows into sent/ (the send cycle queues that behind the next group's upload).
  */
 export async function uploadBatch(
@@ -144,6 +146,8 @@ export async function uploadBatch(
   const commitSoon = groupCommit(ledger);
   const outcomes = await mapLimit(prepared, UPLOAD_CONCURRENCY, async ({ row, payload }) => {
     const resume = row.state === 'uploading' && row.messageId ? { messageId: row.messageId, chunksDone: row.chunksDone ?? 0 } : undefined;
+    /** The row, once recorded as sent at MESH's answer (a whole message of one chunk). */
+    let recorded: MessageRow | undefined;
     try {
       const result = await mesh.send(
         payload.bytes ?? payload.path,
@@ -160,14 +164,19 @@ export async function uploadBatch(
           onMessageId: async (messageId, total) => {
             // Committed as soon as MESH answers, before anything else happens to this message:
             // from here a restart resumes (or just files it) instead of parking it as an unknown
-            // outcome. Answers arriving together share one commit.
-            await commitSoon(() =>
-              ledger.transition(row.id, 'uploading', {
-                from: ['queued'],
-                patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
-                event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
-              }),
-            ).catch((err: unknown) => {
+            // outcome. Answers arriving together share one commit. A message of one chunk sent
+            // from bytes checked against its claim is whole at this answer, so it is recorded
+            // as sent in that commit (nothing after the last chunk is left to check).
+            const whole = total === 1 && payload.bytes !== undefined;
+            await commitSoon(() => {
+              if (whole) recorded = ledger.transition(row.id, 'sent', sentTransition(ctx, row, { messageId, chunks: 1, bytes: payload.bytes!.length }));
+              else
+                ledger.transition(row.id, 'uploading', {
+                  from: ['queued'],
+                  patch: { messageId: messageId, chunksTotal: total, chunksDone: 1, errorCode: null, errorText: null },
+                  event: { type: 'message_id', detail: { messageId: messageId, chunks: total } },
+                });
+            }).catch((err: unknown) => {
               throw new UnrecordedMessageId(err);
             });
             log.debug('SEND_ACCEPTED', 'MESH accepted the first chunk', { row: row.id, messageId, chunks: total });
@@ -179,51 +188,49 @@ export async function uploadBatch(
         },
         resume,
       );
-      return { row, payload, result };
+      return { row, payload, result, recorded };
     } catch (err) {
-      return { row, payload, err };
+      return { row, payload, err, recorded };
     }
   });
-  let sent = 0;
-  const done: MessageRow[] = [];
-  // After the last chunk: a file that changed while it was being sent is not recorded as sent.
-  const changed = await Promise.all(outcomes.map(async (o) => ('result' in o && o.result ? (await checkSpool(ctx, o.row, { hash: false })).problem : undefined)));
-  ledger.transaction(() => {
-    outcomes.forEach((o, i) => {
-      if (!('result' in o) || !o.result || changed[i]) return;
-      const r = o.result;
-      done.push(
-        ledger.transition(o.row.id, 'sent', {
-          from: ['uploading', 'queued'],
-          patch: {
-            messageId: r.messageId,
-            chunksDone: r.chunks,
-            chunksTotal: r.chunks,
-            errorCode: null,
-            errorText: null,
-            nextAttemptAt: new Date(ctx.now().getTime() + 10 * 60_000).toISOString(),
-            ackDueAt: ackDueAt(ctx, o.row) ?? null,
-          },
-          event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
-          // Its payload is still in the spool: filing it is what a stop from here leaves to recovery.
-          mark: 'filing',
-        }),
-      );
-      sent++;
-    });
-  });
+  // A message of one chunk sent from checked bytes was recorded as sent at MESH's answer. For the
+  // others, after the last chunk: a file that changed while it was being sent is not recorded as sent.
+  const finished = outcomes.map((o) => (!o.recorded && 'result' in o && o.result ? o.result : undefined));
+  const changed = await Promise.all(outcomes.map(async (o, i) => (finished[i] ? (await checkSpool(ctx, o.row, { hash: false })).problem : undefined)));
+  const sentNow = ledger.transaction(() => outcomes.map((o, i) => (finished[i] && !changed[i] ? ledger.transition(o.row.id, 'sent', sentTransition(ctx, o.row, finished[i])) : undefined)));
+  const done = outcomes.map((o, i) => o.recorded ?? sentNow[i]).filter((row): row is MessageRow => !!row);
   for (const [i, o] of outcomes.entries()) {
     const problem = changed[i];
-    if (!problem || !('result' in o) || !o.result) continue;
-    ledger.update(o.row.id, { messageId: o.result.messageId }, { type: 'sent_but_changed', detail: { messageId: o.result.messageId } });
-    await parkForReview(ctx, ledger.get(o.row.id)!, { code: problem.code, text: `MESH has message ${o.result.messageId}, but ${problem.text}` });
+    const result = finished[i];
+    if (!problem || !result) continue;
+    ledger.update(o.row.id, { messageId: result.messageId }, { type: 'sent_but_changed', detail: { messageId: result.messageId } });
+    await parkForReview(ctx, ledger.get(o.row.id)!, { code: problem.code, text: `MESH has message ${result.messageId}, but ${problem.text}` });
   }
   for (const row of done) log.info('SEND_COMPLETE', `sent ${row.fileName} as ${row.messageId}`, { row: row.id, messageId: row.messageId, chunks: row.chunksTotal });
   await file(done);
   for (const o of outcomes) {
-    if ('err' in o && o.err && !(o.err instanceof StopRequested)) await recordSendError(ctx, o.row.id, o.err);
+    if (!o.recorded && 'err' in o && o.err && !(o.err instanceof StopRequested)) await recordSendError(ctx, o.row.id, o.err);
   }
-  return sent;
+  return done.length;
+}
+
+/** A row's move to `sent` once MESH has every chunk. */
+function sentTransition(ctx: MailboxContext, row: MessageRow, r: { messageId: string; chunks: number; bytes: number }) {
+  return {
+    from: ['uploading', 'queued'] as MessageRow['state'][],
+    patch: {
+      messageId: r.messageId,
+      chunksDone: r.chunks,
+      chunksTotal: r.chunks,
+      errorCode: null,
+      errorText: null,
+      nextAttemptAt: new Date(ctx.now().getTime() + 10 * 60_000).toISOString(),
+      ackDueAt: ackDueAt(ctx, row) ?? null,
+    },
+    event: { type: 'sent', detail: { messageId: r.messageId, chunks: r.chunks, bytes: r.bytes } },
+    // Its payload is still in the spool: filing it is what a stop from here leaves to recovery.
+    mark: 'filing' as const,
+  };
 }
 
 /** A first POST MESH accepted whose message id the ledger failed to record (`cause`: the ledger's error). */
