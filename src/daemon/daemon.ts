@@ -21,6 +21,8 @@ import { withCrashHook } from './crash-hook';
  */
 
 const HANDSHAKE_EVERY_MS = 24 * 3_600_000;
+/** Errors that cut a stage between steps as a crash would: the mailbox's recovery runs again before its next stage. */
+const CUT_MID_STAGE = new Set(['LEDGER_UNAVAILABLE', 'FILE_WORKER_FAILED']);
 /**
  * Mailboxes worked on at once. Their work is mostly waiting on MESH and on fsync, so a few
  * side by side hide each other's latency; more would only queue on the disk and two cores
@@ -152,8 +154,9 @@ export class Daemon {
       const code = e?.code ?? 'STAGE_FAILED';
       report?.errors.push({ stage, code, kind: e?.kind, message: (err as Error).message });
       if (code === 'LEASE_LOST') this.options.leases?.onLeaseLost(ctx.mailbox.id);
-      // A ledger connection lost mid-stage leaves the mailbox as a crash would: recover before its next stage.
-      if (code === 'LEDGER_UNAVAILABLE' && stage !== 'handshake' && stage !== 'tracking') this.recoverAgain(ctx.mailbox.id);
+      // A ledger connection lost, or the file-system worker ended, mid-stage leaves the mailbox
+      // as a crash would: recover before its next stage.
+      if (CUT_MID_STAGE.has(code) && stage !== 'handshake' && stage !== 'tracking') this.recoverAgain(ctx.mailbox.id);
       if (stage === 'receive') {
         this.noteStatus(ctx.mailbox.id, { lastPollAt: ctx.now(), lastPollOk: false, lastPollError: `${code}: ${(err as Error).message}` });
       }

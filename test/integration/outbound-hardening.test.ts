@@ -373,6 +373,28 @@ describe('outbound hardening: what a member of the mailbox group can put in out/
     expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(2);
   });
 
+  it('a file-system worker that fails mid-claim leaves the mailbox as a crash would: its next cycle recovers first and sends', async () => {
+    dropFile(env.folder(SENDER, 'out'), 'cut.txt', 'PATIENT B 9991000127');
+    const d = await env.daemon(SENDER);
+    const batch = fileBatch as { factsBatched: typeof fileBatch.factsBatched };
+    const realFacts = batch.factsBatched;
+    batch.factsBatched = () => Promise.reject(new MeshdError('FILE_WORKER_FAILED', 'the file-system worker thread failed: the worker ended'));
+    try {
+      const [first] = await d.runOnce();
+      expect(first.errors.map((e) => e.code)).to.include('FILE_WORKER_FAILED');
+      expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'claiming' });
+      batch.factsBatched = realFacts;
+      // The same process: without recovery before it, the row would stay claiming.
+      const [second] = await d.runOnce();
+      expect(second.errors).to.deep.equal([]);
+      expect(d.ledger.list({ direction: 'out' })[0]).to.include({ state: 'sent' });
+    } finally {
+      batch.factsBatched = realFacts;
+      await d.stop(0);
+    }
+    expect(env.sim.messages().filter((m) => m.sender === SENDER)).to.have.length(1);
+  });
+
   it('a small payload claimed and sent in one cycle is read from the spool once: the claim\'s hashed bytes are what is sent', async () => {
     dropFile(env.folder(SENDER, 'out'), 'once.txt', 'PATIENT B 9991000127');
     const d = await env.daemon(SENDER);
