@@ -5,7 +5,8 @@ import { MeshdError } from './errors';
 import type { ErrorFields, FileRequest, FileResult, StatFields } from './safe-fs-worker';
 
 /**
- * The message path's small file-system calls, made in bulk in one worker thread. Through
+ * The message path's small file-system calls (lstat, a file's facts, rename, a spool file's
+ * chmod), made in bulk in one worker thread. Through
  * fs.promises each call is a round trip through libuv's thread pool that costs some 30–40 µs of
  * CPU (a pool thread woken, the event loop woken, a promise) for a system call of ~5 µs. Calls
  * made in the same turn of the event loop are gathered and sent to the worker together, which
@@ -52,6 +53,18 @@ export async function factsBatched(
   }
   if ('notPlain' in result) throw notRegular(asStats(result.notPlain));
   throw asError(result);
+}
+
+/** rename(2) in the worker; rejects as fs.promises.rename does (EXDEV, ENOENT, …). */
+export async function renameBatched(source: string, target: string): Promise<void> {
+  const result = await call({ op: 'rename', path: source, target });
+  if (!('done' in result)) throw asError(result);
+}
+
+/** chmod(2) by name in the worker: only for meshd's own spool (see safe-fs moveOwnFile). */
+export async function chmodBatched(path: string, mode: number): Promise<void> {
+  const result = await call({ op: 'chmod', path, mode });
+  if (!('done' in result)) throw asError(result);
 }
 
 /** Ends the worker (tests; a later call starts another). */

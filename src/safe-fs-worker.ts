@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, readSync, renameSync, type Stats } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 /**
@@ -9,7 +9,12 @@ import { parentPort } from 'node:worker_threads';
  * and only once that descriptor is seen to be a regular file with one link.
  */
 
-export type FileRequest = { op: 'lstat'; path: string } | { op: 'facts'; path: string; mode?: number; keepBytesUpTo?: number; readSize: number };
+export type FileRequest =
+  | { op: 'lstat'; path: string }
+  | { op: 'facts'; path: string; mode?: number; keepBytesUpTo?: number; readSize: number }
+  | { op: 'rename'; path: string; target: string }
+  /** By name: only for meshd's own spool, where no one else can put a link (safe-fs moveOwnFile). */
+  | { op: 'chmod'; path: string; mode: number };
 
 /** What a stat call found, as plain numbers (a Stats object does not cross threads). */
 export type StatFields = Pick<Stats, 'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'blksize' | 'blocks' | 'atimeMs' | 'mtimeMs' | 'ctimeMs' | 'birthtimeMs'>;
@@ -21,6 +26,7 @@ export type FileResult =
   | { facts: { size: number; mtimeMs: number; sha256: string; bytes?: Uint8Array } }
   /** The descriptor is not a regular file with one link: nothing was read. */
   | { notPlain: StatFields }
+  | { done: true }
   | { error: ErrorFields };
 
 // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
@@ -65,7 +71,18 @@ function facts(req: Extract<FileRequest, { op: 'facts' }>, transfer: ArrayBuffer
 
 function answer(req: FileRequest, transfer: ArrayBuffer[]): FileResult {
   try {
-    return req.op === 'lstat' ? { stat: statFields(lstatSync(req.path)) } : facts(req, transfer);
+    switch (req.op) {
+      case 'lstat':
+        return { stat: statFields(lstatSync(req.path)) };
+      case 'facts':
+        return facts(req, transfer);
+      case 'rename':
+        renameSync(req.path, req.target);
+        return { done: true };
+      case 'chmod':
+        chmodSync(req.path, req.mode);
+        return { done: true };
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path } };

@@ -3,7 +3,7 @@ import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, 
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MeshdError } from './errors';
-import { lstatBatched } from './safe-fs-batch';
+import { chmodBatched, lstatBatched, renameBatched } from './safe-fs-batch';
 
 /**
  * The one module that creates, opens for reading, moves and copies files in mailbox folders and
@@ -264,7 +264,7 @@ export async function copyRegular(source: string, target: string, mode = SHARED_
  */
 export async function moveFile(source: string, target: string, mode?: number, opened?: FileHandle): Promise<void> {
   try {
-    await fs.rename(source, target);
+    await renameBatched(source, target);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
     await copyAcross(source, target, mode);
@@ -292,7 +292,7 @@ async function copyAcross(source: string, target: string, mode: number | undefin
  */
 export async function moveOwnFile(source: string, target: string, mode: number): Promise<boolean> {
   try {
-    await fs.chmod(source, mode);
+    await chmodBatched(source, mode);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;

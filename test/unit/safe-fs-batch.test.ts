@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { linkSync, lstatSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lstatBatched, stopFileWorker } from '../../src/safe-fs-batch';
+import { chmodBatched, lstatBatched, renameBatched, stopFileWorker } from '../../src/safe-fs-batch';
 import { fileFacts } from '../../src/transfer/spool';
 
 describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
@@ -41,6 +41,21 @@ describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
     expect(fromLink).to.include({ code: 'NOT_REGULAR_FILE' });
     expect(fromLink!.message).to.contain('2 hard links');
     expect(fromNothing).to.include({ code: 'ENOENT', syscall: 'open' });
+  });
+
+  it('renames as rename(2) does (a link moves as itself, unfollowed) and sets a mode by name; errors keep their codes', async () => {
+    const target = join(dir, 'target.dat');
+    writeFileSync(target, 'kept');
+    symlinkSync(target, join(dir, 'link'));
+    writeFileSync(join(dir, 'own.dat'), 'own');
+    await Promise.all([renameBatched(join(dir, 'link'), join(dir, 'moved-link')), chmodBatched(join(dir, 'own.dat'), 0o600)]);
+    expect(lstatSync(join(dir, 'moved-link')).isSymbolicLink()).to.equal(true);
+    expect(readFileSync(target, 'utf8')).to.equal('kept');
+    expect(lstatSync(join(dir, 'own.dat')).mode & 0o7777).to.equal(0o600);
+    const missing = await renameBatched(join(dir, 'none'), join(dir, 'x')).catch((err: NodeJS.ErrnoException) => err);
+    expect(missing).to.include({ code: 'ENOENT', syscall: 'rename' });
+    const gone = await chmodBatched(join(dir, 'none'), 0o600).catch((err: NodeJS.ErrnoException) => err);
+    expect(gone).to.include({ code: 'ENOENT', syscall: 'chmod' });
   });
 
   it('fails the calls a worker had when it ends, and starts a new one for the next call', async () => {
