@@ -125,10 +125,16 @@ function failed(err: Error): MeshdError {
   return new MeshdError('FILE_WORKER_FAILED', `the file-system worker thread failed: ${err.message}`, 'the step is retried at the next cycle; if this repeats, report it with the log');
 }
 
+/** fs.Stats's methods (isFile, isSymbolicLink, …), which read only `mode`, and its dates, made when asked for. */
+const STATS = Object.create(
+  Stats.prototype,
+  Object.fromEntries(
+    (['atime', 'mtime', 'ctime', 'birthtime'] as const).map((name) => [name, { get(this: StatFields) { return new Date(this[`${name}Ms`]); } }]),
+  ),
+) as Stats;
+
 function asStats(fields: StatFields): Stats {
-  // fs.Stats's methods (isFile, isSymbolicLink, …) read only `mode`; the dates are made as fs.lstat makes them.
-  const dates = { atime: new Date(fields.atimeMs), mtime: new Date(fields.mtimeMs), ctime: new Date(fields.ctimeMs), birthtime: new Date(fields.birthtimeMs) };
-  return Object.setPrototypeOf({ ...fields, ...dates }, Stats.prototype) as Stats;
+  return Object.setPrototypeOf({ ...fields }, STATS) as Stats;
 }
 
 function asError(result: FileResult): NodeJS.ErrnoException {
