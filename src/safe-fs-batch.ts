@@ -67,6 +67,24 @@ export async function chmodBatched(path: string, mode: number): Promise<void> {
   if (!('done' in result)) throw asError(result);
 }
 
+/**
+ * A new file at `path` (a temp name of the caller's own: what stands there is removed, never
+ * followed), made O_CREAT|O_EXCL|O_NOFOLLOW with `mode` (`chmod`: set again on the descriptor,
+ * when the umask took bits of it) and filled with `data`, in the worker. Resolves to its open
+ * descriptor, which the caller fsyncs and hands back to closeBatched. On failure nothing is left.
+ */
+export async function createBatched(path: string, data: Buffer, mode: number, chmod: boolean): Promise<number> {
+  const result = await call({ op: 'create', path, mode, chmod, data });
+  if ('fd' in result) return result.fd;
+  throw asError(result);
+}
+
+/** Closes a descriptor createBatched opened; `remove` (a write that failed) removes the file too. */
+export async function closeBatched(fd: number, remove?: { path: string }): Promise<void> {
+  const result = await call({ op: 'close', fd, ...(remove ? { path: remove.path, remove: true } : {}) });
+  if (!('done' in result)) throw asError(result);
+}
+
 /** Ends the worker (tests; a later call starts another). */
 export async function stopFileWorker(): Promise<void> {
   const w = worker;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, readSync, renameSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 /**
@@ -14,7 +14,15 @@ export type FileRequest =
   | { op: 'facts'; path: string; mode?: number; keepBytesUpTo?: number; readSize: number }
   | { op: 'rename'; path: string; target: string }
   /** By name: only for meshd's own spool, where no one else can put a link (safe-fs moveOwnFile). */
-  | { op: 'chmod'; path: string; mode: number };
+  | { op: 'chmod'; path: string; mode: number }
+  /**
+   * A new file at a temp name of the caller's own, filled with `data` and left open (its fsync
+   * is the caller's, in libuv's pool, beside other fsyncs): whatever stood at the name is
+   * removed, never followed, and the create tried again; `chmod` when the umask took bits of `mode`.
+   */
+  | { op: 'create'; path: string; mode: number; chmod: boolean; data: Uint8Array }
+  /** Closes a descriptor `create` opened; with `remove`, the file goes too (a write that failed). */
+  | { op: 'close'; fd: number; path?: string; remove?: boolean };
 
 /** What a stat call found, as plain numbers (a Stats object does not cross threads). */
 export type StatFields = Pick<Stats, 'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'blksize' | 'blocks' | 'atimeMs' | 'mtimeMs' | 'ctimeMs' | 'birthtimeMs'>;
@@ -27,10 +35,12 @@ export type FileResult =
   /** The descriptor is not a regular file with one link: nothing was read. */
   | { notPlain: StatFields }
   | { done: true }
+  | { fd: number }
   | { error: ErrorFields };
 
 // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY;
 
 function statFields(st: Stats): StatFields {
   const { dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atimeMs, mtimeMs, ctimeMs, birthtimeMs } = st;
@@ -69,6 +79,37 @@ function facts(req: Extract<FileRequest, { op: 'facts' }>, transfer: ArrayBuffer
   }
 }
 
+function createFilled(req: Extract<FileRequest, { op: 'create' }>): FileResult {
+  let fd: number;
+  try {
+    fd = openSync(req.path, CREATE_FLAGS, req.mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // A killed run's leftover or a planted link: the name is removed (a link itself), then made anew.
+    try {
+      unlinkSync(req.path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    fd = openSync(req.path, CREATE_FLAGS, req.mode);
+  }
+  try {
+    if (req.chmod) fchmodSync(fd, req.mode);
+    for (let done = 0; done < req.data.length; ) done += writeSync(fd, req.data, done);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(req.path, { force: true });
+    throw err;
+  }
+  return { fd };
+}
+
+function close(req: Extract<FileRequest, { op: 'close' }>): FileResult {
+  closeSync(req.fd);
+  if (req.remove && req.path) rmSync(req.path, { force: true });
+  return { done: true };
+}
+
 function answer(req: FileRequest, transfer: ArrayBuffer[]): FileResult {
   try {
     switch (req.op) {
@@ -82,6 +123,10 @@ function answer(req: FileRequest, transfer: ArrayBuffer[]): FileResult {
       case 'chmod':
         chmodSync(req.path, req.mode);
         return { done: true };
+      case 'create':
+        return createFilled(req);
+      case 'close':
+        return close(req);
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, promises as fs, readFileSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsync, fsyncSync, openSync, promises as fs, readFileSync, writeSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { MeshdError } from './errors';
-import { chmodBatched, lstatBatched, renameBatched } from './safe-fs-batch';
+import { chmodBatched, closeBatched, createBatched, lstatBatched, renameBatched } from './safe-fs-batch';
 
 /**
  * The one module that creates, opens for reading, moves and copies files in mailbox folders and
@@ -119,11 +120,15 @@ const STARTING_UMASK = ((): number | undefined => {
   }
 })();
 
+/** O_EXCL made a file with `mode` less the umask: a chmod is needed only for bits the umask took. */
+function umaskKeeps(mode: number): boolean {
+  return STARTING_UMASK !== undefined && (mode & STARTING_UMASK) === 0;
+}
+
 /** Creates a new file that must not exist (no link followed), with exactly `mode`. */
 export async function createExclusive(path: string, mode: number): Promise<FileHandle> {
   const handle = await fs.open(path, CREATE_FLAGS, mode);
-  // O_EXCL made it, with `mode` less the umask: a chmod is needed only for bits the umask took.
-  if (STARTING_UMASK !== undefined && (mode & STARTING_UMASK) === 0) return handle;
+  if (umaskKeeps(mode)) return handle;
   try {
     await handle.chmod(mode);
   } catch (err) {
@@ -203,7 +208,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 export async function writeFileAtomic(target: string, data: string | Buffer, mode = SHARED_FILE_MODE, syncDir = true): Promise<void> {
   const temp = tempPathFor(target);
   await writeTemp(temp, data, mode);
-  await fs.rename(temp, target);
+  await renameBatched(temp, target);
   if (syncDir) await fsyncDir(dirname(target));
 }
 
@@ -221,10 +226,26 @@ async function writeNew(path: string, mode: number, fill: (handle: FileHandle) =
   await handle.close();
 }
 
-/** Writes and fsyncs a new file at a temp name of the caller's own (createOwnTemp); on failure nothing is left under that name. */
-export function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
-  return writeNew(temp, mode, (handle) => handle.writeFile(data), createOwnTemp);
+/**
+ * Writes and fsyncs a new file at a temp name of the caller's own (as createOwnTemp: what stands
+ * there is removed, never followed); on failure nothing is left under that name. The create and
+ * the write are made in safe-fs's worker with the turn's other calls; the fsync in libuv's pool,
+ * beside other writes' fsyncs, which share the disk's journal commits there.
+ */
+export async function writeTemp(temp: string, data: string | Buffer, mode: number): Promise<void> {
+  const fd = await createBatched(temp, typeof data === 'string' ? Buffer.from(data) : data, mode, !umaskKeeps(mode));
+  // Should the worker end between these steps, the descriptor is left open rather than closed
+  // here: whether the worker closed it already is unknown, and its number may name another file by now.
+  try {
+    await fsyncDescriptor(fd);
+  } catch (err) {
+    await closeBatched(fd, { path: temp });
+    throw err;
+  }
+  await closeBatched(fd);
 }
+
+const fsyncDescriptor = promisify(fsync);
 
 /** Copies what an open handle holds into a new exclusive file at `target`, fsync'd. */
 export function copyFromHandle(source: FileHandle, target: string, mode: number): Promise<void> {

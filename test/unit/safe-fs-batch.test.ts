@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chmodBatched, lstatBatched, renameBatched, stopFileWorker } from '../../src/safe-fs-batch';
 import { fileFacts } from '../../src/transfer/spool';
+import { writeTemp } from '../../src/safe-fs';
 
 describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
   let dir: string;
@@ -56,6 +57,29 @@ describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
     expect(missing).to.include({ code: 'ENOENT', syscall: 'rename' });
     const gone = await chmodBatched(join(dir, 'none'), 0o600).catch((err: NodeJS.ErrnoException) => err);
     expect(gone).to.include({ code: 'ENOENT', syscall: 'chmod' });
+  });
+
+  it('writes a new file through the worker: exact mode under any umask, a leftover or planted link at its name replaced unfollowed', async () => {
+    const script = `require(${JSON.stringify(require.resolve('../../src/safe-fs'))}).writeTemp(process.argv[1], 'under umask', 0o640).then(() => {
+      process.stdout.write((require('fs').statSync(process.argv[1]).mode & 0o777).toString(8));
+    });`;
+    const made = execFileSync('sh', ['-c', 'umask 077; exec "$0" -e "$1" "$2"', process.execPath, script, join(dir, 'umask.part')], { encoding: 'utf8', timeout: 20_000 });
+    expect(made).to.equal('640');
+    expect(readFileSync(join(dir, 'umask.part'), 'utf8')).to.equal('under umask');
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'not to be touched');
+    symlinkSync(victim, join(dir, 'planted.part'));
+    writeFileSync(join(dir, 'leftover.part'), 'a killed run left this, and more than the new content');
+    await Promise.all([writeTemp(join(dir, 'planted.part'), 'ours', 0o600), writeTemp(join(dir, 'leftover.part'), Buffer.from('new'), 0o600)]);
+    expect(readFileSync(victim, 'utf8')).to.equal('not to be touched');
+    expect(lstatSync(join(dir, 'planted.part')).isFile()).to.equal(true);
+    expect(readFileSync(join(dir, 'planted.part'), 'utf8')).to.equal('ours');
+    expect(readFileSync(join(dir, 'leftover.part'), 'utf8')).to.equal('new');
+    expect(lstatSync(join(dir, 'leftover.part')).mode & 0o777).to.equal(0o600);
+    mkdirSync(join(dir, 'folder.part'));
+    const refused = await writeTemp(join(dir, 'folder.part'), 'x', 0o600).catch((err: NodeJS.ErrnoException) => err.code);
+    expect(refused).to.be.oneOf(['EISDIR', 'EPERM']);
+    expect(lstatSync(join(dir, 'folder.part')).isDirectory()).to.equal(true);
   });
 
   it('fails the calls a worker had when it ends, and starts a new one for the next call', async () => {
