@@ -1,5 +1,5 @@
 import { runBusyLedgerBench } from './busy-ledger';
-import { runClaimReadsBench } from './claim-reads';
+import { runFileCallsBench } from './file-calls';
 import { runDaemonBench } from './daemon';
 import { runFileStepsBench } from './file-steps';
 import { runLedgerBench } from './ledger';
@@ -34,7 +34,7 @@ const BENCHES: Record<string, () => Promise<object>> = {
   ledgers: () => runLedgersBench(),
   'busy-ledger': () => runBusyLedgerBench(),
   'file-steps': runFileStepsBench,
-  'claim-reads': runClaimReadsBench,
+  'file-calls': runFileCallsBench,
 };
 
 async function main(): Promise<void> {
