@@ -1,8 +1,9 @@
-import { Stats } from 'node:fs';
+import { chmod, close, fchmod, fstat, lstat, open, read, rename, rm, Stats, unlink, write } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { MeshdError } from './errors';
-import type { ErrorFields, FileRequest, FileResult, StatFields } from './safe-fs-worker';
+import { CREATE_FLAGS, errorResult, FactsReading, isPlain, READ_FLAGS, statFields, type ErrorFields, type FileRequest, type FileResult, type StatFields } from './safe-fs-calls';
 
 /**
  * The message path's small file-system calls (lstat, a file's facts, rename, a spool file's
@@ -13,9 +14,18 @@ import type { ErrorFields, FileRequest, FileResult, StatFields } from './safe-fs
  * makes them one after another and answers in one message (docs/performance.md §1). The event
  * loop itself never waits on the disk.
  *
- * The worker starts at the first call, so a command that never reaches the message path never
- * starts it, and it never keeps the process alive once nothing is waiting on it.
+ * A thread with its own V8 heap holds some 11 MB, which a lone message, a one-off `meshd send`
+ * or a long upload (the 150 MB goal for a 1 GiB send, docs/performance.md §3) should not carry.
+ * So the worker starts only when one turn gathers WORKER_FROM calls; until then a turn's calls
+ * are made through libuv's pool as before. It never keeps the process alive once nothing is
+ * waiting on it, and it ends once it has had nothing to do for IDLE_MS.
  */
+
+/** A turn with this many calls starts the worker; fewer, with no worker running, go to libuv's pool. */
+const WORKER_FROM = 4;
+
+/** How long the worker may have nothing to do before it ends (a later busy turn starts another). */
+const IDLE_MS = 2_000;
 
 interface Waiting {
   request: FileRequest;
@@ -24,6 +34,7 @@ interface Waiting {
 }
 
 let worker: Worker | undefined;
+let idleTimer: NodeJS.Timeout | undefined;
 let gathered: Waiting[] = [];
 const sent = new Map<number, Waiting[]>();
 let lastId = 0;
@@ -85,11 +96,27 @@ export async function closeBatched(fd: number, remove?: { path: string }): Promi
   if (!('done' in result)) throw asError(result);
 }
 
-/** Ends the worker (tests; a later call starts another). */
+/** Starts the worker now, whatever the next turns bring (tests). */
+export function startFileWorker(): void {
+  if (!worker) start();
+}
+
+/** Ends the worker (tests; a later busy turn starts another). */
 export async function stopFileWorker(): Promise<void> {
+  clearTimeout(idleTimer);
   const w = worker;
   worker = undefined;
   if (w) await w.terminate();
+}
+
+/** True while a worker thread is running (tests). */
+export function fileWorkerRunning(): boolean {
+  return worker !== undefined;
+}
+
+function endIdle(): void {
+  // Nothing sent since the timer was set (send clears it), and nothing gathered for the next turn.
+  if (sent.size === 0 && gathered.length === 0) void stopFileWorker();
 }
 
 function call(request: FileRequest): Promise<FileResult> {
@@ -103,6 +130,10 @@ function call(request: FileRequest): Promise<FileResult> {
 function send(): void {
   const batch = gathered;
   gathered = [];
+  if (!worker && batch.length < WORKER_FROM) {
+    for (const waiting of batch) void onPool(waiting.request).then(waiting.resolve);
+    return;
+  }
   const id = ++lastId;
   let w: Worker;
   try {
@@ -112,6 +143,7 @@ function send(): void {
     return;
   }
   sent.set(id, batch);
+  clearTimeout(idleTimer);
   w.ref();
   w.postMessage({ id, requests: batch.map((b) => b.request) });
 }
@@ -125,7 +157,10 @@ function start(): Worker {
   w.on('message', ({ id, results }: { id: number; results: FileResult[] }) => {
     const batch = sent.get(id);
     sent.delete(id);
-    if (sent.size === 0) w.unref();
+    if (sent.size === 0) {
+      w.unref();
+      idleTimer = setTimeout(endIdle, IDLE_MS).unref();
+    }
     batch?.forEach((waiting, i) => waiting.resolve(results[i]));
   });
   // A worker that fails or ends fails what it was asked; the next call starts a new one.
@@ -139,15 +174,94 @@ function start(): Worker {
   return w;
 }
 
+// Calls on numbered descriptors, as the worker's are (fs.promises would wrap them in FileHandles).
+const pool = {
+  lstat: promisify(lstat),
+  rename: promisify(rename),
+  chmod: promisify(chmod),
+  unlink: promisify(unlink),
+  rm: promisify(rm),
+  open: promisify(open),
+  fstat: promisify(fstat),
+  fchmod: promisify(fchmod),
+  read: promisify(read),
+  write: promisify(write),
+  close: promisify(close),
+};
+
+/** One call through libuv's pool, as the worker would make it (never rejects: errors are answers). */
+async function onPool(req: FileRequest): Promise<FileResult> {
+  try {
+    switch (req.op) {
+      case 'lstat':
+        return { stat: statFields(await pool.lstat(req.path)) };
+      case 'facts':
+        return await factsOnPool(req);
+      case 'rename':
+        await pool.rename(req.path, req.target);
+        return { done: true };
+      case 'chmod':
+        await pool.chmod(req.path, req.mode);
+        return { done: true };
+      case 'create':
+        return await createOnPool(req);
+      case 'close':
+        await pool.close(req.fd);
+        if (req.remove && req.path) await pool.rm(req.path, { force: true });
+        return { done: true };
+    }
+  } catch (err) {
+    return errorResult(err);
+  }
+}
+
+async function factsOnPool(req: Extract<FileRequest, { op: 'facts' }>): Promise<FileResult> {
+  const fd = await pool.open(req.path, READ_FLAGS);
+  try {
+    const st = await pool.fstat(fd);
+    if (!isPlain(st)) return { notPlain: statFields(st) };
+    if (req.mode !== undefined && (st.mode & 0o7777) !== req.mode) await pool.fchmod(fd, req.mode);
+    const reading = new FactsReading(st, req);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await pool.read(fd, reading.buffer, 0, reading.length, pos);
+      pos += bytesRead;
+      const answer = reading.took(bytesRead);
+      if (answer) return answer;
+    }
+  } finally {
+    await pool.close(fd);
+  }
+}
+
+async function createOnPool(req: Extract<FileRequest, { op: 'create' }>): Promise<FileResult> {
+  const fd = await pool.open(req.path, CREATE_FLAGS, req.mode).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+    // A killed run's leftover or a planted link: the name is removed (a link itself), then made anew.
+    await pool.unlink(req.path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    return pool.open(req.path, CREATE_FLAGS, req.mode);
+  });
+  try {
+    if (req.chmod) await pool.fchmod(fd, req.mode);
+    for (let done = 0; done < req.data.length; ) done += (await pool.write(fd, req.data, done)).bytesWritten;
+  } catch (err) {
+    await pool.close(fd);
+    await pool.rm(req.path, { force: true });
+    throw err;
+  }
+  return { fd };
+}
+
 function failed(err: Error): MeshdError {
   return new MeshdError('FILE_WORKER_FAILED', `the file-system worker thread failed: ${err.message}`, 'the step is retried at the next cycle; if this repeats, report it with the log');
 }
 
-/** fs.Stats's methods (isFile, isSymbolicLink, …), which read only `mode`, and its dates, made when asked for. */
+/** fs.Stats's methods (isFile, isSymbolicLink, …), which read only `mode`, and its dates, made when asked for (rounded to the millisecond, as fs's are). */
 const STATS = Object.create(
   Stats.prototype,
   Object.fromEntries(
-    (['atime', 'mtime', 'ctime', 'birthtime'] as const).map((name) => [name, { get(this: StatFields) { return new Date(this[`${name}Ms`]); } }]),
+    (['atime', 'mtime', 'ctime', 'birthtime'] as const).map((name) => [name, { get(this: StatFields) { return new Date(Math.round(this[`${name}Ms`])); } }]),
   ),
 ) as Stats;
 

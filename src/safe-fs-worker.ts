@@ -1,79 +1,27 @@
-import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fstatSync, lstatSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { CREATE_FLAGS, errorResult, FactsReading, isPlain, READ_FLAGS, statFields, type FileRequest, type FileResult } from './safe-fs-calls';
 
 /**
  * The worker thread behind src/safe-fs-batch.ts: it makes the calls of a batch one after another,
- * synchronously (here that blocks only this thread), and answers the batch in one message. It
- * follows safe-fs.ts's rules: a file is read only through a descriptor opened with O_NOFOLLOW,
- * and only once that descriptor is seen to be a regular file with one link.
+ * synchronously (here that blocks only this thread), and answers the batch in one message.
+ * What each call does is in src/safe-fs-calls.ts.
  */
 
-export type FileRequest =
-  | { op: 'lstat'; path: string }
-  | { op: 'facts'; path: string; mode?: number; keepBytesUpTo?: number; readSize: number }
-  | { op: 'rename'; path: string; target: string }
-  /** By name: only for meshd's own spool, where no one else can put a link (safe-fs moveOwnFile). */
-  | { op: 'chmod'; path: string; mode: number }
-  /**
-   * A new file at a temp name of the caller's own, filled with `data` and left open (its fsync
-   * is the caller's, in libuv's pool, beside other fsyncs): whatever stood at the name is
-   * removed, never followed, and the create tried again; `chmod` when the umask took bits of `mode`.
-   */
-  | { op: 'create'; path: string; mode: number; chmod: boolean; data: Uint8Array }
-  /** Closes a descriptor `create` opened; with `remove`, the file goes too (a write that failed). */
-  | { op: 'close'; fd: number; path?: string; remove?: boolean };
-
-/** What a stat call found, as plain numbers (a Stats object does not cross threads). */
-export type StatFields = Pick<Stats, 'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'blksize' | 'blocks' | 'atimeMs' | 'mtimeMs' | 'ctimeMs' | 'birthtimeMs'>;
-
-export type ErrorFields = { message: string; code?: string; errno?: number; syscall?: string; path?: string };
-
-export type FileResult =
-  | { stat: StatFields }
-  | { facts: { size: number; mtimeMs: number; sha256: string; bytes?: Uint8Array } }
-  /** The descriptor is not a regular file with one link: nothing was read. */
-  | { notPlain: StatFields }
-  | { done: true }
-  | { fd: number }
-  | { error: ErrorFields };
-
-// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY;
-
-function statFields(st: Stats): StatFields {
-  const { dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atimeMs, mtimeMs, ctimeMs, birthtimeMs } = st;
-  return { dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atimeMs, mtimeMs, ctimeMs, birthtimeMs };
-}
-
 /** Size, mtime and sha256 through one descriptor; the bytes too when the file is no larger than keepBytesUpTo. */
-function facts(req: Extract<FileRequest, { op: 'facts' }>, transfer: ArrayBuffer[]): FileResult {
+function facts(req: Extract<FileRequest, { op: 'facts' }>): FileResult {
   const fd = openSync(req.path, READ_FLAGS);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1) return { notPlain: statFields(st) };
+    if (!isPlain(st)) return { notPlain: statFields(st) };
     if (req.mode !== undefined && (st.mode & 0o7777) !== req.mode) fchmodSync(fd, req.mode);
-    const hash = createHash('sha256');
-    // One byte more than the file: a small file is read, and seen to end, in one call.
-    const length = Math.min(st.size + 1, req.readSize);
-    const keep = st.size <= (req.keepBytesUpTo ?? -1);
-    const buf = Buffer.allocUnsafeSlow(length);
+    const reading = new FactsReading(st, req);
     for (let pos = 0; ; ) {
-      const n = readSync(fd, buf, 0, length, pos);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
+      const n = readSync(fd, reading.buffer, 0, reading.length, pos);
       pos += n;
-      // Short of the extra byte at exactly the stated size: that was the end (a file still
-      // growing fills the buffer and is read on, and its size then differs from the row's).
-      if (n < length && pos === st.size) {
-        const sha256 = hash.digest('hex');
-        if (!keep || pos !== n) return { facts: { size: st.size, mtimeMs: st.mtimeMs, sha256 } };
-        transfer.push(buf.buffer as ArrayBuffer);
-        return { facts: { size: st.size, mtimeMs: st.mtimeMs, sha256, bytes: new Uint8Array(buf.buffer, 0, n) } };
-      }
+      const answer = reading.took(n);
+      if (answer) return answer;
     }
-    return { facts: { size: st.size, mtimeMs: st.mtimeMs, sha256: hash.digest('hex') } };
   } finally {
     closeSync(fd);
   }
@@ -110,13 +58,13 @@ function close(req: Extract<FileRequest, { op: 'close' }>): FileResult {
   return { done: true };
 }
 
-function answer(req: FileRequest, transfer: ArrayBuffer[]): FileResult {
+function answer(req: FileRequest): FileResult {
   try {
     switch (req.op) {
       case 'lstat':
         return { stat: statFields(lstatSync(req.path)) };
       case 'facts':
-        return facts(req, transfer);
+        return facts(req);
       case 'rename':
         renameSync(req.path, req.target);
         return { done: true };
@@ -129,13 +77,13 @@ function answer(req: FileRequest, transfer: ArrayBuffer[]): FileResult {
         return close(req);
     }
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path } };
+    return errorResult(err);
   }
 }
 
 parentPort?.on('message', ({ id, requests }: { id: number; requests: FileRequest[] }) => {
-  const transfer: ArrayBuffer[] = [];
-  const results = requests.map((req) => answer(req, transfer));
+  const results = requests.map(answer);
+  // A small file's bytes move to the main thread rather than being copied.
+  const transfer = results.flatMap((r) => ('facts' in r && r.facts.bytes ? [r.facts.bytes.buffer as ArrayBuffer] : []));
   parentPort!.postMessage({ id, results }, transfer);
 });

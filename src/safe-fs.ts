@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { MeshdError } from './errors';
 import { chmodBatched, closeBatched, createBatched, lstatBatched, renameBatched } from './safe-fs-batch';
+import { CREATE_FLAGS, isPlain, READ_FLAGS } from './safe-fs-calls';
 
 /**
  * The one module that creates, opens for reading, moves and copies files in mailbox folders and
@@ -22,10 +23,6 @@ export const SHARED_FILE_MODE = 0o640;
 /** meshd's own working copies (spool, temp, ledger exports and backups). */
 export const PRIVATE_FILE_MODE = 0o600;
 
-const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY;
-// O_NONBLOCK: opening a FIFO for reading must not hang the daemon waiting for a writer.
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /** Something other than a regular file sits where meshd expected one (a link, FIFO, device, folder). */
 export class NotRegularFileError extends MeshdError {
   constructor(path: string, what: string) {
@@ -42,10 +39,6 @@ export function describeKind(st: Stats): string {
   if (st.isBlockDevice() || st.isCharacterDevice()) return 'a device';
   if (st.isFile() && st.nlink > 1) return `a file with ${st.nlink} hard links`;
   return st.isFile() ? 'a regular file' : 'an unknown kind of file';
-}
-
-function isPlainFile(st: Stats): boolean {
-  return st.isFile() && st.nlink === 1;
 }
 
 /** An open with O_NOFOLLOW|O_NONBLOCK refused: a link or a socket is not a regular file; anything else is as it came. */
@@ -67,7 +60,7 @@ export async function openRegular(path: string): Promise<{ handle: FileHandle; s
   }
   try {
     const stat = await handle.stat();
-    if (!isPlainFile(stat)) throw new NotRegularFileError(path, describeKind(stat));
+    if (!isPlain(stat)) throw new NotRegularFileError(path, describeKind(stat));
     return { handle, stat };
   } catch (err) {
     await handle.close();
