@@ -1,3 +1,9 @@
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Gzip } from 'node:zlib';
+
 /** Splitting a message's RAW bytes into chunks (each is then gzip'd on its own). */
 
 export interface ChunkSpan {
@@ -57,4 +63,34 @@ export class ChunkLookahead<T extends { cleanup(): Promise<void> }> {
 /** How many chunks to prepare ahead: one per spare core, at least one, at most four. */
 export function lookaheadDepth(cores: number): number {
   return Math.max(1, Math.min(4, cores - 1));
+}
+
+/**
+ * gzips bytes [start, end) of the file at `path` through `gz` into `out`, read into one buffer
+ * of `readSize` that is used again once zlib has consumed each read. A read stream allocates a
+ * new buffer a read, and V8 frees those only when it next collects: they were tens of MB of a
+ * large send's peak memory (docs/performance.md §3). A file shorter than `end` gives what it
+ * has (the send's checks of size and hash see the change).
+ */
+export async function gzipFileRange(path: string, start: number, end: number, gz: Gzip, out: Writable, readSize: number): Promise<void> {
+  const written = pipeline(gz, out);
+  written.catch(() => undefined); // awaited at the end; a failure there also fails the next write
+  let input: FileHandle | undefined;
+  try {
+    input = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const buf = Buffer.allocUnsafeSlow(Math.min(readSize, Math.max(1, end - start)));
+    for (let pos = start; pos < end; ) {
+      const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, end - pos), pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      // Its callback comes once zlib has consumed the bytes: only then is the buffer read into again.
+      await new Promise<void>((resolve, reject) => gz.write(buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve())));
+    }
+    gz.end();
+  } catch (err) {
+    gz.destroy(err as Error);
+  } finally {
+    await input?.close();
+  }
+  await written;
 }

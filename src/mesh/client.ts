@@ -12,7 +12,7 @@ import { request } from './undici';
 import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { ChunkLookahead, lookaheadDepth, planChunks } from './chunks';
+import { ChunkLookahead, gzipFileRange, lookaheadDepth, planChunks } from './chunks';
 import {
   BadMessageIdError,
   LocalWriteError,
@@ -459,7 +459,7 @@ export class MeshClient {
   /** Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte range. */
   async sendFile(path: string, opts: SendOptions): Promise<SendResult> {
     const size = (await stat(path)).size;
-    return this.sendSource({ size, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK }) }, opts);
+    return this.sendSource({ size, path, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK }) }, opts);
   }
 
   /** Sends bytes already in memory (small messages such as business ACKs). */
@@ -467,7 +467,7 @@ export class MeshClient {
     return this.sendSource({ size: data.length, bytes: data, open: (start, end) => Readable.from([data.subarray(start, end)]) }, opts);
   }
 
-  private async sendSource(src: { size: number; bytes?: Buffer; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
+  private async sendSource(src: { size: number; bytes?: Buffer; path?: string; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
     if (src.size === 0) throw new InputError('MESH_EMPTY_MESSAGE', 'cannot send an empty message (MESH refuses it with code 02)');
     if (src.size > MAX_MESSAGE_BYTES) throw new InputError('MESH_MESSAGE_TOO_LARGE', `message is ${src.size} bytes; MESH allows at most ${MAX_MESSAGE_BYTES}`);
     const chunkSize = opts.chunkSize ?? this.opts.chunkSize ?? 20 * 1024 * 1024;
@@ -503,7 +503,8 @@ export class MeshClient {
       const temp = join(spoolDir, `.meshd-upload-${randomUUID()}.gz`);
       try {
         const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
-        await pipeline(src.open(s.start, s.end), zlib().createGzip({ level: 6, chunkSize: ZLIB_CHUNK }), handle.createWriteStream());
+        const gz = zlib().createGzip({ level: 6, chunkSize: ZLIB_CHUNK });
+        await (src.path ? gzipFileRange(src.path, s.start, s.end, gz, handle.createWriteStream(), READ_CHUNK) : pipeline(src.open(s.start, s.end), gz, handle.createWriteStream()));
         const length = (await stat(temp)).size;
         return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
       } catch (err) {

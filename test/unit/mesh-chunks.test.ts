@@ -1,6 +1,12 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { ChunkLookahead, lookaheadDepth, planChunks } from '../../src/mesh/chunks';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { createGzip, gunzipSync } from 'node:zlib';
+import { ChunkLookahead, gzipFileRange, lookaheadDepth, planChunks } from '../../src/mesh/chunks';
 import { gunzipChunkSize } from '../../src/mesh/client';
 
 describe('chunk planning', () => {
@@ -95,5 +101,49 @@ describe('gunzip output buffer', () => {
     expect(gunzipChunkSize(64 * 1024 + 1)).to.equal(1024 * 1024);
     expect(gunzipChunkSize(Number.NaN)).to.equal(1024 * 1024);
     expect(gunzipChunkSize(0)).to.equal(1024 * 1024);
+  });
+});
+
+describe('gzipFileRange (a spooled chunk compressed from one reused read buffer)', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'meshd-gzrange-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs gzipFileRange into memory and returns the inflated bytes. */
+  async function inflated(path: string, start: number, end: number, readSize: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    const out = new PassThrough();
+    out.on('data', (d: Buffer) => parts.push(d));
+    await gzipFileRange(path, start, end, createGzip(), out, readSize);
+    return gunzipSync(Buffer.concat(parts));
+  }
+
+  it('compresses exactly the range, across many reads into the same buffer, whatever the read size', async () => {
+    const data = randomBytes(50_000);
+    const path = join(dir, 'data.bin');
+    writeFileSync(path, data);
+    for (const [start, end, readSize] of [[0, 50_000, 1024], [777, 31_234, 1000], [49_999, 50_000, 4096], [10, 20, 1 << 20]]) {
+      expect((await inflated(path, start, end, readSize)).equals(data.subarray(start, end)), `${start}-${end}/${readSize}`).to.equal(true);
+    }
+  });
+
+  it('gives what a file shorter than the range holds', async () => {
+    const path = join(dir, 'short.bin');
+    writeFileSync(path, 'only this');
+    expect((await inflated(path, 5, 1000, 3)).toString()).to.equal('this');
+  });
+
+  it('fails, never hangs, when the output fails mid-way; refuses a missing file or a link', async () => {
+    const path = join(dir, 'data.bin');
+    writeFileSync(path, randomBytes(200_000));
+    const broken = new Writable({ write: (_chunk, _enc, cb) => cb(new Error('disk full')) });
+    const err = await gzipFileRange(path, 0, 200_000, createGzip({ level: 0 }), broken, 1024).catch((e: Error) => e);
+    expect(err).to.be.instanceOf(Error);
+    expect((err as Error).message).to.equal('disk full');
+    const missing = await gzipFileRange(join(dir, 'none'), 0, 10, createGzip(), new PassThrough(), 1024).catch((e: NodeJS.ErrnoException) => e.code);
+    expect(missing).to.equal('ENOENT');
+    symlinkSync(path, join(dir, 'link'));
+    const link = await gzipFileRange(join(dir, 'link'), 0, 10, createGzip(), new PassThrough(), 1024).catch((e: NodeJS.ErrnoException) => e.code);
+    expect(link).to.equal('ELOOP');
   });
 });
