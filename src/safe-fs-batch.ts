@@ -17,15 +17,14 @@ import { CREATE_FLAGS, errorResult, FactsReading, isPlain, READ_FLAGS, statField
  * A thread with its own V8 heap holds some 11 MB, which a lone message, a one-off `meshd send`
  * or a long upload (the 150 MB goal for a 1 GiB send, docs/performance.md §3) should not carry.
  * So the worker starts only when one turn gathers WORKER_FROM calls; until then a turn's calls
- * are made through libuv's pool as before. It never keeps the process alive once nothing is
- * waiting on it, and it ends once it has had nothing to do for IDLE_MS.
+ * are made through libuv's pool as before. Once started it stays, as a thread pool does (ended
+ * when idle, it had to start cold at each busy cycle: a new isolate and its code not yet
+ * optimised, which doubled a claim's reads in `npm run bench -- file-calls`), but it never keeps
+ * the process alive once nothing is waiting on it.
  */
 
 /** A turn with this many calls starts the worker; fewer, with no worker running, go to libuv's pool. */
 const WORKER_FROM = 4;
-
-/** How long the worker may have nothing to do before it ends (a later busy turn starts another). */
-const IDLE_MS = 2_000;
 
 interface Waiting {
   request: FileRequest;
@@ -34,7 +33,6 @@ interface Waiting {
 }
 
 let worker: Worker | undefined;
-let idleTimer: NodeJS.Timeout | undefined;
 let gathered: Waiting[] = [];
 const sent = new Map<number, Waiting[]>();
 let lastId = 0;
@@ -103,7 +101,6 @@ export function startFileWorker(): void {
 
 /** Ends the worker (tests; a later busy turn starts another). */
 export async function stopFileWorker(): Promise<void> {
-  clearTimeout(idleTimer);
   const w = worker;
   worker = undefined;
   if (w) await w.terminate();
@@ -112,11 +109,6 @@ export async function stopFileWorker(): Promise<void> {
 /** True while a worker thread is running (tests). */
 export function fileWorkerRunning(): boolean {
   return worker !== undefined;
-}
-
-function endIdle(): void {
-  // Nothing sent since the timer was set (send clears it), and nothing gathered for the next turn.
-  if (sent.size === 0 && gathered.length === 0) void stopFileWorker();
 }
 
 function call(request: FileRequest): Promise<FileResult> {
@@ -143,7 +135,6 @@ function send(): void {
     return;
   }
   sent.set(id, batch);
-  clearTimeout(idleTimer);
   w.ref();
   w.postMessage({ id, requests: batch.map((b) => b.request) });
 }
@@ -157,10 +148,7 @@ function start(): Worker {
   w.on('message', ({ id, results }: { id: number; results: FileResult[] }) => {
     const batch = sent.get(id);
     sent.delete(id);
-    if (sent.size === 0) {
-      w.unref();
-      idleTimer = setTimeout(endIdle, IDLE_MS).unref();
-    }
+    if (sent.size === 0) w.unref();
     batch?.forEach((waiting, i) => waiting.resolve(results[i]));
   });
   // A worker that fails or ends fails what it was asked; the next call starts a new one.

@@ -129,22 +129,6 @@ describe("safe-fs's worker thread (lstat and file facts in batches)", () => {
     expect(await pending).to.equal('FILE_WORKER_FAILED');
   });
 
-  it('ends the worker once it has had nothing to do for two seconds; a lone call then goes to the pool', async function () {
-    this.timeout(10_000);
-    writeFileSync(join(dir, 'a.dat'), 'a');
-    startFileWorker();
-    await lstatBatched(join(dir, 'a.dat'));
-    expect(fileWorkerRunning()).to.equal(true);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await lstatBatched(join(dir, 'a.dat')); // a call within the idle time keeps it
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(fileWorkerRunning()).to.equal(true);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(fileWorkerRunning()).to.equal(false);
-    expect((await lstatBatched(join(dir, 'a.dat'))).size).to.equal(1);
-    expect(fileWorkerRunning()).to.equal(false);
-  });
-
   it('never keeps a process alive once nothing waits on the worker', () => {
     const script = `const b = require(${JSON.stringify(require.resolve('../../src/safe-fs-batch'))}); b.startFileWorker(); b.lstatBatched(process.argv[1]).then((st) => process.stdout.write(String(st.isDirectory())));`;
     expect(execFileSync(process.execPath, ['-e', script, dir], { encoding: 'utf8', timeout: 20_000 })).to.equal('true');
