@@ -146,6 +146,52 @@ describe('ledger purge and backup', () => {
     expect(ledger.getAppointment('NEW')).to.not.equal(undefined);
   });
 
+  it('does what the foreign keys would for purged rows: keys deleted, appointment links cleared, every reference left valid', () => {
+    const gone = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
+    ledger.setMessageKeys(gone.id, ['X26ABC2|appt:1', 'X26ABC2|patient:9990000018']);
+    clock = NOW;
+    const kept = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
+    ledger.setMessageKeys(kept.id, ['X26ABC2|appt:1']);
+    ledger.recordAppointment('APPT-1', 'out', { eventKind: 'booked', messageRowId: gone.id });
+    ledger.recordAppointment('APPT-2', 'out', { eventKind: 'booked', messageRowId: kept.id });
+
+    expect(ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW }).rows).to.equal(1);
+
+    const db = new Database(ledger.file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT row_id, key FROM message_keys ORDER BY key').all()).to.deep.equal([{ row_id: kept.id, key: 'X26ABC2|appt:1' }]);
+      expect(db.prepare('SELECT appointment_key AS key, message_row_id FROM appointments ORDER BY appointment_key').all()).to.deep.equal([
+        { key: 'APPT-1', message_row_id: null },
+        { key: 'APPT-2', message_row_id: kept.id },
+      ]);
+      expect(db.pragma('foreign_key_check')).to.deep.equal([]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('turns foreign-key checks back on after a purge, also one that fails, and keeps them on inside a transaction', () => {
+    const db = (ledger as unknown as { db: Database.Database }).db;
+    ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
+    ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW });
+    expect(db.pragma('foreign_keys', { simple: true })).to.equal(1);
+
+    ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
+    db.exec("CREATE TEMP TRIGGER fail_purge BEFORE DELETE ON messages BEGIN SELECT RAISE(ABORT, 'disk gone'); END");
+    expect(() => ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW })).to.throw(/disk gone/);
+    expect(db.pragma('foreign_keys', { simple: true })).to.equal(1);
+    db.exec('DROP TRIGGER fail_purge');
+
+    // Within an outer transaction the pragma cannot change: the checks stay on and do their own work.
+    const row = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
+    ledger.setMessageKeys(row.id, ['X26ABC2|appt:2']);
+    ledger.transaction(() => {
+      expect(ledger.purge({ olderThan: CUTOFF, payloadsOnly: false, now: NOW }).rows).to.equal(2);
+      expect(db.pragma('foreign_keys', { simple: true })).to.equal(1);
+    });
+    expect(db.prepare('SELECT COUNT(*) FROM message_keys').pluck().get()).to.equal(0);
+  });
+
   it('leaves events append-only after a purge (the guard is reset)', () => {
     const row = ledger.insertMessage({ direction: 'out', mailbox: 'X26ABC1', state: 'failed' });
     clock = NOW;
