@@ -62,6 +62,12 @@ const PURGE_BATCH_MS = 25;
 const PURGE_BATCH_MIN = 50;
 const PURGE_BATCH_MAX = 4000;
 const MAILBOX_STATUS_FIELDS = new Set(Object.keys(MAILBOX_STATUS_COLUMNS));
+/**
+ * A row's state is among @states' list for its direction ({"out": [...], "in": [...]}). Each list
+ * is read once a statement: json_each(@states, '$.' || direction) was read again for every row.
+ */
+const STATE_FOR_DIRECTION = `(direction = 'out' AND state IN (SELECT value FROM json_each(@states, '$.out'))
+  OR direction = 'in' AND state IN (SELECT value FROM json_each(@states, '$.in')))`;
 
 export interface LedgerOptions extends OpenOptions {
   /** Injectable clock for stamps (tests). */
@@ -561,10 +567,11 @@ export class SqliteLedger implements LedgerStore {
   private clearPayloadsBatch(cutoff: string, opts: PurgeOptions, limit: number, payloads: string[]): () => number {
     const at = opts.now.toISOString();
     const states = JSON.stringify(payloadStatesToClear(opts.payloadsOnly));
+    // Named: the state test's OR would otherwise draw SQLite to messages_state_updated and a sort of every older row.
     const select = this.statement(
-      `SELECT id, payload_path, ctl_path FROM messages
+      `SELECT id, payload_path, ctl_path FROM messages INDEXED BY messages_payload_age
        WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined') AND updated_at < @cutoff
-         AND state IN (SELECT value FROM json_each(@states, '$.' || direction))
+         AND ${STATE_FOR_DIRECTION}
        ORDER BY updated_at LIMIT @limit`,
     );
     const clear = this.statement('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
@@ -596,7 +603,7 @@ export class SqliteLedger implements LedgerStore {
     const ours = this.statement(
       `SELECT payload_path, ctl_path FROM messages
        WHERE id IN (SELECT value FROM json_each(@ids)) AND (payload_path IS NOT NULL OR ctl_path IS NOT NULL)
-         AND state IN (SELECT value FROM json_each(@states, '$.' || direction))`,
+         AND ${STATE_FOR_DIRECTION}`,
     ).raw();
     const setGuard = this.statement('UPDATE purge_guard SET active = ? WHERE id = 1');
     const dependents = [

@@ -31,13 +31,15 @@ describe('ledger query plans', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function plans(): string[] {
+  function explain(sql: string): string {
     const db = (ledger as unknown as { db: Database.Database }).db;
-    return prepared.map((sql) => {
-      const named = Object.fromEntries((sql.match(/@\w+/g) ?? []).map((p) => [p.slice(1), 'x']));
-      const params = Object.keys(named).length ? [named] : Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => 'x');
-      return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
-    });
+    const named = Object.fromEntries((sql.match(/@\w+/g) ?? []).map((p) => [p.slice(1), 'x']));
+    const params = Object.keys(named).length ? [named] : Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => 'x');
+    return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+  }
+
+  function plans(): string[] {
+    return [...prepared].map(explain);
   }
 
   it('reads overdue business acknowledgements from the index of sends still waiting for one', () => {
@@ -55,5 +57,20 @@ describe('ledger query plans', () => {
     const [marked, unacked] = plans();
     expect(marked).to.match(/^SEARCH messages USING INDEX messages_marked \(mailbox=\? AND direction=\? AND state=\?\)$/);
     expect(unacked).to.match(/^SEARCH messages USING INDEX messages_unacknowledged \(mailbox=\? AND state=\?\)$/);
+  });
+
+  it('reads retention batches by the indexes of settled rows and of payload age, sorting nothing', () => {
+    const options = { olderThan: new Date(), now: new Date() };
+    ledger.purge({ ...options, payloadsOnly: true });
+    ledger.purge({ ...options, payloadsOnly: false });
+    const selects = prepared.filter((sql) => sql.trim().startsWith('SELECT')).map((sql) => [sql.trim(), explain(sql)] as const);
+    const planOf = (start: RegExp) => selects.filter(([sql]) => start.test(sql)).map(([, plan]) => plan);
+    const payloads = planOf(/^SELECT id, payload_path, ctl_path FROM messages/);
+    expect(payloads).to.have.length(1);
+    expect(payloads[0]).to.match(/^SEARCH messages USING INDEX messages_payload_age \(updated_at<\?\)/);
+    expect(planOf(/^SELECT id FROM messages/)).to.have.length(1);
+    expect(planOf(/^SELECT id FROM messages/)[0]).to.match(/^SEARCH messages USING COVERING INDEX messages_state_updated \(state=\? AND updated_at<\?\)/);
+    expect(planOf(/^SELECT payload_path, ctl_path FROM messages/)[0]).to.match(/^SEARCH messages USING INTEGER PRIMARY KEY/);
+    for (const [, plan] of selects) expect(plan).to.not.match(/TEMP B-TREE|SCAN messages/);
   });
 });
