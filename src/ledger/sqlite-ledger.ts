@@ -573,15 +573,19 @@ export class SqliteLedger implements LedgerStore {
        WHERE (payload_path IS NOT NULL OR ctl_path IS NOT NULL) AND (direction = 'out' OR state = 'quarantined') AND updated_at < @cutoff
          AND ${STATE_FOR_DIRECTION}
        ORDER BY updated_at LIMIT @limit`,
+    ).raw();
+    // One statement each for the batch, not two a row: a payloads-only purge takes 17% fewer instructions (docs/performance.md §5).
+    const clear = this.statement('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id IN (SELECT value FROM json_each(?))');
+    const record = this.statement(
+      "INSERT INTO events (message_row_id, at, type, from_state, to_state, detail) SELECT value, ?, 'payload_purged', NULL, NULL, NULL FROM json_each(?)",
     );
-    const clear = this.statement('UPDATE messages SET payload_path = NULL, ctl_path = NULL WHERE id = ?');
     return () => {
-      const rows = select.all({ cutoff, states, limit }) as Array<{ id: number; payload_path: string | null; ctl_path: string | null }>;
-      for (const r of rows) {
-        clear.run(r.id);
-        this.insertEvent(r.id, at, 'payload_purged', null, null);
-        for (const p of [r.payload_path, r.ctl_path]) if (p) payloads.push(p);
-      }
+      const rows = select.all({ cutoff, states, limit }) as Array<[id: number, payloadPath: string | null, ctlPath: string | null]>;
+      if (rows.length === 0) return 0;
+      const ids = JSON.stringify(rows.map(([id]) => id));
+      clear.run(ids);
+      record.run(at, ids);
+      for (const [, payloadPath, ctlPath] of rows) for (const p of [payloadPath, ctlPath]) if (p) payloads.push(p);
       return rows.length;
     };
   }

@@ -94,10 +94,16 @@ describe('ledger purge and backup', () => {
         '/data/in-quarantined.ctl',
       ].sort(),
     );
-    // The store has forgotten them and says so in the history; rows stay.
+    // The store has forgotten them and says so in the history, once a row; rows stay.
     const sent = ledger.list({ state: 'sent' })[0];
     expect(sent.payloadPath).to.equal(null);
     expect(ledger.events(sent.id).at(-1)).to.include({ type: 'payload_purged', at: NOW.toISOString() });
+    const cleared = ledger.list({ limit: 1000 }).filter((r) => r.direction === 'out' ? !['claiming', 'queued', 'uploading', 'needs_review'].includes(r.state) : r.state === 'quarantined');
+    expect(cleared).to.have.length(7);
+    for (const row of cleared) {
+      expect(row).to.include({ payloadPath: null, ctlPath: null });
+      expect(ledger.events(row.id).filter((e) => e.type === 'payload_purged'), row.state).to.have.length(1);
+    }
     expect(ledger.list({ state: 'delivered' })[0].payloadPath).to.equal('/data/in-delivered.dat');
     expect(ledger.list({ state: 'needs_review', direction: 'out' })[0].payloadPath).to.equal('/data/out-needs_review.dat');
     expect(ledger.list({ state: 'needs_review', direction: 'in' })[0].payloadPath, 'a person has yet to decide').to.equal('/data/in-needs_review.dat');
