@@ -1,8 +1,8 @@
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Gzip } from 'node:zlib';
+import { openRegular } from '../safe-fs';
 
 /** Splitting a message's RAW bytes into chunks (each is then gzip'd on its own). */
 
@@ -69,15 +69,16 @@ export function lookaheadDepth(cores: number): number {
  * gzips bytes [start, end) of the file at `path` through `gz` into `out`, read into one buffer
  * of `readSize` that is used again once zlib has consumed each read. A read stream allocates a
  * new buffer a read, and V8 frees those only when it next collects: they were tens of MB of a
- * large send's peak memory (docs/performance.md §3). A file shorter than `end` gives what it
- * has (the send's checks of size and hash see the change).
+ * large send's peak memory (docs/performance.md §3). The file is opened as safe-fs opens any
+ * (a regular file with one link, no link followed). A file shorter than `end` gives what it has
+ * (the send's checks of size and hash see the change).
  */
 export async function gzipFileRange(path: string, start: number, end: number, gz: Gzip, out: Writable, readSize: number): Promise<void> {
   const written = pipeline(gz, out);
   written.catch(() => undefined); // awaited at the end; a failure there also fails the next write
   let input: FileHandle | undefined;
   try {
-    input = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    input = (await openRegular(path)).handle;
     const buf = Buffer.allocUnsafeSlow(Math.min(readSize, Math.max(1, end - start)));
     for (let pos = start; pos < end; ) {
       const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, end - pos), pos);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -133,7 +133,7 @@ describe('gzipFileRange (a spooled chunk compressed from one reused read buffer)
     expect((await inflated(path, 5, 1000, 3)).toString()).to.equal('this');
   });
 
-  it('fails, never hangs, when the output fails mid-way; refuses a missing file or a link', async () => {
+  it('fails, never hangs, when the output fails mid-way; refuses a missing file, a link or a second name', async () => {
     const path = join(dir, 'data.bin');
     writeFileSync(path, randomBytes(200_000));
     const broken = new Writable({ write: (_chunk, _enc, cb) => cb(new Error('disk full')) });
@@ -144,6 +144,9 @@ describe('gzipFileRange (a spooled chunk compressed from one reused read buffer)
     expect(missing).to.equal('ENOENT');
     symlinkSync(path, join(dir, 'link'));
     const link = await gzipFileRange(join(dir, 'link'), 0, 10, createGzip(), new PassThrough(), 1024).catch((e: NodeJS.ErrnoException) => e.code);
-    expect(link).to.equal('ELOOP');
+    expect(link).to.equal('NOT_REGULAR_FILE');
+    linkSync(path, join(dir, 'second-name'));
+    const hardLink = await gzipFileRange(path, 0, 10, createGzip(), new PassThrough(), 1024).catch((e: NodeJS.ErrnoException) => e.code);
+    expect(hardLink).to.equal('NOT_REGULAR_FILE');
   });
 });
