@@ -1,8 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Gzip } from 'node:zlib';
-import { openRegular } from '../safe-fs';
 
 /** Splitting a message's RAW bytes into chunks (each is then gzip'd on its own). */
 
@@ -66,19 +65,17 @@ export function lookaheadDepth(cores: number): number {
 }
 
 /**
- * gzips bytes [start, end) of the file at `path` through `gz` into `out`, read into one buffer
- * of `readSize` that is used again once zlib has consumed each read. A read stream allocates a
- * new buffer a read, and V8 frees those only when it next collects: they were tens of MB of a
- * large send's peak memory (docs/performance.md §3). The file is opened as safe-fs opens any
- * (a regular file with one link, no link followed). A file shorter than `end` gives what it has
- * (the send's checks of size and hash see the change).
+ * gzips bytes [start, end) of an open file through `gz` into `out`, read into one buffer of
+ * `readSize` that is used again once zlib has consumed each read. A read stream allocates a new
+ * buffer a read, and V8 frees those only when it next collects: they were tens of MB of a large
+ * send's peak memory (docs/performance.md §3). Reads are positional, so chunks of one file may
+ * be compressed side by side from the one descriptor, which stays the caller's to close. A
+ * file shorter than `end` gives what it has (the send's checks of size and hash see the change).
  */
-export async function gzipFileRange(path: string, start: number, end: number, gz: Gzip, out: Writable, readSize: number): Promise<void> {
+export async function gzipFileRange(input: FileHandle, start: number, end: number, gz: Gzip, out: Writable, readSize: number): Promise<void> {
   const written = pipeline(gz, out);
   written.catch(() => undefined); // awaited at the end; a failure there also fails the next write
-  let input: FileHandle | undefined;
   try {
-    input = (await openRegular(path)).handle;
     const buf = Buffer.allocUnsafeSlow(Math.min(readSize, Math.max(1, end - start)));
     for (let pos = start; pos < end; ) {
       const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, end - pos), pos);
@@ -90,8 +87,25 @@ export async function gzipFileRange(path: string, start: number, end: number, gz
     gz.end();
   } catch (err) {
     gz.destroy(err as Error);
-  } finally {
-    await input?.close();
   }
   await written;
+}
+
+/**
+ * A stream of bytes [start, end) of an open file, by positional reads that leave the descriptor
+ * open (the caller's to close; FileHandle.close waits for a read in flight). A FileHandle's own
+ * createReadStream adds a listener to the handle for every stream, which a send of many chunks
+ * and retries would pile up.
+ */
+export function readFileRange(input: FileHandle, start: number, end: number, readSize: number): Readable {
+  async function* reads(): AsyncGenerator<Buffer> {
+    for (let pos = start; pos < end; ) {
+      const want = Math.min(readSize, end - pos);
+      const { bytesRead, buffer } = await input.read(Buffer.allocUnsafe(want), 0, want, pos);
+      if (bytesRead === 0) return;
+      pos += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  }
+  return Readable.from(reads(), { objectMode: false });
 }

@@ -9,10 +9,10 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { request } from './undici';
-import { createExclusive, PRIVATE_FILE_MODE } from '../safe-fs';
+import { createExclusive, openRegular, PRIVATE_FILE_MODE } from '../safe-fs';
 import { InputError, MeshdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { ChunkLookahead, gzipFileRange, lookaheadDepth, planChunks } from './chunks';
+import { ChunkLookahead, gzipFileRange, lookaheadDepth, planChunks, readFileRange } from './chunks';
 import {
   BadMessageIdError,
   LocalWriteError,
@@ -456,10 +456,20 @@ export class MeshClient {
     await drain(res);
   }
 
-  /** Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte range. */
+  /**
+   * Sends a file: single or chunked, each chunk gzip'd on its own and streamed from its byte
+   * range. It is opened once, as safe-fs opens any file (regular, one link, no link followed),
+   * and every chunk and every retry reads that descriptor: what is sent is the file that was
+   * checked, whatever is renamed over its name meanwhile.
+   */
   async sendFile(path: string, opts: SendOptions): Promise<SendResult> {
-    const size = (await stat(path)).size;
-    return this.sendSource({ size, path, open: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK }) }, opts);
+    const { handle, stat: st } = await openRegular(path);
+    try {
+      const open = (start: number, end: number) => readFileRange(handle, start, end, READ_CHUNK);
+      return await this.sendSource({ size: st.size, file: handle, open }, opts);
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Sends bytes already in memory (small messages such as business ACKs). */
@@ -467,7 +477,7 @@ export class MeshClient {
     return this.sendSource({ size: data.length, bytes: data, open: (start, end) => Readable.from([data.subarray(start, end)]) }, opts);
   }
 
-  private async sendSource(src: { size: number; bytes?: Buffer; path?: string; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
+  private async sendSource(src: { size: number; bytes?: Buffer; file?: FileHandle; open(start: number, end: number): Readable }, opts: SendOptions): Promise<SendResult> {
     if (src.size === 0) throw new InputError('MESH_EMPTY_MESSAGE', 'cannot send an empty message (MESH refuses it with code 02)');
     if (src.size > MAX_MESSAGE_BYTES) throw new InputError('MESH_MESSAGE_TOO_LARGE', `message is ${src.size} bytes; MESH allows at most ${MAX_MESSAGE_BYTES}`);
     const chunkSize = opts.chunkSize ?? this.opts.chunkSize ?? 20 * 1024 * 1024;
@@ -504,7 +514,7 @@ export class MeshClient {
       try {
         const handle = await createExclusive(temp, PRIVATE_FILE_MODE);
         const gz = zlib().createGzip({ level: 6, chunkSize: ZLIB_CHUNK });
-        await (src.path ? gzipFileRange(src.path, s.start, s.end, gz, handle.createWriteStream(), READ_CHUNK) : pipeline(src.open(s.start, s.end), gz, handle.createWriteStream()));
+        await (src.file ? gzipFileRange(src.file, s.start, s.end, gz, handle.createWriteStream(), READ_CHUNK) : pipeline(src.open(s.start, s.end), gz, handle.createWriteStream()));
         const length = (await stat(temp)).size;
         return { length, open: () => createReadStream(temp, { highWaterMark: 256 * 1024 }), cleanup: () => unlink(temp).catch(() => undefined) };
       } catch (err) {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
@@ -265,6 +266,23 @@ describe('MESH client against the simulator (mTLS)', function () {
       const dest = join(root, 'plain.dat');
       await downloadTo(client(cfg2), sent.messageId, dest);
       expect(readFileSync(dest).equals(payload)).to.equal(true);
+    });
+
+    it('refuses to send through a link, a second name or a FIFO, compressed or not, and sends nothing', async () => {
+      const target = file(randomBytes(30_000));
+      symlinkSync(target, join(root, 'via-link.dat'));
+      const second = join(root, 'second-name.dat');
+      const hardLinked = file(randomBytes(30_000));
+      linkSync(hardLinked, second);
+      const fifo = join(root, 'fifo.dat');
+      execFileSync('mkfifo', [fifo]);
+      for (const compress of [true, false]) {
+        for (const path of [join(root, 'via-link.dat'), second, fifo]) {
+          const err = await client(cfg1).sendFile(path, { to: 'X26ABC2', workflowId: 'TEST_WORKFLOW', chunkSize: 10_000, compress }).catch((e: NodeJS.ErrnoException) => e);
+          expect((err as NodeJS.ErrnoException).code, `${path} compress=${compress}`).to.equal('NOT_REGULAR_FILE');
+        }
+      }
+      expect(await client(cfg2).listInbox()).to.deep.equal([]);
     });
 
     it('resumes an interrupted send from the next chunk', async () => {
