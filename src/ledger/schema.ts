@@ -326,6 +326,23 @@ export const MIGRATIONS: readonly Migration[] = [
           AND substr(payload_path, -length('/spool/' || mailbox || '/' || claim_id || '.dat')) = '/spool/' || mailbox || '/' || claim_id || '.dat';
     `,
   },
+  {
+    version: 10,
+    // Index entries nothing reads, each written with a row or event and deleted again by retention
+    // (docs/performance.md §5). The work queue's questions (due work, the oldest waiting) are
+    // answered from messages_age, whose first three columns are messages_work's: SQLite chose it
+    // for every statement meshd prepares. The throughput chart (throughput(), the web console) is
+    // the one reader of events by state and time, and asks only for moves into these five states;
+    // the index it replaces held every event that moves a row (claiming, queued, receiving,
+    // acknowledged, ...), three or four a message. Its condition is ORs, not IN: SQLite evaluates
+    // an IN list of more than two values by building a small temporary index, at every insert.
+    sql: `
+      DROP INDEX messages_work;
+      DROP INDEX events_to_state_at;
+      CREATE INDEX events_throughput ON events (to_state, at)
+        WHERE (to_state = 'sent' OR to_state = 'delivered' OR to_state = 'failed' OR to_state = 'quarantined' OR to_state = 'undeliverable');
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -73,4 +73,25 @@ describe('ledger query plans', () => {
     expect(planOf(/^SELECT payload_path, ctl_path FROM messages/)[0]).to.match(/^SEARCH messages USING INTEGER PRIMARY KEY/);
     for (const [, plan] of selects) expect(plan).to.not.match(/TEMP B-TREE|SCAN messages/);
   });
+
+  it('charts throughput from the index of moves into the states it counts (migration 10), not every event', () => {
+    ledger.throughput(new Date(), 'hour');
+    const [plan] = plans();
+    expect(plan).to.match(/^SEARCH events USING (COVERING )?INDEX events_throughput \(to_state=\? AND at>\?\)/);
+    const db = (ledger as unknown as { db: Database.Database }).db;
+    const where = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'events_throughput'").pluck().get() as string;
+    expect(where).to.match(/WHERE \(to_state = 'sent' OR to_state = 'delivered' OR to_state = 'failed' OR to_state = 'quarantined' OR to_state = 'undeliverable'\)$/);
+    // An IN list of more than two values would build a temporary index at every event written.
+    const insert = (db.prepare('EXPLAIN INSERT INTO events (message_row_id, at, type, to_state) VALUES (1, ?, ?, ?)').all('x', 'x', 'x') as Array<{ opcode: string }>).map((r) => r.opcode);
+    expect(insert).to.not.include('OpenEphemeral');
+  });
+
+  it('answers the work queue from messages_age, by mailbox, direction and state (migration 10 dropped messages_work)', () => {
+    const source = (name: string) => {
+      const held = (ledger as unknown as Record<string, { source?: string; stmt?: { source: string } }>)[name];
+      return held.stmt?.source ?? held.source!;
+    };
+    expect(explain(source('stmtDue'))).to.match(/^SEARCH messages USING INDEX messages_age \(mailbox=\? AND direction=\? AND state=\?\)/);
+    expect(explain(source('stmtOldest'))).to.match(/^SEARCH messages USING INDEX messages_age \(mailbox=\? AND direction=\? AND state=\?\)$/);
+  });
 });
