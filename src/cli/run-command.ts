@@ -9,7 +9,7 @@ import { meshPortFor } from '../transfer/mesh-port';
 import { EXIT, exitCodeFor } from './exit';
 import { printer } from './output';
 import { Daemon } from '../daemon/daemon';
-import { hostIdOf, HostLeases } from '../daemon/hosts';
+import type { HostLeases } from '../daemon/hosts';
 import { acquireInstanceLock } from '../daemon/lock';
 import type { Observer } from '../daemon/observe';
 
@@ -38,8 +38,11 @@ export function checkClientCertificate(config: MeshdConfig, log: Logger, now = n
 
 export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRun?: boolean }): Promise<number> {
   const config = await loadConfig(findConfigPath(g.config));
-  // With PostgreSQL this process is one host among several, named in every log line.
-  const hostId = config.ledger.postgres ? hostIdOf(config) : undefined;
+  // With PostgreSQL this process is one host among several, named in every log line. Its
+  // leases (and their migrations) are loaded only then: a SQLite run, an idle one above all,
+  // does not compile them (docs/performance.md §2).
+  const hosts = config.ledger.postgres ? await import('../daemon/hosts') : undefined;
+  const hostId = hosts?.hostIdOf(config);
   const rootLog = createLogger({
     level: (g.logLevel as LogLevel | undefined) ?? config.log.level,
     format: config.log.format === 'auto' ? undefined : config.log.format,
@@ -68,19 +71,17 @@ export async function runCommand(g: GlobalOptions, opts: { once?: boolean; dryRu
   let leases: HostLeases | undefined;
   try {
     if (opts.once) {
-      leases = config.ledger.postgres ? HostLeases.open(config, log) : undefined;
+      leases = hosts?.HostLeases.open(config, log);
       return await runOnce(config, log, ports, print, leases);
     }
     // Metrics, health server and console only for the long-running daemon: loaded here, not at start-up.
     const { createMetrics, meteredPort, recordSuccessfulPoll, countingLogger, startObserver, version } = await import('../daemon/observe');
     const metrics = createMetrics({ version });
     const observed: { observer?: Observer } = {};
-    leases = config.ledger.postgres
-      ? HostLeases.open(config, log, (change, mailbox, held) => {
-          metrics.leaseChanges.inc({ mailbox, change });
-          metrics.leasesHeld.set(held);
-        })
-      : undefined;
+    leases = hosts?.HostLeases.open(config, log, (change, mailbox, held) => {
+      metrics.leaseChanges.inc({ mailbox, change });
+      metrics.leasesHeld.set(held);
+    });
     const daemon = await Daemon.open(config, {
       leases: leases?.forDaemon,
       log: countingLogger(log, metrics),

@@ -33,12 +33,12 @@ describe('meshd run (as a process)', function () {
     expect(JSON.parse(r.stdout).mailboxes[0]).to.include({ mailbox: SENDER, claimed: 1, sent: 1 });
   });
 
-  it('--once with nothing to do loads no PostgreSQL ledger, zlib, node-cron, HTTP/2, other command or addon finder (start-up time)', async () => {
+  it('--once with nothing to do loads no PostgreSQL ledger or lease, zlib, node-cron, HTTP/2, other command or addon finder (start-up time)', async () => {
     const main = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
     const script = `require(${JSON.stringify(main)}).main(['node', 'meshd', '--config', ${JSON.stringify(env.configPath[SENDER])}, 'run', '--once']).then((code) => {
       const files = Object.keys(require.cache);
       const builtins = process.moduleLoadList;
-      process.stdout.write('\\n' + JSON.stringify({ code, pg: files.some((f) => /\\/ledger\\/pg\\/(bridge|pg-ledger)|\\/node_modules\\/pg\\//.test(f)), cron: files.some((f) => f.includes('/node-cron/')), bindings: files.some((f) => f.includes('/node_modules/bindings/')),
+      process.stdout.write('\\n' + JSON.stringify({ code, pg: files.some((f) => /\\/ledger\\/pg\\/|\\/daemon\\/(hosts|lease)\\.js$|\\/node_modules\\/pg\\//.test(f)), cron: files.some((f) => f.includes('/node-cron/')), bindings: files.some((f) => f.includes('/node_modules/bindings/')),
         commands: files.filter((f) => /\\/cli\\/(mesh|transform|ledger|certs|config|sim|demo|ui)\\.js$/.test(f)).length,
         zlib: builtins.includes('NativeModule zlib'), http2: builtins.includes('NativeModule http2'), workers: builtins.includes('NativeModule worker_threads') }));
     });`;
