@@ -1,17 +1,19 @@
 import { spawn } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from '../test/support/yaml';
 import { startSimulator } from '../src/sim';
+import { fsyncDirSync, stepsSync } from './file-steps';
 
 /**
  * Daemon throughput: N small (2 KB) messages sent, then received, by `meshd run --once`
  * child processes against the simulator (this process), with the ledger and fsync'd files.
  * Beside it, measured in the same run for scale: the disk's raw fsync rate, its raw rate of new
- * durable files, and the simulator's raw HTTPS request rate, with meshd's rates as a fraction of each; and the CPU each message
- * cost meshd and the simulator, with the rate the machine's cores allow at that cost. Goal:
+ * durable files, and the simulator's raw HTTPS request rate, with meshd's rates as a fraction of
+ * each; and the CPU each message cost meshd and the simulator, with the rate the machine's cores
+ * allow at that cost. Goal:
  * ≥ 1,000/s each way.
  * MESHD_BENCH_PAYLOAD=hl7 sends HL7 v2 instead of plain text (the receiver's guarded path).
  */
@@ -100,30 +102,22 @@ function fsyncRate(dir: string, ms = 2000): number {
 }
 
 /**
- * The disk's raw rate of new durable files, in a new folder of `dir`: `count` files each created
- * exclusively, 2 KB written, fsync'd, closed and renamed into place (a control file's steps), then
- * one fsync of the folder. Unlike `fsyncRate`, each file is a new inode, which a message costs
- * meshd once sent and twice received. On ext4 without a journal, creating a file skips every inode
- * of its block group freed in the last 60–360 s, so this rate falls after a mass deletion (a test
- * run, an earlier benchmark's clean-up) and recovers minutes later (docs/performance.md §1, stop
- * 35). The files are left for the benchmark's clean-up: deleting them would slow what follows.
+ * The disk's raw rate of new durable files, in a new folder of `dir`: `count` files each taken
+ * through a received file's steps (bench/file-steps.ts: created exclusively, 2 KB written,
+ * fsync'd, renamed into place, made 0640, closed, checked), then one fsync of the folder. Unlike
+ * `fsyncRate`, each file is a new inode, which a message costs meshd once sent and twice received.
+ * On ext4 without a journal, creating a file skips every inode of its block group freed in the
+ * last 60–360 s, so this rate falls after a mass deletion (a test run, an earlier benchmark's
+ * clean-up) and recovers minutes later (docs/performance.md §1, stop 35). The files are left for
+ * the benchmark's clean-up: deleting them would slow what follows.
  */
-export function createRate(dir: string, count = 500): { perSecond: number; cpuMicros: number } {
+function createRate(dir: string, count = 500): { perSecond: number; cpuMicros: number } {
   const folder = mkdtempSync(join(dir, 'create-probe-'));
-  const block = Buffer.alloc(2048, 1);
+  const data = Buffer.alloc(2048, 1);
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < count; i++) {
-    const temp = join(folder, `.c${i}.part`);
-    const fd = openSync(temp, 'wx', 0o600);
-    writeSync(fd, block);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, join(folder, `c${i}.ctl`));
-  }
-  const dirFd = openSync(folder, 'r');
-  fsyncSync(dirFd);
-  closeSync(dirFd);
+  for (let i = 0; i < count; i++) stepsSync(folder, i, data);
+  fsyncDirSync(folder);
   const cpu = process.cpuUsage(cpu0);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   return { perSecond: Math.round((count / ms) * 1000), cpuMicros: Math.round((cpu.user + cpu.system) / count) };

@@ -20,7 +20,8 @@ const BATCH = 16;
 const ROUNDS = 3;
 const CREATE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
 
-function stepsSync(dir: string, i: number, data: Buffer): void {
+/** A received file's steps, synchronously: also the daemon benchmark's probe of the disk's new-file rate. */
+export function stepsSync(dir: string, i: number, data: Buffer): void {
   const part = join(dir, `m${i}.part`);
   const done = join(dir, `m${i}.dat`);
   const fd = openSync(part, CREATE, 0o600);
@@ -44,7 +45,7 @@ async function stepsAsync(dir: string, i: number, data: Buffer): Promise<void> {
   await fsp.lstat(done);
 }
 
-function fsyncDirSync(dir: string): void {
+export function fsyncDirSync(dir: string): void {
   const fd = openSync(dir, 'r');
   fsyncSync(fd);
   closeSync(fd);
