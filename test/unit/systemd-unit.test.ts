@@ -38,6 +38,11 @@ describe('systemd unit (systemd/meshd.service)', function () {
     expect(one('ConfigurationDirectory')).to.equal('meshd');
   });
 
+  it('gives the compile cache a directory of its own that only meshd can read (src/compile-cache.ts)', () => {
+    expect(one('CacheDirectory')).to.equal('meshd');
+    expect(one('CacheDirectoryMode')).to.equal('0700');
+  });
+
   it('loads the password, shared key and private key as credentials', () => {
     const creds = (d.get('LoadCredential') ?? []).map((v) => v.split(':')[0]);
     expect(creds).to.include.members(['mesh-password-X26ABC1', 'mesh-shared-key', 'client-key']);
