@@ -4,11 +4,11 @@ import { isAbsolute, join } from 'node:path';
 /**
  * Node.js 22.1 and later can keep V8's compiled code for each module on disk
  * (`module.enableCompileCache`), so a command starts without compiling meshd and its
- * dependencies again: an idle `meshd run --once` ~40 ms sooner (docs/performance.md §2).
+ * dependencies again: an idle `meshd run --once` ~30 ms sooner (docs/performance.md §2).
  * Node.js 20 has no such cache, and there this does nothing.
  *
  * The cache holds code that Node will run, so it is used only from a directory of this user's
- * that no one else can write: systemd's `CacheDirectory=` (meshd.service sets it), else
+ * that no one else can write: systemd's `CacheDirectory=` (both units set it), else
  * `$XDG_CACHE_HOME/meshd`, else `~/.cache/meshd`. Node's own `NODE_DISABLE_COMPILE_CACHE=1`
  * turns it off. A cache that cannot be made is left out: it only ever saves time.
  */
