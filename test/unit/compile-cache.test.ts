@@ -28,12 +28,13 @@ describe('compile cache (src/compile-cache.ts)', () => {
     expect(compileCacheDir({ CACHE_DIRECTORY: '/var/cache/meshd:/var/cache/other', XDG_CACHE_HOME: '/x', HOME: '/h' })?.dir).to.equal('/var/cache/meshd/compile');
     expect(compileCacheDir({ CACHE_DIRECTORY: 'relative', XDG_CACHE_HOME: '/x', HOME: '/h' })?.dir).to.equal('/x/meshd/compile');
     expect(compileCacheDir({ XDG_CACHE_HOME: 'relative', HOME: '/h' })).to.deep.equal({ base: '/h', dir: '/h/.cache/meshd/compile' });
+    expect(compileCacheDir({ HOME: '/h//' })).to.deep.equal({ base: '/h', dir: '/h/.cache/meshd/compile' });
     expect(compileCacheDir({ HOME: 'relative' })).to.equal(undefined);
     expect(compileCacheDir({})).to.equal(undefined);
   });
 
   it('makes the directory readable by this user alone and hands it to Node', () => {
-    expect(enableCompileCache({ HOME: home }, enable(1))).to.equal(cacheIn(home));
+    expect(enableCompileCache({ HOME: `${home}/` }, enable(1))).to.equal(cacheIn(home));
     expect(asked).to.deep.equal([cacheIn(home)]);
     expect(lstatSync(cacheIn(home)).mode & 0o777).to.equal(0o700);
   });
@@ -48,13 +49,19 @@ describe('compile cache (src/compile-cache.ts)', () => {
     expect(readdirSync(home)).to.deep.equal([]);
   });
 
-  it('refuses a cache directory that is a link, or that others can write', () => {
+  it('refuses a cache directory that is a link or under one, or that others can write', () => {
     const elsewhere = mkdtempSync(join(tmpdir(), 'meshd-cc-target-'));
     try {
       mkdirSync(join(home, '.cache', 'meshd'), { recursive: true });
       symlinkSync(elsewhere, cacheIn(home));
       expect(enableCompileCache({ HOME: home }, enable(1))).to.equal(undefined);
       rmSync(cacheIn(home));
+      // A link higher up, between the home and the cache.
+      rmSync(join(home, '.cache', 'meshd'), { recursive: true });
+      symlinkSync(elsewhere, join(home, '.cache', 'meshd'));
+      expect(enableCompileCache({ HOME: home }, enable(1))).to.equal(undefined);
+      rmSync(join(home, '.cache', 'meshd'));
+      mkdirSync(join(home, '.cache', 'meshd'));
       mkdirSync(cacheIn(home));
       chmodSync(cacheIn(home), 0o777);
       expect(enableCompileCache({ HOME: home }, enable(1))).to.equal(undefined);
